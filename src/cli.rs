@@ -1,0 +1,117 @@
+//! The command line (clap types only, no logic). The commands and flags are a contract: tests
+//! outside this repository drive the tool exactly this way.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "alma-cohort", version, about = "Reset the passwords of a cohort of Alma users defined by an Analytics report")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Alma API base URL: scheme, host and port only (the client appends /almaws/v1/...)
+    #[arg(long, global = true, env = "ALMA_BASE_URL", conflicts_with = "region")]
+    pub base_url: Option<String>,
+    /// Alma region, mapped to the official API host
+    #[arg(long, global = true, value_enum)]
+    pub region: Option<Region>,
+    /// Folder for the journal and per-run outputs
+    #[arg(long, global = true, env = "ALMA_COHORT_STATE", default_value = ".alma-cohort")]
+    pub state_dir: PathBuf,
+    /// File holding the API key (otherwise ALMA_API_KEY)
+    #[arg(long, global = true)]
+    pub api_key_file: Option<PathBuf>,
+    /// More logging (-v debug, -vv trace)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Less logging (warnings and errors only)
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Log line format on stderr
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Region {
+    Na,
+    Eu,
+    Ap,
+    Aps,
+    Ca,
+    Cn,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the local Alma simulator (analytics, sets, jobs, users) until interrupted
+    Sim(SimArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// Port on 127.0.0.1 (0 picks a free one)
+    #[arg(long, default_value_t = 8089)]
+    pub port: u16,
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1")]
+    pub listen: std::net::IpAddr,
+    /// Number of seeded users
+    #[arg(long, default_value_t = 20_000)]
+    pub users: usize,
+    /// Seed for the institution's data (same seed, same data)
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Serve a CSV file as a saved report: PATH=FILE.csv (header row = headings)
+    #[arg(long = "report", value_name = "PATH=FILE")]
+    pub reports: Vec<String>,
+    /// Accept another API key: KEY=area:r|rw[,...] with areas analytics, conf, users
+    #[arg(long = "key", value_name = "KEY=GRANTS")]
+    pub keys: Vec<String>,
+    /// Latency of a report's first page, in milliseconds
+    #[arg(long, default_value_t = 0)]
+    pub first_page_latency_ms: u64,
+    /// Latency of each later page, in milliseconds
+    #[arg(long, default_value_t = 0)]
+    pub page_latency_ms: u64,
+    /// "Still loading" answers (no rows, IsFinished=false) before a report's rows
+    #[arg(long, default_value_t = 0)]
+    pub still_loading: u32,
+    /// Say IsFinished=true after this many pages even with rows left
+    #[arg(long)]
+    pub premature_finish_after: Option<u32>,
+    /// Inject a fault: KIND@TARGET[,skip=N][,count=N][,ms=N]; KIND is 5xx, 429, drop, drop-after or slow
+    #[arg(long = "fault", value_name = "SPEC")]
+    pub faults: Vec<String>,
+    /// How Update/Notify Users runs end
+    #[arg(long, default_value = "success", value_parser = ["success", "warning", "completed-failed", "failed", "never-finishes"])]
+    pub job_outcome: String,
+    /// Simulated seconds from a job's submission to its end
+    #[arg(long, default_value_t = 60.0)]
+    pub job_duration_secs: f64,
+    /// Requests per second before 429 PER_SECOND_THRESHOLD (0: no limit)
+    #[arg(long, default_value_t = 25)]
+    pub rate_limit: u32,
+    /// API calls allowed per (simulated) day before 429 DAILY_THRESHOLD
+    #[arg(long, default_value_t = 1_000_000)]
+    pub daily_quota: u64,
+    /// Freeze simulated time; move it with POST /_sim/clock/advance?seconds=N
+    #[arg(long)]
+    pub manual_clock: bool,
+    /// Compact analytics pages instead of Alma's one-element-per-line layout
+    #[arg(long)]
+    pub compact: bool,
+}

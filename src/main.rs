@@ -1,0 +1,44 @@
+//! The `alma-cohort` binary: parse the command line, start logging, run, map the result to an
+//! exit code.
+
+use std::process::ExitCode;
+
+use alma_cohort::cli::{Cli, LogFormat};
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.global.verbose, cli.global.quiet, cli.global.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    match runtime.block_on(alma_cohort::app::run(cli)) {
+        Ok(exit) => exit.into(),
+        Err(e) => {
+            let e = anyhow::Error::new(e);
+            eprintln!("error: {e:#}");
+            let exit = e.downcast_ref::<alma_cohort::error::Error>().map(|e| e.exit());
+            exit.map(ExitCode::from).unwrap_or(ExitCode::from(3))
+        }
+    }
+}
+
+fn init_logging(verbose: u8, quiet: bool, format: LogFormat) {
+    let default = match (quiet, verbose) {
+        (true, _) => "alma_cohort=warn",
+        (false, 0) => "alma_cohort=info",
+        (false, 1) => "alma_cohort=debug",
+        (false, _) => "alma_cohort=trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

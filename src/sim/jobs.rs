@@ -1,0 +1,520 @@
+//! Jobs (Configuration API): list, get, `op=run` with its thresholds, and instances that move
+//! QUEUED → INITIALIZING → RUNNING → FINALIZING → terminal on the simulator's clock. When Update/Notify
+//! Users ends well with Notify Password Change, each INTERNAL member gets a temporary password
+//! and one letter in the outbox; EXTERNAL members get none and are counted.
+
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rand::Rng;
+use serde_json::{Value, json};
+
+use super::config::JobOutcome;
+use super::institution::{AccountType, JobDef, UPDATE_NOTIFY_USERS};
+use super::state::{Letter, Outcome, Parsed, Req, State, format_alma_date, json_code, list_json, paging, parse_body};
+use super::wire::{AppError, Reply};
+
+/// At most this many API-submitted jobs may run at once (else 402222).
+pub const MAX_RUNNING_API_JOBS: usize = 3;
+/// At most this many runs of one job in the previous hour (else 402223).
+pub const MAX_RUNS_PER_HOUR: usize = 5;
+
+pub const TERMINAL: &[&str] = &[
+    "COMPLETED_SUCCESS",
+    "COMPLETED_WARNING",
+    "COMPLETED_FAILED",
+    "COMPLETED_NO_BULKS",
+    "FAILED",
+    "SKIPPED",
+    "SYSTEM_ABORTED",
+    "USER_ABORTED",
+    "MANUAL_HANDLING_REQUIRED",
+];
+
+fn status_desc(code: &str) -> &'static str {
+    match code {
+        "QUEUED" => "Queued",
+        "PENDING" => "Pending",
+        "INITIALIZING" => "Initializing",
+        "RUNNING" => "Running",
+        "FINALIZING" => "Finalizing",
+        "COMPLETED_SUCCESS" => "Completed Successfully",
+        "COMPLETED_WARNING" => "Completed with Warnings",
+        "COMPLETED_FAILED" => "Completed with Errors",
+        "COMPLETED_NO_BULKS" => "Completed - No Bulks",
+        "FAILED" => "Failed",
+        _ => "",
+    }
+}
+
+/// A job run.
+#[derive(Clone, Debug)]
+pub struct Instance {
+    pub id: String,
+    pub job_id: String,
+    pub name: String,
+    pub set_id: String,
+    pub parameters: Vec<(String, String)>,
+    pub submitted: DateTime<Utc>,
+    pub duration: Duration,
+    pub outcome: JobOutcome,
+    /// The set's members when the job was submitted.
+    pub members: Vec<String>,
+    pub status: &'static str,
+    pub progress: f64,
+    pub start_time: Option<DateTime<Utc>>,
+    pub end_time: Option<DateTime<Utc>>,
+    pub counters: Vec<(&'static str, &'static str, u64)>,
+    pub alerts: Vec<(&'static str, &'static str)>,
+    /// Effects (passwords, letters) applied once, when the run reached its terminal status.
+    pub applied: bool,
+}
+
+impl Instance {
+    pub fn is_terminal(&self) -> bool {
+        TERMINAL.contains(&self.status)
+    }
+
+    fn param(&self, name: &str) -> Option<&str> {
+        self.parameters.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// Where the run is at `now`: fractions of `duration` spent queued (10 %), initializing
+    /// (10 %), running (60 %) and finalizing (20 %, with `end_time` already set in its second
+    /// half, as Alma does).
+    fn advance_to(&mut self, now: DateTime<Utc>) {
+        if self.is_terminal() {
+            return;
+        }
+        let elapsed = (now - self.submitted).to_std().unwrap_or_default().as_secs_f64();
+        let total = self.duration.as_secs_f64();
+        let f = if total <= 0.0 { 1.0 } else { elapsed / total };
+        let at = |frac: f64| self.submitted + chrono::Duration::milliseconds((total * frac * 1000.0) as i64);
+        if f >= 0.1 && self.start_time.is_none() {
+            self.start_time = Some(at(0.1));
+        }
+        let (status, progress) = match self.outcome {
+            JobOutcome::NeverFinishes => match f {
+                f if f < 0.1 => ("QUEUED", 0.0),
+                f if f < 0.2 => ("INITIALIZING", 0.0),
+                f => ("RUNNING", (f * 10.0).min(99.0)),
+            },
+            JobOutcome::Failed => match f {
+                f if f < 0.1 => ("QUEUED", 0.0),
+                f if f < 0.3 => ("INITIALIZING", 0.0),
+                _ => ("FAILED", 0.0),
+            },
+            _ => match f {
+                f if f < 0.1 => ("QUEUED", 0.0),
+                f if f < 0.2 => ("INITIALIZING", 0.0),
+                f if f < 0.8 => ("RUNNING", ((f - 0.2) / 0.6 * 100.0 * 1000.0).round() / 1000.0),
+                f if f < 1.0 => ("FINALIZING", 100.0),
+                _ => (self.terminal_status(), 100.0),
+            },
+        };
+        self.status = status;
+        self.progress = progress;
+        if (status == "FINALIZING" && f >= 0.9) || self.is_terminal() {
+            let end = if status == "FAILED" { at(0.3) } else { at(f.min(1.0).max(0.9)) };
+            self.end_time.get_or_insert(end);
+        }
+    }
+
+    fn terminal_status(&self) -> &'static str {
+        if self.members.is_empty() {
+            return "COMPLETED_NO_BULKS";
+        }
+        match self.outcome {
+            JobOutcome::Success => "COMPLETED_SUCCESS",
+            JobOutcome::Warning => "COMPLETED_WARNING",
+            JobOutcome::CompletedFailed => "COMPLETED_FAILED",
+            JobOutcome::Failed => "FAILED",
+            JobOutcome::NeverFinishes => "RUNNING",
+        }
+    }
+}
+
+fn job_json(job: &JobDef, req: &Req) -> Value {
+    json!({
+        "id": job.id,
+        "name": job.name,
+        "description": job.description,
+        "type": {"value": job.job_type, "desc": if job.job_type == "MANUAL" { "Manual" } else { "Scheduled" }},
+        "category": {"value": job.category.0, "desc": job.category.1},
+        "content": {"value": job.content.0, "desc": job.content.1},
+        "link": req.link(&format!("conf/jobs/{}", job.id)),
+    })
+}
+
+fn instance_json(inst: &Instance, job: Option<&JobDef>, req: &Req) -> Value {
+    let mut v = json!({
+        "id": inst.id,
+        "external_id": format!("97{}", &inst.id[2..]),
+        "name": format!("{} - {}", inst.name, inst.submitted.format("%Y-%m-%d %-I:%M %p")),
+        "progress": inst.progress,
+        "status": {"value": inst.status, "desc": status_desc(inst.status)},
+        "submitted_by": {"value": "exl_api", "desc": "Ex Libris, API"},
+        "submit_time": format_alma_date(inst.submitted),
+        "status_date": format!("{}Z", inst.submitted.format("%Y-%m-%d")),
+        "link": req.link(&format!("conf/jobs/{}/instances/{}", inst.job_id, inst.id)),
+    });
+    if let Some(t) = inst.start_time {
+        v["start_time"] = format_alma_date(t).into();
+    }
+    if let Some(t) = inst.end_time {
+        v["end_time"] = format_alma_date(t).into();
+    }
+    if !inst.alerts.is_empty() {
+        v["alert"] = inst.alerts.iter().map(|(value, desc)| json!({"value": value, "desc": desc})).collect();
+    }
+    if !inst.counters.is_empty() {
+        // Counter values are strings in Alma's answers.
+        v["counter"] = inst
+            .counters
+            .iter()
+            .map(|(t, desc, n)| json!({"type": {"value": t, "desc": desc}, "value": n.to_string()}))
+            .collect();
+    }
+    if let Some(job) = job {
+        v["job_info"] = json!({
+            "id": job.id, "name": job.name,
+            "type": {"value": job.job_type, "desc": "Manual"},
+            "category": {"value": job.category.0, "desc": job.category.1},
+            "link": req.link(&format!("conf/jobs/{}", job.id)),
+        });
+    }
+    v
+}
+
+fn job_id_shape_ok(id: &str) -> bool {
+    let mut chars = id.chars();
+    matches!(chars.next(), Some('M' | 'S' | 'O')) && id.len() > 1 && chars.all(|c| c.is_ascii_digit())
+}
+
+impl State {
+    fn find_job(&self, id: &str) -> Result<&JobDef, AppError> {
+        if !job_id_shape_ok(id) {
+            return Err(AppError::bad_request("402215", format!("Job ID {id} is not in a valid format")));
+        }
+        self.jobs.iter().find(|j| j.id == id).ok_or_else(|| AppError::bad_request("402216", format!("Invalid job ID: {id}")))
+    }
+
+    pub fn list_jobs(&mut self, req: &Req) -> Outcome {
+        let (limit, offset) = paging(req)?;
+        let job_type = req.q("type").filter(|t| !t.is_empty());
+        if let Some(t) = job_type
+            && !matches!(t, "MANUAL" | "SCHEDULED" | "OTHER")
+        {
+            return Err(AppError::bad_request("40166410", format!("Invalid job type: {t}")).into());
+        }
+        let category = req.q("category").filter(|c| !c.is_empty());
+        let matching: Vec<&JobDef> = self
+            .jobs
+            .iter()
+            .filter(|j| job_type.is_none_or(|t| j.job_type == t))
+            .filter(|j| category.is_none_or(|c| j.category.0 == c))
+            .collect();
+        let total = matching.len();
+        Ok(Reply::ok("jobs", list_json("job", matching.into_iter().skip(offset).take(limit), total, |j| job_json(j, req))))
+    }
+
+    pub fn get_job(&mut self, req: &Req) -> Outcome {
+        let job = self.find_job(&req.segs[2])?;
+        Ok(Reply::ok("job", job_json(job, req)))
+    }
+
+    pub fn run_job(&mut self, req: &Req) -> Outcome {
+        let job = self.find_job(&req.segs[2])?.clone();
+        match req.q("op") {
+            None | Some("") => return Err(AppError::bad_request("402220", "The op parameter is missing").into()),
+            Some("run") => {}
+            Some(other) => return Err(AppError::bad_request("402221", format!("Operation {other} is not supported")).into()),
+        }
+        let parameters = read_parameters(req)?;
+        let param = |name: &str| parameters.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_string());
+        let set_id = match param("set_id") {
+            None => return Err(AppError::bad_request("402228", "Mandatory parameter set_id is missing").into()),
+            Some(v) if v.is_empty() => {
+                return Err(AppError::bad_request("402229", "Mandatory parameter set_id has an empty value").into());
+            }
+            Some(v) => v,
+        };
+        let set = self.sets.get(&set_id).ok_or_else(|| AppError::bad_request("60107", format!("Invalid set ID: {set_id}")))?;
+        let members = set.members.clone();
+        let now = self.clock.now();
+        if self.instances.values().any(|i| i.job_id == job.id && i.set_id == set_id && !i.is_terminal()) {
+            return Err(AppError::bad_request("60347", "The job overlaps with a running job on the same set").into());
+        }
+        if self.instances.values().filter(|i| !i.is_terminal()).count() >= MAX_RUNNING_API_JOBS {
+            return Err(AppError::bad_request(
+                "402222",
+                format!("Execution threshold reached: {MAX_RUNNING_API_JOBS} API jobs are already running"),
+            )
+            .into());
+        }
+        let hour_ago = now - chrono::Duration::hours(1);
+        if self.instances.values().filter(|i| i.job_id == job.id && i.submitted > hour_ago).count() >= MAX_RUNS_PER_HOUR {
+            return Err(AppError::bad_request(
+                "402223",
+                format!("Execution threshold reached: job {} ran {MAX_RUNS_PER_HOUR} times in the last hour", job.id),
+            )
+            .into());
+        }
+        let seq = self.next_seq();
+        let id = format!("96{:08}0001021", seq);
+        let mut inst = Instance {
+            id: id.clone(),
+            job_id: job.id.clone(),
+            name: param("job_name").filter(|n| !n.is_empty()).unwrap_or_else(|| job.name.clone()),
+            set_id,
+            parameters: parameters.clone(),
+            submitted: now,
+            duration: self.cfg.job_duration,
+            outcome: self.cfg.job_outcome,
+            members,
+            status: "QUEUED",
+            progress: 0.0,
+            start_time: None,
+            end_time: None,
+            counters: Vec::new(),
+            alerts: Vec::new(),
+            applied: false,
+        };
+        inst.advance_to(now);
+        self.instances.insert(id.clone(), inst);
+        self.refresh_jobs();
+        let mut v = job_json(&job, req);
+        v["parameter"] = parameters.iter().map(|(k, val)| json!({"name": {"value": k}, "value": val})).collect();
+        v["additional_info"] = json!({
+            "value": format!("Job no. {id} triggered on {}", now.format("%a, %d %b %Y %H:%M:%S GMT")),
+            "link": req.link(&format!("conf/jobs/{}/instances/{id}", job.id)),
+        });
+        Ok(Reply::ok("job", v))
+    }
+
+    pub fn get_instance(&mut self, req: &Req) -> Outcome {
+        let (job_id, instance_id) = (&req.segs[2], &req.segs[4]);
+        let inst = self
+            .instances
+            .get(instance_id)
+            .filter(|i| job_id == "ALL" || &i.job_id == job_id)
+            .ok_or_else(|| AppError::bad_request("402218", format!("Invalid job instance ID: {instance_id}")))?;
+        let job = self.jobs.iter().find(|j| j.id == inst.job_id);
+        Ok(Reply::ok("job_instance", instance_json(inst, job, req)))
+    }
+
+    pub fn list_instances(&mut self, req: &Req) -> Outcome {
+        let job_id = &req.segs[2];
+        if job_id != "ALL" {
+            self.find_job(job_id)?;
+        }
+        let (limit, offset) = paging(req)?;
+        let date = |name: &str| -> Result<Option<NaiveDate>, AppError> {
+            match req.q(name).filter(|v| !v.is_empty()) {
+                None => Ok(None),
+                Some(v) => NaiveDate::parse_from_str(v, "%Y-%m-%d")
+                    .map(Some)
+                    .map_err(|_| AppError::bad_request("402217", format!("Invalid date {v} for {name}: use YYYY-MM-DD"))),
+            }
+        };
+        let (from, to) = (date("submit_date_from")?, date("submit_date_to")?);
+        let status = req.q("status").filter(|s| !s.is_empty());
+        if let Some(s) = status
+            && !(TERMINAL.contains(&s) || matches!(s, "QUEUED" | "PENDING" | "INITIALIZING" | "RUNNING" | "FINALIZING"))
+        {
+            return Err(AppError::bad_request("40166410", format!("Invalid status: {s}")).into());
+        }
+        let matching: Vec<&Instance> = self
+            .instances
+            .values()
+            .filter(|i| job_id == "ALL" || &i.job_id == job_id)
+            .filter(|i| from.is_none_or(|d| i.submitted.date_naive() >= d))
+            .filter(|i| to.is_none_or(|d| i.submitted.date_naive() <= d))
+            .filter(|i| status.is_none_or(|s| i.status == s))
+            .collect();
+        let total = matching.len();
+        let jobs = &self.jobs;
+        let value = list_json("job_instance", matching.into_iter().skip(offset).take(limit), total, |i| {
+            instance_json(i, jobs.iter().find(|j| j.id == i.job_id), req)
+        });
+        Ok(Reply::ok("job_instances", value))
+    }
+
+    /// Moves every run to where the clock says it is, and applies the effects of runs that have
+    /// just ended.
+    pub fn refresh_jobs(&mut self) {
+        let now = self.clock.now();
+        let ids: Vec<String> = self.instances.iter().filter(|(_, i)| !i.applied).map(|(k, _)| k.clone()).collect();
+        for id in ids {
+            let Some(inst) = self.instances.get_mut(&id) else { continue };
+            inst.advance_to(now);
+            if inst.is_terminal() && !inst.applied {
+                inst.applied = true;
+                let inst = inst.clone();
+                let (counters, alerts) = self.apply_effects(&inst);
+                if let Some(i) = self.instances.get_mut(&id) {
+                    i.counters = counters;
+                    i.alerts = alerts;
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn apply_effects(&mut self, inst: &Instance) -> (Vec<(&'static str, &'static str, u64)>, Vec<(&'static str, &'static str)>) {
+        let job_name = self.jobs.iter().find(|j| j.id == inst.job_id).map(|j| j.name.clone()).unwrap_or_default();
+        let total = inst.members.len() as u64;
+        let failed_alert = vec![("alert_general_failure", "The job failed. For more information view the report details.")];
+        match inst.status {
+            "FAILED" => return (vec![], failed_alert),
+            "COMPLETED_FAILED" => {
+                return (
+                    vec![("users_processed", "Number of users processed", total), ("users_failed", "Number of users failed", total)],
+                    vec![("alert_general_failure", "The job completed with errors. For more information view the report details.")],
+                );
+            }
+            "COMPLETED_NO_BULKS" => {
+                return (vec![("users_processed", "Number of users processed", 0)], vec![("alert_no_bulks", "The set is empty.")]);
+            }
+            _ => {}
+        }
+        let notify = job_name == UPDATE_NOTIFY_USERS
+            && inst.param("SEND_Notification_To_User_Active").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let notification = inst.param("SEND_Notification_To_User_Value").unwrap_or("").to_string();
+        let password_change = notification == "NOTIFY_PASSWORD_CHANGE";
+        let (mut notified, mut external) = (0u64, 0u64);
+        if notify && !notification.is_empty() {
+            let when = inst.end_time.unwrap_or(inst.submitted);
+            for member in &inst.members {
+                let Some(&ui) = self.user_index.get(&member.to_ascii_lowercase()) else { continue };
+                // Notify Password Change only touches INTERNAL users (external ones have no
+                // Alma password; behaviour for them is not documented, so they get nothing).
+                if password_change && self.users[ui].account_type == AccountType::External {
+                    external += 1;
+                    continue;
+                }
+                let temp = password_change.then(|| {
+                    (0..10)
+                        .map(|_| {
+                            let c = self.rng.random_range(0..62u8);
+                            match c {
+                                0..10 => (b'0' + c) as char,
+                                10..36 => (b'a' + c - 10) as char,
+                                _ => (b'A' + c - 36) as char,
+                            }
+                        })
+                        .collect::<String>()
+                });
+                self.users[ui].temp_password = temp.clone();
+                let seq = self.next_seq();
+                let user = &self.users[ui];
+                self.outbox.push(Letter {
+                    seq,
+                    job_instance_id: inst.id.clone(),
+                    user_primary_id: user.primary_id.clone(),
+                    email: user.email.clone(),
+                    notification_type: notification.clone(),
+                    temp_password: temp,
+                    sent_at: when,
+                });
+                notified += 1;
+            }
+        }
+        let counters = vec![
+            ("users_processed", "Number of users processed", total),
+            ("users_notified", "Number of users notified", notified),
+            ("users_external_not_notified", "Number of external users not notified", external),
+        ];
+        let alerts = if inst.status == "COMPLETED_WARNING" {
+            vec![("alert_general_warning", "The job completed with warnings. For more information view the report details.")]
+        } else {
+            vec![("alert_general_success", "The job completed successfully. For more information view the report details.")]
+        };
+        (counters, alerts)
+    }
+}
+
+/// Job parameters from a JSON (`{"parameter":[{"name":{"value":..},"value":..}]}`) or XML
+/// (`<job><parameters><parameter><name/><value/>…`) body. An empty body has none.
+fn read_parameters(req: &Req) -> Result<Vec<(String, String)>, super::state::Rejection> {
+    if req.body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok(Vec::new());
+    }
+    Ok(match parse_body(req)? {
+        Parsed::Json(v) => {
+            let list = match v.get("parameter") {
+                Some(Value::Array(items)) => items.clone(),
+                Some(one @ Value::Object(_)) => vec![one.clone()],
+                _ => Vec::new(),
+            };
+            list.iter()
+                .filter_map(|p| Some((json_code(p.get("name"))?, json_code(p.get("value")).unwrap_or_default())))
+                .collect()
+        }
+        Parsed::Xml(node) => node
+            .child("parameters")
+            .map(|ps| {
+                ps.children_named("parameter")
+                    .filter_map(|p| Some((p.child_text("name")?.to_string(), p.child_text("value").unwrap_or("").to_string())))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instance(outcome: JobOutcome, members: usize) -> Instance {
+        Instance {
+            id: "960000000010001021".into(),
+            job_id: "M1".into(),
+            name: "x".into(),
+            set_id: "s".into(),
+            parameters: vec![],
+            submitted: DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap(),
+            duration: Duration::from_secs(100),
+            outcome,
+            members: vec!["a".into(); members],
+            status: "QUEUED",
+            progress: 0.0,
+            start_time: None,
+            end_time: None,
+            counters: vec![],
+            alerts: vec![],
+            applied: false,
+        }
+    }
+
+    #[test]
+    fn lifecycle_walks_every_state() {
+        let mut i = instance(JobOutcome::Success, 3);
+        let mut seen = Vec::new();
+        for s in (0..=100).step_by(5) {
+            i.advance_to(i.submitted + chrono::Duration::seconds(s));
+            if seen.last() != Some(&i.status) {
+                seen.push(i.status);
+            }
+        }
+        assert_eq!(seen, ["QUEUED", "INITIALIZING", "RUNNING", "FINALIZING", "COMPLETED_SUCCESS"]);
+        assert!(i.end_time.is_some());
+    }
+
+    #[test]
+    fn end_time_can_appear_while_finalizing_and_failed_keeps_progress_zero() {
+        let mut i = instance(JobOutcome::Success, 3);
+        i.advance_to(i.submitted + chrono::Duration::seconds(95));
+        assert_eq!(i.status, "FINALIZING");
+        assert!(i.end_time.is_some());
+        let mut f = instance(JobOutcome::Failed, 3);
+        f.advance_to(f.submitted + chrono::Duration::seconds(500));
+        assert_eq!((f.status, f.progress), ("FAILED", 0.0));
+        let mut e = instance(JobOutcome::Success, 0);
+        e.advance_to(e.submitted + chrono::Duration::seconds(500));
+        assert_eq!(e.status, "COMPLETED_NO_BULKS");
+        let mut n = instance(JobOutcome::NeverFinishes, 3);
+        n.advance_to(n.submitted + chrono::Duration::days(5));
+        assert_eq!(n.status, "RUNNING");
+    }
+}
