@@ -20,8 +20,14 @@ async fn sim(args: SimArgs) -> Result<Exit, Error> {
     let handle = config.serve(addr).await.map_err(Error::SimStart)?;
     let job = handle.job_id(crate::sim::UPDATE_NOTIFY_USERS).unwrap_or_default();
     tracing::info!(base_url = %handle.base_url(), users, update_notify_users = %job, "simulator listening; Ctrl-C stops it");
-    eprintln!("alma-cohort simulator on {} ({users} users; Update/Notify Users is job {job})", handle.base_url());
-    eprintln!("inspect: {0}/_sim/state  {0}/_sim/outbox  {0}/_sim/requests", handle.base_url());
+    eprintln!(
+        "alma-cohort simulator on {} ({users} users; Update/Notify Users is job {job})",
+        handle.base_url()
+    );
+    eprintln!(
+        "inspect: {0}/_sim/state  {0}/_sim/outbox  {0}/_sim/requests",
+        handle.base_url()
+    );
     if let Err(e) = tokio::signal::ctrl_c().await {
         tracing::warn!(error = %e, "cannot listen for Ctrl-C; serving until killed");
         handle.wait().await;
@@ -44,7 +50,10 @@ pub fn sim_config(args: &SimArgs) -> Result<SimConfig, Error> {
         .rate_limit(args.rate_limit)
         .daily_quota(args.daily_quota);
     if !(args.job_duration_secs.is_finite() && args.job_duration_secs >= 0.0) {
-        return Err(Error::Settings(format!("--job-duration-secs must be 0 or more, got {}", args.job_duration_secs)));
+        return Err(Error::Settings(format!(
+            "--job-duration-secs must be 0 or more, got {}",
+            args.job_duration_secs
+        )));
     }
     config = config.job_duration(Duration::from_secs_f64(args.job_duration_secs));
     if let Some(n) = args.premature_finish_after {

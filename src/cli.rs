@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "alma-cohort", version, about = "Reset the passwords of a cohort of Alma users defined by an Analytics report")]
+#[command(
+    name = "alma-cohort",
+    version,
+    about = "Reset the passwords of a cohort of Alma users defined by an Analytics report"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,

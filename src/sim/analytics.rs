@@ -86,7 +86,11 @@ impl State {
         let as_of = self.clock.now().date_naive();
         let rows = self.reports[report].evaluate(&self.users, filter.as_ref(), as_of).rows;
         let token: String = (0..128)
-            .map(|_| char::from_digit(self.rng.random_range(0..16u32), 16).unwrap_or('0').to_ascii_uppercase())
+            .map(|_| {
+                char::from_digit(self.rng.random_range(0..16u32), 16)
+                    .unwrap_or('0')
+                    .to_ascii_uppercase()
+            })
             .collect();
         let session = Session {
             report,
@@ -136,13 +140,14 @@ impl State {
         let report = &self.reports[report];
         // When the whole result fits on the first page the token may be absent (seen in the wild).
         let token_shown = (first && !finished).then_some(token);
-        let page = PageWriter { report, users: &self.users, as_of, pretty: self.cfg.pretty, col_names }.render(
-            token_shown,
-            finished,
-            first,
-            rows,
-            format,
-        );
+        let page = PageWriter {
+            report,
+            users: &self.users,
+            as_of,
+            pretty: self.cfg.pretty,
+            col_names,
+        }
+        .render(token_shown, finished, first, rows, format);
         Ok(page)
     }
 
@@ -185,7 +190,9 @@ impl PageWriter<'_> {
         if let Some(t) = token {
             w.raw(ind).leaf("ResumptionToken", t).raw(nl);
         }
-        w.raw(ind).leaf("IsFinished", if finished { "true" } else { "false" }).raw(nl);
+        w.raw(ind)
+            .leaf("IsFinished", if finished { "true" } else { "false" })
+            .raw(nl);
         w.raw(ind).open("ResultXml", &[]).raw(nl);
         w.raw(ind).raw(ind).open("rowset", &[("xmlns", ROWSET_NS)]).raw(nl);
         if schema {
@@ -219,7 +226,11 @@ impl PageWriter<'_> {
             Format::Json => {
                 // The embedded declaration says UTF-16 although the text is UTF-8, as Alma's does.
                 let doc = format!("<?xml version=\"1.0\" encoding=\"UTF-16\"?>\n{}", w.finish());
-                Reply::rendered(StatusCode::OK, format.content_type(), json!({ "anies": [doc] }).to_string())
+                Reply::rendered(
+                    StatusCode::OK,
+                    format.content_type(),
+                    json!({ "anies": [doc] }).to_string(),
+                )
             }
         }
     }
@@ -238,28 +249,38 @@ impl PageWriter<'_> {
             .raw(nl);
         w.raw(&i3).raw(ind).open("xsd:complexType", &[("name", "Row")]).raw(nl);
         w.raw(&i3).raw(ind).raw(ind).open("xsd:sequence", &[]).raw(nl);
-        let mut element = |name: &str, xsd: &str, min: &str, saw: &str, heading: &str, formula: &str, table: &str, date: bool| {
-            let mut attrs = vec![
-                ("name", name),
-                ("type", xsd),
-                ("minOccurs", min),
-                ("maxOccurs", "1"),
-                ("saw-sql:type", saw),
-            ];
-            if self.col_names {
-                attrs.push(("saw-sql:columnHeading", heading));
-            }
-            attrs.extend([
-                ("saw-sql:displayFormula", formula),
-                ("saw-sql:tableHeading", table),
-                ("saw-sql:aggregationRule", "none"),
-                ("saw-sql:aggregationType", "nonAgg"),
-            ]);
-            // Dates carry precision/scale 4294967295, as seen in real pages.
-            let (precision, scale) = if date { ("4294967295", "4294967295") } else { ("255", "0") };
-            attrs.extend([("saw-sql:precision", precision), ("saw-sql:scale", scale)]);
-            w.raw(&i3).raw(ind).raw(ind).raw(ind).empty("xsd:element", &attrs).raw(nl);
-        };
+        let mut element =
+            |name: &str, xsd: &str, min: &str, saw: &str, heading: &str, formula: &str, table: &str, date: bool| {
+                let mut attrs = vec![
+                    ("name", name),
+                    ("type", xsd),
+                    ("minOccurs", min),
+                    ("maxOccurs", "1"),
+                    ("saw-sql:type", saw),
+                ];
+                if self.col_names {
+                    attrs.push(("saw-sql:columnHeading", heading));
+                }
+                attrs.extend([
+                    ("saw-sql:displayFormula", formula),
+                    ("saw-sql:tableHeading", table),
+                    ("saw-sql:aggregationRule", "none"),
+                    ("saw-sql:aggregationType", "nonAgg"),
+                ]);
+                // Dates carry precision/scale 4294967295, as seen in real pages.
+                let (precision, scale) = if date {
+                    ("4294967295", "4294967295")
+                } else {
+                    ("255", "0")
+                };
+                attrs.extend([("saw-sql:precision", precision), ("saw-sql:scale", scale)]);
+                w.raw(&i3)
+                    .raw(ind)
+                    .raw(ind)
+                    .raw(ind)
+                    .empty("xsd:element", &attrs)
+                    .raw(nl);
+            };
         element("Column0", "xsd:int", "1", "integer", "0", "0", "", false);
         for (i, c) in self.report.columns.iter().enumerate() {
             let name = format!("Column{}", i + 1);

@@ -37,7 +37,10 @@ impl Clock {
 
     fn with(frozen_at: Option<DateTime<Utc>>) -> Self {
         Self {
-            inner: Arc::new(Mutex::new(ClockInner { frozen_at, offset: chrono::Duration::zero() })),
+            inner: Arc::new(Mutex::new(ClockInner {
+                frozen_at,
+                offset: chrono::Duration::zero(),
+            })),
         }
     }
 

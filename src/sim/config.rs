@@ -103,7 +103,12 @@ pub struct Fault {
 
 impl Fault {
     pub fn new(kind: FaultKind, target: Target) -> Self {
-        Self { kind, target, skip: 0, count: 1 }
+        Self {
+            kind,
+            target,
+            skip: 0,
+            count: 1,
+        }
     }
     pub fn skip(mut self, n: u32) -> Self {
         self.skip = n;
@@ -128,8 +133,12 @@ impl FromStr for Fault {
         let mut fault = Fault::new(FaultKind::ServerError, target.parse()?);
         let mut ms = None;
         for part in parts {
-            let (k, v) = part.split_once('=').ok_or_else(|| format!("fault {s:?}: {part:?} is not key=value"))?;
-            let n: u32 = v.parse().map_err(|_| format!("fault {s:?}: {k} needs a whole number, got {v:?}"))?;
+            let (k, v) = part
+                .split_once('=')
+                .ok_or_else(|| format!("fault {s:?}: {part:?} is not key=value"))?;
+            let n: u32 = v
+                .parse()
+                .map_err(|_| format!("fault {s:?}: {k} needs a whole number, got {v:?}"))?;
             match k {
                 "skip" => fault.skip = n,
                 "count" => fault.count = n,
@@ -145,7 +154,11 @@ impl FromStr for Fault {
             "slow" => FaultKind::Slow(Duration::from_millis(
                 ms.ok_or_else(|| format!("fault {s:?}: slow needs ms=N"))?.into(),
             )),
-            other => return Err(format!("fault {s:?}: unknown kind {other:?} (5xx, 429, drop, drop-after, slow)")),
+            other => {
+                return Err(format!(
+                    "fault {s:?}: unknown kind {other:?} (5xx, 429, drop, drop-after, slow)"
+                ));
+            }
         };
         Ok(fault)
     }
@@ -206,7 +219,10 @@ pub struct ApiKey {
 
 impl std::fmt::Debug for ApiKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiKey").field("key", &"<redacted>").field("grants", &self.grants).finish()
+        f.debug_struct("ApiKey")
+            .field("key", &"<redacted>")
+            .field("grants", &self.grants)
+            .finish()
     }
 }
 
@@ -221,7 +237,9 @@ impl FromStr for ApiKey {
         let grants = grants
             .split(',')
             .map(|g| {
-                let (area, access) = g.split_once(':').ok_or_else(|| format!("grant {g:?} is not area:r|rw"))?;
+                let (area, access) = g
+                    .split_once(':')
+                    .ok_or_else(|| format!("grant {g:?} is not area:r|rw"))?;
                 let area = match area {
                     "analytics" => Area::Analytics,
                     "conf" | "configuration" => Area::Configuration,
@@ -236,7 +254,10 @@ impl FromStr for ApiKey {
                 Ok((area, access))
             })
             .collect::<Result<_, String>>()?;
-        Ok(ApiKey { key: key.to_string(), grants })
+        Ok(ApiKey {
+            key: key.to_string(),
+            grants,
+        })
     }
 }
 
@@ -251,10 +272,17 @@ pub fn default_keys() -> Vec<ApiKey> {
                 (Area::Users, Access::ReadWrite),
             ],
         },
-        ApiKey { key: "sim-analytics-ro".into(), grants: vec![(Area::Analytics, Access::Read)] },
+        ApiKey {
+            key: "sim-analytics-ro".into(),
+            grants: vec![(Area::Analytics, Access::Read)],
+        },
         ApiKey {
             key: "sim-ro".into(),
-            grants: vec![(Area::Analytics, Access::Read), (Area::Configuration, Access::Read), (Area::Users, Access::Read)],
+            grants: vec![
+                (Area::Analytics, Access::Read),
+                (Area::Configuration, Access::Read),
+                (Area::Users, Access::Read),
+            ],
         },
     ]
 }
@@ -377,12 +405,22 @@ mod tests {
     #[test]
     fn fault_specs_parse() {
         let f: Fault = "5xx@analytics-next,skip=2,count=3".parse().unwrap();
-        assert_eq!(f, Fault::new(FaultKind::ServerError, Target::AnalyticsNext).skip(2).count(3));
+        assert_eq!(
+            f,
+            Fault::new(FaultKind::ServerError, Target::AnalyticsNext)
+                .skip(2)
+                .count(3)
+        );
         let f: Fault = "slow@analytics,ms=1500".parse().unwrap();
         assert_eq!(f.kind, FaultKind::Slow(Duration::from_millis(1500)));
         assert!("slow@analytics".parse::<Fault>().is_err());
         assert!("boom@analytics".parse::<Fault>().is_err());
-        assert!("5xx@nowhere".parse::<Fault>().unwrap_err().contains("unknown fault target"));
+        assert!(
+            "5xx@nowhere"
+                .parse::<Fault>()
+                .unwrap_err()
+                .contains("unknown fault target")
+        );
         assert!(Target::Analytics.covers(Target::AnalyticsNext));
         assert!(!Target::SetCreate.covers(Target::SetOp));
     }
@@ -390,7 +428,13 @@ mod tests {
     #[test]
     fn key_specs_parse_and_never_print_the_key() {
         let k: ApiKey = "secret-123=analytics:r,conf:rw".parse().unwrap();
-        assert_eq!(k.grants, vec![(Area::Analytics, Access::Read), (Area::Configuration, Access::ReadWrite)]);
+        assert_eq!(
+            k.grants,
+            vec![
+                (Area::Analytics, Access::Read),
+                (Area::Configuration, Access::ReadWrite)
+            ]
+        );
         assert!(!format!("{k:?}").contains("secret-123"));
         assert!("k=bibs:r".parse::<ApiKey>().is_err());
     }

@@ -22,9 +22,21 @@ pub enum CmpOp {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Filter {
-    Compare { op: CmpOp, col: usize, col_type: ColType, value: Option<String> },
-    In { col: usize, col_type: ColType, values: Vec<String> },
-    Like { col: usize, patterns: Vec<String> },
+    Compare {
+        op: CmpOp,
+        col: usize,
+        col_type: ColType,
+        value: Option<String>,
+    },
+    In {
+        col: usize,
+        col_type: ColType,
+        values: Vec<String>,
+    },
+    Like {
+        col: usize,
+        patterns: Vec<String>,
+    },
     And(Vec<Filter>),
     Or(Vec<Filter>),
     Not(Box<Filter>),
@@ -44,7 +56,10 @@ impl std::fmt::Display for FilterError {
             FilterError::Malformed(m) => write!(f, "Invalid filter: {m}"),
             FilterError::UnknownColumn(c) => write!(f, "Invalid filter: column {c} is not in the report"),
             FilterError::NotPrompted(c) => {
-                write!(f, "Invalid filter: column {c} has no \"is prompted\" filter in the report")
+                write!(
+                    f,
+                    "Invalid filter: column {c} has no \"is prompted\" filter in the report"
+                )
             }
         }
     }
@@ -59,14 +74,23 @@ impl Filter {
     /// Does the row pass? `cell(col)` gives the row's cell text (`None` for null).
     pub fn matches(&self, cell: &dyn Fn(usize) -> Option<String>) -> bool {
         match self {
-            Filter::Compare { op, col, col_type, value } => {
+            Filter::Compare {
+                op,
+                col,
+                col_type,
+                value,
+            } => {
                 let actual = cell(*col);
                 match op {
                     CmpOp::Null => actual.is_none(),
                     CmpOp::NotNull => actual.is_some(),
                     _ => {
-                        let (Some(actual), Some(value)) = (actual, value) else { return false };
-                        let Some(ord) = compare(&actual, value, *col_type) else { return false };
+                        let (Some(actual), Some(value)) = (actual, value) else {
+                            return false;
+                        };
+                        let Some(ord) = compare(&actual, value, *col_type) else {
+                            return false;
+                        };
                         match op {
                             CmpOp::Equal => ord == Ordering::Equal,
                             CmpOp::NotEqual => ord != Ordering::Equal,
@@ -79,8 +103,11 @@ impl Filter {
                     }
                 }
             }
-            Filter::In { col, col_type, values } => cell(*col)
-                .is_some_and(|a| values.iter().any(|v| compare(&a, v, *col_type) == Some(Ordering::Equal))),
+            Filter::In { col, col_type, values } => cell(*col).is_some_and(|a| {
+                values
+                    .iter()
+                    .any(|v| compare(&a, v, *col_type) == Some(Ordering::Equal))
+            }),
             Filter::Like { col, patterns } => {
                 cell(*col).is_some_and(|a| patterns.iter().any(|p| like(a.as_bytes(), p.as_bytes())))
             }
@@ -98,18 +125,27 @@ fn xsi_type(node: &Node) -> &str {
 
 fn parse_expr(node: &Node, columns: &[ColumnDef]) -> Result<Filter, FilterError> {
     if node.name != "expr" {
-        return Err(FilterError::Malformed(format!("expected sawx:expr, found <{}>", node.name)));
+        return Err(FilterError::Malformed(format!(
+            "expected sawx:expr, found <{}>",
+            node.name
+        )));
     }
     let op = node.attr("op").unwrap_or("");
     let kids: Vec<&Node> = node.children_named("expr").collect();
     match xsi_type(node) {
         "logical" => {
-            let items = kids.iter().map(|k| parse_expr(k, columns)).collect::<Result<Vec<_>, _>>()?;
+            let items = kids
+                .iter()
+                .map(|k| parse_expr(k, columns))
+                .collect::<Result<Vec<_>, _>>()?;
             match op {
                 "and" if !items.is_empty() => Ok(Filter::And(items)),
                 "or" if !items.is_empty() => Ok(Filter::Or(items)),
                 "not" if items.len() == 1 => Ok(Filter::Not(Box::new(items.into_iter().next().expect("one item")))),
-                _ => Err(FilterError::Malformed(format!("logical op={op:?} with {} operands", items.len()))),
+                _ => Err(FilterError::Malformed(format!(
+                    "logical op={op:?} with {} operands",
+                    items.len()
+                ))),
             }
         }
         "comparison" => {
@@ -134,13 +170,20 @@ fn parse_expr(node: &Node, columns: &[ColumnDef]) -> Result<Filter, FilterError>
                         .ok_or_else(|| FilterError::Malformed(format!("comparison {op:?} needs a value")))?,
                 ),
             };
-            Ok(Filter::Compare { op, col, col_type, value })
+            Ok(Filter::Compare {
+                op,
+                col,
+                col_type,
+                value,
+            })
         }
         "list" => {
             let (col, col_type) = column_of(kids.first().copied(), columns)?;
             let values = kids[1..].iter().map(|k| literal(k)).collect::<Result<Vec<_>, _>>()?;
             if values.is_empty() {
-                return Err(FilterError::Malformed(format!("list op={op:?} needs at least one value")));
+                return Err(FilterError::Malformed(format!(
+                    "list op={op:?} needs at least one value"
+                )));
             }
             match op {
                 "in" => Ok(Filter::In { col, col_type, values }),
@@ -166,11 +209,15 @@ fn literal(node: &Node) -> Result<String, FilterError> {
 fn column_of(node: Option<&Node>, columns: &[ColumnDef]) -> Result<(usize, ColType), FilterError> {
     let node = node.ok_or_else(|| FilterError::Malformed("expression without a column".into()))?;
     if xsi_type(node) != "sqlExpression" {
-        return Err(FilterError::Malformed("the first operand must be a sawx:sqlExpression".into()));
+        return Err(FilterError::Malformed(
+            "the first operand must be a sawx:sqlExpression".into(),
+        ));
     }
     let wanted = squash(&node.text);
     let found = columns.iter().position(|c| {
-        squash(&c.formula) == wanted || squash(&c.heading) == wanted || squash(&format!("\"{}\"", c.heading.trim())) == wanted
+        squash(&c.formula) == wanted
+            || squash(&c.heading) == wanted
+            || squash(&format!("\"{}\"", c.heading.trim())) == wanted
     });
     match found {
         None => Err(FilterError::UnknownColumn(node.text.trim().to_string())),
@@ -190,7 +237,11 @@ fn compare(actual: &str, value: &str, col_type: ColType) -> Option<Ordering> {
             let day = |s: &str| NaiveDate::parse_from_str(s.get(..10).unwrap_or(s), "%Y-%m-%d").ok();
             Some(day(actual)?.cmp(&day(value)?))
         }
-        ColType::Double => actual.trim().parse::<f64>().ok()?.partial_cmp(&value.trim().parse::<f64>().ok()?),
+        ColType::Double => actual
+            .trim()
+            .parse::<f64>()
+            .ok()?
+            .partial_cmp(&value.trim().parse::<f64>().ok()?),
     }
 }
 
@@ -297,10 +348,19 @@ mod tests {
             Filter::parse(&on(r#""User Details"."Primary Identifier""#), &cols()),
             Err(FilterError::NotPrompted(_))
         ));
-        assert!(matches!(Filter::parse(&on(r#""User Details"."Shoe Size""#), &cols()), Err(FilterError::UnknownColumn(_))));
-        assert!(matches!(Filter::parse("<sawx:expr", &cols()), Err(FilterError::Malformed(_))));
         assert!(matches!(
-            Filter::parse(&on(r#""User Details"."Status""#).replace("\"equal\"", "\"between\""), &cols()),
+            Filter::parse(&on(r#""User Details"."Shoe Size""#), &cols()),
+            Err(FilterError::UnknownColumn(_))
+        ));
+        assert!(matches!(
+            Filter::parse("<sawx:expr", &cols()),
+            Err(FilterError::Malformed(_))
+        ));
+        assert!(matches!(
+            Filter::parse(
+                &on(r#""User Details"."Status""#).replace("\"equal\"", "\"between\""),
+                &cols()
+            ),
             Err(FilterError::Malformed(_))
         ));
     }

@@ -84,18 +84,41 @@ pub const USER_GROUPS: &[(&str, &str)] = &[
 ];
 
 pub fn group_desc(code: &str) -> &'static str {
-    USER_GROUPS.iter().find(|(c, _)| *c == code).map(|(_, d)| *d).unwrap_or("Unknown")
+    USER_GROUPS
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map(|(_, d)| *d)
+        .unwrap_or("Unknown")
 }
 
 const FIRST_NAMES: &[&str] = &[
-    "Ann", "Bob", "Chen", "Dana", "Eve", "Farid", "Grace", "Hiro", "Ines", "Jon", "Kemi", "Luis", "Mia",
-    "Noor", "Olga", "Pat", "Quinn", "Rosa", "Sam", "Tariq", "Uma", "Vic", "Wen", "Xavi", "Yara", "Zoe",
-    "Siobhán", "José", "Zoë",
+    "Ann", "Bob", "Chen", "Dana", "Eve", "Farid", "Grace", "Hiro", "Ines", "Jon", "Kemi", "Luis", "Mia", "Noor",
+    "Olga", "Pat", "Quinn", "Rosa", "Sam", "Tariq", "Uma", "Vic", "Wen", "Xavi", "Yara", "Zoe", "Siobhán", "José",
+    "Zoë",
 ];
 const LAST_NAMES: &[&str] = &[
-    "Lee", "Smith", "Garcia", "Okafor", "Nguyen", "Müller", "O'Brien", "D'Angelo", "van der Berg",
-    "Kowalski", "Haddad", "Tanaka", "Silva", "Ivanova", "Brown", "Jensen", "Rossi", "Dubois", "Khan",
-    "Murphy", "Smith & Jones", "Ó Súilleabháin",
+    "Lee",
+    "Smith",
+    "Garcia",
+    "Okafor",
+    "Nguyen",
+    "Müller",
+    "O'Brien",
+    "D'Angelo",
+    "van der Berg",
+    "Kowalski",
+    "Haddad",
+    "Tanaka",
+    "Silva",
+    "Ivanova",
+    "Brown",
+    "Jensen",
+    "Rossi",
+    "Dubois",
+    "Khan",
+    "Murphy",
+    "Smith & Jones",
+    "Ó Súilleabháin",
 ];
 
 /// A manual job as listed by `GET /conf/jobs`.
@@ -115,15 +138,43 @@ const OTHER_MANUAL_JOBS: &[(&str, (&str, &str), (&str, &str))] = &[
     ("Export Users", ("USERS", "Users"), ("USER", "User")),
     ("Delete Users", ("USERS", "Users"), ("USER", "User")),
     ("Update User Expiry Date", ("USERS", "Users"), ("USER", "User")),
-    ("Export Physical Items", ("EXPORT", "Export"), ("ITEM", "Physical items")),
-    ("Change Physical items information", ("PHYSICAL_INVENTORY", "Physical Inventory"), ("ITEM", "Physical items")),
-    ("Export Bibliographic Records", ("EXPORT", "Export"), ("BIB_MMS", "All titles")),
-    ("Withdraw items", ("PHYSICAL_INVENTORY", "Physical Inventory"), ("ITEM", "Physical items")),
+    (
+        "Export Physical Items",
+        ("EXPORT", "Export"),
+        ("ITEM", "Physical items"),
+    ),
+    (
+        "Change Physical items information",
+        ("PHYSICAL_INVENTORY", "Physical Inventory"),
+        ("ITEM", "Physical items"),
+    ),
+    (
+        "Export Bibliographic Records",
+        ("EXPORT", "Export"),
+        ("BIB_MMS", "All titles"),
+    ),
+    (
+        "Withdraw items",
+        ("PHYSICAL_INVENTORY", "Physical Inventory"),
+        ("ITEM", "Physical items"),
+    ),
     ("Add Users to Set", ("USERS", "Users"), ("USER", "User")),
-    ("Recalculate Overdue and Lost Item Fines", ("FULFILLMENT", "Fulfillment"), ("ITEM", "Physical items")),
-    ("Synchronize Holdings to OCLC", ("PUBLISHING", "Publishing"), ("BIB_MMS", "All titles")),
+    (
+        "Recalculate Overdue and Lost Item Fines",
+        ("FULFILLMENT", "Fulfillment"),
+        ("ITEM", "Physical items"),
+    ),
+    (
+        "Synchronize Holdings to OCLC",
+        ("PUBLISHING", "Publishing"),
+        ("BIB_MMS", "All titles"),
+    ),
     ("Users Purge", ("USERS", "Users"), ("USER", "User")),
-    ("Export Electronic Portfolios", ("EXPORT", "Export"), ("PORTFOLIO", "Electronic portfolios")),
+    (
+        "Export Electronic Portfolios",
+        ("EXPORT", "Export"),
+        ("PORTFOLIO", "Electronic portfolios"),
+    ),
 ];
 
 /// 118 manual jobs (so a lookup by name must page with `limit=100`) and 10 scheduled ones; the
@@ -143,7 +194,11 @@ pub fn jobs(seed: u64) -> Vec<JobDef> {
             (UPDATE_NOTIFY_USERS.to_string(), ("USERS", "Users"), ("USER", "User"))
         } else {
             let (base, cat, con) = OTHER_MANUAL_JOBS[i % OTHER_MANUAL_JOBS.len()];
-            let name = if i < OTHER_MANUAL_JOBS.len() { base.to_string() } else { format!("{base} - profile {i}") };
+            let name = if i < OTHER_MANUAL_JOBS.len() {
+                base.to_string()
+            } else {
+                format!("{base} - profile {i}")
+            };
             (name, cat, con)
         };
         out.push(JobDef {
@@ -199,13 +254,20 @@ pub fn users(n: usize, seed: u64) -> Vec<User> {
             continue;
         }
         let user_group = USER_GROUPS[weighted(&mut rng, &[45, 20, 10, 12, 8, 5])].0;
-        let account_type = if rng.random_range(0..100) < 78 { AccountType::Internal } else { AccountType::External };
+        let account_type = if rng.random_range(0..100) < 78 {
+            AccountType::Internal
+        } else {
+            AccountType::External
+        };
         let email = (rng.random_range(0..100) >= 4).then(|| {
-            let local: String = format!("{first}.{last}").chars().filter(|c| c.is_ascii_alphanumeric() || *c == '.').collect();
+            let local: String = format!("{first}.{last}")
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '.')
+                .collect();
             format!("{}{}@example.edu", local.to_ascii_lowercase(), i)
         });
-        let expiry_date = (rng.random_range(0..100) >= 3)
-            .then(|| base + chrono::Duration::days(rng.random_range(0..1100)));
+        let expiry_date =
+            (rng.random_range(0..100) >= 3).then(|| base + chrono::Duration::days(rng.random_range(0..1100)));
         let id_rendering = match rng.random_range(0..1000) {
             0..5 => IdRendering::PaddedWithSpaces,
             5..10 => IdRendering::OtherCase,
@@ -249,16 +311,29 @@ mod tests {
         let a = users(500, 7);
         let b = users(500, 7);
         let c = users(500, 8);
-        assert_eq!(a.iter().map(|u| &u.primary_id).collect::<Vec<_>>(), b.iter().map(|u| &u.primary_id).collect::<Vec<_>>());
-        assert_ne!(a.iter().map(|u| &u.primary_id).collect::<Vec<_>>(), c.iter().map(|u| &u.primary_id).collect::<Vec<_>>());
-        assert_eq!(jobs(7).iter().map(|j| &j.id).collect::<Vec<_>>(), jobs(7).iter().map(|j| &j.id).collect::<Vec<_>>());
+        assert_eq!(
+            a.iter().map(|u| &u.primary_id).collect::<Vec<_>>(),
+            b.iter().map(|u| &u.primary_id).collect::<Vec<_>>()
+        );
+        assert_ne!(
+            a.iter().map(|u| &u.primary_id).collect::<Vec<_>>(),
+            c.iter().map(|u| &u.primary_id).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            jobs(7).iter().map(|j| &j.id).collect::<Vec<_>>(),
+            jobs(7).iter().map(|j| &j.id).collect::<Vec<_>>()
+        );
     }
 
     #[test]
     fn institution_has_the_awkward_cases() {
         let us = users(5000, 1);
-        assert!(us.iter().any(|u| u.primary_id.starts_with('0') && u.primary_id.bytes().all(|b| b.is_ascii_digit())));
-        assert!(us.iter().any(|u| u.primary_id.chars().any(|c| c.is_ascii_uppercase()) && u.primary_id.chars().any(|c| c.is_ascii_lowercase())));
+        assert!(
+            us.iter()
+                .any(|u| u.primary_id.starts_with('0') && u.primary_id.bytes().all(|b| b.is_ascii_digit()))
+        );
+        assert!(us.iter().any(|u| u.primary_id.chars().any(|c| c.is_ascii_uppercase())
+            && u.primary_id.chars().any(|c| c.is_ascii_lowercase())));
         assert!(us.iter().any(|u| u.account_type == AccountType::External));
         assert!(us.iter().any(|u| !u.active));
         assert!(us.iter().any(|u| u.email.is_none()));

@@ -115,7 +115,11 @@ impl Instance {
         self.status = status;
         self.progress = progress;
         if (status == "FINALIZING" && f >= 0.9) || self.is_terminal() {
-            let end = if status == "FAILED" { at(0.3) } else { at(f.min(1.0).max(0.9)) };
+            let end = if status == "FAILED" {
+                at(0.3)
+            } else {
+                at(f.min(1.0).max(0.9))
+            };
             self.end_time.get_or_insert(end);
         }
     }
@@ -165,7 +169,11 @@ fn instance_json(inst: &Instance, job: Option<&JobDef>, req: &Req) -> Value {
         v["end_time"] = format_alma_date(t).into();
     }
     if !inst.alerts.is_empty() {
-        v["alert"] = inst.alerts.iter().map(|(value, desc)| json!({"value": value, "desc": desc})).collect();
+        v["alert"] = inst
+            .alerts
+            .iter()
+            .map(|(value, desc)| json!({"value": value, "desc": desc}))
+            .collect();
     }
     if !inst.counters.is_empty() {
         // Counter values are strings in Alma's answers.
@@ -194,9 +202,15 @@ fn job_id_shape_ok(id: &str) -> bool {
 impl State {
     fn find_job(&self, id: &str) -> Result<&JobDef, AppError> {
         if !job_id_shape_ok(id) {
-            return Err(AppError::bad_request("402215", format!("Job ID {id} is not in a valid format")));
+            return Err(AppError::bad_request(
+                "402215",
+                format!("Job ID {id} is not in a valid format"),
+            ));
         }
-        self.jobs.iter().find(|j| j.id == id).ok_or_else(|| AppError::bad_request("402216", format!("Invalid job ID: {id}")))
+        self.jobs
+            .iter()
+            .find(|j| j.id == id)
+            .ok_or_else(|| AppError::bad_request("402216", format!("Invalid job ID: {id}")))
     }
 
     pub fn list_jobs(&mut self, req: &Req) -> Outcome {
@@ -215,7 +229,12 @@ impl State {
             .filter(|j| category.is_none_or(|c| j.category.0 == c))
             .collect();
         let total = matching.len();
-        Ok(Reply::ok("jobs", list_json("job", matching.into_iter().skip(offset).take(limit), total, |j| job_json(j, req))))
+        Ok(Reply::ok(
+            "jobs",
+            list_json("job", matching.into_iter().skip(offset).take(limit), total, |j| {
+                job_json(j, req)
+            }),
+        ))
     }
 
     pub fn get_job(&mut self, req: &Req) -> Outcome {
@@ -228,10 +247,17 @@ impl State {
         match req.q("op") {
             None | Some("") => return Err(AppError::bad_request("402220", "The op parameter is missing").into()),
             Some("run") => {}
-            Some(other) => return Err(AppError::bad_request("402221", format!("Operation {other} is not supported")).into()),
+            Some(other) => {
+                return Err(AppError::bad_request("402221", format!("Operation {other} is not supported")).into());
+            }
         }
         let parameters = read_parameters(req)?;
-        let param = |name: &str| parameters.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_string());
+        let param = |name: &str| {
+            parameters
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.trim().to_string())
+        };
         let set_id = match param("set_id") {
             None => return Err(AppError::bad_request("402228", "Mandatory parameter set_id is missing").into()),
             Some(v) if v.is_empty() => {
@@ -239,10 +265,17 @@ impl State {
             }
             Some(v) => v,
         };
-        let set = self.sets.get(&set_id).ok_or_else(|| AppError::bad_request("60107", format!("Invalid set ID: {set_id}")))?;
+        let set = self
+            .sets
+            .get(&set_id)
+            .ok_or_else(|| AppError::bad_request("60107", format!("Invalid set ID: {set_id}")))?;
         let members = set.members.clone();
         let now = self.clock.now();
-        if self.instances.values().any(|i| i.job_id == job.id && i.set_id == set_id && !i.is_terminal()) {
+        if self
+            .instances
+            .values()
+            .any(|i| i.job_id == job.id && i.set_id == set_id && !i.is_terminal())
+        {
             return Err(AppError::bad_request("60347", "The job overlaps with a running job on the same set").into());
         }
         if self.instances.values().filter(|i| !i.is_terminal()).count() >= MAX_RUNNING_API_JOBS {
@@ -253,10 +286,19 @@ impl State {
             .into());
         }
         let hour_ago = now - chrono::Duration::hours(1);
-        if self.instances.values().filter(|i| i.job_id == job.id && i.submitted > hour_ago).count() >= MAX_RUNS_PER_HOUR {
+        if self
+            .instances
+            .values()
+            .filter(|i| i.job_id == job.id && i.submitted > hour_ago)
+            .count()
+            >= MAX_RUNS_PER_HOUR
+        {
             return Err(AppError::bad_request(
                 "402223",
-                format!("Execution threshold reached: job {} ran {MAX_RUNS_PER_HOUR} times in the last hour", job.id),
+                format!(
+                    "Execution threshold reached: job {} ran {MAX_RUNS_PER_HOUR} times in the last hour",
+                    job.id
+                ),
             )
             .into());
         }
@@ -265,7 +307,9 @@ impl State {
         let mut inst = Instance {
             id: id.clone(),
             job_id: job.id.clone(),
-            name: param("job_name").filter(|n| !n.is_empty()).unwrap_or_else(|| job.name.clone()),
+            name: param("job_name")
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| job.name.clone()),
             set_id,
             parameters: parameters.clone(),
             submitted: now,
@@ -284,7 +328,10 @@ impl State {
         self.instances.insert(id.clone(), inst);
         self.refresh_jobs();
         let mut v = job_json(&job, req);
-        v["parameter"] = parameters.iter().map(|(k, val)| json!({"name": {"value": k}, "value": val})).collect();
+        v["parameter"] = parameters
+            .iter()
+            .map(|(k, val)| json!({"name": {"value": k}, "value": val}))
+            .collect();
         v["additional_info"] = json!({
             "value": format!("Job no. {id} triggered on {}", now.format("%a, %d %b %Y %H:%M:%S GMT")),
             "link": req.link(&format!("conf/jobs/{}/instances/{id}", job.id)),
@@ -312,9 +359,9 @@ impl State {
         let date = |name: &str| -> Result<Option<NaiveDate>, AppError> {
             match req.q(name).filter(|v| !v.is_empty()) {
                 None => Ok(None),
-                Some(v) => NaiveDate::parse_from_str(v, "%Y-%m-%d")
-                    .map(Some)
-                    .map_err(|_| AppError::bad_request("402217", format!("Invalid date {v} for {name}: use YYYY-MM-DD"))),
+                Some(v) => NaiveDate::parse_from_str(v, "%Y-%m-%d").map(Some).map_err(|_| {
+                    AppError::bad_request("402217", format!("Invalid date {v} for {name}: use YYYY-MM-DD"))
+                }),
             }
         };
         let (from, to) = (date("submit_date_from")?, date("submit_date_to")?);
@@ -334,9 +381,12 @@ impl State {
             .collect();
         let total = matching.len();
         let jobs = &self.jobs;
-        let value = list_json("job_instance", matching.into_iter().skip(offset).take(limit), total, |i| {
-            instance_json(i, jobs.iter().find(|j| j.id == i.job_id), req)
-        });
+        let value = list_json(
+            "job_instance",
+            matching.into_iter().skip(offset).take(limit),
+            total,
+            |i| instance_json(i, jobs.iter().find(|j| j.id == i.job_id), req),
+        );
         Ok(Reply::ok("job_instances", value))
     }
 
@@ -344,9 +394,16 @@ impl State {
     /// just ended.
     pub fn refresh_jobs(&mut self) {
         let now = self.clock.now();
-        let ids: Vec<String> = self.instances.iter().filter(|(_, i)| !i.applied).map(|(k, _)| k.clone()).collect();
+        let ids: Vec<String> = self
+            .instances
+            .iter()
+            .filter(|(_, i)| !i.applied)
+            .map(|(k, _)| k.clone())
+            .collect();
         for id in ids {
-            let Some(inst) = self.instances.get_mut(&id) else { continue };
+            let Some(inst) = self.instances.get_mut(&id) else {
+                continue;
+            };
             inst.advance_to(now);
             if inst.is_terminal() && !inst.applied {
                 inst.applied = true;
@@ -361,32 +418,59 @@ impl State {
     }
 
     #[allow(clippy::type_complexity)]
-    fn apply_effects(&mut self, inst: &Instance) -> (Vec<(&'static str, &'static str, u64)>, Vec<(&'static str, &'static str)>) {
-        let job_name = self.jobs.iter().find(|j| j.id == inst.job_id).map(|j| j.name.clone()).unwrap_or_default();
+    fn apply_effects(
+        &mut self,
+        inst: &Instance,
+    ) -> (
+        Vec<(&'static str, &'static str, u64)>,
+        Vec<(&'static str, &'static str)>,
+    ) {
+        let job_name = self
+            .jobs
+            .iter()
+            .find(|j| j.id == inst.job_id)
+            .map(|j| j.name.clone())
+            .unwrap_or_default();
         let total = inst.members.len() as u64;
-        let failed_alert = vec![("alert_general_failure", "The job failed. For more information view the report details.")];
+        let failed_alert = vec![(
+            "alert_general_failure",
+            "The job failed. For more information view the report details.",
+        )];
         match inst.status {
             "FAILED" => return (vec![], failed_alert),
             "COMPLETED_FAILED" => {
                 return (
-                    vec![("users_processed", "Number of users processed", total), ("users_failed", "Number of users failed", total)],
-                    vec![("alert_general_failure", "The job completed with errors. For more information view the report details.")],
+                    vec![
+                        ("users_processed", "Number of users processed", total),
+                        ("users_failed", "Number of users failed", total),
+                    ],
+                    vec![(
+                        "alert_general_failure",
+                        "The job completed with errors. For more information view the report details.",
+                    )],
                 );
             }
             "COMPLETED_NO_BULKS" => {
-                return (vec![("users_processed", "Number of users processed", 0)], vec![("alert_no_bulks", "The set is empty.")]);
+                return (
+                    vec![("users_processed", "Number of users processed", 0)],
+                    vec![("alert_no_bulks", "The set is empty.")],
+                );
             }
             _ => {}
         }
         let notify = job_name == UPDATE_NOTIFY_USERS
-            && inst.param("SEND_Notification_To_User_Active").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+            && inst
+                .param("SEND_Notification_To_User_Active")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"));
         let notification = inst.param("SEND_Notification_To_User_Value").unwrap_or("").to_string();
         let password_change = notification == "NOTIFY_PASSWORD_CHANGE";
         let (mut notified, mut external) = (0u64, 0u64);
         if notify && !notification.is_empty() {
             let when = inst.end_time.unwrap_or(inst.submitted);
             for member in &inst.members {
-                let Some(&ui) = self.user_index.get(&member.to_ascii_lowercase()) else { continue };
+                let Some(&ui) = self.user_index.get(&member.to_ascii_lowercase()) else {
+                    continue;
+                };
                 // Notify Password Change only touches INTERNAL users (external ones have no
                 // Alma password; behaviour for them is not documented, so they get nothing).
                 if password_change && self.users[ui].account_type == AccountType::External {
@@ -423,12 +507,22 @@ impl State {
         let counters = vec![
             ("users_processed", "Number of users processed", total),
             ("users_notified", "Number of users notified", notified),
-            ("users_external_not_notified", "Number of external users not notified", external),
+            (
+                "users_external_not_notified",
+                "Number of external users not notified",
+                external,
+            ),
         ];
         let alerts = if inst.status == "COMPLETED_WARNING" {
-            vec![("alert_general_warning", "The job completed with warnings. For more information view the report details.")]
+            vec![(
+                "alert_general_warning",
+                "The job completed with warnings. For more information view the report details.",
+            )]
         } else {
-            vec![("alert_general_success", "The job completed successfully. For more information view the report details.")]
+            vec![(
+                "alert_general_success",
+                "The job completed successfully. For more information view the report details.",
+            )]
         };
         (counters, alerts)
     }
@@ -455,7 +549,12 @@ fn read_parameters(req: &Req) -> Result<Vec<(String, String)>, super::state::Rej
             .child("parameters")
             .map(|ps| {
                 ps.children_named("parameter")
-                    .filter_map(|p| Some((p.child_text("name")?.to_string(), p.child_text("value").unwrap_or("").to_string())))
+                    .filter_map(|p| {
+                        Some((
+                            p.child_text("name")?.to_string(),
+                            p.child_text("value").unwrap_or("").to_string(),
+                        ))
+                    })
                     .collect()
             })
             .unwrap_or_default(),
@@ -497,7 +596,10 @@ mod tests {
                 seen.push(i.status);
             }
         }
-        assert_eq!(seen, ["QUEUED", "INITIALIZING", "RUNNING", "FINALIZING", "COMPLETED_SUCCESS"]);
+        assert_eq!(
+            seen,
+            ["QUEUED", "INITIALIZING", "RUNNING", "FINALIZING", "COMPLETED_SUCCESS"]
+        );
         assert!(i.end_time.is_some());
     }
 

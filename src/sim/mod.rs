@@ -97,10 +97,16 @@ impl SimConfig {
 
     /// Starts the simulator on `addr`.
     pub async fn serve(self, addr: SocketAddr) -> Result<SimHandle, String> {
-        let clock = if self.manual_clock { Clock::manual_default() } else { Clock::real() };
+        let clock = if self.manual_clock {
+            Clock::manual_default()
+        } else {
+            Clock::real()
+        };
         let state = SimState::new(self, clock.clone())?;
         let shared: Shared = Arc::new(Mutex::new(state));
-        let listener = TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let app = router(shared.clone());
         let (tx, rx) = oneshot::channel::<()>();
@@ -112,7 +118,13 @@ impl SimConfig {
                 tracing::error!(error = %e, "simulator server stopped");
             }
         });
-        Ok(SimHandle { addr, shared, clock, shutdown: Some(tx), task: Some(task) })
+        Ok(SimHandle {
+            addr,
+            shared,
+            clock,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
     }
 }
 
@@ -182,7 +194,11 @@ impl SimHandle {
 
     /// The institution-specific id of the job called `name`.
     pub fn job_id(&self, name: &str) -> Option<String> {
-        lock(&self.shared).jobs.iter().find(|j| j.name == name).map(|j| j.id.clone())
+        lock(&self.shared)
+            .jobs
+            .iter()
+            .find(|j| j.name == name)
+            .map(|j| j.id.clone())
     }
 
     pub fn users(&self) -> Vec<UserSummary> {
@@ -262,8 +278,9 @@ async fn almaws(State(shared): State<Shared>, method: Method, uri: Uri, headers:
             .collect(),
         None => vec![format!("..{}", uri.path())],
     };
-    let query: Vec<(String, String)> =
-        form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().collect();
+    let query: Vec<(String, String)> = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .into_owned()
+        .collect();
     let header_str = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
     let format_param = query.iter().find(|(k, _)| k == "format").map(|(_, v)| v.as_str());
     let format = Format::negotiate(header_str(header::ACCEPT).as_deref(), format_param);
@@ -272,8 +289,16 @@ async fn almaws(State(shared): State<Shared>, method: Method, uri: Uri, headers:
             let (scheme, key) = a.trim().split_once(' ')?;
             scheme.eq_ignore_ascii_case("apikey").then(|| key.trim().to_string())
         })
-        .or_else(|| query.iter().find(|(k, _)| k.eq_ignore_ascii_case("apikey")).map(|(_, v)| v.clone()));
-    let base = format!("http://{}", header_str(header::HOST).unwrap_or_else(|| "127.0.0.1".into()));
+        .or_else(|| {
+            query
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("apikey"))
+                .map(|(_, v)| v.clone())
+        });
+    let base = format!(
+        "http://{}",
+        header_str(header::HOST).unwrap_or_else(|| "127.0.0.1".into())
+    );
     let req = Req {
         method: method.clone(),
         segs,
@@ -339,7 +364,10 @@ fn respond(shared: &Shared, reply: Reply, format: Format, log: usize, drop_after
 fn cut_off(status: StatusCode, partial: Vec<u8>) -> Response {
     let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
         Ok(Bytes::from(partial)),
-        Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "simulated dropped connection")),
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "simulated dropped connection",
+        )),
     ];
     let mut response = Response::new(Body::from_stream(futures_util::stream::iter(chunks)));
     *response.status_mut() = status;
@@ -360,7 +388,11 @@ async fn inspect_requests(State(shared): State<Shared>) -> Response {
 async fn inspect_set_members(State(shared): State<Shared>, Path(id): Path<String>) -> Response {
     match lock(&shared).sets.get(&id) {
         Some(s) => axum::Json(json!({"set_id": id, "name": s.name, "members": s.members})).into_response(),
-        None => (StatusCode::NOT_FOUND, axum::Json(json!({"error": format!("no set {id}")}))).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"error": format!("no set {id}")})),
+        )
+            .into_response(),
     }
 }
 
@@ -377,8 +409,16 @@ async fn inspect_state(State(shared): State<Shared>) -> Response {
         .values()
         .map(|i| json!({"id": i.id, "job_id": i.job_id, "set_id": i.set_id, "status": i.status, "members": i.members.len()}))
         .collect();
-    let reports: Vec<_> = st.reports.iter().map(|r| json!({"path": r.path, "columns": r.columns.len()})).collect();
-    let job = st.jobs.iter().find(|j| j.name == UPDATE_NOTIFY_USERS).map(|j| j.id.clone());
+    let reports: Vec<_> = st
+        .reports
+        .iter()
+        .map(|r| json!({"path": r.path, "columns": r.columns.len()}))
+        .collect();
+    let job = st
+        .jobs
+        .iter()
+        .find(|j| j.name == UPDATE_NOTIFY_USERS)
+        .map(|j| j.id.clone());
     axum::Json(json!({
         "now": st.clock.now(),
         "manual_clock": st.clock.is_manual(),
@@ -401,7 +441,10 @@ struct AdvanceParams {
 
 async fn inspect_advance(State(shared): State<Shared>, Query(p): Query<AdvanceParams>) -> Response {
     if !(p.seconds.is_finite() && p.seconds >= 0.0) {
-        return (StatusCode::BAD_REQUEST, axum::Json(json!({"error": "seconds must be a non-negative number"})))
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"error": "seconds must be a non-negative number"})),
+        )
             .into_response();
     }
     let mut st = lock(&shared);

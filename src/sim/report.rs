@@ -146,7 +146,11 @@ impl Report {
     pub fn evaluate(&self, users: &[User], filter: Option<&Filter>, as_of: NaiveDate) -> Evaluated {
         let candidates: Vec<u32> = match &self.source {
             Source::Csv { rows } => (0..rows.len() as u32).collect(),
-            Source::Users { population, join_duplicates, sort_by_group } => {
+            Source::Users {
+                population,
+                join_duplicates,
+                sort_by_group,
+            } => {
                 let mut rows: Vec<u32> = Vec::new();
                 for (i, u) in users.iter().enumerate() {
                     let include = match population {
@@ -175,7 +179,10 @@ impl Report {
         };
         let rows = match filter {
             None => candidates,
-            Some(f) => candidates.into_iter().filter(|r| f.matches(&|col| self.cell(users, *r, col, as_of))).collect(),
+            Some(f) => candidates
+                .into_iter()
+                .filter(|r| f.matches(&|col| self.cell(users, *r, col, as_of)))
+                .collect(),
         };
         Evaluated { rows }
     }
@@ -187,7 +194,10 @@ impl Report {
             .flexible(true)
             .from_path(file)
             .map_err(|e| format!("{}: {e}", file.display()))?;
-        let headers = reader.headers().map_err(|e| format!("{}: {e}", file.display()))?.clone();
+        let headers = reader
+            .headers()
+            .map_err(|e| format!("{}: {e}", file.display()))?
+            .clone();
         if headers.is_empty() {
             return Err(format!("{}: no header row", file.display()));
         }
@@ -208,7 +218,11 @@ impl Report {
             let record = record.map_err(|e| format!("{}: record {}: {e}", file.display(), n + 1))?;
             rows.push(record.iter().map(|c| (!c.is_empty()).then(|| c.to_string())).collect());
         }
-        Ok(Self { path: report_path.to_string(), columns, source: Source::Csv { rows } })
+        Ok(Self {
+            path: report_path.to_string(),
+            columns,
+            source: Source::Csv { rows },
+        })
     }
 }
 
@@ -216,7 +230,11 @@ impl Report {
 pub fn builtin_reports() -> Vec<Report> {
     use Cell::*;
     use ColType::*;
-    let users = |population, join_duplicates, sort_by_group| Source::Users { population, join_duplicates, sort_by_group };
+    let users = |population, join_duplicates, sort_by_group| Source::Users {
+        population,
+        join_duplicates,
+        sort_by_group,
+    };
     vec![
         Report {
             path: format!("{REPORTS_FOLDER}/All users"),
@@ -303,7 +321,9 @@ mod tests {
         let internal = reports[1].evaluate(&us, None, as_of);
         assert_eq!(
             internal.rows.len(),
-            us.iter().filter(|u| u.active && u.account_type == AccountType::Internal).count()
+            us.iter()
+                .filter(|u| u.active && u.account_type == AccountType::Internal)
+                .count()
         );
         let by_group = reports[2].evaluate(&us, None, as_of);
         let active = us.iter().filter(|u| u.active).count();

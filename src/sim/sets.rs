@@ -5,7 +5,9 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::state::{Outcome, Parsed, Rejection, Req, State, format_alma_date, json_code, list_json, paging, parse_body};
+use super::state::{
+    Outcome, Parsed, Rejection, Req, State, format_alma_date, json_code, list_json, paging, parse_body,
+};
 use super::wire::{AppError, Reply};
 
 /// Most members one call may carry.
@@ -55,7 +57,9 @@ fn read_set_body(req: &Req) -> Result<SetBody, Rejection> {
                     Some(one @ Value::Object(_)) => vec![one.clone()],
                     _ => Vec::new(),
                 };
-                list.iter().map(|item| json_code(item.get("id")).filter(|s| !s.trim().is_empty())).collect()
+                list.iter()
+                    .map(|item| json_code(item.get("id")).filter(|s| !s.trim().is_empty()))
+                    .collect()
             }),
         },
         Parsed::Xml(node) => SetBody {
@@ -84,7 +88,11 @@ const CONTENT_TYPES: &[(&str, &str)] = &[
 ];
 
 fn set_json(set: &SimSet, req: &Req) -> Value {
-    let content_desc = CONTENT_TYPES.iter().find(|(c, _)| *c == set.content).map(|(_, d)| *d).unwrap_or("");
+    let content_desc = CONTENT_TYPES
+        .iter()
+        .find(|(c, _)| *c == set.content)
+        .map(|(_, d)| *d)
+        .unwrap_or("");
     json!({
         "id": set.id,
         "name": set.name,
@@ -110,9 +118,10 @@ fn invalid_set_id(id: &str) -> AppError {
 impl State {
     pub fn create_set(&mut self, req: &Req) -> Outcome {
         let body = read_set_body(req)?;
-        let name = body.name.filter(|n| !n.trim().is_empty()).ok_or_else(|| {
-            AppError::bad_request("402265", "Failed to create set: the set name is mandatory")
-        })?;
+        let name = body
+            .name
+            .filter(|n| !n.trim().is_empty())
+            .ok_or_else(|| AppError::bad_request("402265", "Failed to create set: the set name is mandatory"))?;
         match body.set_type.as_deref() {
             Some("ITEMIZED") => {}
             Some("LOGICAL") => {
@@ -123,18 +132,26 @@ impl State {
                 .into());
             }
             other => {
-                return Err(AppError::bad_request("402262", format!("Invalid set type: {}", other.unwrap_or(""))).into());
+                return Err(
+                    AppError::bad_request("402262", format!("Invalid set type: {}", other.unwrap_or(""))).into(),
+                );
             }
         }
         let content = body.content.unwrap_or_default();
         if !CONTENT_TYPES.iter().any(|(c, _)| *c == content) {
-            return Err(AppError::bad_request("402265", format!("Failed to create set: invalid content type {content:?}")).into());
+            return Err(AppError::bad_request(
+                "402265",
+                format!("Failed to create set: invalid content type {content:?}"),
+            )
+            .into());
         }
         // Alma's default is private=true.
         let private = match body.private.as_deref().map(str::to_ascii_lowercase).as_deref() {
             None | Some("true") => true,
             Some("false") => false,
-            Some(other) => return Err(AppError::bad_request("60209", format!("Invalid private value: {other}")).into()),
+            Some(other) => {
+                return Err(AppError::bad_request("60209", format!("Invalid private value: {other}")).into());
+            }
         };
         let active = match body.status.as_deref() {
             None | Some("ACTIVE") => true,
@@ -178,7 +195,11 @@ impl State {
             Some(q) => match q.split_once('~') {
                 Some(("name", v)) => Some(v.to_lowercase()),
                 _ => {
-                    return Err(AppError::bad_request("SIM_INVALID_Q", format!("unsupported q {q:?}: use name~<text>")).into());
+                    return Err(AppError::bad_request(
+                        "SIM_INVALID_Q",
+                        format!("unsupported q {q:?}: use name~<text>"),
+                    )
+                    .into());
                 }
             },
         };
@@ -187,12 +208,18 @@ impl State {
         let matching: Vec<&SimSet> = self
             .sets
             .values()
-            .filter(|s| name_query.as_ref().is_none_or(|q| s.name.to_lowercase().contains(q.as_str())))
+            .filter(|s| {
+                name_query
+                    .as_ref()
+                    .is_none_or(|q| s.name.to_lowercase().contains(q.as_str()))
+            })
             .filter(|s| content.is_none_or(|c| s.content == c))
             .filter(|_| set_type.is_none_or(|t| t == "ITEMIZED"))
             .collect();
         let total = matching.len();
-        let value = list_json("set", matching.into_iter().skip(offset).take(limit), total, |s| set_json(s, req));
+        let value = list_json("set", matching.into_iter().skip(offset).take(limit), total, |s| {
+            set_json(s, req)
+        });
         Ok(Reply::ok("sets", value))
     }
 
@@ -200,11 +227,19 @@ impl State {
         let id = &req.segs[2];
         let (limit, offset) = paging(req)?;
         let set = self.sets.get(id).ok_or_else(|| invalid_set_id(id))?;
-        let value = list_json("member", set.members.iter().skip(offset).take(limit), set.members.len(), |m| {
-            let description = self.user_index.get(&m.to_ascii_lowercase()).map(|i| self.users[*i].full_name());
-            json!({"id": m, "description": description.unwrap_or_default(),
+        let value = list_json(
+            "member",
+            set.members.iter().skip(offset).take(limit),
+            set.members.len(),
+            |m| {
+                let description = self
+                    .user_index
+                    .get(&m.to_ascii_lowercase())
+                    .map(|i| self.users[*i].full_name());
+                json!({"id": m, "description": description.unwrap_or_default(),
                    "link": req.link(&format!("users/{m}"))})
-        });
+            },
+        );
         Ok(Reply::ok("members", value))
     }
 
@@ -233,7 +268,11 @@ impl State {
             None | Some("") | Some("true") => true,
             Some("false") => false,
             Some(other) => {
-                return Err(AppError::bad_request("SIM_INVALID_BOOLEAN", format!("fail_on_invalid_id must be true or false, got {other}")).into());
+                return Err(AppError::bad_request(
+                    "SIM_INVALID_BOOLEAN",
+                    format!("fail_on_invalid_id must be true or false, got {other}"),
+                )
+                .into());
             }
         };
         let body = read_set_body(req)?;
@@ -244,7 +283,10 @@ impl State {
         if members.len() > MAX_MEMBERS_PER_CALL {
             return Err(AppError::bad_request(
                 "60118",
-                format!("The member list exceeds the limit of {MAX_MEMBERS_PER_CALL} ({} given)", members.len()),
+                format!(
+                    "The member list exceeds the limit of {MAX_MEMBERS_PER_CALL} ({} given)",
+                    members.len()
+                ),
             )
             .into());
         }
@@ -256,7 +298,10 @@ impl State {
                 all
             }
             "replace_members" => {
-                let empty = SimSet { members: Vec::new(), ..set.clone() };
+                let empty = SimSet {
+                    members: Vec::new(),
+                    ..set.clone()
+                };
                 self.checked_additions(&empty, &members, fail_on_invalid)?
             }
             _ => {
@@ -268,7 +313,9 @@ impl State {
                             keep.remove(pos);
                         }
                         None if fail_on_invalid => {
-                            return Err(AppError::bad_request("60117", format!("Member {wanted} is not in the set")).into());
+                            return Err(
+                                AppError::bad_request("60117", format!("Member {wanted} is not in the set")).into(),
+                            );
                         }
                         None => {}
                     }
@@ -285,7 +332,12 @@ impl State {
     /// (60114), the same id twice in one request (60119, case-insensitive), an id already in the
     /// set (60115), an id that is no user (60116, the whole call fails unless
     /// `fail_on_invalid_id=false`, when it is skipped).
-    fn checked_additions(&self, set: &SimSet, requested: &[Option<String>], fail_on_invalid: bool) -> Result<Vec<String>, Rejection> {
+    fn checked_additions(
+        &self,
+        set: &SimSet,
+        requested: &[Option<String>],
+        fail_on_invalid: bool,
+    ) -> Result<Vec<String>, Rejection> {
         let ids = distinct_ids(requested)?;
         let mut added = Vec::new();
         for id in ids {
@@ -293,14 +345,20 @@ impl State {
                 return Err(AppError::bad_request("60115", format!("Member {id} is already in the set")).into());
             }
             let canonical = if set.content == "USER" {
-                self.user_index.get(&id.to_ascii_lowercase()).map(|i| self.users[*i].primary_id.clone())
+                self.user_index
+                    .get(&id.to_ascii_lowercase())
+                    .map(|i| self.users[*i].primary_id.clone())
             } else {
                 Some(id.clone())
             };
             match canonical {
                 Some(c) => added.push(c),
                 None if fail_on_invalid => {
-                    return Err(AppError::bad_request("60116", format!("Member ID {id} is not valid for content type {}", set.content)).into());
+                    return Err(AppError::bad_request(
+                        "60116",
+                        format!("Member ID {id} is not valid for content type {}", set.content),
+                    )
+                    .into());
                 }
                 None => {}
             }
@@ -313,9 +371,14 @@ fn distinct_ids(requested: &[Option<String>]) -> Result<Vec<String>, Rejection> 
     let mut seen = std::collections::HashSet::new();
     let mut ids = Vec::with_capacity(requested.len());
     for (n, m) in requested.iter().enumerate() {
-        let id = m.as_deref().map(str::trim).ok_or_else(|| AppError::bad_request("60114", format!("Member number {} has no id", n + 1)))?;
+        let id = m
+            .as_deref()
+            .map(str::trim)
+            .ok_or_else(|| AppError::bad_request("60114", format!("Member number {} has no id", n + 1)))?;
         if !seen.insert(id.to_ascii_lowercase()) {
-            return Err(AppError::bad_request("60119", format!("Member {id} appears more than once in the request")).into());
+            return Err(
+                AppError::bad_request("60119", format!("Member {id} appears more than once in the request")).into(),
+            );
         }
         ids.push(id.to_string());
     }

@@ -10,13 +10,13 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+use super::analytics::Session;
 use super::clock::Clock;
 use super::config::{Access, Area, Fault, FaultKind, SimConfig, Target};
 use super::institution::{JobDef, User, jobs, users};
 use super::jobs::Instance;
 use super::report::{Report, builtin_reports};
 use super::sets::SimSet;
-use super::analytics::Session;
 use super::wire::{AppError, Format, GatewayError, Reply};
 
 /// One request as the simulator saw it. The API key is never recorded, not even the
@@ -105,7 +105,11 @@ pub struct State {
 impl State {
     pub fn new(cfg: SimConfig, clock: Clock) -> Result<Self, String> {
         let users = users(cfg.users, cfg.seed);
-        let user_index = users.iter().enumerate().map(|(i, u)| (u.primary_id.to_ascii_lowercase(), i)).collect();
+        let user_index = users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (u.primary_id.to_ascii_lowercase(), i))
+            .collect();
         let mut reports = builtin_reports();
         for (path, file) in &cfg.csv_reports {
             let report = Report::from_csv(path, file)?;
@@ -146,14 +150,25 @@ impl State {
         let alnum: String = (0..5)
             .map(|_| {
                 let c = self.rng.random_range(0..36u8);
-                if c < 10 { (b'0' + c) as char } else { (b'A' + c - 10) as char }
+                if c < 10 {
+                    (b'0' + c) as char
+                } else {
+                    (b'A' + c - 10) as char
+                }
             })
             .collect();
-        format!("E0{}-{}-{alnum}-AWAE{}", self.rng.random_range(1..4), now.format("%d%m%H%M%S"), self.rng.random_range(100_000_000..2_000_000_000u64))
+        format!(
+            "E0{}-{}-{alnum}-AWAE{}",
+            self.rng.random_range(1..4),
+            now.format("%d%m%H%M%S"),
+            self.rng.random_range(100_000_000..2_000_000_000u64)
+        )
     }
 
     pub fn request_id(&mut self) -> String {
-        (0..10).map(|_| (b'a' + self.rng.random_range(0..26u8)) as char).collect()
+        (0..10)
+            .map(|_| (b'a' + self.rng.random_range(0..26u8)) as char)
+            .collect()
     }
 
     pub fn quota_remaining(&self) -> u64 {
@@ -196,21 +211,34 @@ impl State {
 
     fn gate(&mut self, req: &Req, key: Option<&str>, target: Target, now: Instant) -> Admission {
         if target == Target::Unknown {
-            let message = format!("simulator: no route for {} /almaws/v1/{}", req.method, req.segs.join("/"));
+            let message = format!(
+                "simulator: no route for {} /almaws/v1/{}",
+                req.method,
+                req.segs.join("/")
+            );
             return Admission::Answer(GatewayError::NotFound.into_reply(req.format, Some(&message)));
         }
         let area = target.area();
         let Some(grant) = key.and_then(|k| self.cfg.keys.iter().find(|g| g.key == k)) else {
             // Alma's status for UNAUTHORIZED is not settled (400 and 403 both seen); unknown keys get 400.
             return Admission::Answer(
-                GatewayError::Unauthorized { status: StatusCode::BAD_REQUEST }.into_reply(req.format, None),
+                GatewayError::Unauthorized {
+                    status: StatusCode::BAD_REQUEST,
+                }
+                .into_reply(req.format, None),
             );
         };
         let writes = req.method != Method::GET;
-        let allowed = grant.grants.iter().any(|(a, access)| *a == area && (!writes || *access == Access::ReadWrite));
+        let allowed = grant
+            .grants
+            .iter()
+            .any(|(a, access)| *a == area && (!writes || *access == Access::ReadWrite));
         if !allowed {
             return Admission::Answer(
-                GatewayError::Unauthorized { status: StatusCode::FORBIDDEN }.into_reply(req.format, None),
+                GatewayError::Unauthorized {
+                    status: StatusCode::FORBIDDEN,
+                }
+                .into_reply(req.format, None),
             );
         }
         let today = self.clock.now().date_naive();
@@ -223,7 +251,11 @@ impl State {
         }
         self.quota_remaining -= 1;
         if self.cfg.rate_limit > 0 {
-            while self.rate_window.front().is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1)) {
+            while self
+                .rate_window
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
+            {
                 self.rate_window.pop_front();
             }
             if self.rate_window.len() >= self.cfg.rate_limit as usize {
@@ -236,29 +268,38 @@ impl State {
             Target::AnalyticsNext => self.cfg.page_latency,
             _ => Duration::ZERO,
         };
+        // Every fault counts every request to its target, whatever the other faults do; the
+        // first fault that answers or cuts the connection wins.
         let mut drop_after = false;
+        let mut answer: Option<Admission> = None;
         for (i, fault) in self.cfg.faults.iter().enumerate() {
             if !fault.target.covers(target) {
                 continue;
             }
             self.fault_seen[i] += 1;
             let n = self.fault_seen[i];
-            if n <= fault.skip || n > fault.skip.saturating_add(fault.count) {
+            if n <= fault.skip || n > fault.skip.saturating_add(fault.count) || answer.is_some() {
                 continue;
             }
             match fault.kind {
                 FaultKind::ServerError => {
-                    return Admission::Answer(
-                        GatewayError::GeneralError { status: StatusCode::SERVICE_UNAVAILABLE }.into_reply(req.format, None),
-                    );
+                    let status = StatusCode::SERVICE_UNAVAILABLE;
+                    answer = Some(Admission::Answer(
+                        GatewayError::GeneralError { status }.into_reply(req.format, None),
+                    ));
                 }
                 FaultKind::TooManyRequests => {
-                    return Admission::Answer(GatewayError::PerSecondThreshold.into_reply(req.format, None));
+                    answer = Some(Admission::Answer(
+                        GatewayError::PerSecondThreshold.into_reply(req.format, None),
+                    ));
                 }
-                FaultKind::DropBefore => return Admission::DropBefore,
+                FaultKind::DropBefore => answer = Some(Admission::DropBefore),
                 FaultKind::DropAfter => drop_after = true,
                 FaultKind::Slow(d) => delay += d,
             }
+        }
+        if let Some(answer) = answer {
+            return answer;
         }
         Admission::Proceed { delay, drop_after }
     }
@@ -381,7 +422,12 @@ pub fn paging(req: &Req) -> Result<(usize, usize), AppError> {
 }
 
 /// A JSON list response: `{"<key>": [...], "total_record_count": N}`, the array omitted when empty.
-pub fn list_json<T>(key: &str, items: impl Iterator<Item = T>, total: usize, f: impl Fn(T) -> serde_json::Value) -> serde_json::Value {
+pub fn list_json<T>(
+    key: &str,
+    items: impl Iterator<Item = T>,
+    total: usize,
+    f: impl Fn(T) -> serde_json::Value,
+) -> serde_json::Value {
     let items: Vec<serde_json::Value> = items.map(f).collect();
     let mut map = serde_json::Map::new();
     if !items.is_empty() {
@@ -403,13 +449,19 @@ pub fn parse_body(req: &Req) -> Result<Parsed, Rejection> {
     let first = req.body.iter().find(|b| !b.is_ascii_whitespace()).copied();
     let json = ct.contains("json") || (!ct.contains("xml") && first == Some(b'{'));
     if json {
-        serde_json::from_slice(&req.body)
-            .map(Parsed::Json)
-            .map_err(|e| Rejection::Gateway(GatewayError::BadRequest, Some(format!("Malformed JSON request body: {e}"))))
+        serde_json::from_slice(&req.body).map(Parsed::Json).map_err(|e| {
+            Rejection::Gateway(
+                GatewayError::BadRequest,
+                Some(format!("Malformed JSON request body: {e}")),
+            )
+        })
     } else {
-        super::xml::parse_tree(&req.body)
-            .map(Parsed::Xml)
-            .map_err(|e| Rejection::Gateway(GatewayError::BadRequest, Some(format!("Malformed XML request body: {e}"))))
+        super::xml::parse_tree(&req.body).map(Parsed::Xml).map_err(|e| {
+            Rejection::Gateway(
+                GatewayError::BadRequest,
+                Some(format!("Malformed XML request body: {e}")),
+            )
+        })
     }
 }
 

@@ -19,8 +19,10 @@ impl State {
         let emails: Vec<_> = user
             .email
             .iter()
-            .map(|e| json!({"email_address": e, "preferred": true, "segment_type": "Internal",
-                            "email_type": [{"value": "school", "desc": "School"}]}))
+            .map(|e| {
+                json!({"email_address": e, "preferred": true, "segment_type": "Internal",
+                            "email_type": [{"value": "school", "desc": "School"}]})
+            })
             .collect();
         let mut v = json!({
             "record_type": {"value": "PUBLIC", "desc": "Public"},

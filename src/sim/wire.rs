@@ -39,9 +39,15 @@ impl Format {
 #[derive(Debug, Clone)]
 pub enum Body {
     /// A domain object: JSON as is, XML through Alma's mapping under `root`.
-    Object { root: &'static str, value: Value },
+    Object {
+        root: &'static str,
+        value: Value,
+    },
     /// Already rendered, with its content type (analytics pages, fixed-format gateway errors).
-    Rendered { content_type: &'static str, text: String },
+    Rendered {
+        content_type: &'static str,
+        text: String,
+    },
     Empty,
 }
 
@@ -53,15 +59,24 @@ pub struct Reply {
 
 impl Reply {
     pub fn ok(root: &'static str, value: Value) -> Self {
-        Self { status: StatusCode::OK, body: Body::Object { root, value } }
+        Self {
+            status: StatusCode::OK,
+            body: Body::Object { root, value },
+        }
     }
 
     pub fn rendered(status: StatusCode, content_type: &'static str, text: String) -> Self {
-        Self { status, body: Body::Rendered { content_type, text } }
+        Self {
+            status,
+            body: Body::Rendered { content_type, text },
+        }
     }
 
     pub fn no_content() -> Self {
-        Self { status: StatusCode::NO_CONTENT, body: Body::Empty }
+        Self {
+            status: StatusCode::NO_CONTENT,
+            body: Body::Empty,
+        }
     }
 
     /// Content type and bytes in the negotiated format.
@@ -88,7 +103,11 @@ pub struct AppError {
 
 impl AppError {
     pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
-        Self { status: StatusCode::BAD_REQUEST, code: code.to_string(), message: message.into() }
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: code.to_string(),
+            message: message.into(),
+        }
     }
 
     pub fn with_status(mut self, status: StatusCode) -> Self {
@@ -118,7 +137,9 @@ impl AppError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GatewayError {
     /// Unknown key, or a key without the area or write permission.
-    Unauthorized { status: StatusCode },
+    Unauthorized {
+        status: StatusCode,
+    },
     PerSecondThreshold,
     DailyThreshold,
     /// No such URL path.
@@ -126,7 +147,9 @@ pub enum GatewayError {
     /// A request body the gateway could not read.
     BadRequest,
     /// "General error with the API Gateway – please retry later." (the 5xx fault)
-    GeneralError { status: StatusCode },
+    GeneralError {
+        status: StatusCode,
+    },
 }
 
 impl GatewayError {
@@ -154,7 +177,9 @@ impl GatewayError {
         match self {
             GatewayError::Unauthorized { .. } => "API-key not defined or not configured to allow this API.",
             GatewayError::PerSecondThreshold => "HTTP requests are more than allowed per second",
-            GatewayError::DailyThreshold => "Daily API Request Threshold has been reached. For details see: https://developers.exlibrisgroup.com/alma/apis/#threshold",
+            GatewayError::DailyThreshold => {
+                "Daily API Request Threshold has been reached. For details see: https://developers.exlibrisgroup.com/alma/apis/#threshold"
+            }
             GatewayError::NotFound => "",
             GatewayError::BadRequest => "Request body could not be read",
             GatewayError::GeneralError { .. } => "General error with the API Gateway - please retry later.",
@@ -184,7 +209,10 @@ impl GatewayError {
 
 fn web_service_result_xml(code: &str, message: &str, tracking_id: Option<&str>, nl: &str, ind: &str) -> String {
     let mut w = XmlWriter::with_declaration();
-    w.raw(nl).open("web_service_result", &[("xmlns", "http://com/exlibris/urm/general/xmlbeans")]);
+    w.raw(nl).open(
+        "web_service_result",
+        &[("xmlns", "http://com/exlibris/urm/general/xmlbeans")],
+    );
     w.raw(nl).raw(ind).leaf("errorsExist", "true");
     w.raw(nl).raw(ind).open("errorList", &[]);
     w.raw(nl).raw(ind).raw(ind).open("error", &[]);
@@ -214,8 +242,8 @@ mod tests {
 
     #[test]
     fn application_errors_are_lists_gateway_errors_single_objects() {
-        let app = AppError::bad_request("401861", "User with identifier x was not found.")
-            .into_reply(Format::Json, "E01-1");
+        let app =
+            AppError::bad_request("401861", "User with identifier x was not found.").into_reply(Format::Json, "E01-1");
         let (_, text) = app.render(Format::Json);
         let v: Value = serde_json::from_str(&text).unwrap();
         assert!(v["errorList"]["error"].is_array());
@@ -225,9 +253,15 @@ mod tests {
         assert_eq!(gw.status, StatusCode::TOO_MANY_REQUESTS);
         let (_, text) = gw.render(Format::Json);
         let v: Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(v["web_service_result"]["errorList"]["error"]["errorCode"], "PER_SECOND_THRESHOLD");
+        assert_eq!(
+            v["web_service_result"]["errorList"]["error"]["errorCode"],
+            "PER_SECOND_THRESHOLD"
+        );
 
-        let unauthorized = GatewayError::Unauthorized { status: StatusCode::BAD_REQUEST }.into_reply(Format::Json, None);
+        let unauthorized = GatewayError::Unauthorized {
+            status: StatusCode::BAD_REQUEST,
+        }
+        .into_reply(Format::Json, None);
         let (ct, text) = unauthorized.render(Format::Json);
         assert_eq!(ct, Some("application/xml;charset=UTF-8"));
         assert!(text.contains("\r\n  <errorsExist>true</errorsExist>"));

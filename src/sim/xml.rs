@@ -2,8 +2,8 @@
 //! Alma's mapping of its JSON objects to XML (code fields as text + `desc`/`link` attributes,
 //! arrays wrapped in a plural element).
 
-use quick_xml::events::Event;
 use quick_xml::escape::escape;
+use quick_xml::events::Event;
 use serde_json::Value;
 
 pub const DECLARATION: &str = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>"#;
@@ -112,10 +112,7 @@ pub fn parse_tree(input: &[u8]) -> Result<Node, String> {
             .map_err(|e| format!("malformed XML at byte {}: {e}", reader.buffer_position()))?;
         match event {
             Event::Start(e) | Event::Empty(e) if root.is_some() => {
-                return Err(format!(
-                    "content after the root element: <{}>",
-                    e.local_name().as_ref()
-                ));
+                return Err(format!("content after the root element: <{}>", e.local_name().as_ref()));
             }
             Event::Start(e) => stack.push(start_node(&e)?),
             Event::Empty(e) => {
@@ -179,7 +176,11 @@ fn start_node(e: &quick_xml::events::BytesStart<'_>) -> Result<Node, String> {
             .into_owned();
         attrs.push((key, value));
     }
-    Ok(Node { name, attrs, ..Node::default() })
+    Ok(Node {
+        name,
+        attrs,
+        ..Node::default()
+    })
 }
 
 /// Renders one of Alma's JSON objects as Alma's XML: `{"value":..,"desc":..,"link":..}` becomes

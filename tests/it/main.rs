@@ -1,1 +1,11 @@
-fn main(){}
+//! The one integration-test binary. The simulator tests talk to it with a plain HTTP client
+//! (reqwest), never through our own Alma client, so the simulator is checked against
+//! `shared/alma-api.md`, not against what the client happens to send.
+
+mod support;
+
+mod sim_analytics;
+mod sim_gateway;
+mod sim_jobs;
+mod sim_sets;
+mod sim_users;

@@ -1,0 +1,246 @@
+//! Test helpers: a simulator plus a plain reqwest client, responses as text/JSON/XML, and
+//! golden files under `fixtures/` (set `BLESS=1` to rewrite them).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use alma_cohort::sim::{SimConfig, SimHandle};
+use serde_json::Value;
+
+pub const KEY: &str = "sim-rw";
+pub const ALL_USERS: &str = "/shared/Example University/Reports/Password Resets/All users";
+pub const BY_GROUP: &str = "/shared/Example University/Reports/Password Resets/Active users by group";
+pub const EXPIRING: &str = "/shared/Example University/Reports/Password Resets/Users expiring in a date range";
+pub const EMPTY: &str = "/shared/Example University/Reports/Fixtures/Empty";
+pub const ONE_ROW: &str = "/shared/Example University/Reports/Fixtures/One row";
+
+pub struct Sim {
+    pub handle: SimHandle,
+    pub http: reqwest::Client,
+}
+
+/// One HTTP answer, read in full.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The application error code of an Alma error body (JSON list form or XML).
+    pub fn error_code(&self) -> String {
+        if let Ok(v) = serde_json::from_str::<Value>(&self.text) {
+            let err = &v["errorList"]["error"];
+            let err = if err.is_array() {
+                &err[0]
+            } else {
+                &v["web_service_result"]["errorList"]["error"]
+            };
+            return err["errorCode"].as_str().unwrap_or_default().to_string();
+        }
+        between(&self.text, "<errorCode>", "</errorCode>")
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+pub fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
+    let from = text.find(start)? + start.len();
+    let to = text[from..].find(end)? + from;
+    Some(&text[from..to])
+}
+
+pub fn count(text: &str, needle: &str) -> usize {
+    text.matches(needle).count()
+}
+
+pub async fn sim(config: SimConfig) -> Sim {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let handle = config.start().await.expect("simulator starts");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("client");
+    Sim { handle, http }
+}
+
+/// A small institution on a manual clock, no rate limit: the usual test setup.
+pub fn config(users: usize) -> SimConfig {
+    SimConfig::default().users(users).seed(7).manual_clock().rate_limit(0)
+}
+
+impl Sim {
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!(
+            "{}/almaws/v1/{}",
+            self.handle.base_url(),
+            path_and_query.trim_start_matches('/')
+        )
+    }
+
+    pub async fn send(&self, rb: reqwest::RequestBuilder) -> Resp {
+        let r = rb.send().await.expect("request is answered");
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let text = r.text().await.expect("body");
+        Resp { status, headers, text }
+    }
+
+    /// GET with the read/write key, XML (no Accept header).
+    pub async fn get(&self, path: &str) -> Resp {
+        self.send(
+            self.http
+                .get(self.url(path))
+                .header("Authorization", format!("apikey {KEY}")),
+        )
+        .await
+    }
+
+    pub async fn get_json(&self, path: &str) -> Resp {
+        self.send(
+            self.http
+                .get(self.url(path))
+                .header("Authorization", format!("apikey {KEY}"))
+                .header("Accept", "application/json"),
+        )
+        .await
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Resp {
+        self.send(
+            self.http
+                .post(self.url(path))
+                .header("Authorization", format!("apikey {KEY}"))
+                .header("Accept", "application/json")
+                .header("Content-Type", "application/json")
+                .body(body.to_string()),
+        )
+        .await
+    }
+
+    pub async fn post_xml(&self, path: &str, body: &str) -> Resp {
+        self.send(
+            self.http
+                .post(self.url(path))
+                .header("Authorization", format!("apikey {KEY}"))
+                .header("Content-Type", "application/xml")
+                .body(body.to_string()),
+        )
+        .await
+    }
+
+    pub async fn delete(&self, path: &str) -> Resp {
+        self.send(
+            self.http
+                .delete(self.url(path))
+                .header("Authorization", format!("apikey {KEY}")),
+        )
+        .await
+    }
+
+    /// First page of a report (`limit` rows a page).
+    pub async fn report(&self, path: &str, limit: usize, extra: &str) -> Resp {
+        let q = format!("path={}&limit={limit}&col_names=true{extra}", enc(path));
+        self.get(&format!("analytics/reports?{q}")).await
+    }
+
+    /// Pages a whole report; returns every page's text.
+    pub async fn all_pages(&self, path: &str, limit: usize) -> Vec<String> {
+        let first = self.report(path, limit, "").await;
+        assert_eq!(first.status, 200, "{}", first.text);
+        let token = between(&first.text, "<ResumptionToken>", "</ResumptionToken>").map(str::to_string);
+        let mut pages = vec![first.text];
+        while !pages.last().expect("a page").contains("<IsFinished>true</IsFinished>") {
+            let t = token.as_deref().expect("a token while not finished");
+            let next = self.get(&format!("analytics/reports?token={t}")).await;
+            assert_eq!(next.status, 200, "{}", next.text);
+            pages.push(next.text);
+            assert!(pages.len() < 10_000, "paging never ends");
+        }
+        pages
+    }
+
+    /// Creates an itemized USER set; returns its id.
+    pub async fn create_set(&self, name: &str) -> String {
+        let r = self
+            .post_json(
+                "conf/sets",
+                &serde_json::json!({"name": name, "type": {"value": "ITEMIZED"}, "content": {"value": "USER"},
+                                    "private": {"value": "false"}}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.json()["id"].as_str().expect("set id").to_string()
+    }
+
+    pub async fn add_members(&self, set_id: &str, ids: &[&str], fail_on_invalid: Option<bool>) -> Resp {
+        let members: Vec<Value> = ids.iter().map(|id| serde_json::json!({"id": id})).collect();
+        let flag = fail_on_invalid
+            .map(|f| format!("&fail_on_invalid_id={f}"))
+            .unwrap_or_default();
+        self.post_json(
+            &format!("conf/sets/{set_id}?op=add_members{flag}"),
+            &serde_json::json!({"members": {"member": members}}),
+        )
+        .await
+    }
+
+    pub fn job_id(&self) -> String {
+        self.handle
+            .job_id(alma_cohort::sim::UPDATE_NOTIFY_USERS)
+            .expect("the job exists")
+    }
+
+    /// Runs Update/Notify Users on a set with Notify Password Change.
+    pub async fn run_job(&self, set_id: &str) -> Resp {
+        let body = serde_json::json!({"parameter": [
+            {"name": {"value": "set_id"}, "value": set_id},
+            {"name": {"value": "job_name"}, "value": "test reset"},
+            {"name": {"value": "SEND_Notification_To_User_Active"}, "value": "true"},
+            {"name": {"value": "SEND_Notification_To_User_Value"}, "value": "NOTIFY_PASSWORD_CHANGE"},
+        ]});
+        self.post_json(&format!("conf/jobs/{}?op=run", self.job_id()), &body)
+            .await
+    }
+
+    /// Seeded primary ids that are INTERNAL (resp. EXTERNAL).
+    pub fn ids(&self, internal: bool, n: usize) -> Vec<String> {
+        self.handle
+            .users()
+            .into_iter()
+            .filter(|u| u.internal == internal)
+            .take(n)
+            .map(|u| u.primary_id)
+            .collect()
+    }
+}
+
+pub fn enc(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// Compares `actual` with `fixtures/<name>`; with `BLESS=1` writes it instead.
+pub fn golden(name: &str, actual: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name);
+    if std::env::var_os("BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&path, actual).expect("write golden");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("golden file {} missing ({e}); run with BLESS=1", path.display()));
+    assert!(
+        expected == actual,
+        "{} differs from the simulator's answer:\n{actual}",
+        path.display()
+    );
+}
