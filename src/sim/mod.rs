@@ -262,6 +262,7 @@ fn router(shared: Shared) -> Router {
         .route("/_sim/requests", get(inspect_requests))
         .route("/_sim/sets/{id}/members", get(inspect_set_members))
         .route("/_sim/state", get(inspect_state))
+        .route("/_sim/users", get(inspect_users))
         .route("/_sim/clock/advance", post(inspect_advance))
         .fallback(almaws)
         .with_state(shared)
@@ -432,6 +433,19 @@ async fn inspect_state(State(shared): State<Shared>) -> Response {
         "letters": st.outbox.len(),
     }))
     .into_response()
+}
+
+async fn inspect_users(State(shared): State<Shared>) -> Response {
+    let st = lock(&shared);
+    let users: Vec<_> = st
+        .users
+        .iter()
+        .map(|u| {
+            json!({"primary_id": u.primary_id, "user_group": u.user_group, "active": u.active,
+                   "account_type": u.account_type.code()})
+        })
+        .collect();
+    axum::Json(json!({"total": users.len(), "users": users})).into_response()
 }
 
 #[derive(serde::Deserialize)]

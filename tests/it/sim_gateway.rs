@@ -243,6 +243,17 @@ async fn inspection_endpoints() {
         .unwrap();
     assert_eq!(state["update_notify_users_job_id"], sim.job_id());
     assert_eq!(state["job_instances"][0]["status"], "COMPLETED_SUCCESS");
+    let users: serde_json::Value = sim
+        .http
+        .get(format!("{base}/_sim/users"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(users["total"], 50);
+    assert!(users["users"][0]["primary_id"].is_string());
     let advanced: serde_json::Value = sim
         .http
         .post(format!("{base}/_sim/clock/advance?seconds=60"))
