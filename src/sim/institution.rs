@@ -121,6 +121,9 @@ const LAST_NAMES: &[&str] = &[
     "Ó Súilleabháin",
 ];
 
+/// A code-table value and its description, e.g. `("USERS", "Users")`.
+pub type Code = (&'static str, &'static str);
+
 /// A manual job as listed by `GET /conf/jobs`.
 #[derive(Clone, Debug)]
 pub struct JobDef {
@@ -128,13 +131,13 @@ pub struct JobDef {
     pub name: String,
     pub description: String,
     pub job_type: &'static str,
-    pub category: (&'static str, &'static str),
-    pub content: (&'static str, &'static str),
+    pub category: Code,
+    pub content: Code,
 }
 
 pub const UPDATE_NOTIFY_USERS: &str = "Update/Notify Users";
 
-const OTHER_MANUAL_JOBS: &[(&str, (&str, &str), (&str, &str))] = &[
+const OTHER_MANUAL_JOBS: &[(&str, Code, Code)] = &[
     ("Export Users", ("USERS", "Users"), ("USER", "User")),
     ("Delete Users", ("USERS", "Users"), ("USER", "User")),
     ("Update User Expiry Date", ("USERS", "Users"), ("USER", "User")),

@@ -10,7 +10,7 @@ use rand::Rng;
 use serde_json::{Value, json};
 
 use super::config::JobOutcome;
-use super::institution::{AccountType, JobDef, UPDATE_NOTIFY_USERS};
+use super::institution::{AccountType, Code, JobDef, UPDATE_NOTIFY_USERS};
 use super::state::{Letter, Outcome, Parsed, Req, State, format_alma_date, json_code, list_json, paging, parse_body};
 use super::wire::{AppError, Reply};
 
@@ -47,6 +47,9 @@ fn status_desc(code: &str) -> &'static str {
     }
 }
 
+/// A job counter: type code, description, value.
+pub type Counter = (&'static str, &'static str, u64);
+
 /// A job run.
 #[derive(Clone, Debug)]
 pub struct Instance {
@@ -64,8 +67,8 @@ pub struct Instance {
     pub progress: f64,
     pub start_time: Option<DateTime<Utc>>,
     pub end_time: Option<DateTime<Utc>>,
-    pub counters: Vec<(&'static str, &'static str, u64)>,
-    pub alerts: Vec<(&'static str, &'static str)>,
+    pub counters: Vec<Counter>,
+    pub alerts: Vec<Code>,
     /// Effects (passwords, letters) applied once, when the run reached its terminal status.
     pub applied: bool,
 }
@@ -118,7 +121,7 @@ impl Instance {
             let end = if status == "FAILED" {
                 at(0.3)
             } else {
-                at(f.min(1.0).max(0.9))
+                at(f.clamp(0.9, 1.0))
             };
             self.end_time.get_or_insert(end);
         }
