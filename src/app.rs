@@ -92,13 +92,27 @@ mod tests {
     #[test]
     fn sim_flags_become_a_config() {
         let cli = Cli::try_parse_from([
-            "alma-cohort", "sim", "--port", "0", "--users", "10", "--fault", "5xx@analytics-next,count=2",
-            "--key", "k=analytics:r", "--job-outcome", "failed", "--manual-clock",
+            "alma-cohort",
+            "sim",
+            "--port",
+            "0",
+            "--users",
+            "10",
+            "--fault",
+            "5xx@analytics-next,count=2",
+            "--key",
+            "k=analytics:r",
+            "--job-outcome",
+            "failed",
+            "--manual-clock",
         ])
         .unwrap();
         let Command::Sim(args) = cli.command;
         let c = sim_config(&args).unwrap();
-        assert_eq!((c.users, c.faults.len(), c.keys.len(), c.manual_clock), (10, 1, 4, true));
+        assert_eq!(
+            (c.users, c.faults.len(), c.keys.len(), c.manual_clock),
+            (10, 1, 4, true)
+        );
         let bad = Cli::try_parse_from(["alma-cohort", "sim", "--fault", "boom@analytics"]).unwrap();
         let Command::Sim(args) = bad.command;
         assert!(sim_config(&args).unwrap_err().to_string().contains("unknown kind"));

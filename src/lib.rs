@@ -6,7 +6,9 @@
 //! crate holds the library behind the `alma-cohort` binary; [`sim`] is the local Alma that the
 //! tests, `demo` and rehearsals run against.
 
+pub mod alma;
 pub mod app;
 pub mod cli;
 pub mod error;
 pub mod sim;
+pub mod transform;

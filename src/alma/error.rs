@@ -1,0 +1,149 @@
+//! Errors of the Alma client: what was called, what Alma (or the network) answered.
+
+use std::fmt;
+
+use super::rowset::ParseError;
+
+/// One call to Alma, as errors name it: method and path, never the query string (which can
+/// carry an `apikey` in other clients, and long filters) and never the key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Call {
+    pub method: &'static str,
+    pub path: String,
+}
+
+impl fmt::Display for Call {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.method, self.path)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Alma (or its gateway) answered with an error body: status, Alma code, message, trackingId.
+    #[error("{call}: Alma answered HTTP {status} {code}: {message}{}", tracking(.tracking_id))]
+    Api {
+        call: Call,
+        status: u16,
+        code: String,
+        message: String,
+        tracking_id: Option<String>,
+    },
+
+    /// The institution's daily API quota is used up: nothing more can be done today.
+    #[error(
+        "{call}: Alma's daily API quota for this institution is used up (HTTP 429 DAILY_THRESHOLD)\n\
+         hint: the quota resets at midnight (institution time); run again after that — a journaled run can be resumed"
+    )]
+    DailyThreshold { call: Call },
+
+    /// The request did not get a whole answer: connection refused or dropped, timeout, body cut off.
+    #[error("{call}: {what}: {source}")]
+    Transport {
+        call: Call,
+        what: &'static str,
+        /// False when Alma cannot have acted on the request (the connection was never made).
+        maybe_served: bool,
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// An answer that is neither what was asked for nor one of Alma's error shapes (e.g. an HTML
+    /// page from a proxy).
+    #[error("{call}: unexpected answer (HTTP {status}, {content_type}): {snippet}")]
+    Unexpected {
+        call: Call,
+        status: u16,
+        content_type: String,
+        snippet: String,
+    },
+
+    /// A report page that could not be read.
+    #[error("report page {page} could not be read: {source}")]
+    Page {
+        page: usize,
+        #[source]
+        source: ParseError,
+    },
+
+    /// A whole-report condition: still loading for too long, a first page without a token, …
+    #[error("report {path:?}: {message}")]
+    Report { path: String, message: String },
+
+    /// The base URL or the key cannot be used to build requests.
+    #[error("invalid client setting: {0}")]
+    Setting(String),
+}
+
+fn tracking(id: &Option<String>) -> String {
+    match id {
+        Some(t) => format!(" (trackingId {t})"),
+        None => String::new(),
+    }
+}
+
+impl Error {
+    /// Whether repeating the same call may succeed: transport failures, 429
+    /// PER_SECOND_THRESHOLD, and 5xx answers — except 420033 ("no more rows"), which Alma sends
+    /// with HTTP 500 and which no retry can fix.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Transport { .. } => true,
+            Error::Api { status, code, .. } => {
+                (*status == 429 && code == "PER_SECOND_THRESHOLD") || (*status >= 500 && code != "420033")
+            }
+            Error::Unexpected { status, .. } => *status >= 500 || *status == 429,
+            _ => false,
+        }
+    }
+
+    /// Whether Alma may have acted on the request although we got no (whole) answer. Such a
+    /// GET of a report page must not be repeated with the same token: the page may be gone.
+    pub fn maybe_served(&self) -> bool {
+        matches!(self, Error::Transport { maybe_served: true, .. })
+    }
+
+    /// The HTTP status and Alma error code, where Alma gave them.
+    pub fn alma_code(&self) -> Option<(u16, &str)> {
+        match self {
+            Error::Api { status, code, .. } => Some((*status, code)),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(status: u16, code: &str) -> Error {
+        Error::Api {
+            call: Call {
+                method: "GET",
+                path: "/almaws/v1/x".into(),
+            },
+            status,
+            code: code.into(),
+            message: "m".into(),
+            tracking_id: Some("E01-1".into()),
+        }
+    }
+
+    #[test]
+    fn retry_decisions() {
+        assert!(api(429, "PER_SECOND_THRESHOLD").is_retryable());
+        assert!(api(503, "GENERAL_ERROR").is_retryable());
+        assert!(!api(500, "420033").is_retryable());
+        assert!(!api(400, "402263").is_retryable());
+        assert!(!api(429, "DAILY_THRESHOLD").is_retryable());
+    }
+
+    #[test]
+    fn messages_name_the_call_status_code_and_tracking_id() {
+        let text = api(400, "60107").to_string();
+        assert_eq!(
+            text,
+            "GET /almaws/v1/x: Alma answered HTTP 400 60107: m (trackingId E01-1)"
+        );
+    }
+}

@@ -1,0 +1,692 @@
+//! Streaming parser of Analytics report pages (quick-xml `NsReader`) into column-major buffers:
+//! headings from the first page's xsd schema (trimmed, Column0 dropped), cells mapped by their
+//! `ColumnN` name, omitted and self-closed cells null, entities decoded, `<rowset>` and
+//! `<rowset:rowset>` alike. A page is read event by event; the document is never held whole.
+
+use std::collections::HashMap;
+use std::io::BufRead;
+
+use quick_xml::NsReader;
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::name::{Namespace, ResolveResult};
+
+pub const ROWSET_NS: &str = "urn:schemas-microsoft-com:xml-analysis:rowset";
+const XSD_NS: &str = "http://www.w3.org/2001/XMLSchema";
+const SAW_SQL_NS: &str = "urn:saw-sql";
+
+/// Why a page could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("malformed XML at byte {position}: {message}")]
+    Xml { position: u64, message: String },
+    #[error("the page ends before its document does (at byte {position})")]
+    Truncated { position: u64 },
+    #[error("<{element}> is in namespace {namespace:?}, expected {expected:?}")]
+    WrongNamespace {
+        element: String,
+        namespace: String,
+        expected: &'static str,
+    },
+    #[error("the page has no IsFinished element")]
+    NoIsFinished,
+    #[error("IsFinished is {0:?}, expected true or false")]
+    BadIsFinished(String),
+    #[error("the page has no rowset")]
+    NoRowset,
+    #[error("the page has rows but no column schema was seen on the first page")]
+    NoSchema,
+    #[error("row {row} has column {column}, which is not in the report's schema (columns: {known})")]
+    UnknownColumn { row: usize, column: String, known: String },
+    #[error("the heading {heading:?} appears twice ({first} and {second}); rename one column in the report")]
+    DuplicateHeading {
+        heading: String,
+        first: String,
+        second: String,
+    },
+    #[error("row {row} has column {column} twice")]
+    DuplicateCell { row: usize, column: String },
+    #[error("the schema on this page differs from the first page's")]
+    SchemaChanged,
+}
+
+/// One column's cells: the text of every cell in one string, with end offsets and a null mask.
+/// No allocation per cell.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ColumnBuffer {
+    text: String,
+    ends: Vec<usize>,
+    valid: Vec<bool>,
+}
+
+impl ColumnBuffer {
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    pub fn get(&self, row: usize) -> Option<&str> {
+        if !*self.valid.get(row)? {
+            return None;
+        }
+        let start = if row == 0 { 0 } else { self.ends[row - 1] };
+        Some(&self.text[start..self.ends[row]])
+    }
+
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = Option<&str>> + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
+
+    pub fn push_null(&mut self) {
+        self.ends.push(self.text.len());
+        self.valid.push(false);
+    }
+
+    pub fn push(&mut self, value: &str) {
+        self.text.push_str(value);
+        self.ends.push(self.text.len());
+        self.valid.push(true);
+    }
+
+    fn truncate(&mut self, rows: usize) {
+        if rows < self.len() {
+            let keep = if rows == 0 { 0 } else { self.ends[rows - 1] };
+            self.text.truncate(keep);
+            self.ends.truncate(rows);
+            self.valid.truncate(rows);
+        }
+    }
+
+    /// Bytes of cell text held (for memory accounting).
+    pub fn text_bytes(&self) -> usize {
+        self.text.len()
+    }
+}
+
+/// A report column: Alma's `ColumnN` name, its heading, and its cells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    pub name: String,
+    pub heading: String,
+    pub cells: ColumnBuffer,
+}
+
+/// What the pages of one report add up to.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Rowset {
+    pub columns: Vec<Column>,
+    pub rows: usize,
+    index: HashMap<String, usize>,
+}
+
+impl Rowset {
+    pub fn headings(&self) -> impl Iterator<Item = &str> {
+        self.columns.iter().map(|c| c.heading.as_str())
+    }
+
+    pub fn has_schema(&self) -> bool {
+        !self.index.is_empty() || !self.columns.is_empty()
+    }
+
+    fn set_schema(&mut self, schema: Vec<(String, String)>) -> Result<(), ParseError> {
+        let mut seen: HashMap<&str, &str> = HashMap::new();
+        for (name, heading) in &schema {
+            if let Some(first) = seen.insert(heading.as_str(), name.as_str()) {
+                return Err(ParseError::DuplicateHeading {
+                    heading: heading.clone(),
+                    first: first.to_string(),
+                    second: name.clone(),
+                });
+            }
+        }
+        self.index = schema
+            .iter()
+            .enumerate()
+            .map(|(i, (name, _))| (name.clone(), i))
+            .collect();
+        self.columns = schema
+            .into_iter()
+            .map(|(name, heading)| Column {
+                name,
+                heading,
+                cells: ColumnBuffer::default(),
+            })
+            .collect();
+        Ok(())
+    }
+
+    fn truncate(&mut self, rows: usize) {
+        for c in &mut self.columns {
+            c.cells.truncate(rows);
+        }
+        self.rows = rows.min(self.rows);
+    }
+}
+
+/// What a page says about the paging.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageInfo {
+    pub token: Option<String>,
+    pub is_finished: bool,
+    pub rows: usize,
+    pub had_schema: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Capture {
+    None,
+    Token,
+    IsFinished,
+    Cell(usize),
+    Column0,
+}
+
+/// Parses one page from `input` into `rowset`. On error the rowset is left as it was before.
+pub fn parse_page<R: BufRead>(input: R, rowset: &mut Rowset) -> Result<PageInfo, ParseError> {
+    let rows_before = rowset.rows;
+    let had_schema_before = rowset.has_schema();
+    let result = PageParser::new(rowset).run(input);
+    if result.is_err() {
+        if had_schema_before {
+            rowset.truncate(rows_before);
+        } else {
+            *rowset = Rowset::default();
+        }
+    }
+    result
+}
+
+struct PageParser<'a> {
+    rowset: &'a mut Rowset,
+    capture: Capture,
+    text: String,
+    token: Option<String>,
+    is_finished: Option<bool>,
+    schema: Option<Vec<(String, String)>>,
+    in_schema: bool,
+    saw_rowset: bool,
+    in_row: bool,
+    /// For each column, whether the current row has filled it.
+    filled: Vec<bool>,
+    page_rows: usize,
+}
+
+impl<'a> PageParser<'a> {
+    fn new(rowset: &'a mut Rowset) -> Self {
+        Self {
+            rowset,
+            capture: Capture::None,
+            text: String::new(),
+            token: None,
+            is_finished: None,
+            schema: None,
+            in_schema: false,
+            saw_rowset: false,
+            in_row: false,
+            filled: Vec::new(),
+            page_rows: 0,
+        }
+    }
+
+    fn run<R: BufRead>(mut self, input: R) -> Result<PageInfo, ParseError> {
+        let mut reader = NsReader::from_reader(input);
+        reader.config_mut().trim_text(false);
+        let mut buf = Vec::with_capacity(4096);
+        let mut depth = 0usize;
+        loop {
+            let position = reader.buffer_position();
+            let (ns, event) = reader.read_resolved_event_into(&mut buf).map_err(|e| ParseError::Xml {
+                position,
+                message: e.to_string(),
+            })?;
+            match event {
+                Event::Start(e) => {
+                    depth += 1;
+                    let ns = NsKind::of(&ns);
+                    self.start(&reader, &e, ns, false)?;
+                }
+                Event::Empty(e) => {
+                    let ns = NsKind::of(&ns);
+                    self.start(&reader, &e, ns, true)?;
+                }
+                Event::End(e) => {
+                    depth = depth.saturating_sub(1);
+                    self.end(e.local_name().as_ref())?;
+                }
+                Event::Text(t) => self.text_piece(&t.xml10_content()),
+                Event::CData(t) => self.text_piece(&t.xml10_content()),
+                Event::GeneralRef(r) => {
+                    if self.capture != Capture::None {
+                        let resolved = match r.resolve_char_ref() {
+                            Ok(Some(c)) => c.to_string(),
+                            Ok(None) => {
+                                let name = r.xml10_content();
+                                quick_xml::escape::resolve_xml_entity(&name)
+                                    .ok_or_else(|| ParseError::Xml {
+                                        position,
+                                        message: format!("unknown entity &{name};"),
+                                    })?
+                                    .to_string()
+                            }
+                            Err(e) => {
+                                return Err(ParseError::Xml {
+                                    position,
+                                    message: e.to_string(),
+                                });
+                            }
+                        };
+                        self.text_piece(&resolved);
+                    }
+                }
+                Event::Eof => {
+                    if depth > 0 {
+                        return Err(ParseError::Truncated {
+                            position: reader.buffer_position(),
+                        });
+                    }
+                    break;
+                }
+                _ => {}
+            }
+            buf.clear();
+        }
+        let is_finished = self.is_finished.ok_or(ParseError::NoIsFinished)?;
+        if !self.saw_rowset && self.page_rows == 0 && self.schema.is_none() {
+            return Err(ParseError::NoRowset);
+        }
+        Ok(PageInfo {
+            token: self.token,
+            is_finished,
+            rows: self.page_rows,
+            had_schema: self.schema.is_some(),
+        })
+    }
+
+    fn text_piece(&mut self, s: &str) {
+        match self.capture {
+            Capture::None | Capture::Column0 => {}
+            Capture::Token | Capture::IsFinished => self.text.push_str(s),
+            Capture::Cell(i) => self.rowset.columns[i].cells.text.push_str(s),
+        }
+    }
+
+    fn start<R>(
+        &mut self,
+        reader: &NsReader<R>,
+        e: &BytesStart<'_>,
+        ns: NsKind,
+        empty: bool,
+    ) -> Result<(), ParseError> {
+        let local = e.local_name();
+        let name = local.as_ref();
+        match name {
+            "ResumptionToken" if !empty => {
+                self.capture = Capture::Token;
+                self.text.clear();
+            }
+            "IsFinished" => {
+                if empty {
+                    return Err(ParseError::BadIsFinished(String::new()));
+                }
+                self.capture = Capture::IsFinished;
+                self.text.clear();
+            }
+            "rowset" => {
+                ns.expect_rowset(name)?;
+                self.saw_rowset = true;
+            }
+            "schema" if ns == NsKind::Xsd => self.in_schema = true,
+            "element" if self.in_schema && ns == NsKind::Xsd => {
+                let mut col = None;
+                let mut heading = None;
+                for a in e.attributes() {
+                    let a = a.map_err(|err| ParseError::Xml {
+                        position: 0,
+                        message: err.to_string(),
+                    })?;
+                    let (attr_ns, local) = reader.resolver().resolve_attribute(a.key);
+                    let value =
+                        a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                            .map_err(|err| ParseError::Xml {
+                                position: 0,
+                                message: err.to_string(),
+                            })?;
+                    match (namespace_of(&attr_ns), local.as_ref()) {
+                        (None, "name") => col = Some(value.into_owned()),
+                        (Some(SAW_SQL_NS), "columnHeading") => heading = Some(value.trim().to_string()),
+                        _ => {}
+                    }
+                }
+                if let Some(col) = col.filter(|c| c != "Column0") {
+                    let heading = heading.filter(|h| !h.is_empty()).unwrap_or_else(|| col.clone());
+                    self.schema.get_or_insert_with(Vec::new).push((col, heading));
+                }
+            }
+            "Row" => {
+                ns.expect_rowset(name)?;
+                self.begin_row()?;
+                if empty {
+                    self.end_row();
+                }
+            }
+            column if self.in_row => {
+                ns.expect_rowset(column)?;
+                if column == "Column0" {
+                    self.capture = if empty { Capture::None } else { Capture::Column0 };
+                    return Ok(());
+                }
+                let row = self.rowset.rows + 1;
+                let Some(&i) = self.rowset.index.get(column) else {
+                    let known = self
+                        .rowset
+                        .columns
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    return Err(ParseError::UnknownColumn {
+                        row,
+                        column: column.to_string(),
+                        known,
+                    });
+                };
+                if self.filled[i] {
+                    return Err(ParseError::DuplicateCell {
+                        row,
+                        column: column.to_string(),
+                    });
+                }
+                self.filled[i] = true;
+                if empty {
+                    self.rowset.columns[i].cells.push_null();
+                } else {
+                    self.capture = Capture::Cell(i);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn begin_row(&mut self) -> Result<(), ParseError> {
+        if let Some(schema) = self.schema.take() {
+            self.adopt_schema(schema)?;
+        }
+        if !self.rowset.has_schema() {
+            return Err(ParseError::NoSchema);
+        }
+        self.in_row = true;
+        self.filled.clear();
+        self.filled.resize(self.rowset.columns.len(), false);
+        Ok(())
+    }
+
+    /// The schema seen on this page becomes the report's (first page), or must match it.
+    fn adopt_schema(&mut self, schema: Vec<(String, String)>) -> Result<(), ParseError> {
+        if self.rowset.has_schema() {
+            let same = schema.len() == self.rowset.columns.len()
+                && schema
+                    .iter()
+                    .zip(&self.rowset.columns)
+                    .all(|((n, h), c)| *n == c.name && *h == c.heading);
+            if !same {
+                return Err(ParseError::SchemaChanged);
+            }
+        } else {
+            self.rowset.set_schema(schema.clone())?;
+        }
+        // Keep it visible for `had_schema`.
+        self.schema = Some(schema);
+        Ok(())
+    }
+
+    fn end_row(&mut self) {
+        for (i, filled) in self.filled.iter().enumerate() {
+            if !filled {
+                self.rowset.columns[i].cells.push_null();
+            }
+        }
+        self.rowset.rows += 1;
+        self.page_rows += 1;
+        self.in_row = false;
+    }
+
+    fn end(&mut self, name: &str) -> Result<(), ParseError> {
+        match (self.capture, name) {
+            (Capture::Token, "ResumptionToken") => {
+                let t = self.text.trim();
+                self.token = (!t.is_empty()).then(|| t.to_string());
+                self.capture = Capture::None;
+            }
+            (Capture::IsFinished, "IsFinished") => {
+                self.is_finished = Some(match self.text.trim() {
+                    "true" => true,
+                    "false" => false,
+                    other => return Err(ParseError::BadIsFinished(other.to_string())),
+                });
+                self.capture = Capture::None;
+            }
+            (Capture::Cell(i), _) => {
+                let cells = &mut self.rowset.columns[i].cells;
+                cells.ends.push(cells.text.len());
+                cells.valid.push(true);
+                self.capture = Capture::None;
+            }
+            (Capture::Column0, _) => self.capture = Capture::None,
+            (_, "schema") => {
+                self.in_schema = false;
+                // A schema with no rows on the page (empty or still-loading first page) still counts.
+                if let Some(schema) = self.schema.take() {
+                    self.adopt_schema(schema)?;
+                }
+            }
+            (_, "Row") if self.in_row => self.end_row(),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+fn namespace_of<'n>(ns: &'n ResolveResult<'_>) -> Option<&'n str> {
+    match ns {
+        ResolveResult::Bound(Namespace(n)) => Some(n),
+        _ => None,
+    }
+}
+
+/// The namespace of an element, as far as the parser cares (no allocation for the usual ones).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum NsKind {
+    Rowset,
+    Xsd,
+    Unbound,
+    Other(String),
+}
+
+impl NsKind {
+    fn of(ns: &ResolveResult<'_>) -> Self {
+        match namespace_of(ns) {
+            Some(ROWSET_NS) => NsKind::Rowset,
+            Some(XSD_NS) => NsKind::Xsd,
+            Some(other) => NsKind::Other(other.to_string()),
+            None => NsKind::Unbound,
+        }
+    }
+
+    fn expect_rowset(&self, element: &str) -> Result<(), ParseError> {
+        let namespace = match self {
+            NsKind::Rowset => return Ok(()),
+            NsKind::Xsd => XSD_NS.to_string(),
+            NsKind::Unbound => String::new(),
+            NsKind::Other(n) => n.clone(),
+        };
+        Err(ParseError::WrongNamespace {
+            element: element.to_string(),
+            namespace,
+            expected: ROWSET_NS,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/analytics")
+            .join(name);
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    fn parse(bytes: &[u8], rowset: &mut Rowset) -> Result<PageInfo, ParseError> {
+        parse_page(bytes, rowset)
+    }
+
+    fn column(rowset: &Rowset, heading: &str) -> Vec<Option<String>> {
+        let c = rowset.columns.iter().find(|c| c.heading == heading).expect("heading");
+        c.cells.iter().map(|v| v.map(str::to_string)).collect()
+    }
+
+    #[test]
+    fn pretty_printed_first_page_with_blank_lines() {
+        let mut r = Rowset::default();
+        let info = parse(&fixture("pretty-first.xml"), &mut r).unwrap();
+        assert_eq!(info.token.as_deref().map(str::len), Some(128));
+        assert!(!info.is_finished && info.had_schema);
+        assert_eq!(info.rows, 3);
+        assert_eq!(
+            r.headings().collect::<Vec<_>>(),
+            [
+                "Primary Identifier",
+                "User Group",
+                "Expiry Date",
+                "IFNULL(Preferred Email, 'none')"
+            ]
+        );
+        assert_eq!(
+            column(&r, "Primary Identifier"),
+            [Some("0012345".into()), Some("JDOE01".into()), Some("ab12".into())]
+        );
+        assert_eq!(
+            column(&r, "Expiry Date"),
+            [Some("2027-06-30".into()), None, Some("2026-12-31".into())]
+        );
+        assert_eq!(
+            column(&r, "User Group"),
+            [Some("UGRAD".into()), Some("STAFF".into()), None],
+            "self-closed is null"
+        );
+    }
+
+    #[test]
+    fn later_pages_append_and_map_by_column_name() {
+        let mut r = Rowset::default();
+        parse(&fixture("pretty-first.xml"), &mut r).unwrap();
+        let info = parse(&fixture("compact-next.xml"), &mut r).unwrap();
+        assert_eq!(
+            (info.token, info.is_finished, info.rows, info.had_schema),
+            (None, true, 2, false)
+        );
+        assert_eq!(r.rows, 5);
+        // The compact page lists its cells out of order; they land by name.
+        assert_eq!(
+            column(&r, "Primary Identifier")[3..],
+            [Some("0099999".into()), Some("Z&Z <1>".into())]
+        );
+        assert_eq!(column(&r, "User Group")[3..], [Some("GRAD".into()), None]);
+    }
+
+    #[test]
+    fn prefixed_rowset_cdata_entities_and_non_ascii() {
+        let mut r = Rowset::default();
+        let info = parse(&fixture("prefixed-rowset.xml"), &mut r).unwrap();
+        assert!(info.is_finished);
+        assert_eq!(
+            column(&r, "Last Name"),
+            [
+                Some("Ó Súilleabháin".into()),
+                Some("O'Brien & Co".into()),
+                Some("Müller <x>".into())
+            ]
+        );
+        assert_eq!(
+            column(&r, "Primary Identifier"),
+            [Some("åäö-1".into()), Some("ID2".into()), Some("ID3".into())]
+        );
+    }
+
+    #[test]
+    fn empty_and_still_loading_pages_keep_the_schema() {
+        let mut r = Rowset::default();
+        let info = parse(&fixture("empty.xml"), &mut r).unwrap();
+        assert_eq!((info.rows, info.is_finished, info.had_schema), (0, true, true));
+        assert_eq!(r.headings().count(), 1);
+    }
+
+    #[test]
+    fn errors_name_the_column_the_heading_and_leave_the_rowset_as_it_was() {
+        let mut r = Rowset::default();
+        parse(&fixture("pretty-first.xml"), &mut r).unwrap();
+        let before = r.clone();
+        let bad = br#"<report><QueryResult><IsFinished>false</IsFinished><ResultXml><rowset xmlns="urn:schemas-microsoft-com:xml-analysis:rowset"><Row><Column0>0</Column0><Column1>A</Column1></Row><Row><Column0>0</Column0><Column9>x</Column9></Row></rowset></ResultXml></QueryResult></report>"#;
+        let err = parse(bad, &mut r).unwrap_err();
+        assert!(
+            matches!(&err, ParseError::UnknownColumn { column, row: 5, .. } if column == "Column9"),
+            "{err}"
+        );
+        assert_eq!(r, before, "rolled back");
+
+        let mut fresh = Rowset::default();
+        let err = parse(&fixture("duplicate-heading.xml"), &mut fresh).unwrap_err();
+        assert!(
+            err.to_string().contains("\"Primary Identifier\" appears twice"),
+            "{err}"
+        );
+        assert_eq!(fresh, Rowset::default());
+    }
+
+    #[test]
+    fn truncated_wrong_namespace_and_missing_is_finished() {
+        let page = fixture("pretty-first.xml");
+        let mut r = Rowset::default();
+        let err = parse(&page[..page.len() / 2], &mut r).unwrap_err();
+        assert!(
+            matches!(err, ParseError::Truncated { .. } | ParseError::Xml { .. }),
+            "{err}"
+        );
+        assert_eq!(r, Rowset::default());
+
+        let wrong = String::from_utf8(page.clone())
+            .unwrap()
+            .replace("urn:schemas-microsoft-com:xml-analysis:rowset\"", "urn:example:other\"");
+        let err = parse(wrong.as_bytes(), &mut Rowset::default()).unwrap_err();
+        assert!(matches!(err, ParseError::WrongNamespace { .. }), "{err}");
+
+        let no_flag = String::from_utf8(page)
+            .unwrap()
+            .replace("<IsFinished>false</IsFinished>", "");
+        assert_eq!(
+            parse(no_flag.as_bytes(), &mut Rowset::default()).unwrap_err(),
+            ParseError::NoIsFinished
+        );
+        let html = b"<html><body><h1>502 Bad Gateway</h1></body></html>";
+        assert!(parse(html, &mut Rowset::default()).is_err());
+        assert!(parse(b"", &mut Rowset::default()).is_err());
+    }
+
+    #[test]
+    fn column_buffers_hold_text_without_per_cell_allocations() {
+        let mut b = ColumnBuffer::default();
+        b.push("abc");
+        b.push_null();
+        b.push("");
+        b.push("d");
+        assert_eq!(b.iter().collect::<Vec<_>>(), [Some("abc"), None, Some(""), Some("d")]);
+        b.truncate(1);
+        assert_eq!(b.iter().collect::<Vec<_>>(), [Some("abc")]);
+        assert_eq!(b.text_bytes(), 3);
+    }
+}
