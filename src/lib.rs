@@ -10,5 +10,6 @@ pub mod alma;
 pub mod app;
 pub mod cli;
 pub mod error;
+pub mod query;
 pub mod sim;
 pub mod transform;

@@ -1,0 +1,269 @@
+//! Query files (`queries/*.toml`): the analyst's interface. Two stages, as the design asks: the
+//! file as written ([`raw`], serde with unknown keys refused) and the validated [`QuerySpec`],
+//! with relative paths resolved against the file's folder and `{name}` placeholders filled from
+//! `--param` values, escaped for the language they land in.
+
+mod placeholders;
+mod raw;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub use placeholders::{Escape, fill};
+
+/// Why a query file cannot be used. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read query file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}{}: {message}", at(*.line, *.column))]
+    Syntax { path: PathBuf, line: Option<usize>, column: Option<usize>, message: String },
+    #[error("{path}: `{key}` {problem}\nhint: {hint}")]
+    Invalid { path: PathBuf, key: String, problem: String, hint: String },
+    #[error("{path}: cannot read {what} {file}: {source}")]
+    Referenced {
+        path: PathBuf,
+        what: &'static str,
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {what} uses the placeholder {{{name}}} but no value was given\nhint: pass --param {name}=VALUE")]
+    MissingParam { path: PathBuf, what: &'static str, name: String },
+    #[error("{path}: {what}: {message}")]
+    Placeholder { path: PathBuf, what: &'static str, message: String },
+    #[error("--param {0:?} is not NAME=VALUE (NAME: letters, digits, '_' or '-')")]
+    BadParam(String),
+}
+
+fn at(line: Option<usize>, column: Option<usize>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!(":{l}:{c}"),
+        (Some(l), None) => format!(":{l}"),
+        _ => String::new(),
+    }
+}
+
+/// `--param NAME=VALUE` pairs.
+pub type Params = BTreeMap<String, String>;
+
+pub fn parse_param(raw: &str) -> Result<(String, String), Error> {
+    let (k, v) = raw.split_once('=').ok_or_else(|| Error::BadParam(raw.to_string()))?;
+    if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        return Err(Error::BadParam(raw.to_string()));
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Case {
+    Preserve,
+    Upper,
+    Lower,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Normalize {
+    pub trim: bool,
+    pub strip_apostrophe: bool,
+    pub pad_numeric_to: Option<usize>,
+    pub case: Case,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReportSpec {
+    pub path: String,
+    pub limit: u32,
+    /// The sawx filter, read from its file with placeholders filled (XML-escaped).
+    pub filter: Option<String>,
+    pub filter_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct CohortSpec {
+    pub id_column: String,
+    /// SQL boolean expression over the report's headings, placeholders filled as SQL literals.
+    pub where_sql: Option<String>,
+    pub exclude_files: Vec<PathBuf>,
+    pub normalize: Normalize,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SetSpec {
+    pub name: String,
+    pub description: String,
+    pub private: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobSpec {
+    pub name: String,
+    pub id: Option<String>,
+    pub notification: String,
+    pub parameters: BTreeMap<String, String>,
+    pub payload_file: Option<PathBuf>,
+    pub allow_user_updates: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct GuardSpec {
+    pub max_members: usize,
+    pub max_growth: Option<f64>,
+    pub account_type_column: Option<String>,
+}
+
+/// A validated query: everything the pipeline needs, nothing left to interpret.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuerySpec {
+    pub file: PathBuf,
+    pub name: String,
+    pub description: String,
+    pub report: ReportSpec,
+    pub cohort: CohortSpec,
+    pub set: SetSpec,
+    pub job: JobSpec,
+    pub guard: GuardSpec,
+    /// The file's bytes, for the journal's content hash.
+    pub source: String,
+}
+
+/// Reads and validates a query file, filling placeholders from `params`.
+pub fn load(path: &Path, params: &Params) -> Result<QuerySpec, Error> {
+    let source = std::fs::read_to_string(path).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
+    let raw: raw::QueryFile = toml::from_str(&source).map_err(|e| {
+        let (line, column) = match e.span() {
+            Some(span) => {
+                let (l, c) = line_col(&source, span.start);
+                (Some(l), Some(c))
+            }
+            None => (None, None),
+        };
+        Error::Syntax { path: path.to_path_buf(), line, column, message: e.message().trim().to_string() }
+    })?;
+    raw.validate(path, source, params)
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    fn tempdir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("query-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    const MINIMAL: &str = r#"
+name = "spring-ugrad"
+[report]
+path = "/shared/U/Reports/R"
+[cohort]
+id_column = "Primary Identifier"
+[guard]
+max_members = 100
+"#;
+
+    #[test]
+    fn every_shipped_example_loads() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("queries");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let mut params = Params::new();
+                params.insert("from".into(), "2026-01-01".into());
+                params.insert("to".into(), "2026-06-30".into());
+                load(&path, &params).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                n += 1;
+            }
+        }
+        assert!(n >= 1);
+    }
+
+    #[test]
+    fn defaults_fill_in() {
+        let d = tempdir("defaults");
+        let q = load(&write(&d, "q.toml", MINIMAL), &Params::new()).unwrap();
+        assert_eq!(q.report.limit, 1000);
+        assert_eq!(q.cohort.normalize, Normalize { trim: true, strip_apostrophe: true, pad_numeric_to: None, case: Case::Preserve });
+        assert_eq!(q.job.name, "Update/Notify Users");
+        assert_eq!(q.job.notification, "NOTIFY_PASSWORD_CHANGE");
+        assert!(!q.set.private);
+        assert!(q.set.name.contains("{run_id}") || q.set.name.contains("{query}"));
+    }
+
+    #[test]
+    fn unknown_keys_and_syntax_errors_name_file_line_and_column() {
+        let d = tempdir("unknown");
+        let p = write(&d, "q.toml", &MINIMAL.replace("[guard]", "[guard]\nmax_member = 3"));
+        let e = load(&p, &Params::new()).unwrap_err().to_string();
+        assert!(e.contains("q.toml:8:1") && e.contains("max_member") && e.contains("expected one of"), "{e}");
+        let p = write(&d, "bad.toml", "name = \n");
+        let e = load(&p, &Params::new()).unwrap_err().to_string();
+        assert!(e.contains("bad.toml:1:"), "{e}");
+    }
+
+    #[test]
+    fn validation_says_what_would_be_valid() {
+        let d = tempdir("invalid");
+        for (from, to, key) in [
+            ("name = \"spring-ugrad\"", "name = \"Spring UGRAD\"", "name"),
+            ("[guard]\nmax_members = 100", "[guard]\nmax_members = 0", "guard.max_members"),
+            ("[report]", "[report]\nlimit = 10", "report.limit"),
+            ("[cohort]", "[cohort.normalize]\ncase = \"title\"\n[cohort]", "cohort.normalize.case"),
+        ] {
+            let p = write(&d, "q.toml", &MINIMAL.replace(from, to));
+            let e = load(&p, &Params::new()).unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains("hint:"), "{key}: {e}");
+        }
+    }
+
+    #[test]
+    fn filter_placeholders_are_filled_and_xml_escaped() {
+        let d = tempdir("filter");
+        write(&d, "f.xml", "<sawx:expr op=\"equal\"><v>{group}</v></sawx:expr>");
+        let p = write(&d, "q.toml", &MINIMAL.replace("[report]", "[report]\nfilter = \"f.xml\""));
+        let mut params = Params::new();
+        params.insert("group".into(), "A&B</v><x>".into());
+        let q = load(&p, &params).unwrap();
+        assert_eq!(q.report.filter.as_deref(), Some("<sawx:expr op=\"equal\"><v>A&amp;B&lt;/v&gt;&lt;x&gt;</v></sawx:expr>"));
+        let e = load(&p, &Params::new()).unwrap_err().to_string();
+        assert!(e.contains("{group}") && e.contains("--param group="), "{e}");
+    }
+
+    #[test]
+    fn where_placeholders_become_sql_literals() {
+        let d = tempdir("where");
+        let p = write(&d, "q.toml", &MINIMAL.replace("id_column", "where = '\"User Group\" = {g}'\nid_column"));
+        let mut params = Params::new();
+        params.insert("g".into(), "x' OR '1'='1".into());
+        let q = load(&p, &params).unwrap();
+        assert_eq!(q.cohort.where_sql.as_deref(), Some("\"User Group\" = 'x'' OR ''1''=''1'"));
+    }
+
+    #[test]
+    fn params_parse() {
+        assert_eq!(parse_param("from=2026-01-01").unwrap(), ("from".into(), "2026-01-01".into()));
+        assert_eq!(parse_param("x=a=b").unwrap(), ("x".into(), "a=b".into()));
+        assert!(parse_param("novalue").is_err());
+        assert!(parse_param("bad key=1").is_err());
+    }
+}

@@ -1,0 +1,286 @@
+//! The query file as written: serde structures that refuse unknown keys, and their validation
+//! into a [`QuerySpec`](super::QuerySpec).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::placeholders::{Escape, FillError, fill, names};
+use super::{CohortSpec, Error, GuardSpec, JobSpec, Normalize, Params, QuerySpec, ReportSpec, SetSpec};
+
+pub const DEFAULT_SET_NAME: &str = "User Password Reset {query} {run_id}";
+pub const DEFAULT_SET_DESCRIPTION: &str = "Created by alma-cohort run {run_id}";
+pub const DEFAULT_JOB_NAME: &str = "Update/Notify Users";
+pub const DEFAULT_NOTIFICATION: &str = "NOTIFY_PASSWORD_CHANGE";
+/// The placeholders a set name or description may use; the pipeline fills them.
+pub const SET_PLACEHOLDERS: &[&str] = &["query", "period", "date", "run_id"];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryFile {
+    name: String,
+    #[serde(default)]
+    description: String,
+    report: Report,
+    cohort: Cohort,
+    #[serde(default)]
+    set: Set,
+    #[serde(default)]
+    job: Job,
+    guard: Guard,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Report {
+    path: String,
+    #[serde(default = "default_limit")]
+    limit: i64,
+    filter: Option<PathBuf>,
+}
+
+fn default_limit() -> i64 {
+    1000
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Cohort {
+    id_column: String,
+    #[serde(rename = "where")]
+    where_sql: Option<String>,
+    #[serde(default)]
+    exclude_files: Vec<PathBuf>,
+    #[serde(default)]
+    normalize: NormalizeRaw,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NormalizeRaw {
+    #[serde(default = "yes")]
+    trim: bool,
+    #[serde(default = "yes")]
+    strip_apostrophe: bool,
+    pad_numeric_to: Option<i64>,
+    #[serde(default = "preserve")]
+    case: String,
+}
+
+impl Default for NormalizeRaw {
+    fn default() -> Self {
+        Self { trim: true, strip_apostrophe: true, pad_numeric_to: None, case: preserve() }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn preserve() -> String {
+    "preserve".into()
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Set {
+    name: Option<String>,
+    description: Option<String>,
+    #[serde(default)]
+    private: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Job {
+    name: Option<String>,
+    id: Option<String>,
+    notification: Option<String>,
+    #[serde(default)]
+    parameters: BTreeMap<String, toml::Value>,
+    payload_file: Option<PathBuf>,
+    allow_user_updates: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Guard {
+    max_members: i64,
+    max_growth: Option<f64>,
+    account_type_column: Option<String>,
+}
+
+impl QueryFile {
+    pub fn validate(self, file: &Path, source: String, params: &Params) -> Result<QuerySpec, Error> {
+        let invalid = |key: &str, problem: String, hint: &str| Error::Invalid {
+            path: file.to_path_buf(),
+            key: key.to_string(),
+            problem,
+            hint: hint.to_string(),
+        };
+        let folder = file.parent().unwrap_or(Path::new("."));
+        let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { folder.join(p) };
+        let fill_error = |what: &'static str, e: FillError| match e {
+            FillError::Missing(name) => Error::MissingParam { path: file.to_path_buf(), what, name },
+            FillError::Unbalanced(at) => Error::Placeholder {
+                path: file.to_path_buf(),
+                what,
+                message: format!("unbalanced brace at character {at}; write {{{{ or }}}} for a literal brace"),
+            },
+            FillError::BadName(n) => Error::Placeholder {
+                path: file.to_path_buf(),
+                what,
+                message: format!("{{{n}}} is not a placeholder name (letters, digits, '_' or '-')"),
+            },
+        };
+
+        if self.name.is_empty() || !self.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+            return Err(invalid("name", format!("is {:?}", self.name), "use lowercase letters, digits and '-', e.g. \"term-start-students\""));
+        }
+        let report_path = self.report.path.trim().to_string();
+        if !report_path.starts_with('/') {
+            return Err(invalid(
+                "report.path",
+                format!("is {report_path:?}"),
+                "give the report's full catalog path, e.g. \"/shared/<Institution>/Reports/<folder>/<report>\"",
+            ));
+        }
+        if !(25..=1000).contains(&self.report.limit) {
+            return Err(invalid("report.limit", format!("is {}", self.report.limit), "use 25..1000 (rows per page; Alma serves blocks of 25)"));
+        }
+        let (filter, filter_file) = match &self.report.filter {
+            None => (None, None),
+            Some(p) => {
+                let full = resolve(p);
+                let text = std::fs::read_to_string(&full).map_err(|source| Error::Referenced {
+                    path: file.to_path_buf(),
+                    what: "the filter file",
+                    file: full.clone(),
+                    source,
+                })?;
+                let filled = fill(&text, params, Escape::XmlText).map_err(|e| fill_error("the report filter", e))?;
+                // Alma wants the expression without layout whitespace between elements.
+                let compact = filled.lines().map(str::trim).collect::<Vec<_>>().join("");
+                (Some(compact), Some(full))
+            }
+        };
+        if self.cohort.id_column.trim().is_empty() {
+            return Err(invalid("cohort.id_column", "is empty".into(), "name the report heading that holds the user's primary ID"));
+        }
+        let where_sql = match &self.cohort.where_sql {
+            Some(w) if !w.trim().is_empty() => {
+                Some(fill(w.trim(), params, Escape::SqlLiteral).map_err(|e| fill_error("cohort.where", e))?)
+            }
+            _ => None,
+        };
+        let mut exclude_files = Vec::new();
+        for p in &self.cohort.exclude_files {
+            let full = resolve(p);
+            if !full.is_file() {
+                return Err(invalid(
+                    "cohort.exclude_files",
+                    format!("names {}, which is not a file", full.display()),
+                    "paths are relative to the query file's folder",
+                ));
+            }
+            exclude_files.push(full);
+        }
+        let n = &self.cohort.normalize;
+        let case = match n.case.as_str() {
+            "preserve" => super::Case::Preserve,
+            "upper" => super::Case::Upper,
+            "lower" => super::Case::Lower,
+            other => return Err(invalid("cohort.normalize.case", format!("is {other:?}"), "use \"preserve\", \"upper\" or \"lower\"")),
+        };
+        let pad_numeric_to = match n.pad_numeric_to {
+            None => None,
+            Some(w) if (1..=64).contains(&w) => Some(w as usize),
+            Some(w) => return Err(invalid("cohort.normalize.pad_numeric_to", format!("is {w}"), "use a width from 1 to 64, or leave it out")),
+        };
+        let set_name = self.set.name.unwrap_or_else(|| DEFAULT_SET_NAME.to_string());
+        let set_description = self.set.description.unwrap_or_else(|| DEFAULT_SET_DESCRIPTION.to_string());
+        for (key, template) in [("set.name", &set_name), ("set.description", &set_description)] {
+            let used = names(template).map_err(|e| fill_error(if key == "set.name" { "set.name" } else { "set.description" }, e))?;
+            if let Some(bad) = used.iter().find(|n| !SET_PLACEHOLDERS.contains(&n.as_str())) {
+                return Err(invalid(key, format!("uses {{{bad}}}"), "set names may use {query}, {period}, {date} and {run_id}"));
+            }
+        }
+        if set_name.trim().is_empty() {
+            return Err(invalid("set.name", "is empty".into(), "e.g. \"User Password Reset {query} {period}\""));
+        }
+        let mut parameters = BTreeMap::new();
+        let mut payload_file = self.job.payload_file.clone();
+        let mut allow_user_updates = self.job.allow_user_updates;
+        for (k, v) in self.job.parameters {
+            // The design shows payload_file under [job.parameters]; both places work.
+            match (k.as_str(), &v) {
+                ("payload_file", toml::Value::String(s)) if payload_file.is_none() => payload_file = Some(PathBuf::from(s)),
+                ("allow_user_updates", toml::Value::Boolean(b)) if allow_user_updates.is_none() => allow_user_updates = Some(*b),
+                (_, toml::Value::String(s)) => {
+                    parameters.insert(k, s.clone());
+                }
+                (_, toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_)) => {
+                    parameters.insert(k, v.to_string());
+                }
+                _ => {
+                    return Err(invalid(&format!("job.parameters.{k}"), "is not a string, number or boolean".into(), "give each job parameter one value"));
+                }
+            }
+        }
+        let payload_file = match payload_file {
+            None => None,
+            Some(p) => {
+                let full = resolve(&p);
+                if !full.is_file() {
+                    return Err(invalid("job.payload_file", format!("names {}, which is not a file", full.display()), "paths are relative to the query file's folder"));
+                }
+                Some(full)
+            }
+        };
+        let notification = self.job.notification.unwrap_or_else(|| DEFAULT_NOTIFICATION.to_string());
+        if notification.trim().is_empty() {
+            return Err(invalid("job.notification", "is empty".into(), "use NOTIFY_PASSWORD_CHANGE (Alma's \"Notify Password Change\")"));
+        }
+        if self.guard.max_members < 1 {
+            return Err(invalid("guard.max_members", format!("is {}", self.guard.max_members), "set the largest cohort this query may ever reset, e.g. 5000"));
+        }
+        if let Some(g) = self.guard.max_growth
+            && !(g.is_finite() && g > 0.0)
+        {
+            return Err(invalid("guard.max_growth", format!("is {g}"), "use a factor above 0, e.g. 2.0 (refuse a cohort more than twice the last one)"));
+        }
+        if let Some(c) = &self.guard.account_type_column
+            && c.trim().is_empty()
+        {
+            return Err(invalid("guard.account_type_column", "is empty".into(), "name the report heading with the account type, or leave it out"));
+        }
+        Ok(QuerySpec {
+            file: file.to_path_buf(),
+            name: self.name,
+            description: self.description,
+            report: ReportSpec { path: report_path, limit: self.report.limit as u32, filter, filter_file },
+            cohort: CohortSpec {
+                id_column: self.cohort.id_column.trim().to_string(),
+                where_sql,
+                exclude_files,
+                normalize: Normalize { trim: n.trim, strip_apostrophe: n.strip_apostrophe, pad_numeric_to, case },
+            },
+            set: SetSpec { name: set_name, description: set_description, private: self.set.private },
+            job: JobSpec {
+                name: self.job.name.unwrap_or_else(|| DEFAULT_JOB_NAME.to_string()),
+                id: self.job.id.filter(|i| !i.trim().is_empty()),
+                notification,
+                parameters,
+                payload_file,
+                allow_user_updates: allow_user_updates.unwrap_or(false),
+            },
+            guard: GuardSpec {
+                max_members: self.guard.max_members as usize,
+                max_growth: self.guard.max_growth,
+                account_type_column: self.guard.account_type_column,
+            },
+            source,
+        })
+    }
+}
