@@ -41,6 +41,21 @@ pub struct GlobalArgs {
     /// Log line format on stderr
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Seconds one HTTP request to Alma may take, answer included
+    #[arg(long, global = true, env = "ALMA_COHORT_REQUEST_TIMEOUT", default_value_t = 120.0)]
+    pub request_timeout: f64,
+    /// First wait between job-instance polls, in seconds (it grows from there, up to 5 minutes)
+    #[arg(long, global = true, env = "ALMA_COHORT_POLL_INTERVAL", default_value_t = 15.0)]
+    pub poll_interval: f64,
+    /// Requests per second to Alma (Alma allows 25 per institution, across all its clients)
+    #[arg(long, global = true, env = "ALMA_COHORT_PACE", default_value_t = 25)]
+    pub pace: u32,
+    /// Repeats of a failed call that may succeed later (throttling, 5xx, network)
+    #[arg(long, global = true, env = "ALMA_COHORT_MAX_RETRIES", default_value_t = 6)]
+    pub max_retries: usize,
+    /// First wait before a repeat, in seconds; it doubles (with jitter) up to 30 s
+    #[arg(long, global = true, env = "ALMA_COHORT_RETRY_DELAY", default_value_t = 1.0)]
+    pub retry_delay: f64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -61,8 +76,22 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Page a query's report to the end and write every row (CSV, Parquet, or CSV on stdout)
+    Extract(ExtractArgs),
     /// Serve the local Alma simulator (analytics, sets, jobs, users) until interrupted
     Sim(SimArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExtractArgs {
+    /// The query file (TOML)
+    pub query: PathBuf,
+    /// Fill a {NAME} placeholder in the query's filter or where: NAME=VALUE
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+    /// Where to write: FILE.csv, FILE.parquet, or - for CSV on stdout
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]

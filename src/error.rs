@@ -1,5 +1,6 @@
-//! The crate's error type and the exit codes of the command-line contract.
+//! The crate's error type, wrapping each layer's, and the exit codes of the command-line contract.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Exit codes (DESIGN.md): 0 done; 1 the job ended failed or partial; 2 usage or invalid query
@@ -21,17 +22,68 @@ impl From<Exit> for ExitCode {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The simulator could not start (port taken, unreadable CSV report, ...).
+    #[error(transparent)]
+    Settings(#[from] crate::settings::Error),
+    #[error(transparent)]
+    Query(#[from] crate::query::Error),
+    #[error(transparent)]
+    Alma(#[from] crate::alma::Error),
+    #[error(transparent)]
+    Transform(#[from] crate::transform::Error),
+    /// The simulator could not start (port taken, unreadable CSV report, bad knob).
     #[error("simulator could not start: {0}")]
     SimStart(String),
     #[error("invalid setting: {0}")]
-    Settings(String),
+    Usage(String),
+    #[error("cannot write {path}: {source}")]
+    Output {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl Error {
     pub fn exit(&self) -> Exit {
         match self {
-            Error::SimStart(_) | Error::Settings(_) => Exit::Usage,
+            Error::Settings(_) | Error::Query(_) | Error::SimStart(_) | Error::Usage(_) | Error::Output { .. } => {
+                Exit::Usage
+            }
+            Error::Alma(crate::alma::Error::Setting(_)) => Exit::Usage,
+            Error::Alma(_) | Error::Transform(_) => Exit::Alma,
         }
+    }
+}
+
+/// An error and its causes on one line, `outer: cause: root cause`, leaving out a cause whose
+/// text the line already holds (several of our messages quote their source).
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        source = s.source();
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer: {0}")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn chains_read_as_one_line_without_repeats() {
+        let e = Outer(std::io::Error::other("inner"));
+        assert_eq!(chain(&e), "outer: inner");
+        let e = Error::Usage("x".into());
+        assert_eq!(chain(&e), "invalid setting: x");
     }
 }

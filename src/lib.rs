@@ -11,5 +11,6 @@ pub mod app;
 pub mod cli;
 pub mod error;
 pub mod query;
+pub mod settings;
 pub mod sim;
 pub mod transform;

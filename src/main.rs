@@ -20,10 +20,8 @@ fn main() -> ExitCode {
     match runtime.block_on(alma_cohort::app::run(cli)) {
         Ok(exit) => exit.into(),
         Err(e) => {
-            let e = anyhow::Error::new(e);
-            eprintln!("error: {e:#}");
-            let exit = e.downcast_ref::<alma_cohort::error::Error>().map(|e| e.exit());
-            exit.map(ExitCode::from).unwrap_or(ExitCode::from(3))
+            eprintln!("error: {}", alma_cohort::error::chain(&e));
+            e.exit().into()
         }
     }
 }

@@ -117,16 +117,13 @@ impl AlmaClient {
         progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<Report, Error> {
         let started = Instant::now();
+        let sent_before = self.requests_sent();
         let mut restarts = 0;
-        let mut requests = 0;
         loop {
-            match self
-                .read_report_once(query, policy, started, &mut requests, progress)
-                .await?
-            {
+            match self.read_report_once(query, policy, started, progress).await? {
                 Attempt::Done(mut report) => {
                     report.restarts = restarts;
-                    report.requests = requests;
+                    report.requests = (self.requests_sent() - sent_before) as usize;
                     return Ok(report);
                 }
                 Attempt::Restart { page, error } => {
@@ -151,7 +148,6 @@ impl AlmaClient {
         query: &ReportQuery,
         policy: &PagingPolicy,
         started: Instant,
-        requests: &mut usize,
         progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<Attempt, Error> {
         let limit = query.effective_limit().to_string();
@@ -180,7 +176,6 @@ impl AlmaClient {
                     Repeat::WhenSurelyNotServed
                 }
             };
-            *requests += 1;
             let outcome = self.read_page(&params, repeat, rowset).await;
             let (returned, result) = match outcome {
                 Ok(pair) => pair,
@@ -193,7 +188,8 @@ impl AlmaClient {
                 Err(PageFailure::Transport(e)) => return Ok(Attempt::Restart { page, error: e }),
                 Err(PageFailure::Parse(source)) => return Err(Error::Page { page, source }),
             };
-            if page == 1 {
+            if token.is_none() {
+                // Only the first answer carries the token; it is kept for every later call.
                 token = info.token.clone();
             }
             if info.is_finished {

@@ -32,8 +32,8 @@ impl Default for RetryPolicy {
     fn default() -> Self {
         Self {
             first_delay: Duration::from_secs(1),
-            max_delay: Duration::from_secs(60),
-            max_retries: 8,
+            max_delay: Duration::from_secs(30),
+            max_retries: 6,
             jitter: true,
         }
     }
@@ -183,6 +183,7 @@ pub struct AlmaClient {
     pacer: Arc<Pacer>,
     quota: Arc<QuotaWatch>,
     retry: RetryPolicy,
+    sent: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for AlmaClient {
@@ -217,7 +218,13 @@ impl AlmaClient {
                 threshold: config.low_quota_warning,
             }),
             retry: config.retry,
+            sent: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// HTTP requests this client (and its clones) has sent, retries included.
+    pub fn requests_sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
     }
 
     pub fn base_url(&self) -> &str {
@@ -267,6 +274,7 @@ impl AlmaClient {
         self.pacer.acquire().await;
         let url = format!("{}/almaws/v1/{}", self.base, path);
         tracing::debug!(call = %call, "request");
+        self.sent.fetch_add(1, Ordering::Relaxed);
         let response = self
             .http
             .get(&url)
@@ -511,6 +519,7 @@ mod tests {
         };
         let d: Vec<_> = p.delays().take(4).collect();
         assert_eq!(d, [1, 2, 4, 8].map(Duration::from_secs));
+        assert_eq!(p.delays().count(), 6);
         assert!(RetryPolicy::immediate(3).delays().all(|d| d.is_zero()));
         assert_eq!(RetryPolicy::immediate(3).delays().count(), 3);
     }

@@ -257,28 +257,26 @@ impl<'a> PageParser<'a> {
                 }
                 Event::Text(t) => self.text_piece(&t.xml10_content()),
                 Event::CData(t) => self.text_piece(&t.xml10_content()),
-                Event::GeneralRef(r) => {
-                    if self.capture != Capture::None {
-                        let resolved = match r.resolve_char_ref() {
-                            Ok(Some(c)) => c.to_string(),
-                            Ok(None) => {
-                                let name = r.xml10_content();
-                                quick_xml::escape::resolve_xml_entity(&name)
-                                    .ok_or_else(|| ParseError::Xml {
-                                        position,
-                                        message: format!("unknown entity &{name};"),
-                                    })?
-                                    .to_string()
-                            }
-                            Err(e) => {
-                                return Err(ParseError::Xml {
+                Event::GeneralRef(r) if self.capture != Capture::None => {
+                    let resolved = match r.resolve_char_ref() {
+                        Ok(Some(c)) => c.to_string(),
+                        Ok(None) => {
+                            let name = r.xml10_content();
+                            quick_xml::escape::resolve_xml_entity(&name)
+                                .ok_or_else(|| ParseError::Xml {
                                     position,
-                                    message: e.to_string(),
-                                });
-                            }
-                        };
-                        self.text_piece(&resolved);
-                    }
+                                    message: format!("unknown entity &{name};"),
+                                })?
+                                .to_string()
+                        }
+                        Err(e) => {
+                            return Err(ParseError::Xml {
+                                position,
+                                message: e.to_string(),
+                            });
+                        }
+                    };
+                    self.text_piece(&resolved);
                 }
                 Event::Eof => {
                     if depth > 0 {

@@ -21,9 +21,19 @@ pub enum Error {
         source: std::io::Error,
     },
     #[error("{path}{}: {message}", at(*.line, *.column))]
-    Syntax { path: PathBuf, line: Option<usize>, column: Option<usize>, message: String },
+    Syntax {
+        path: PathBuf,
+        line: Option<usize>,
+        column: Option<usize>,
+        message: String,
+    },
     #[error("{path}: `{key}` {problem}\nhint: {hint}")]
-    Invalid { path: PathBuf, key: String, problem: String, hint: String },
+    Invalid {
+        path: PathBuf,
+        key: String,
+        problem: String,
+        hint: String,
+    },
     #[error("{path}: cannot read {what} {file}: {source}")]
     Referenced {
         path: PathBuf,
@@ -33,9 +43,17 @@ pub enum Error {
         source: std::io::Error,
     },
     #[error("{path}: {what} uses the placeholder {{{name}}} but no value was given\nhint: pass --param {name}=VALUE")]
-    MissingParam { path: PathBuf, what: &'static str, name: String },
+    MissingParam {
+        path: PathBuf,
+        what: &'static str,
+        name: String,
+    },
     #[error("{path}: {what}: {message}")]
-    Placeholder { path: PathBuf, what: &'static str, message: String },
+    Placeholder {
+        path: PathBuf,
+        what: &'static str,
+        message: String,
+    },
     #[error("--param {0:?} is not NAME=VALUE (NAME: letters, digits, '_' or '-')")]
     BadParam(String),
 }
@@ -133,7 +151,10 @@ pub struct QuerySpec {
 
 /// Reads and validates a query file, filling placeholders from `params`.
 pub fn load(path: &Path, params: &Params) -> Result<QuerySpec, Error> {
-    let source = std::fs::read_to_string(path).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
+    let source = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let raw: raw::QueryFile = toml::from_str(&source).map_err(|e| {
         let (line, column) = match e.span() {
             Some(span) => {
@@ -142,7 +163,12 @@ pub fn load(path: &Path, params: &Params) -> Result<QuerySpec, Error> {
             }
             None => (None, None),
         };
-        Error::Syntax { path: path.to_path_buf(), line, column, message: e.message().trim().to_string() }
+        Error::Syntax {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message: e.message().trim().to_string(),
+        }
     })?;
     raw.validate(path, source, params)
 }
@@ -203,7 +229,15 @@ max_members = 100
         let d = tempdir("defaults");
         let q = load(&write(&d, "q.toml", MINIMAL), &Params::new()).unwrap();
         assert_eq!(q.report.limit, 1000);
-        assert_eq!(q.cohort.normalize, Normalize { trim: true, strip_apostrophe: true, pad_numeric_to: None, case: Case::Preserve });
+        assert_eq!(
+            q.cohort.normalize,
+            Normalize {
+                trim: true,
+                strip_apostrophe: true,
+                pad_numeric_to: None,
+                case: Case::Preserve
+            }
+        );
         assert_eq!(q.job.name, "Update/Notify Users");
         assert_eq!(q.job.notification, "NOTIFY_PASSWORD_CHANGE");
         assert!(!q.set.private);
@@ -215,7 +249,10 @@ max_members = 100
         let d = tempdir("unknown");
         let p = write(&d, "q.toml", &MINIMAL.replace("[guard]", "[guard]\nmax_member = 3"));
         let e = load(&p, &Params::new()).unwrap_err().to_string();
-        assert!(e.contains("q.toml:8:1") && e.contains("max_member") && e.contains("expected one of"), "{e}");
+        assert!(
+            e.contains("q.toml:8:1") && e.contains("max_member") && e.contains("expected one of"),
+            "{e}"
+        );
         let p = write(&d, "bad.toml", "name = \n");
         let e = load(&p, &Params::new()).unwrap_err().to_string();
         assert!(e.contains("bad.toml:1:"), "{e}");
@@ -226,9 +263,17 @@ max_members = 100
         let d = tempdir("invalid");
         for (from, to, key) in [
             ("name = \"spring-ugrad\"", "name = \"Spring UGRAD\"", "name"),
-            ("[guard]\nmax_members = 100", "[guard]\nmax_members = 0", "guard.max_members"),
+            (
+                "[guard]\nmax_members = 100",
+                "[guard]\nmax_members = 0",
+                "guard.max_members",
+            ),
             ("[report]", "[report]\nlimit = 10", "report.limit"),
-            ("[cohort]", "[cohort.normalize]\ncase = \"title\"\n[cohort]", "cohort.normalize.case"),
+            (
+                "[cohort]",
+                "[cohort.normalize]\ncase = \"title\"\n[cohort]",
+                "cohort.normalize.case",
+            ),
         ] {
             let p = write(&d, "q.toml", &MINIMAL.replace(from, to));
             let e = load(&p, &Params::new()).unwrap_err().to_string();
@@ -240,11 +285,18 @@ max_members = 100
     fn filter_placeholders_are_filled_and_xml_escaped() {
         let d = tempdir("filter");
         write(&d, "f.xml", "<sawx:expr op=\"equal\"><v>{group}</v></sawx:expr>");
-        let p = write(&d, "q.toml", &MINIMAL.replace("[report]", "[report]\nfilter = \"f.xml\""));
+        let p = write(
+            &d,
+            "q.toml",
+            &MINIMAL.replace("[report]", "[report]\nfilter = \"f.xml\""),
+        );
         let mut params = Params::new();
         params.insert("group".into(), "A&B</v><x>".into());
         let q = load(&p, &params).unwrap();
-        assert_eq!(q.report.filter.as_deref(), Some("<sawx:expr op=\"equal\"><v>A&amp;B&lt;/v&gt;&lt;x&gt;</v></sawx:expr>"));
+        assert_eq!(
+            q.report.filter.as_deref(),
+            Some("<sawx:expr op=\"equal\"><v>A&amp;B&lt;/v&gt;&lt;x&gt;</v></sawx:expr>")
+        );
         let e = load(&p, &Params::new()).unwrap_err().to_string();
         assert!(e.contains("{group}") && e.contains("--param group="), "{e}");
     }
@@ -252,16 +304,26 @@ max_members = 100
     #[test]
     fn where_placeholders_become_sql_literals() {
         let d = tempdir("where");
-        let p = write(&d, "q.toml", &MINIMAL.replace("id_column", "where = '\"User Group\" = {g}'\nid_column"));
+        let p = write(
+            &d,
+            "q.toml",
+            &MINIMAL.replace("id_column", "where = '\"User Group\" = {g}'\nid_column"),
+        );
         let mut params = Params::new();
         params.insert("g".into(), "x' OR '1'='1".into());
         let q = load(&p, &params).unwrap();
-        assert_eq!(q.cohort.where_sql.as_deref(), Some("\"User Group\" = 'x'' OR ''1''=''1'"));
+        assert_eq!(
+            q.cohort.where_sql.as_deref(),
+            Some("\"User Group\" = 'x'' OR ''1''=''1'")
+        );
     }
 
     #[test]
     fn params_parse() {
-        assert_eq!(parse_param("from=2026-01-01").unwrap(), ("from".into(), "2026-01-01".into()));
+        assert_eq!(
+            parse_param("from=2026-01-01").unwrap(),
+            ("from".into(), "2026-01-01".into())
+        );
         assert_eq!(parse_param("x=a=b").unwrap(), ("x".into(), "a=b".into()));
         assert!(parse_param("novalue").is_err());
         assert!(parse_param("bad key=1").is_err());

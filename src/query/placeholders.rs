@@ -31,15 +31,15 @@ pub fn fill(text: &str, values: &BTreeMap<String, String>, escape: Escape) -> Re
     while let Some(i) = rest.find(['{', '}']) {
         out.push_str(&rest[..i]);
         let tail = &rest[i..];
-        if tail.starts_with("{{") {
+        if let Some(after) = tail.strip_prefix("{{") {
             out.push('{');
-            rest = &tail[2..];
+            rest = after;
             offset += i + 2;
             continue;
         }
-        if tail.starts_with("}}") {
+        if let Some(after) = tail.strip_prefix("}}") {
             out.push('}');
-            rest = &tail[2..];
+            rest = after;
             offset += i + 2;
             continue;
         }
@@ -104,7 +104,10 @@ mod tests {
     #[test]
     fn refuses_missing_and_broken() {
         let m = map(&[]);
-        assert_eq!(fill("{nope}", &m, Escape::Plain), Err(FillError::Missing("nope".into())));
+        assert_eq!(
+            fill("{nope}", &m, Escape::Plain),
+            Err(FillError::Missing("nope".into()))
+        );
         assert_eq!(fill("x {open", &m, Escape::Plain), Err(FillError::Unbalanced(2)));
         assert_eq!(fill("x } y", &m, Escape::Plain), Err(FillError::Unbalanced(2)));
         assert_eq!(fill("{a b}", &m, Escape::Plain), Err(FillError::BadName("a b".into())));

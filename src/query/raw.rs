@@ -70,7 +70,12 @@ struct NormalizeRaw {
 
 impl Default for NormalizeRaw {
     fn default() -> Self {
-        Self { trim: true, strip_apostrophe: true, pad_numeric_to: None, case: preserve() }
+        Self {
+            trim: true,
+            strip_apostrophe: true,
+            pad_numeric_to: None,
+            case: preserve(),
+        }
     }
 }
 
@@ -120,9 +125,19 @@ impl QueryFile {
             hint: hint.to_string(),
         };
         let folder = file.parent().unwrap_or(Path::new("."));
-        let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { folder.join(p) };
+        let resolve = |p: &Path| {
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                folder.join(p)
+            }
+        };
         let fill_error = |what: &'static str, e: FillError| match e {
-            FillError::Missing(name) => Error::MissingParam { path: file.to_path_buf(), what, name },
+            FillError::Missing(name) => Error::MissingParam {
+                path: file.to_path_buf(),
+                what,
+                name,
+            },
             FillError::Unbalanced(at) => Error::Placeholder {
                 path: file.to_path_buf(),
                 what,
@@ -135,8 +150,17 @@ impl QueryFile {
             },
         };
 
-        if self.name.is_empty() || !self.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
-            return Err(invalid("name", format!("is {:?}", self.name), "use lowercase letters, digits and '-', e.g. \"term-start-students\""));
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return Err(invalid(
+                "name",
+                format!("is {:?}", self.name),
+                "use lowercase letters, digits and '-', e.g. \"term-start-students\"",
+            ));
         }
         let report_path = self.report.path.trim().to_string();
         if !report_path.starts_with('/') {
@@ -147,7 +171,11 @@ impl QueryFile {
             ));
         }
         if !(25..=1000).contains(&self.report.limit) {
-            return Err(invalid("report.limit", format!("is {}", self.report.limit), "use 25..1000 (rows per page; Alma serves blocks of 25)"));
+            return Err(invalid(
+                "report.limit",
+                format!("is {}", self.report.limit),
+                "use 25..1000 (rows per page; Alma serves blocks of 25)",
+            ));
         }
         let (filter, filter_file) = match &self.report.filter {
             None => (None, None),
@@ -166,7 +194,11 @@ impl QueryFile {
             }
         };
         if self.cohort.id_column.trim().is_empty() {
-            return Err(invalid("cohort.id_column", "is empty".into(), "name the report heading that holds the user's primary ID"));
+            return Err(invalid(
+                "cohort.id_column",
+                "is empty".into(),
+                "name the report heading that holds the user's primary ID",
+            ));
         }
         let where_sql = match &self.cohort.where_sql {
             Some(w) if !w.trim().is_empty() => {
@@ -191,23 +223,55 @@ impl QueryFile {
             "preserve" => super::Case::Preserve,
             "upper" => super::Case::Upper,
             "lower" => super::Case::Lower,
-            other => return Err(invalid("cohort.normalize.case", format!("is {other:?}"), "use \"preserve\", \"upper\" or \"lower\"")),
+            other => {
+                return Err(invalid(
+                    "cohort.normalize.case",
+                    format!("is {other:?}"),
+                    "use \"preserve\", \"upper\" or \"lower\"",
+                ));
+            }
         };
         let pad_numeric_to = match n.pad_numeric_to {
             None => None,
             Some(w) if (1..=64).contains(&w) => Some(w as usize),
-            Some(w) => return Err(invalid("cohort.normalize.pad_numeric_to", format!("is {w}"), "use a width from 1 to 64, or leave it out")),
+            Some(w) => {
+                return Err(invalid(
+                    "cohort.normalize.pad_numeric_to",
+                    format!("is {w}"),
+                    "use a width from 1 to 64, or leave it out",
+                ));
+            }
         };
         let set_name = self.set.name.unwrap_or_else(|| DEFAULT_SET_NAME.to_string());
-        let set_description = self.set.description.unwrap_or_else(|| DEFAULT_SET_DESCRIPTION.to_string());
+        let set_description = self
+            .set
+            .description
+            .unwrap_or_else(|| DEFAULT_SET_DESCRIPTION.to_string());
         for (key, template) in [("set.name", &set_name), ("set.description", &set_description)] {
-            let used = names(template).map_err(|e| fill_error(if key == "set.name" { "set.name" } else { "set.description" }, e))?;
+            let used = names(template).map_err(|e| {
+                fill_error(
+                    if key == "set.name" {
+                        "set.name"
+                    } else {
+                        "set.description"
+                    },
+                    e,
+                )
+            })?;
             if let Some(bad) = used.iter().find(|n| !SET_PLACEHOLDERS.contains(&n.as_str())) {
-                return Err(invalid(key, format!("uses {{{bad}}}"), "set names may use {query}, {period}, {date} and {run_id}"));
+                return Err(invalid(
+                    key,
+                    format!("uses {{{bad}}}"),
+                    "set names may use {query}, {period}, {date} and {run_id}",
+                ));
             }
         }
         if set_name.trim().is_empty() {
-            return Err(invalid("set.name", "is empty".into(), "e.g. \"User Password Reset {query} {period}\""));
+            return Err(invalid(
+                "set.name",
+                "is empty".into(),
+                "e.g. \"User Password Reset {query} {period}\"",
+            ));
         }
         let mut parameters = BTreeMap::new();
         let mut payload_file = self.job.payload_file.clone();
@@ -215,8 +279,12 @@ impl QueryFile {
         for (k, v) in self.job.parameters {
             // The design shows payload_file under [job.parameters]; both places work.
             match (k.as_str(), &v) {
-                ("payload_file", toml::Value::String(s)) if payload_file.is_none() => payload_file = Some(PathBuf::from(s)),
-                ("allow_user_updates", toml::Value::Boolean(b)) if allow_user_updates.is_none() => allow_user_updates = Some(*b),
+                ("payload_file", toml::Value::String(s)) if payload_file.is_none() => {
+                    payload_file = Some(PathBuf::from(s))
+                }
+                ("allow_user_updates", toml::Value::Boolean(b)) if allow_user_updates.is_none() => {
+                    allow_user_updates = Some(*b)
+                }
                 (_, toml::Value::String(s)) => {
                     parameters.insert(k, s.clone());
                 }
@@ -224,7 +292,11 @@ impl QueryFile {
                     parameters.insert(k, v.to_string());
                 }
                 _ => {
-                    return Err(invalid(&format!("job.parameters.{k}"), "is not a string, number or boolean".into(), "give each job parameter one value"));
+                    return Err(invalid(
+                        &format!("job.parameters.{k}"),
+                        "is not a string, number or boolean".into(),
+                        "give each job parameter one value",
+                    ));
                 }
             }
         }
@@ -233,40 +305,77 @@ impl QueryFile {
             Some(p) => {
                 let full = resolve(&p);
                 if !full.is_file() {
-                    return Err(invalid("job.payload_file", format!("names {}, which is not a file", full.display()), "paths are relative to the query file's folder"));
+                    return Err(invalid(
+                        "job.payload_file",
+                        format!("names {}, which is not a file", full.display()),
+                        "paths are relative to the query file's folder",
+                    ));
                 }
                 Some(full)
             }
         };
-        let notification = self.job.notification.unwrap_or_else(|| DEFAULT_NOTIFICATION.to_string());
+        let notification = self
+            .job
+            .notification
+            .unwrap_or_else(|| DEFAULT_NOTIFICATION.to_string());
         if notification.trim().is_empty() {
-            return Err(invalid("job.notification", "is empty".into(), "use NOTIFY_PASSWORD_CHANGE (Alma's \"Notify Password Change\")"));
+            return Err(invalid(
+                "job.notification",
+                "is empty".into(),
+                "use NOTIFY_PASSWORD_CHANGE (Alma's \"Notify Password Change\")",
+            ));
         }
         if self.guard.max_members < 1 {
-            return Err(invalid("guard.max_members", format!("is {}", self.guard.max_members), "set the largest cohort this query may ever reset, e.g. 5000"));
+            return Err(invalid(
+                "guard.max_members",
+                format!("is {}", self.guard.max_members),
+                "set the largest cohort this query may ever reset, e.g. 5000",
+            ));
         }
         if let Some(g) = self.guard.max_growth
             && !(g.is_finite() && g > 0.0)
         {
-            return Err(invalid("guard.max_growth", format!("is {g}"), "use a factor above 0, e.g. 2.0 (refuse a cohort more than twice the last one)"));
+            return Err(invalid(
+                "guard.max_growth",
+                format!("is {g}"),
+                "use a factor above 0, e.g. 2.0 (refuse a cohort more than twice the last one)",
+            ));
         }
         if let Some(c) = &self.guard.account_type_column
             && c.trim().is_empty()
         {
-            return Err(invalid("guard.account_type_column", "is empty".into(), "name the report heading with the account type, or leave it out"));
+            return Err(invalid(
+                "guard.account_type_column",
+                "is empty".into(),
+                "name the report heading with the account type, or leave it out",
+            ));
         }
         Ok(QuerySpec {
             file: file.to_path_buf(),
             name: self.name,
             description: self.description,
-            report: ReportSpec { path: report_path, limit: self.report.limit as u32, filter, filter_file },
+            report: ReportSpec {
+                path: report_path,
+                limit: self.report.limit as u32,
+                filter,
+                filter_file,
+            },
             cohort: CohortSpec {
                 id_column: self.cohort.id_column.trim().to_string(),
                 where_sql,
                 exclude_files,
-                normalize: Normalize { trim: n.trim, strip_apostrophe: n.strip_apostrophe, pad_numeric_to, case },
+                normalize: Normalize {
+                    trim: n.trim,
+                    strip_apostrophe: n.strip_apostrophe,
+                    pad_numeric_to,
+                    case,
+                },
             },
-            set: SetSpec { name: set_name, description: set_description, private: self.set.private },
+            set: SetSpec {
+                name: set_name,
+                description: set_description,
+                private: self.set.private,
+            },
             job: JobSpec {
                 name: self.job.name.unwrap_or_else(|| DEFAULT_JOB_NAME.to_string()),
                 id: self.job.id.filter(|i| !i.trim().is_empty()),

@@ -21,6 +21,37 @@ pub enum Error {
     },
 }
 
+/// A table of the report (or the cohort), held for the layers that must not see polars.
+#[derive(Clone, Debug)]
+pub struct Table {
+    df: DataFrame,
+}
+
+impl Table {
+    pub fn height(&self) -> usize {
+        self.df.height()
+    }
+
+    pub fn width(&self) -> usize {
+        self.df.width()
+    }
+
+    pub fn write_csv<W: Write>(&mut self, out: W) -> Result<(), Error> {
+        write_csv(&mut self.df, out)
+    }
+
+    pub fn write_parquet<W: Write>(&mut self, out: W) -> Result<(), Error> {
+        write_parquet(&mut self.df, out)
+    }
+}
+
+/// The report as a table of string columns named by heading.
+pub fn report_to_table(report: &Report) -> Result<Table, Error> {
+    Ok(Table {
+        df: report_to_frame(report)?,
+    })
+}
+
 /// The report as a DataFrame of string columns named by heading, in Alma's row order. Cells
 /// stay text, so IDs keep their leading zeros.
 pub fn report_to_frame(report: &Report) -> Result<DataFrame, Error> {
@@ -37,14 +68,14 @@ pub fn report_to_frame(report: &Report) -> Result<DataFrame, Error> {
 }
 
 /// CSV with a header row, every value quoted only where needed.
-pub fn write_csv<W: Write>(df: &mut DataFrame, out: W) -> Result<(), Error> {
+fn write_csv<W: Write>(df: &mut DataFrame, out: W) -> Result<(), Error> {
     CsvWriter::new(out)
         .include_header(true)
         .finish(df)
         .map_err(|source| Error::Write { format: "CSV", source })
 }
 
-pub fn write_parquet<W: Write>(df: &mut DataFrame, out: W) -> Result<(), Error> {
+fn write_parquet<W: Write>(df: &mut DataFrame, out: W) -> Result<(), Error> {
     ParquetWriter::new(out)
         .finish(df)
         .map(|_| ())

@@ -4,6 +4,8 @@
 
 mod support;
 
+mod cli;
+mod extract;
 mod sim_analytics;
 mod sim_gateway;
 mod sim_jobs;

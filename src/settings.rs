@@ -1,0 +1,179 @@
+//! Command line + environment → validated settings for talking to Alma: base URL, key, timeouts,
+//! pace. The key is read only when a command needs it, held as a secret, and never printed.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use crate::alma::{ClientConfig, RetryPolicy};
+use crate::cli::{GlobalArgs, Region};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no Alma address\nhint: pass --base-url URL (or set ALMA_BASE_URL), or --region na|eu|ap|aps|ca|cn")]
+    NoBaseUrl,
+    #[error("no API key\nhint: set ALMA_API_KEY, or pass --api-key-file PATH (a file holding only the key)")]
+    NoKey,
+    #[error("cannot read the API key file {path}: {source}")]
+    KeyFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the API key file {path} is empty")]
+    EmptyKeyFile { path: PathBuf },
+    #[error("the API key file {path} can be read by other users (mode {mode:o})\nhint: chmod 600 {path}")]
+    KeyFileOpen { path: PathBuf, mode: u32 },
+    #[error("--{flag} must be a number of seconds above 0, got {value}")]
+    BadSeconds { flag: &'static str, value: f64 },
+    #[error("--pace must be at least 1 request per second")]
+    BadPace,
+}
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub base_url: Option<String>,
+    pub state_dir: PathBuf,
+    pub request_timeout: Duration,
+    pub poll_interval: Duration,
+    pub pace: u32,
+    pub retry: RetryPolicy,
+    key_file: Option<PathBuf>,
+}
+
+impl Settings {
+    pub fn from_args(g: &GlobalArgs) -> Result<Self, Error> {
+        let seconds = |flag, value: f64| {
+            if value.is_finite() && value > 0.0 {
+                Ok(Duration::from_secs_f64(value))
+            } else {
+                Err(Error::BadSeconds { flag, value })
+            }
+        };
+        if g.pace == 0 {
+            return Err(Error::BadPace);
+        }
+        if !(g.retry_delay.is_finite() && g.retry_delay >= 0.0) {
+            return Err(Error::BadSeconds {
+                flag: "retry-delay",
+                value: g.retry_delay,
+            });
+        }
+        let first_delay = Duration::from_secs_f64(g.retry_delay);
+        let retry = RetryPolicy {
+            first_delay,
+            // Zero means no waiting at all (tests); otherwise waits double up to 30 s.
+            max_delay: if first_delay.is_zero() {
+                Duration::ZERO
+            } else {
+                first_delay.max(Duration::from_secs(30))
+            },
+            max_retries: g.max_retries,
+            jitter: !first_delay.is_zero(),
+        };
+        let base_url = g
+            .base_url
+            .clone()
+            .filter(|u| !u.trim().is_empty())
+            .or_else(|| g.region.map(region_url));
+        Ok(Self {
+            base_url,
+            state_dir: g.state_dir.clone(),
+            request_timeout: seconds("request-timeout", g.request_timeout)?,
+            poll_interval: seconds("poll-interval", g.poll_interval)?,
+            pace: g.pace,
+            retry,
+            key_file: g.api_key_file.clone(),
+        })
+    }
+
+    /// The key: from `--api-key-file` when given, else `ALMA_API_KEY`.
+    pub fn api_key(&self) -> Result<SecretString, Error> {
+        match &self.key_file {
+            Some(path) => read_key_file(path),
+            None => match std::env::var("ALMA_API_KEY") {
+                Ok(k) if !k.trim().is_empty() => Ok(SecretString::from(k.trim().to_string())),
+                _ => Err(Error::NoKey),
+            },
+        }
+    }
+
+    pub fn client_config(&self) -> Result<ClientConfig, Error> {
+        let base = self.base_url.clone().ok_or(Error::NoBaseUrl)?;
+        let mut config = ClientConfig::new(base, self.api_key()?);
+        config.request_timeout = self.request_timeout;
+        config.pace_per_second = self.pace;
+        config.retry = self.retry.clone();
+        Ok(config)
+    }
+}
+
+pub fn region_url(region: Region) -> String {
+    let host = match region {
+        Region::Na => "api-na.hosted.exlibrisgroup.com",
+        Region::Eu => "api-eu.hosted.exlibrisgroup.com",
+        Region::Ap => "api-ap.hosted.exlibrisgroup.com",
+        Region::Aps => "api-aps.hosted.exlibrisgroup.com",
+        Region::Ca => "api-ca.hosted.exlibrisgroup.com",
+        Region::Cn => "api-cn.hosted.exlibrisgroup.com.cn",
+    };
+    format!("https://{host}")
+}
+
+fn read_key_file(path: &Path) -> Result<SecretString, Error> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(path).map_err(|source| Error::KeyFile {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(Error::KeyFileOpen {
+                path: path.to_path_buf(),
+                mode,
+            });
+        }
+    }
+    let text = std::fs::read_to_string(path).map_err(|source| Error::KeyFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let key = text.trim();
+    if key.is_empty() {
+        return Err(Error::EmptyKeyFile {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(SecretString::from(key.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn regions_map_to_official_hosts() {
+        assert_eq!(region_url(Region::Eu), "https://api-eu.hosted.exlibrisgroup.com");
+        assert_eq!(region_url(Region::Cn), "https://api-cn.hosted.exlibrisgroup.com.cn");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn key_files_must_be_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("keyfile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("key");
+        std::fs::write(&path, "the-key\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = read_key_file(&path).unwrap_err().to_string();
+        assert!(e.contains("chmod 600") && !e.contains("the-key"), "{e}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(read_key_file(&path).unwrap().expose_secret(), "the-key");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,284 @@
+//! The real binary, driven the way the contract says: exit codes, one-line errors, outputs.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+use crate::support::*;
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `alma-cohort` with `args` and `ALMA_API_KEY=key`, retries without waiting.
+pub async fn alma_cohort(args: &[&str], key: Option<&str>) -> Run {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let key = key.map(str::to_string);
+    let out: Output = tokio::task::spawn_blocking(move || {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_alma-cohort"));
+        cmd.args(&args)
+            .env_remove("ALMA_API_KEY")
+            .env_remove("ALMA_BASE_URL")
+            .env("ALMA_COHORT_RETRY_DELAY", "0")
+            .env("ALMA_COHORT_PACE", "1000")
+            .env("NO_COLOR", "1");
+        if let Some(k) = key {
+            cmd.env("ALMA_API_KEY", k);
+        }
+        cmd.output().expect("the binary runs")
+    })
+    .await
+    .expect("join");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("it-{tag}-{}-{}", std::process::id(), rand_suffix()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+/// A query file over `report` in `dir`.
+pub fn query_file(dir: &Path, report: &str, extra: &str) -> PathBuf {
+    let p = dir.join("q.toml");
+    std::fs::write(
+        &p,
+        format!(
+            "name = \"it-query\"\n{extra}\n[report]\npath = \"{report}\"\nlimit = 1000\n[cohort]\nid_column = \"Primary Identifier\"\n[guard]\nmax_members = 100000\n"
+        ),
+    )
+    .unwrap();
+    p
+}
+
+fn error_lines(stderr: &str) -> Vec<&str> {
+    stderr.lines().filter(|l| l.starts_with("error:")).collect()
+}
+
+#[tokio::test]
+async fn extract_writes_csv_and_parquet_and_stdout() {
+    let sim = sim(config(2600)).await;
+    let dir = temp_dir("extract");
+    let q = query_file(&dir, ALL_USERS, "");
+    let base = sim.handle.base_url();
+    let out = dir.join("all.csv");
+    let run = alma_cohort(
+        &[
+            "--base-url",
+            &base,
+            "extract",
+            q.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        Some(KEY),
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("extracted 2600 rows × 9 columns from 3 pages"),
+        "{}",
+        run.stderr
+    );
+    let csv = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(csv.lines().count(), 2601);
+    let first_id = sim.handle.users()[0].primary_id.clone();
+    assert!(
+        csv.lines().nth(1).unwrap().starts_with(&first_id),
+        "ids keep their leading zeros"
+    );
+    assert!(
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".partial"))
+    );
+
+    let pq = dir.join("all.parquet");
+    let run = alma_cohort(
+        &[
+            "--base-url",
+            &base,
+            "extract",
+            q.to_str().unwrap(),
+            "--out",
+            pq.to_str().unwrap(),
+        ],
+        Some(KEY),
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(&std::fs::read(&pq).unwrap()[..4], b"PAR1");
+
+    let run = alma_cohort(
+        &["-q", "--base-url", &base, "extract", q.to_str().unwrap(), "--out", "-"],
+        Some(KEY),
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, csv, "stdout carries the same CSV");
+    assert!(run.stderr.is_empty(), "quiet: {}", run.stderr);
+}
+
+#[tokio::test]
+async fn alma_refusals_exit_3_with_one_line_and_no_file() {
+    let sim = sim(config(50)).await;
+    let dir = temp_dir("refusals");
+    let base = sim.handle.base_url();
+    let out = dir.join("out.csv");
+    let q = query_file(&dir, "/shared/Example University/Reports/Nope", "");
+    let run = alma_cohort(
+        &[
+            "--base-url",
+            &base,
+            "extract",
+            q.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        Some(KEY),
+    )
+    .await;
+    assert_eq!(run.code, 3);
+    let lines = error_lines(&run.stderr);
+    assert_eq!(lines.len(), 1, "{}", run.stderr);
+    assert!(
+        lines[0].contains("HTTP 400 SIM_REPORT_NOT_FOUND") && lines[0].contains("trackingId"),
+        "{}",
+        lines[0]
+    );
+    assert!(!out.exists());
+
+    let q = query_file(&dir, ALL_USERS, "");
+    let run = alma_cohort(
+        &[
+            "--base-url",
+            &base,
+            "extract",
+            q.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        Some("not-a-key"),
+    )
+    .await;
+    assert_eq!(run.code, 3);
+    assert!(
+        run.stderr.contains("UNAUTHORIZED") && !run.stderr.contains("not-a-key"),
+        "{}",
+        run.stderr
+    );
+    assert!(!out.exists());
+}
+
+#[tokio::test]
+async fn usage_errors_exit_2() {
+    let sim = sim(config(10)).await;
+    let dir = temp_dir("usage");
+    let base = sim.handle.base_url();
+    let q = query_file(&dir, ALL_USERS, "");
+    let q = q.to_str().unwrap();
+    let run = alma_cohort(&["--base-url", &base, "extract", q, "--out", "x.json"], Some(KEY)).await;
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains(".csv or .parquet"), "{}", run.stderr);
+    let run = alma_cohort(
+        &["--base-url", &base, "extract", q, "--out", "/no/such/folder/x.csv"],
+        Some(KEY),
+    )
+    .await;
+    assert_eq!(run.code, 2);
+    let run = alma_cohort(&["--base-url", &base, "extract", q, "--out", "-"], None).await;
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("ALMA_API_KEY"), "{}", run.stderr);
+    let run = alma_cohort(&["extract", q, "--out", "-"], Some(KEY)).await;
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("--base-url"), "{}", run.stderr);
+    let bad = query_file(&dir, ALL_USERS, "colour = \"blue\"");
+    let run = alma_cohort(
+        &["--base-url", &base, "extract", bad.to_str().unwrap(), "--out", "-"],
+        Some(KEY),
+    )
+    .await;
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("q.toml:2:1") && run.stderr.contains("colour"),
+        "{}",
+        run.stderr
+    );
+    let run = alma_cohort(&["--base-url", &base, "extract"], Some(KEY)).await;
+    assert_eq!(run.code, 2, "clap usage errors are 2 too");
+}
+
+/// A stand-in for what sits between us and Alma when things go wrong: a proxy's HTML error page,
+/// a broken XML page, a body cut off.
+async fn misbehaving_upstream(kind: &'static str) -> (String, tokio::task::JoinHandle<()>) {
+    let app = Router::new().route(
+        "/almaws/v1/analytics/reports",
+        get(move || async move {
+            match kind {
+                "html" => (StatusCode::BAD_GATEWAY, [(header::CONTENT_TYPE, "text/html")], "<html><body><h1>502 Bad Gateway</h1></body></html>".to_string()).into_response(),
+                "html200" => (StatusCode::OK, [(header::CONTENT_TYPE, "text/html")], "<html><body>Please log in</body></html>".to_string()).into_response(),
+                "malformed" => (StatusCode::OK, [(header::CONTENT_TYPE, "application/xml")], "<report><QueryResult><IsFinished>true</IsFinshed></QueryResult></report>".to_string()).into_response(),
+                _ => (StatusCode::OK, [(header::CONTENT_TYPE, "application/xml")], "<report><QueryResult><IsFinished>true</IsFinished><ResultXml><rowset xmlns=\"urn:schemas-microsoft-com:xml-analysis:rowset\">".to_string()).into_response(),
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (format!("http://{addr}"), task)
+}
+
+#[tokio::test]
+async fn bad_pages_exit_3_naming_the_page() {
+    let dir = temp_dir("bad-pages");
+    let q = query_file(&dir, ALL_USERS, "");
+    let out = dir.join("out.csv");
+    for (kind, expect) in [
+        ("html", "unexpected answer (HTTP 502, text/html)"),
+        ("html200", "unexpected answer (HTTP 200, text/html)"),
+        ("malformed", "report page 1 could not be read: malformed XML"),
+        (
+            "truncated",
+            "report page 1 could not be read: the page ends before its document does",
+        ),
+    ] {
+        let (base, task) = misbehaving_upstream(kind).await;
+        let run = alma_cohort(
+            &[
+                "--base-url",
+                &base,
+                "extract",
+                q.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            Some(KEY),
+        )
+        .await;
+        task.abort();
+        assert_eq!(run.code, 3, "{kind}: {}", run.stderr);
+        let lines = error_lines(&run.stderr);
+        assert_eq!(lines.len(), 1, "{kind}: {}", run.stderr);
+        assert!(lines[0].contains(expect), "{kind}: {}", lines[0]);
+        assert!(!out.exists(), "{kind}: no partial output");
+    }
+}
