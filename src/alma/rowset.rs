@@ -118,7 +118,8 @@ pub struct Column {
 pub struct Rowset {
     pub columns: Vec<Column>,
     pub rows: usize,
-    index: HashMap<String, usize>,
+    /// `ColumnN` → position in `columns`, by N (no hashing per cell).
+    index: Vec<Option<usize>>,
 }
 
 impl Rowset {
@@ -141,11 +142,16 @@ impl Rowset {
                 });
             }
         }
-        self.index = schema
-            .iter()
-            .enumerate()
-            .map(|(i, (name, _))| (name.clone(), i))
-            .collect();
+        self.index = Vec::new();
+        for (i, (name, _)) in schema.iter().enumerate() {
+            // Reports have tens of columns; an absurd N is left out (its cells are then refused).
+            if let Some(n) = column_number(name).filter(|n| *n <= 100_000) {
+                if self.index.len() <= n {
+                    self.index.resize(n + 1, None);
+                }
+                self.index[n] = Some(i);
+            }
+        }
         self.columns = schema
             .into_iter()
             .map(|(name, heading)| Column {
@@ -376,7 +382,8 @@ impl<'a> PageParser<'a> {
                     return Ok(());
                 }
                 let row = self.rowset.rows + 1;
-                let Some(&i) = self.rowset.index.get(column) else {
+                let found = column_number(column).and_then(|n| self.rowset.index.get(n).copied().flatten());
+                let Some(i) = found else {
                     let known = self
                         .rowset
                         .columns
@@ -492,6 +499,14 @@ fn namespace_of<'n>(ns: &'n ResolveResult<'_>) -> Option<&'n str> {
         ResolveResult::Bound(Namespace(n)) => Some(n),
         _ => None,
     }
+}
+
+/// N of `ColumnN`.
+fn column_number(name: &str) -> Option<usize> {
+    name.strip_prefix("Column")
+        .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))?
+        .parse()
+        .ok()
 }
 
 /// The namespace of an element, as far as the parser cares (no allocation for the usual ones).

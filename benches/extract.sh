@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Wall time, rows/s and peak RSS of `alma-cohort extract` paging a report from the simulator with
+# no latency. Usage: benches/extract.sh [ROWS] [BINARY]   (default 1000000, target/release/alma-cohort)
+# Writes benches/results/<date>-extract.md.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+rows="${1:-1000000}"
+bin="${2:-$here/../target/release/alma-cohort}"
+port="${PORT:-8095}"
+work="$(mktemp -d)"
+trap 'kill $sim_pid 2>/dev/null || true; rm -rf "$work"' EXIT
+
+"$bin" sim --port "$port" --users "$rows" --rate-limit 0 --daily-quota 100000000 >"$work/sim.log" 2>&1 &
+sim_pid=$!
+for _ in $(seq 300); do curl -sf "http://127.0.0.1:$port/_sim/state" >/dev/null && break; sleep 0.2; done
+
+cat >"$work/q.toml" <<TOML
+name = "bench-all-users"
+[report]
+path = "/shared/Example University/Reports/Password Resets/All users"
+limit = 1000
+[cohort]
+id_column = "Primary Identifier"
+[guard]
+max_members = 100000000
+TOML
+
+result="$here/results/$(date +%F)-extract.md"
+{
+  echo "# extract: $rows rows from the simulator, no latency"
+  echo
+  echo "$(date -u +%FT%TZ) · $(nproc) cores · $(free -g | awk '/Mem:/{print $2}') GiB · $(uname -sr) · \`benches/extract.sh $rows\`"
+  echo
+  echo "| pace (req/s) | wall (s) | rows/s | peak RSS (MB) | pages | output |"
+  echo "|---|---|---|---|---|---|"
+} >"$result"
+for pace in 25 10000; do
+  for round in 1 2 3; do
+    ALMA_API_KEY=sim-rw /usr/bin/time -v "$bin" --base-url "http://127.0.0.1:$port" --pace "$pace" \
+      extract "$work/q.toml" --out "$work/out.parquet" 2>"$work/time.txt" >/dev/null
+    wall=$(awk -F': ' '/Elapsed \(wall clock\)/{print $2}' "$work/time.txt" | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
+    rss=$(awk -F': ' '/Maximum resident set size/{printf "%.0f", $2/1024}' "$work/time.txt")
+    summary=$(grep '^extracted' "$work/time.txt" || true)
+    pages=$(sed -n 's/.* from \([0-9]*\) pages.*/\1/p' <<<"$summary")
+    rate=$(awk -v r="$rows" -v w="$wall" 'BEGIN{printf "%.0f", r/w}')
+    echo "| $pace | $wall | $rate | $rss | $pages | parquet (round $round) |" | tee -a "$result"
+  done
+done
+echo "written: $result"
