@@ -1,16 +1,16 @@
 //! Runs a parsed command line: turns flags into library settings and calls the library.
 
-use std::io::Write;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::alma::{AlmaClient, PagingPolicy, Progress, ReportQuery};
-use crate::cli::{Cli, Command, ExtractArgs, SimArgs};
+use crate::alma::{AlmaClient, PagingPolicy, Progress};
+use crate::cli::{Cli, Command, ExtractArgs, PlanArgs, SimArgs, ValidateArgs};
 use crate::error::{Error, Exit};
-use crate::query::{self, Params, QuerySpec};
+use crate::output::Output;
+use crate::pipeline;
+use crate::query::{self, Params};
 use crate::settings::Settings;
 use crate::sim::{ApiKey, Fault, SimConfig};
 use crate::transform;
@@ -18,47 +18,11 @@ use crate::transform;
 pub async fn run(cli: Cli) -> Result<Exit, Error> {
     let quiet = cli.global.quiet;
     match cli.command {
+        Command::Validate(args) => validate(Settings::from_args(&cli.global)?, args).await,
+        Command::Plan(args) => plan(Settings::from_args(&cli.global)?, args, quiet).await,
+        Command::Run(args) => plan(Settings::from_args(&cli.global)?, args.plan, quiet).await,
         Command::Extract(args) => extract(Settings::from_args(&cli.global)?, args, quiet).await,
         Command::Sim(args) => sim(args).await,
-    }
-}
-
-/// Where `extract` writes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Output {
-    Stdout,
-    Csv(PathBuf),
-    Parquet(PathBuf),
-}
-
-impl Output {
-    pub fn parse(path: &Path) -> Result<Self, Error> {
-        if path.as_os_str() == "-" {
-            return Ok(Output::Stdout);
-        }
-        let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
-        let out = match ext.as_deref() {
-            Some("csv") => Output::Csv(path.to_path_buf()),
-            Some("parquet") => Output::Parquet(path.to_path_buf()),
-            _ => {
-                return Err(Error::Usage(format!(
-                    "--out {}: use a name ending in .csv or .parquet, or - for CSV on stdout",
-                    path.display()
-                )));
-            }
-        };
-        let folder = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        if !folder.is_dir() {
-            return Err(Error::Usage(format!(
-                "--out {}: the folder {} does not exist",
-                path.display(),
-                folder.display()
-            )));
-        }
-        Ok(out)
     }
 }
 
@@ -71,12 +35,67 @@ pub fn parse_params(raw: &[String]) -> Result<Params, Error> {
     Ok(params)
 }
 
-/// The report part of a query as the Alma client wants it.
-pub fn report_query(spec: &QuerySpec) -> ReportQuery {
-    ReportQuery {
-        path: spec.report.path.clone(),
-        limit: spec.report.limit,
-        filter: spec.report.filter.clone(),
+async fn validate(settings: Settings, args: ValidateArgs) -> Result<Exit, Error> {
+    let spec = query::load(&args.query, &parse_params(&args.params)?)?;
+    pipeline::check_offline(&spec)?;
+    let online = settings.base_url.is_some() && settings.api_key().is_ok();
+    if !online {
+        println!(
+            "ok: {} is valid (its report's headings were not checked: give --base-url and an API key to check them)",
+            args.query.display()
+        );
+        return Ok(Exit::Done);
+    }
+    let client = AlmaClient::new(settings.client_config()?)?;
+    let headings = client.report_headings(&pipeline::report_query(&spec)).await?;
+    let refs: Vec<&str> = headings.iter().map(String::as_str).collect();
+    pipeline::check_report_headings(&spec, &refs)?;
+    println!(
+        "ok: {} is valid; its report has the headings it names ({} headings: {})",
+        args.query.display(),
+        headings.len(),
+        headings.iter().map(|h| format!("{h:?}")).collect::<Vec<_>>().join(", ")
+    );
+    Ok(Exit::Done)
+}
+
+async fn plan(settings: Settings, args: PlanArgs, quiet: bool) -> Result<Exit, Error> {
+    let spec = query::load(&args.query, &parse_params(&args.params)?)?;
+    pipeline::check_offline(&spec)?;
+    let client = AlmaClient::new(settings.client_config()?)?;
+    let bar = progress_bar(quiet);
+    let mut on_page = page_progress(&bar);
+    let planned = pipeline::plan(
+        &client,
+        spec,
+        &settings.state_dir,
+        &PagingPolicy::default(),
+        &mut on_page,
+    )
+    .await;
+    bar.finish_and_clear();
+    let plan = planned?;
+    if args.json {
+        let text = serde_json::to_string(&plan.to_json()).map_err(|e| Error::Usage(e.to_string()))?;
+        println!("{text}");
+    } else {
+        println!("{}", plan.summary());
+    }
+    if let Some(refused) = plan.refusal() {
+        return Err(Error::Guard {
+            guard: refused.guard,
+            detail: refused.detail.clone(),
+            hint: refused.hint.clone(),
+        });
+    }
+    Ok(Exit::Done)
+}
+
+fn page_progress(bar: &ProgressBar) -> impl FnMut(Progress) + Send + use<> {
+    let bar = bar.clone();
+    move |p: Progress| {
+        let rate = p.rows as f64 / p.elapsed.as_secs_f64().max(1e-3);
+        bar.set_message(format!("page {} · {} rows · {rate:.0} rows/s", p.pages, p.rows));
     }
 }
 
@@ -86,21 +105,15 @@ async fn extract(settings: Settings, args: ExtractArgs, quiet: bool) -> Result<E
     let output = Output::parse(&args.out)?;
     let client = AlmaClient::new(settings.client_config()?)?;
     let bar = progress_bar(quiet);
-    let mut on_page = {
-        let bar = bar.clone();
-        move |p: Progress| {
-            let rate = p.rows as f64 / p.elapsed.as_secs_f64().max(1e-3);
-            bar.set_message(format!("page {} · {} rows · {rate:.0} rows/s", p.pages, p.rows));
-        }
-    };
+    let mut on_page = page_progress(&bar);
     let started = std::time::Instant::now();
     let fetched = client
-        .fetch_report(&report_query(&spec), &PagingPolicy::default(), &mut on_page)
+        .fetch_report(&pipeline::report_query(&spec), &PagingPolicy::default(), &mut on_page)
         .await;
     bar.finish_and_clear();
     let report = fetched?;
     let mut table = transform::report_to_table(&report)?;
-    let target = write_output(&output, &mut table)?;
+    let target = output.write(&mut table)?;
     if !quiet {
         let secs = started.elapsed().as_secs_f64();
         eprintln!(
@@ -131,56 +144,6 @@ fn progress_bar(quiet: bool) -> ProgressBar {
     );
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
-}
-
-/// Writes the frame; a file is written beside its final name and renamed into place, so a
-/// failure never leaves a partial file behind.
-fn write_output(output: &Output, table: &mut transform::Table) -> Result<String, Error> {
-    match output {
-        Output::Stdout => {
-            let mut buffer = Vec::new();
-            table.write_csv(&mut buffer)?;
-            let mut stdout = std::io::stdout().lock();
-            match stdout.write_all(&buffer).and_then(|()| stdout.flush()) {
-                // A reader that stopped early (`| head`) is not an error.
-                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Output {
-                    path: "-".into(),
-                    source: e,
-                }),
-                _ => Ok("stdout".into()),
-            }
-        }
-        Output::Csv(path) | Output::Parquet(path) => {
-            let file_name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let temp = path.with_file_name(format!(".{file_name}.{}.partial", std::process::id()));
-            let io = |source| Error::Output {
-                path: path.clone(),
-                source,
-            };
-            let result = (|| -> Result<(), Error> {
-                let file = std::fs::File::create(&temp).map_err(io)?;
-                let mut writer = std::io::BufWriter::new(file);
-                match output {
-                    Output::Parquet(_) => table.write_parquet(&mut writer)?,
-                    _ => table.write_csv(&mut writer)?,
-                }
-                writer.flush().map_err(io)?;
-                writer
-                    .into_inner()
-                    .map_err(|e| io(e.into_error()))?
-                    .sync_all()
-                    .map_err(io)?;
-                std::fs::rename(&temp, path).map_err(io)
-            })();
-            if result.is_err() {
-                let _ = std::fs::remove_file(&temp);
-            }
-            result.map(|()| path.display().to_string())
-        }
-    }
 }
 
 async fn sim(args: SimArgs) -> Result<Exit, Error> {

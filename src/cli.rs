@@ -76,10 +76,46 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Check a query file, and its report's headings when Alma is reachable
+    Validate(ValidateArgs),
+    /// Extract + transform, print the cohort summary; makes no write call to Alma
+    Plan(PlanArgs),
+    /// Without --execute, the same as plan (the executing run comes with the load step)
+    Run(RunArgs),
     /// Page a query's report to the end and write every row (CSV, Parquet, or CSV on stdout)
     Extract(ExtractArgs),
     /// Serve the local Alma simulator (analytics, sets, jobs, users) until interrupted
     Sim(SimArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The query file (TOML)
+    pub query: PathBuf,
+    /// Fill a {NAME} placeholder in the query's filter or where: NAME=VALUE
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The query file (TOML)
+    pub query: PathBuf,
+    /// Fill a {NAME} placeholder in the query's filter or where: NAME=VALUE
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+    /// Print the summary as one JSON object on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// The period this run belongs to (e.g. 2026-spring); a query runs once per period
+    #[arg(long)]
+    pub period: Option<String>,
 }
 
 #[derive(Debug, Args)]

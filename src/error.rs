@@ -35,6 +35,19 @@ pub enum Error {
     SimStart(String),
     #[error("invalid setting: {0}")]
     Usage(String),
+    #[error("{}{}: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Input {
+        path: PathBuf,
+        line: Option<usize>,
+        message: String,
+    },
+    /// A guard refused the cohort; nothing was written to Alma.
+    #[error("refused by the guard {guard}: {detail}\nhint: {hint}")]
+    Guard {
+        guard: &'static str,
+        detail: String,
+        hint: String,
+    },
     #[error("cannot write {path}: {source}")]
     Output {
         path: PathBuf,
@@ -49,8 +62,17 @@ impl Error {
             Error::Settings(_) | Error::Query(_) | Error::SimStart(_) | Error::Usage(_) | Error::Output { .. } => {
                 Exit::Usage
             }
+            Error::Input { .. } => Exit::Usage,
+            Error::Guard { .. } => Exit::Refused,
             Error::Alma(crate::alma::Error::Setting(_)) => Exit::Usage,
-            Error::Alma(_) | Error::Transform(_) => Exit::Alma,
+            Error::Alma(_) => Exit::Alma,
+            Error::Transform(e) => match e {
+                crate::transform::Error::UnknownHeading { .. } | crate::transform::Error::BadWhere { .. } => {
+                    Exit::Usage
+                }
+                crate::transform::Error::InvalidId { .. } => Exit::Refused,
+                _ => Exit::Alma,
+            },
         }
     }
 }

@@ -10,6 +10,8 @@ pub mod alma;
 pub mod app;
 pub mod cli;
 pub mod error;
+pub mod output;
+pub mod pipeline;
 pub mod query;
 pub mod settings;
 pub mod sim;

@@ -240,6 +240,21 @@ impl AlmaClient {
         }
     }
 
+    /// The report's headings, from its first page only (for checking a query against it).
+    pub async fn report_headings(&self, query: &ReportQuery) -> Result<Vec<String>, Error> {
+        let params = [("path", query.path.as_str()), ("limit", "25"), ("col_names", "true")];
+        let mut params: Vec<(&str, &str)> = params.to_vec();
+        if let Some(f) = &query.filter {
+            params.push(("filter", f.as_str()));
+        }
+        let (rowset, result) = self.read_page(&params, Repeat::Always, Rowset::default()).await?;
+        match result {
+            Ok(_) => Ok(rowset.headings().map(str::to_string).collect()),
+            Err(PageFailure::Transport(e)) => Err(e),
+            Err(PageFailure::Parse(source)) => Err(Error::Page { page: 1, source }),
+        }
+    }
+
     /// One page: GET, then parse the body on a blocking thread as its chunks arrive. The rowset
     /// goes to the parser and comes back (rolled back to its previous rows if the page failed).
     async fn read_page(

@@ -105,11 +105,41 @@ impl ColumnBuffer {
     }
 }
 
-/// A report column: Alma's `ColumnN` name, its heading, and its cells.
+/// What a column holds, from the schema's `saw-sql:type`: the cells are always text, but a
+/// date compares as a date and a number as a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnKind {
+    Text,
+    Date,
+    Timestamp,
+    Number,
+}
+
+impl ColumnKind {
+    fn from_saw_type(t: &str) -> Self {
+        match t.to_ascii_lowercase().as_str() {
+            "date" => ColumnKind::Date,
+            "timestamp" | "datetime" => ColumnKind::Timestamp,
+            "integer" | "double" | "float" | "decimal" | "numeric" | "bigint" | "smallint" => ColumnKind::Number,
+            _ => ColumnKind::Text,
+        }
+    }
+}
+
+/// One `xsd:element` of the schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SchemaEntry {
+    name: String,
+    heading: String,
+    kind: ColumnKind,
+}
+
+/// A report column: Alma's `ColumnN` name, its heading, its kind, and its cells.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Column {
     pub name: String,
     pub heading: String,
+    pub kind: ColumnKind,
     pub cells: ColumnBuffer,
 }
 
@@ -131,9 +161,9 @@ impl Rowset {
         !self.index.is_empty() || !self.columns.is_empty()
     }
 
-    fn set_schema(&mut self, schema: Vec<(String, String)>) -> Result<(), ParseError> {
+    fn set_schema(&mut self, schema: Vec<SchemaEntry>) -> Result<(), ParseError> {
         let mut seen: HashMap<&str, &str> = HashMap::new();
-        for (name, heading) in &schema {
+        for SchemaEntry { name, heading, .. } in &schema {
             if let Some(first) = seen.insert(heading.as_str(), name.as_str()) {
                 return Err(ParseError::DuplicateHeading {
                     heading: heading.clone(),
@@ -143,7 +173,7 @@ impl Rowset {
             }
         }
         self.index = Vec::new();
-        for (i, (name, _)) in schema.iter().enumerate() {
+        for (i, SchemaEntry { name, .. }) in schema.iter().enumerate() {
             // Reports have tens of columns; an absurd N is left out (its cells are then refused).
             if let Some(n) = column_number(name).filter(|n| *n <= 100_000) {
                 if self.index.len() <= n {
@@ -154,9 +184,10 @@ impl Rowset {
         }
         self.columns = schema
             .into_iter()
-            .map(|(name, heading)| Column {
-                name,
-                heading,
+            .map(|e| Column {
+                name: e.name,
+                heading: e.heading,
+                kind: e.kind,
                 cells: ColumnBuffer::default(),
             })
             .collect();
@@ -210,7 +241,7 @@ struct PageParser<'a> {
     text: String,
     token: Option<String>,
     is_finished: Option<bool>,
-    schema: Option<Vec<(String, String)>>,
+    schema: Option<Vec<SchemaEntry>>,
     in_schema: bool,
     saw_rowset: bool,
     in_row: bool,
@@ -345,6 +376,7 @@ impl<'a> PageParser<'a> {
             "element" if self.in_schema && ns == NsKind::Xsd => {
                 let mut col = None;
                 let mut heading = None;
+                let mut kind = ColumnKind::Text;
                 for a in e.attributes() {
                     let a = a.map_err(|err| ParseError::Xml {
                         position: 0,
@@ -360,12 +392,17 @@ impl<'a> PageParser<'a> {
                     match (namespace_of(&attr_ns), local.as_ref()) {
                         (None, "name") => col = Some(value.into_owned()),
                         (Some(SAW_SQL_NS), "columnHeading") => heading = Some(value.trim().to_string()),
+                        (Some(SAW_SQL_NS), "type") => kind = ColumnKind::from_saw_type(&value),
                         _ => {}
                     }
                 }
                 if let Some(col) = col.filter(|c| c != "Column0") {
                     let heading = heading.filter(|h| !h.is_empty()).unwrap_or_else(|| col.clone());
-                    self.schema.get_or_insert_with(Vec::new).push((col, heading));
+                    self.schema.get_or_insert_with(Vec::new).push(SchemaEntry {
+                        name: col,
+                        heading,
+                        kind,
+                    });
                 }
             }
             "Row" => {
@@ -429,13 +466,13 @@ impl<'a> PageParser<'a> {
     }
 
     /// The schema seen on this page becomes the report's (first page), or must match it.
-    fn adopt_schema(&mut self, schema: Vec<(String, String)>) -> Result<(), ParseError> {
+    fn adopt_schema(&mut self, schema: Vec<SchemaEntry>) -> Result<(), ParseError> {
         if self.rowset.has_schema() {
             let same = schema.len() == self.rowset.columns.len()
                 && schema
                     .iter()
                     .zip(&self.rowset.columns)
-                    .all(|((n, h), c)| *n == c.name && *h == c.heading);
+                    .all(|(e, c)| e.name == c.name && e.heading == c.heading);
             if !same {
                 return Err(ParseError::SchemaChanged);
             }

@@ -9,8 +9,34 @@ use polars_io::prelude::{CsvWriter, ParquetWriter};
 
 use crate::alma::Report;
 
+mod cohort;
+
+pub use cohort::{Breakdown, Cohort, CohortRules, DropReason, build_cohort, check_headings, where_columns};
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error(
+        "{key} names the heading {heading:?}, which is not in the report{}\nhint: the report's headings are {}",
+        closest.as_ref().map(|c| format!(" (did you mean {c:?}?)")).unwrap_or_default(),
+        headings.iter().map(|h| format!("{h:?}")).collect::<Vec<_>>().join(", ")
+    )]
+    UnknownHeading {
+        key: &'static str,
+        heading: String,
+        closest: Option<String>,
+        headings: Vec<String>,
+    },
+    #[error(
+        "cohort.where cannot be used: {message}\nhint: it is a SQL condition over the report's headings in double quotes, e.g. \"User Group\" IN ('UGRAD', 'GRAD'); it was: {sql}"
+    )]
+    BadWhere { sql: String, message: String },
+    #[error("report row {row}: the ID in {column:?} ({preview}) {problem}; the cohort is refused")]
+    InvalidId {
+        row: usize,
+        column: String,
+        preview: String,
+        problem: String,
+    },
     #[error("cannot build a table from the report: {0}")]
     Frame(#[source] PolarsError),
     #[error("cannot write {format}: {source}")]

@@ -1,0 +1,325 @@
+//! The pipeline, step by step as the design lists it: extract → transform → guards → (load →
+//! follow, with the load issue). `plan` is the part that makes no write call to Alma.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use rand::Rng;
+use serde::Serialize;
+
+use crate::alma::{AlmaClient, PagingPolicy, Progress, Report, ReportQuery};
+use crate::error::Error;
+use crate::output::Output;
+use crate::query::QuerySpec;
+use crate::transform::{self, Breakdown, Cohort, CohortRules, DropReason};
+
+/// A new run's id: UTC time and four random hex digits, e.g. `20261125T030101Z-3f2a`. It sorts by
+/// time and goes into set names, so it is short and plain.
+pub fn new_run_id() -> String {
+    let now = chrono::Utc::now();
+    format!(
+        "{}-{:04x}",
+        now.format("%Y%m%dT%H%M%SZ"),
+        rand::rng().random_range(0..0x10000u32)
+    )
+}
+
+/// The report part of a query as the Alma client wants it.
+pub fn report_query(spec: &QuerySpec) -> ReportQuery {
+    ReportQuery {
+        path: spec.report.path.clone(),
+        limit: spec.report.limit,
+        filter: spec.report.filter.clone(),
+    }
+}
+
+/// A guard's verdict.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GuardCheck {
+    pub guard: &'static str,
+    /// `None`: not checked (with the reason in `detail`).
+    pub ok: Option<bool>,
+    pub detail: String,
+    #[serde(skip)]
+    pub hint: String,
+}
+
+/// What `plan` found: the report, the cohort, the guards' verdicts, where the cohort was written.
+pub struct Plan {
+    pub run_id: String,
+    pub spec: QuerySpec,
+    pub report_rows: usize,
+    pub pages: usize,
+    pub requests: usize,
+    pub headings: Vec<String>,
+    pub cohort: Cohort,
+    pub guards: Vec<GuardCheck>,
+    pub cohort_file: PathBuf,
+}
+
+impl Plan {
+    /// The first guard that refused, if any.
+    pub fn refusal(&self) -> Option<&GuardCheck> {
+        self.guards.iter().find(|g| g.ok == Some(false))
+    }
+}
+
+/// Reads the exclusion files: one ID per line, `#` comments and blank lines skipped, compared
+/// case-insensitively. A line that is not UTF-8 is an error naming file and line.
+pub fn read_exclusions(files: &[PathBuf]) -> Result<HashSet<String>, Error> {
+    let mut ids = HashSet::new();
+    for file in files {
+        let bytes = std::fs::read(file).map_err(|source| Error::Input {
+            path: file.clone(),
+            line: None,
+            message: source.to_string(),
+        })?;
+        for (n, raw) in bytes.split(|b| *b == b'\n').enumerate() {
+            let line = std::str::from_utf8(raw).map_err(|e| Error::Input {
+                path: file.clone(),
+                line: Some(n + 1),
+                message: format!("not UTF-8 text (bad byte at column {})", e.valid_up_to() + 1),
+            })?;
+            let id = line.split('#').next().unwrap_or("").trim();
+            let id = id.strip_prefix('\'').unwrap_or(id).trim();
+            if !id.is_empty() {
+                ids.insert(id.to_lowercase());
+            }
+        }
+    }
+    Ok(ids)
+}
+
+/// The cohort rules of a query, with its exclusions read.
+fn rules<'a>(spec: &'a QuerySpec, exclusions: &'a HashSet<String>) -> CohortRules<'a> {
+    CohortRules {
+        id_column: &spec.cohort.id_column,
+        where_sql: spec.cohort.where_sql.as_deref(),
+        normalize: &spec.cohort.normalize,
+        account_type_column: spec.guard.account_type_column.as_deref(),
+        exclusions,
+    }
+}
+
+/// Checks a query against a report's headings (for `validate`).
+pub fn check_report_headings(spec: &QuerySpec, headings: &[&str]) -> Result<(), Error> {
+    let none = HashSet::new();
+    transform::check_headings(headings, &rules(spec, &none))?;
+    Ok(())
+}
+
+/// Checks what can be checked without Alma: the `where` expression parses.
+pub fn check_offline(spec: &QuerySpec) -> Result<(), Error> {
+    if let Some(sql) = &spec.cohort.where_sql {
+        transform::where_columns(sql)?;
+    }
+    read_exclusions(&spec.cohort.exclude_files)?;
+    Ok(())
+}
+
+/// extract + transform + guards; writes `<state_dir>/runs/<run_id>/cohort.csv`. No write call to
+/// Alma.
+pub async fn plan(
+    client: &AlmaClient,
+    spec: QuerySpec,
+    state_dir: &Path,
+    paging: &PagingPolicy,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<Plan, Error> {
+    check_offline(&spec)?;
+    let exclusions = read_exclusions(&spec.cohort.exclude_files)?;
+    let report: Report = client.fetch_report(&report_query(&spec), paging, progress).await?;
+    let mut cohort = transform::build_cohort(&report, &rules(&spec, &exclusions))?;
+    let guards = guards(&spec, &cohort);
+    let run_id = new_run_id();
+    let folder = state_dir.join("runs").join(&run_id);
+    std::fs::create_dir_all(&folder).map_err(|source| Error::Output {
+        path: folder.clone(),
+        source,
+    })?;
+    let cohort_file = folder.join("cohort.csv");
+    Output::Csv(cohort_file.clone()).write(&mut cohort.table)?;
+    Ok(Plan {
+        run_id,
+        report_rows: report.rows(),
+        pages: report.pages,
+        requests: report.requests,
+        headings: report.headings().iter().map(|h| h.to_string()).collect(),
+        spec,
+        cohort,
+        guards,
+        cohort_file,
+    })
+}
+
+fn guards(spec: &QuerySpec, cohort: &Cohort) -> Vec<GuardCheck> {
+    let size = cohort.ids.len();
+    let max = spec.guard.max_members;
+    let mut checks = vec![GuardCheck {
+        guard: "max_members",
+        ok: Some(size <= max),
+        detail: format!("the cohort has {size} members; the query allows at most {max}"),
+        hint: format!(
+            "if {size} is right, raise [guard] max_members in {}; otherwise narrow the report, its filter or where",
+            spec.file.display()
+        ),
+    }];
+    if spec.guard.max_growth.is_some() {
+        checks.push(GuardCheck {
+            guard: "max_growth",
+            ok: None,
+            detail: "not checked: no completed run of this query is on record yet".into(),
+            hint: String::new(),
+        });
+    }
+    checks
+}
+
+/// The plan as JSON (`--json`).
+#[derive(Serialize)]
+pub struct PlanJson<'a> {
+    pub run_id: &'a str,
+    pub query: &'a str,
+    pub query_file: String,
+    pub report: ReportJson<'a>,
+    pub cohort_size: usize,
+    pub dropped: Vec<DroppedJson>,
+    pub breakdown: &'a [Breakdown],
+    pub sample_ids: &'a [String],
+    pub guards: &'a [GuardCheck],
+    pub previous_run: Option<()>,
+    pub cohort_file: String,
+    pub writes_to_alma: bool,
+}
+
+#[derive(Serialize)]
+pub struct ReportJson<'a> {
+    pub path: &'a str,
+    pub rows: usize,
+    pub pages: usize,
+    pub requests: usize,
+    pub headings: &'a [String],
+}
+
+#[derive(Serialize)]
+pub struct DroppedJson {
+    pub reason: DropReason,
+    pub description: &'static str,
+    pub rows: usize,
+}
+
+/// How many sample IDs a summary shows.
+pub const SAMPLE: usize = 10;
+
+impl Plan {
+    pub fn to_json(&self) -> PlanJson<'_> {
+        PlanJson {
+            run_id: &self.run_id,
+            query: &self.spec.name,
+            query_file: self.spec.file.display().to_string(),
+            report: ReportJson {
+                path: &self.spec.report.path,
+                rows: self.report_rows,
+                pages: self.pages,
+                requests: self.requests,
+                headings: &self.headings,
+            },
+            cohort_size: self.cohort.ids.len(),
+            dropped: self
+                .cohort
+                .dropped
+                .iter()
+                .map(|(r, n)| DroppedJson {
+                    reason: *r,
+                    description: r.describe(),
+                    rows: *n,
+                })
+                .collect(),
+            breakdown: &self.cohort.breakdown,
+            sample_ids: &self.cohort.ids[..self.cohort.ids.len().min(SAMPLE)],
+            guards: &self.guards,
+            previous_run: None,
+            cohort_file: self.cohort_file.display().to_string(),
+            writes_to_alma: false,
+        }
+    }
+
+    /// The summary a librarian checks at a glance.
+    pub fn summary(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "Plan for {:?} ({}) · run {}",
+            self.spec.name,
+            self.spec.file.display(),
+            self.run_id
+        );
+        let _ = writeln!(s, "Report   {}", self.spec.report.path);
+        let _ = writeln!(s, "{:<44}{:>9}   ({} pages, {} requests)", "  rows in the report", self.report_rows, self.pages, self.requests);
+        for (reason, n) in &self.cohort.dropped {
+            let _ = writeln!(s, "{:<44}{:>9}", format!("  dropped: {}", reason.describe()), n);
+        }
+        let _ = writeln!(s, "{:<44}{:>9}", "Cohort", self.cohort.ids.len());
+        for b in &self.cohort.breakdown {
+            let parts: Vec<String> = b
+                .counts
+                .iter()
+                .map(|(v, n)| format!("{} {n}", v.as_deref().unwrap_or("(empty)")))
+                .collect();
+            let _ = writeln!(s, "  by {}: {}", b.column, parts.join(" · "));
+        }
+        let sample = &self.cohort.ids[..self.cohort.ids.len().min(SAMPLE)];
+        let _ = writeln!(
+            s,
+            "  sample IDs: {}",
+            if sample.is_empty() {
+                "(none)".to_string()
+            } else {
+                sample.join(", ")
+            }
+        );
+        for g in &self.guards {
+            let verdict = match g.ok {
+                Some(true) => "ok",
+                Some(false) => "REFUSED",
+                None => "note",
+            };
+            let _ = writeln!(s, "Guard {:<12} {verdict}: {}", g.guard, g.detail);
+        }
+        let _ = writeln!(
+            s,
+            "Change since the last completed run: no completed run of this query on record yet"
+        );
+        let _ = writeln!(s, "Cohort written to {}", self.cohort_file.display());
+        let _ = write!(s, "Nothing was changed in Alma.");
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_sort_by_time_and_are_plain() {
+        let id = new_run_id();
+        assert_eq!(id.len(), "20261125T030101Z-3f2a".len());
+        assert!(id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+    }
+
+    #[test]
+    fn exclusion_files_skip_comments_and_refuse_bad_bytes() {
+        let dir = std::env::temp_dir().join(format!("excl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.txt");
+        std::fs::write(&good, "# protected staff\n0012345\n  AB12  # the dean\n\n'0099\n").unwrap();
+        let ids = read_exclusions(&[good]).unwrap();
+        assert_eq!(ids, ["0012345", "ab12", "0099"].map(String::from).into());
+        let bad = dir.join("bad.txt");
+        std::fs::write(&bad, b"ok\n\xff\xfeid\n").unwrap();
+        let e = read_exclusions(&[bad]).unwrap_err().to_string();
+        assert!(e.contains("bad.txt:2") && e.contains("UTF-8"), "{e}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,669 @@
+//! Report → cohort: the `where` expression (polars SQL over the report's headings, dates compared
+//! as dates), ID normalization, empty IDs, INTERNAL accounts only, exclusion files, and a
+//! case-insensitive dedupe keeping the first — every row that leaves counted by reason.
+
+use std::collections::HashSet;
+
+use polars::prelude::*;
+
+use super::{Error, Table, report_to_frame};
+use crate::alma::Report;
+use crate::alma::rowset::ColumnKind;
+use crate::query::{Case, Normalize};
+
+const ROW: &str = "__alma_cohort_row";
+const KEY: &str = "__alma_cohort_key";
+const KEEP: &str = "__alma_cohort_keep";
+/// The longest primary ID accepted; Alma's are far shorter.
+pub const MAX_ID_LENGTH: usize = 255;
+/// Columns with at most this many distinct values are counted in the summary.
+pub const LOW_CARDINALITY: usize = 20;
+
+/// How a report becomes a cohort (from the query file's `[cohort]` and `[guard]`).
+#[derive(Clone, Copy, Debug)]
+pub struct CohortRules<'a> {
+    pub id_column: &'a str,
+    pub where_sql: Option<&'a str>,
+    pub normalize: &'a Normalize,
+    pub account_type_column: Option<&'a str>,
+    /// Lower-cased IDs from the exclusion files.
+    pub exclusions: &'a HashSet<String>,
+}
+
+/// Why a row left the cohort.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DropReason {
+    /// The `where` expression was false (or null) for it.
+    Where,
+    EmptyId,
+    NotInternal,
+    Excluded,
+    Duplicate,
+}
+
+impl DropReason {
+    pub fn describe(self) -> &'static str {
+        match self {
+            DropReason::Where => "not matched by where",
+            DropReason::EmptyId => "empty ID",
+            DropReason::NotInternal => "not an INTERNAL account",
+            DropReason::Excluded => "in an exclusion file",
+            DropReason::Duplicate => "duplicate ID (case-insensitive)",
+        }
+    }
+}
+
+/// Counts of one low-cardinality column in the cohort: `(value, rows)`, most frequent first.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Breakdown {
+    pub column: String,
+    pub counts: Vec<(Option<String>, usize)>,
+}
+
+/// The cohort: normalized, de-duplicated primary IDs in report order, and how it came to be.
+#[derive(Clone, Debug)]
+pub struct Cohort {
+    pub ids: Vec<String>,
+    pub report_rows: usize,
+    pub dropped: Vec<(DropReason, usize)>,
+    pub breakdown: Vec<Breakdown>,
+    /// The cohort's rows with every report column (the ID normalized), for `cohort.csv`.
+    pub table: Table,
+}
+
+/// The headings a query names must exist in the report: `id_column`, the columns in `where`,
+/// `account_type_column`. A misspelt one is an error listing the real ones and the closest.
+pub fn check_headings(headings: &[&str], rules: &CohortRules<'_>) -> Result<(), Error> {
+    let mut named: Vec<(&'static str, String)> = vec![("cohort.id_column", rules.id_column.to_string())];
+    if let Some(sql) = rules.where_sql {
+        named.extend(where_columns(sql)?.into_iter().map(|c| ("cohort.where", c)));
+    }
+    if let Some(c) = rules.account_type_column {
+        named.push(("guard.account_type_column", c.to_string()));
+    }
+    for (key, heading) in named {
+        if !headings.contains(&heading.as_str()) {
+            return Err(Error::UnknownHeading {
+                key,
+                closest: closest(&heading, headings),
+                heading,
+                headings: headings.iter().map(|h| h.to_string()).collect(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The report headings a `where` expression uses; an expression polars cannot parse is an error.
+pub fn where_columns(sql: &str) -> Result<Vec<String>, Error> {
+    let expr = parse_where(sql)?;
+    let mut names: Vec<String> = Vec::new();
+    for n in expr.meta().root_names() {
+        if !names.iter().any(|m| m == n.as_str()) {
+            names.push(n.to_string());
+        }
+    }
+    Ok(names)
+}
+
+fn parse_where(sql: &str) -> Result<Expr, Error> {
+    polars::sql::sql_expr(sql).map_err(|e| Error::BadWhere {
+        sql: sql.to_string(),
+        message: e.to_string(),
+    })
+}
+
+fn closest(wanted: &str, headings: &[&str]) -> Option<String> {
+    let wanted_l = wanted.to_lowercase();
+    headings
+        .iter()
+        .map(|h| (strsim::jaro_winkler(&wanted_l, &h.to_lowercase()), *h))
+        .filter(|(score, _)| *score >= 0.75)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, h)| h.to_string())
+}
+
+/// Builds the cohort from a report.
+pub fn build_cohort(report: &Report, rules: &CohortRules<'_>) -> Result<Cohort, Error> {
+    let headings = report.headings();
+    check_headings(&headings, rules)?;
+    let frame = report_to_frame(report)?.lazy().with_row_index(ROW, Some(1));
+    let report_rows = report.rows();
+    let mut dropped = Vec::new();
+    let height = |lf: &LazyFrame| -> Result<(DataFrame, usize), Error> {
+        let df = lf.clone().collect().map_err(Error::Frame)?;
+        let h = df.height();
+        Ok((df, h))
+    };
+
+    // 1. where, over typed columns: a date compares as a date, a number as a number.
+    let mut df = frame.collect().map_err(Error::Frame)?;
+    if let Some(sql) = rules.where_sql {
+        let typed: Vec<Expr> = report
+            .rowset
+            .columns
+            .iter()
+            .filter_map(|c| typed_column(&c.heading, c.kind))
+            .collect();
+        // Through a SQL context that knows the column types, so '2026-06-30' compared with a
+        // date column is read as a date.
+        let typed_frame = df.clone().lazy().with_columns(typed);
+        let mut ctx = polars::sql::SQLContext::new();
+        ctx.register("report", typed_frame);
+        let mask = ctx
+            .execute(&format!("SELECT COALESCE(({sql}), FALSE) AS {KEEP} FROM report"))
+            .and_then(|lf| lf.collect())
+            .map_err(|e| Error::BadWhere {
+                sql: sql.to_string(),
+                message: e.to_string(),
+            })?;
+        let keep = mask
+            .column(KEEP)
+            .map_err(Error::Frame)?
+            .bool()
+            .map_err(|_| Error::BadWhere {
+                sql: sql.to_string(),
+                message: "the expression is not true or false for each row".into(),
+            })?;
+        let before = df.height();
+        df = df.filter(keep).map_err(Error::Frame)?;
+        dropped.push((DropReason::Where, before - df.height()));
+    }
+
+    // 2. ID normalization, then empty IDs out.
+    let id = normalized_id(rules.id_column, rules.normalize);
+    let lf = df.lazy().with_column(id.alias(rules.id_column));
+    let before = lf.clone().collect().map_err(Error::Frame)?.height();
+    let lf = lf.filter(
+        col(rules.id_column)
+            .is_not_null()
+            .and(col(rules.id_column).neq(lit(""))),
+    );
+    let (df, after) = height(&lf)?;
+    dropped.push((DropReason::EmptyId, before - after));
+    check_ids(&df, rules.id_column)?;
+
+    // 3. INTERNAL accounts only.
+    let mut lf = df.lazy();
+    if let Some(at) = rules.account_type_column {
+        let internal = col(at)
+            .str()
+            .strip_chars(lit(NULL))
+            .str()
+            .to_lowercase()
+            .eq(lit("internal"))
+            .fill_null(lit(false));
+        let before = after_of(&lf)?;
+        lf = lf.filter(internal);
+        dropped.push((DropReason::NotInternal, before - after_of(&lf)?));
+    }
+
+    // 4. Exclusions and 5. case-insensitive dedupe, on a lower-cased key.
+    lf = lf.with_column(col(rules.id_column).str().to_lowercase().alias(KEY));
+    if !rules.exclusions.is_empty() {
+        let excluded: Vec<&str> = rules.exclusions.iter().map(String::as_str).collect();
+        let list = lit(Series::new("excluded".into(), excluded)).implode(false);
+        let before = after_of(&lf)?;
+        lf = lf.filter(col(KEY).is_in(list, false).not());
+        dropped.push((DropReason::Excluded, before - after_of(&lf)?));
+    }
+    let before = after_of(&lf)?;
+    lf = lf.unique_stable(Some(cols([KEY])), UniqueKeepStrategy::First);
+    let mut df = lf.collect().map_err(Error::Frame)?;
+    dropped.push((DropReason::Duplicate, before - df.height()));
+    let _ = df.drop_in_place(KEY);
+    let _ = df.drop_in_place(ROW);
+
+    let ids: Vec<String> = df
+        .column(rules.id_column)
+        .map_err(Error::Frame)?
+        .str()
+        .map_err(Error::Frame)?
+        .iter()
+        .map(|v| v.unwrap_or_default().to_string())
+        .collect();
+    let breakdown = breakdown(&df, rules.id_column)?;
+    Ok(Cohort {
+        ids,
+        report_rows,
+        dropped,
+        breakdown,
+        table: Table { df },
+    })
+}
+
+fn after_of(lf: &LazyFrame) -> Result<usize, Error> {
+    Ok(lf
+        .clone()
+        .select([len()])
+        .collect()
+        .map_err(Error::Frame)?
+        .column("len")
+        .map_err(Error::Frame)?
+        .get(0)
+        .map_err(Error::Frame)?
+        .try_extract::<u64>()
+        .map_err(Error::Frame)? as usize)
+}
+
+/// The cast a column gets for `where`: dates to Date, numbers to Float64, text as is.
+fn typed_column(heading: &str, kind: ColumnKind) -> Option<Expr> {
+    match kind {
+        ColumnKind::Text => None,
+        ColumnKind::Date => Some(
+            col(heading)
+                .str()
+                .strip_chars(lit(NULL))
+                .str()
+                .to_date(StrptimeOptions {
+                    format: Some("%Y-%m-%d".into()),
+                    strict: false,
+                    exact: false,
+                    cache: true,
+                })
+                .alias(heading),
+        ),
+        ColumnKind::Timestamp => Some(
+            col(heading)
+                .str()
+                .strip_chars(lit(NULL))
+                .str()
+                .to_datetime(
+                    Some(TimeUnit::Milliseconds),
+                    None,
+                    StrptimeOptions {
+                        strict: false,
+                        ..Default::default()
+                    },
+                    lit("raise"),
+                )
+                .alias(heading),
+        ),
+        ColumnKind::Number => Some(
+            col(heading)
+                .str()
+                .strip_chars(lit(NULL))
+                .cast(DataType::Float64)
+                .alias(heading),
+        ),
+    }
+}
+
+/// trim → strip Excel's leading apostrophe → pad all-digit IDs → case.
+pub fn normalized_id(id_column: &str, n: &Normalize) -> Expr {
+    let mut id = col(id_column);
+    if n.trim {
+        id = id.str().strip_chars(lit(NULL));
+    }
+    if n.strip_apostrophe {
+        id = id.str().strip_prefix(lit("'"));
+        if n.trim {
+            id = id.str().strip_chars(lit(NULL));
+        }
+    }
+    if let Some(width) = n.pad_numeric_to {
+        let digits = id.clone().str().contains(lit("^[0-9]+$"), true).fill_null(lit(false));
+        id = when(digits)
+            .then(id.clone().str().pad_start(lit(width as u64), '0'))
+            .otherwise(id);
+    }
+    match n.case {
+        Case::Preserve => id,
+        Case::Upper => id.str().to_uppercase(),
+        Case::Lower => id.str().to_lowercase(),
+    }
+}
+
+/// IDs with control characters or absurd lengths are refused, naming the report row.
+fn check_ids(df: &DataFrame, id_column: &str) -> Result<(), Error> {
+    let ids = df
+        .column(id_column)
+        .map_err(Error::Frame)?
+        .str()
+        .map_err(Error::Frame)?;
+    let rows = df.column(ROW).map_err(Error::Frame)?.idx().map_err(Error::Frame)?;
+    for (id, row) in ids.iter().zip(rows.iter()) {
+        let Some(id) = id else { continue };
+        let problem = if id.chars().count() > MAX_ID_LENGTH {
+            Some(format!(
+                "is {} characters long (at most {MAX_ID_LENGTH})",
+                id.chars().count()
+            ))
+        } else {
+            id.chars()
+                .find(|c| c.is_control())
+                .map(|c| format!("contains the control character U+{:04X}", c as u32))
+        };
+        if let Some(problem) = problem {
+            let preview: String = id
+                .chars()
+                .take(40)
+                .map(|c| if c.is_control() { '?' } else { c })
+                .collect();
+            return Err(Error::InvalidId {
+                row: row.unwrap_or(0) as usize,
+                column: id_column.to_string(),
+                preview,
+                problem,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn breakdown(df: &DataFrame, id_column: &str) -> Result<Vec<Breakdown>, Error> {
+    let mut out = Vec::new();
+    for c in df.columns() {
+        let name = c.name().as_str();
+        if name == id_column || df.height() == 0 {
+            continue;
+        }
+        let distinct = c.n_unique().map_err(Error::Frame)?;
+        if distinct > LOW_CARDINALITY {
+            continue;
+        }
+        let counts = df
+            .clone()
+            .lazy()
+            .group_by_stable([col(name)])
+            .agg([len().alias("n")])
+            .sort(
+                ["n"],
+                SortMultipleOptions::default()
+                    .with_order_descending(true)
+                    .with_maintain_order(true),
+            )
+            .collect()
+            .map_err(Error::Frame)?;
+        let values = counts
+            .column(name)
+            .map_err(Error::Frame)?
+            .str()
+            .map_err(Error::Frame)?
+            .clone();
+        let ns = counts
+            .column("n")
+            .map_err(Error::Frame)?
+            .idx()
+            .map_err(Error::Frame)?
+            .clone();
+        let counts = values
+            .iter()
+            .zip(ns.iter())
+            .map(|(v, n)| (v.map(str::to_string), n.unwrap_or(0) as usize))
+            .collect();
+        out.push(Breakdown {
+            column: name.to_string(),
+            counts,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alma::rowset::{Rowset, parse_page};
+
+    /// A report from rows of `(ColumnN cells)`; headings and types given.
+    fn report(columns: &[(&str, &str)], rows: &[&[Option<&str>]]) -> Report {
+        let mut xml = String::from(
+            r#"<report><QueryResult><IsFinished>true</IsFinished><ResultXml><rowset xmlns="urn:schemas-microsoft-com:xml-analysis:rowset"><xsd:schema xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:saw-sql="urn:saw-sql"><xsd:complexType name="Row"><xsd:sequence><xsd:element name="Column0" saw-sql:type="integer" saw-sql:columnHeading="0"/>"#,
+        );
+        for (i, (h, t)) in columns.iter().enumerate() {
+            xml.push_str(&format!(
+                r#"<xsd:element name="Column{}" saw-sql:type="{t}" saw-sql:columnHeading="{}"/>"#,
+                i + 1,
+                quick_xml::escape::escape(*h)
+            ));
+        }
+        xml.push_str("</xsd:sequence></xsd:complexType></xsd:schema>");
+        for row in rows {
+            xml.push_str("<Row><Column0>0</Column0>");
+            for (i, cell) in row.iter().enumerate() {
+                if let Some(v) = cell {
+                    xml.push_str(&format!(
+                        "<Column{0}>{1}</Column{0}>",
+                        i + 1,
+                        quick_xml::escape::escape(*v)
+                    ));
+                }
+            }
+            xml.push_str("</Row>");
+        }
+        xml.push_str("</rowset></ResultXml></QueryResult></report>");
+        let mut rowset = Rowset::default();
+        parse_page(xml.as_bytes(), &mut rowset).unwrap();
+        Report {
+            path: "/t".into(),
+            rowset,
+            pages: 1,
+            requests: 1,
+            restarts: 0,
+        }
+    }
+
+    fn normalize() -> Normalize {
+        Normalize {
+            trim: true,
+            strip_apostrophe: true,
+            pad_numeric_to: Some(7),
+            case: Case::Preserve,
+        }
+    }
+
+    fn rules<'a>(
+        n: &'a Normalize,
+        ex: &'a HashSet<String>,
+        where_sql: Option<&'a str>,
+        at: Option<&'a str>,
+    ) -> CohortRules<'a> {
+        CohortRules {
+            id_column: "Primary Identifier",
+            where_sql,
+            normalize: n,
+            account_type_column: at,
+            exclusions: ex,
+        }
+    }
+
+    fn dropped(c: &Cohort, r: DropReason) -> usize {
+        c.dropped.iter().find(|(d, _)| *d == r).map(|(_, n)| *n).unwrap_or(0)
+    }
+
+    const COLS: &[(&str, &str)] = &[
+        ("Primary Identifier", "varchar"),
+        ("User Group", "varchar"),
+        ("Account Type", "varchar"),
+        ("Expiry Date", "date"),
+        ("Fines", "double"),
+    ];
+
+    #[test]
+    fn awkward_ids_normalize_and_dedupe_case_insensitively() {
+        let r = report(
+            COLS,
+            &[
+                &[Some(" 0012345 "), Some("UGRAD"), Some("Internal"), None, None],
+                &[Some("'0012345"), Some("UGRAD"), Some("Internal"), None, None],
+                &[Some("12345"), Some("GRAD"), Some("INTERNAL"), None, None],
+                &[Some("ab12"), Some("GRAD"), Some("internal"), None, None],
+                &[Some("AB12"), Some("GRAD"), Some("Internal"), None, None],
+                &[Some("   "), Some("GRAD"), Some("Internal"), None, None],
+                &[None, Some("GRAD"), Some("Internal"), None, None],
+                &[Some("'"), Some("GRAD"), Some("Internal"), None, None],
+            ],
+        );
+        let n = normalize();
+        let ex = HashSet::new();
+        let c = build_cohort(&r, &rules(&n, &ex, None, None)).unwrap();
+        assert_eq!(c.ids, ["0012345", "ab12"]);
+        assert_eq!(dropped(&c, DropReason::EmptyId), 3);
+        assert_eq!(dropped(&c, DropReason::Duplicate), 3);
+        assert_eq!(c.report_rows, 8);
+
+        let upper = Normalize {
+            case: Case::Upper,
+            pad_numeric_to: None,
+            ..normalize()
+        };
+        let c = build_cohort(&r, &rules(&upper, &ex, None, None)).unwrap();
+        assert_eq!(c.ids, ["0012345", "12345", "AB12"], "no padding: 12345 stays itself");
+        let raw = Normalize {
+            trim: false,
+            strip_apostrophe: false,
+            pad_numeric_to: None,
+            case: Case::Preserve,
+        };
+        let c = build_cohort(&r, &rules(&raw, &ex, None, None)).unwrap();
+        assert!(c.ids.contains(&" 0012345 ".to_string()) && c.ids.contains(&"'0012345".to_string()));
+    }
+
+    #[test]
+    fn internal_only_exclusions_and_counts_by_reason() {
+        let r = report(
+            COLS,
+            &[
+                &[Some("1"), Some("UGRAD"), Some("Internal"), None, None],
+                &[Some("2"), Some("UGRAD"), Some("External"), None, None],
+                &[Some("3"), Some("STAFF"), Some(" internal "), None, None],
+                &[Some("4"), Some("STAFF"), None, None, None],
+                &[Some("Prot1"), Some("STAFF"), Some("INTERNAL"), None, None],
+            ],
+        );
+        let n = Normalize {
+            pad_numeric_to: None,
+            ..normalize()
+        };
+        let ex: HashSet<String> = ["prot1".to_string()].into();
+        let c = build_cohort(&r, &rules(&n, &ex, None, Some("Account Type"))).unwrap();
+        assert_eq!(c.ids, ["1", "3"]);
+        assert_eq!(dropped(&c, DropReason::NotInternal), 2);
+        assert_eq!(dropped(&c, DropReason::Excluded), 1);
+        let groups = c.breakdown.iter().find(|b| b.column == "User Group").unwrap();
+        assert_eq!(groups.counts, [(Some("UGRAD".into()), 1), (Some("STAFF".into()), 1)]);
+        assert_eq!(c.table.height(), 2);
+    }
+
+    #[test]
+    fn where_with_in_like_and_or_nulls_dates_and_numbers() {
+        let r = report(
+            COLS,
+            &[
+                &[
+                    Some("1"),
+                    Some("UGRAD"),
+                    Some("Internal"),
+                    Some("2026-06-30"),
+                    Some("0"),
+                ],
+                &[
+                    Some("2"),
+                    Some("GRAD"),
+                    Some("Internal"),
+                    Some("2026-07-01"),
+                    Some("12.5"),
+                ],
+                &[Some("3"), Some("STAFF"), Some("Internal"), None, Some("3")],
+                &[Some("4"), Some("FACULTY"), Some("External"), Some("2027-01-15"), None],
+                &[Some("5"), None, Some("Internal"), Some("2026-12-31"), Some("100")],
+            ],
+        );
+        let n = Normalize {
+            pad_numeric_to: None,
+            ..normalize()
+        };
+        let ex = HashSet::new();
+        let ids = |sql: &str| build_cohort(&r, &rules(&n, &ex, Some(sql), None)).unwrap().ids;
+        assert_eq!(ids(r#""User Group" IN ('UGRAD', 'GRAD')"#), ["1", "2"]);
+        assert_eq!(ids(r#""User Group" LIKE '%GRAD'"#), ["1", "2"]);
+        assert_eq!(
+            ids(r#""User Group" = 'STAFF' OR "Account Type" = 'External'"#),
+            ["3", "4"]
+        );
+        assert_eq!(ids(r#""User Group" IS NULL"#), ["5"]);
+        assert_eq!(
+            ids(r#""User Group" <> 'STAFF' AND "Account Type" = 'Internal'"#),
+            ["1", "2"],
+            "NULL <> x is not true"
+        );
+        assert_eq!(
+            ids(r#""Expiry Date" > '2026-06-30'"#),
+            ["2", "4", "5"],
+            "dates compare as dates"
+        );
+        assert_eq!(
+            ids(r#""Expiry Date" BETWEEN '2026-07-01' AND '2026-12-31'"#),
+            ["2", "5"]
+        );
+        assert_eq!(
+            ids(r#""Fines" > 10"#),
+            ["2", "5"],
+            "numbers compare as numbers: '100' > 10"
+        );
+        let c = build_cohort(&r, &rules(&n, &ex, Some(r#""User Group" = 'GRAD'"#), None)).unwrap();
+        assert_eq!(dropped(&c, DropReason::Where), 4);
+    }
+
+    #[test]
+    fn unknown_headings_bad_sql_and_bad_ids_are_errors() {
+        let r = report(COLS, &[&[Some("1"), Some("UGRAD"), Some("Internal"), None, None]]);
+        let n = normalize();
+        let ex = HashSet::new();
+        let e = build_cohort(&r, &rules(&n, &ex, Some(r#""User Grop" = 'x'"#), None))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("\"User Grop\"") && e.contains("did you mean \"User Group\"") && e.contains("Expiry Date"),
+            "{e}"
+        );
+        let e = build_cohort(
+            &r,
+            &CohortRules {
+                id_column: "Primary ID",
+                ..rules(&n, &ex, None, None)
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("cohort.id_column") && e.contains("Primary Identifier"),
+            "{e}"
+        );
+        let e = build_cohort(&r, &rules(&n, &ex, Some("\"User Group\" = = 'x'"), None))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cohort.where"), "{e}");
+        let e = build_cohort(&r, &rules(&n, &ex, None, Some("Acount Type")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("guard.account_type_column") && e.contains("Account Type"),
+            "{e}"
+        );
+
+        let long = "x".repeat(10_000);
+        let r = report(
+            COLS,
+            &[
+                &[Some("1"), None, None, None, None],
+                &[Some(&long), None, None, None, None],
+            ],
+        );
+        let e = build_cohort(&r, &rules(&n, &ex, None, None)).unwrap_err().to_string();
+        assert!(e.contains("row 2") && e.contains("10000 characters"), "{e}");
+        let r = report(COLS, &[&[Some("a\u{7}b"), None, None, None, None]]);
+        let e = build_cohort(&r, &rules(&n, &ex, None, None)).unwrap_err().to_string();
+        assert!(e.contains("U+0007") && e.contains("row 1"), "{e}");
+    }
+
+    #[test]
+    fn where_columns_are_found() {
+        assert_eq!(
+            where_columns(r#""A" = 'x' AND ("B" IN (1, 2) OR "A" IS NULL)"#).unwrap(),
+            ["A", "B"]
+        );
+        assert!(where_columns("SELECT").is_err());
+    }
+}
