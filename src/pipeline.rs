@@ -256,7 +256,11 @@ impl Plan {
             self.run_id
         );
         let _ = writeln!(s, "Report   {}", self.spec.report.path);
-        let _ = writeln!(s, "{:<44}{:>9}   ({} pages, {} requests)", "  rows in the report", self.report_rows, self.pages, self.requests);
+        let _ = writeln!(
+            s,
+            "{:<44}{:>9}   ({} pages, {} requests)",
+            "  rows in the report", self.report_rows, self.pages, self.requests
+        );
         for (reason, n) in &self.cohort.dropped {
             let _ = writeln!(s, "{:<44}{:>9}", format!("  dropped: {}", reason.describe()), n);
         }

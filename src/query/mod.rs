@@ -9,7 +9,7 @@ mod raw;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-pub use placeholders::{Escape, fill};
+pub use placeholders::{Escape, fill, quoted_in_sql};
 
 /// Why a query file cannot be used. Every variant names the file.
 #[derive(Debug, thiserror::Error)]

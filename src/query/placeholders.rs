@@ -84,6 +84,38 @@ pub fn names(text: &str) -> Result<Vec<String>, FillError> {
     }
 }
 
+/// The first placeholder written inside a quoted SQL string or identifier (`'{g}'`, `"{g}"`).
+/// Values are filled in as complete literals, so quoting them again is a mistake — and the shape
+/// an injection attempt takes.
+pub fn quoted_in_sql(text: &str) -> Option<String> {
+    let mut quote: Option<char> = None;
+    let chars: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        match quote {
+            None if c == '\'' || c == '"' => quote = Some(c),
+            Some(q) if c == q => {
+                if chars.get(i + 1) == Some(&q) {
+                    i += 1; // an escaped quote
+                } else {
+                    quote = None;
+                }
+            }
+            Some(_) if c == '{' && chars.get(i + 1) == Some(&'{') => i += 1, // a literal brace
+            Some(_) if c == '{' => {
+                let name: String = chars[i + 1..].iter().take_while(|c| **c != '}').collect();
+                if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                    return Some(name);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,5 +144,8 @@ mod tests {
         assert_eq!(fill("x } y", &m, Escape::Plain), Err(FillError::Unbalanced(2)));
         assert_eq!(fill("{a b}", &m, Escape::Plain), Err(FillError::BadName("a b".into())));
         assert_eq!(names("{query} {period} {query}").unwrap(), ["query", "period"]);
+        assert_eq!(quoted_in_sql(r#""User Group" = '{g}'"#), Some("g".into()));
+        assert_eq!(quoted_in_sql(r#""{col}" = 1"#), Some("col".into()));
+        assert_eq!(quoted_in_sql(r#""User Group" = {g} AND "N" = 'it''s {{x}}'"#), None);
     }
 }

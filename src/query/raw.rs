@@ -200,6 +200,20 @@ impl QueryFile {
                 "name the report heading that holds the user's primary ID",
             ));
         }
+        if let Some(name) = self
+            .cohort
+            .where_sql
+            .as_deref()
+            .and_then(super::placeholders::quoted_in_sql)
+        {
+            return Err(invalid(
+                "cohort.where",
+                format!("puts the placeholder {{{name}}} inside quotes"),
+                &format!(
+                    "write {{{name}}} without quotes: its value is filled in as a complete SQL string, quotes included"
+                ),
+            ));
+        }
         let where_sql = match &self.cohort.where_sql {
             Some(w) if !w.trim().is_empty() => {
                 Some(fill(w.trim(), params, Escape::SqlLiteral).map_err(|e| fill_error("cohort.where", e))?)

@@ -6,6 +6,7 @@ mod support;
 
 mod cli;
 mod extract;
+mod plan;
 mod sim_analytics;
 mod sim_gateway;
 mod sim_jobs;

@@ -1,0 +1,223 @@
+//! Query files and `plan` against the simulator: the shipped examples give the cohorts their
+//! definitions say, guards refuse, and every malformed query file gets its own clear error.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use alma_cohort::sim::SimConfig;
+
+use crate::cli::{alma_cohort, temp_dir};
+use crate::support::*;
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// The institution the shipped examples are written for (their exclusion file names its IDs).
+fn example_sim() -> SimConfig {
+    SimConfig::default().users(20_000).seed(42).manual_clock().rate_limit(0)
+}
+
+async fn plan_json(sim: &Sim, query: &Path, extra: &[&str], state: &Path) -> (i32, serde_json::Value, String) {
+    let base = sim.handle.base_url();
+    let mut args = vec![
+        "--base-url",
+        &base,
+        "--state-dir",
+        state.to_str().unwrap(),
+        "plan",
+        query.to_str().unwrap(),
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let run = alma_cohort(&args, Some(KEY)).await;
+    let json = serde_json::from_str(run.stdout.trim()).unwrap_or(serde_json::Value::Null);
+    (run.code, json, run.stderr)
+}
+
+#[tokio::test]
+async fn the_shipped_examples_plan_the_cohorts_they_describe() {
+    let sim = sim(example_sim()).await;
+    let users = sim.handle.users();
+    let state = temp_dir("examples");
+
+    let expected = users
+        .iter()
+        .filter(|u| u.internal && u.active && (u.user_group == "UGRAD" || u.user_group == "GRAD"))
+        .count();
+    let (code, plan, err) = plan_json(&sim, &repo("queries/term-start-students.toml"), &[], &state).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(plan["cohort_size"], expected);
+
+    let in_range = |d: &Option<String>| d.as_deref().is_some_and(|d| ("2026-06-01"..="2026-06-30").contains(&d));
+    let expected = users
+        .iter()
+        .filter(|u| u.internal && u.active && in_range(&u.expiry_date))
+        .count();
+    assert!(expected > 0);
+    let (code, plan, err) = plan_json(
+        &sim,
+        &repo("queries/expiring-accounts.toml"),
+        &["--param", "from=2026-06-01", "--param", "to=2026-06-30"],
+        &state,
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(plan["cohort_size"], expected);
+
+    let protected: HashSet<String> = std::fs::read_to_string(repo("queries/protected-staff.txt"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            l.split('#')
+                .next()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_lowercase)
+        })
+        .collect();
+    let staff: Vec<_> = users
+        .iter()
+        .filter(|u| u.internal && u.active && u.user_group == "STAFF")
+        .collect();
+    let expected = staff
+        .iter()
+        .filter(|u| !protected.contains(&u.primary_id.to_lowercase()))
+        .count();
+    assert_eq!(staff.len() - expected, 3, "all three protected IDs are staff");
+    let (code, plan, err) = plan_json(&sim, &repo("queries/staff-reset.toml"), &[], &state).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(plan["cohort_size"], expected);
+    let excluded = plan["dropped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["reason"] == "excluded")
+        .unwrap();
+    assert_eq!(excluded["rows"], 3);
+
+    // The cohort file holds exactly the cohort, and nothing was written to Alma.
+    let csv = std::fs::read_to_string(plan["cohort_file"].as_str().unwrap()).unwrap();
+    assert_eq!(csv.lines().count(), expected + 1);
+    assert!(sim.handle.requests().iter().all(|r| r.method == "GET"));
+    assert!(sim.handle.sets().is_empty());
+}
+
+#[tokio::test]
+async fn the_text_summary_and_the_max_members_guard() {
+    let sim = sim(example_sim()).await;
+    let dir = temp_dir("guard");
+    let q = dir.join("q.toml");
+    std::fs::write(
+        &q,
+        std::fs::read_to_string(repo("queries/term-start-students.toml"))
+            .unwrap()
+            .replace("max_members = 20000", "max_members = 10"),
+    )
+    .unwrap();
+    let base = sim.handle.base_url();
+    let run = alma_cohort(
+        &[
+            "--base-url",
+            &base,
+            "--state-dir",
+            dir.to_str().unwrap(),
+            "plan",
+            q.to_str().unwrap(),
+        ],
+        Some(KEY),
+    )
+    .await;
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert!(run.stdout.contains("Guard max_members  REFUSED"), "{}", run.stdout);
+    assert!(run.stdout.contains("by User Group: UGRAD"), "{}", run.stdout);
+    assert!(run.stdout.contains("sample IDs: "));
+    assert!(run.stdout.contains("Nothing was changed in Alma."));
+    let err: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(err.len(), 1);
+    assert!(
+        err[0].contains("refused by the guard max_members") && run.stderr.contains("hint: if "),
+        "{}",
+        run.stderr
+    );
+
+    // `run` without --execute is plan.
+    let run2 = alma_cohort(
+        &[
+            "--base-url",
+            &base,
+            "--state-dir",
+            dir.to_str().unwrap(),
+            "run",
+            q.to_str().unwrap(),
+            "--period",
+            "2026-spring",
+        ],
+        Some(KEY),
+    )
+    .await;
+    assert_eq!(run2.code, 4);
+    assert!(sim.handle.sets().is_empty());
+}
+
+#[tokio::test]
+async fn validate_checks_headings_against_the_report() {
+    let sim = sim(example_sim()).await;
+    let base = sim.handle.base_url();
+    let q = repo("queries/staff-reset.toml");
+    let run = alma_cohort(&["--base-url", &base, "validate", q.to_str().unwrap()], Some(KEY)).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.starts_with("ok: ") && run.stdout.contains("\"Account Type\""),
+        "{}",
+        run.stdout
+    );
+    let offline = alma_cohort(&["validate", q.to_str().unwrap()], None).await;
+    assert_eq!(offline.code, 0, "{}", offline.stderr);
+    assert!(offline.stdout.contains("not checked"));
+}
+
+#[tokio::test]
+async fn every_malformed_query_file_gets_its_own_clear_error() {
+    let sim = sim(example_sim()).await;
+    let base = sim.handle.base_url();
+    let dir = repo("fixtures/queries/invalid");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    assert!(files.len() >= 20);
+    let mut messages = HashSet::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let expect = text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# expect: "))
+            .expect("# expect: line");
+        let extra = text
+            .lines()
+            .nth(1)
+            .and_then(|l| l.strip_prefix("# args: "))
+            .unwrap_or("");
+        let mut args = vec!["--base-url", base.as_str(), "validate", file.to_str().unwrap()];
+        if let Some(value) = extra.strip_prefix("--param ") {
+            args.extend(["--param", value]);
+        }
+        let run = alma_cohort(&args, Some(KEY)).await;
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        assert_eq!(run.code, 2, "{name}: {}", run.stderr);
+        let errors: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("error:")).collect();
+        assert_eq!(errors.len(), 1, "{name}: one error line: {}", run.stderr);
+        assert!(
+            run.stderr.contains(expect),
+            "{name}: expected {expect:?} in {}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains("panicked"), "{name}");
+        messages.insert(errors[0].to_string());
+    }
+    assert!(messages.len() >= 20, "each case has its own message");
+    assert!(
+        sim.handle.requests().iter().all(|r| r.method == "GET"),
+        "no write to Alma"
+    );
+}
