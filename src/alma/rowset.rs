@@ -157,6 +157,25 @@ impl Rowset {
         self.columns.iter().map(|c| c.heading.as_str())
     }
 
+    /// A rowset from columns already in hand (tests, benchmarks, CSV rehearsals); the columns
+    /// must be `Column1..ColumnN` of equal length.
+    pub fn from_columns(columns: Vec<Column>) -> Result<Self, ParseError> {
+        let rows = columns.first().map_or(0, |c| c.cells.len());
+        let mut rowset = Rowset::default();
+        let schema = columns
+            .iter()
+            .map(|c| SchemaEntry {
+                name: c.name.clone(),
+                heading: c.heading.clone(),
+                kind: c.kind,
+            })
+            .collect();
+        rowset.set_schema(schema)?;
+        rowset.columns = columns;
+        rowset.rows = rows;
+        Ok(rowset)
+    }
+
     pub fn has_schema(&self) -> bool {
         !self.index.is_empty() || !self.columns.is_empty()
     }
