@@ -6,7 +6,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::alma::{AlmaClient, PagingPolicy, Progress};
-use crate::cli::{Cli, Command, ExtractArgs, PlanArgs, SimArgs, ValidateArgs};
+use crate::cli::{Cli, Command, ExtractArgs, PlanArgs, QueryArgs, SimArgs, ValidateArgs};
 use crate::error::{Error, Exit};
 use crate::output::Output;
 use crate::pipeline;
@@ -26,6 +26,11 @@ pub async fn run(cli: Cli) -> Result<Exit, Error> {
     }
 }
 
+/// Loads and validates the query a command names.
+pub fn load_query(args: &QueryArgs) -> Result<query::QuerySpec, Error> {
+    Ok(query::load(&args.query, &parse_params(&args.params)?)?)
+}
+
 pub fn parse_params(raw: &[String]) -> Result<Params, Error> {
     let mut params = Params::new();
     for p in raw {
@@ -36,13 +41,13 @@ pub fn parse_params(raw: &[String]) -> Result<Params, Error> {
 }
 
 async fn validate(settings: Settings, args: ValidateArgs) -> Result<Exit, Error> {
-    let spec = query::load(&args.query, &parse_params(&args.params)?)?;
+    let spec = load_query(&args.query)?;
     pipeline::check_offline(&spec)?;
     let online = settings.base_url.is_some() && settings.api_key().is_ok();
     if !online {
         println!(
             "ok: {} is valid (its report's headings were not checked: give --base-url and an API key to check them)",
-            args.query.display()
+            args.query.query.display()
         );
         return Ok(Exit::Done);
     }
@@ -52,7 +57,7 @@ async fn validate(settings: Settings, args: ValidateArgs) -> Result<Exit, Error>
     pipeline::check_report_headings(&spec, &refs)?;
     println!(
         "ok: {} is valid; its report has the headings it names ({} headings: {})",
-        args.query.display(),
+        args.query.query.display(),
         headings.len(),
         headings.iter().map(|h| format!("{h:?}")).collect::<Vec<_>>().join(", ")
     );
@@ -60,7 +65,7 @@ async fn validate(settings: Settings, args: ValidateArgs) -> Result<Exit, Error>
 }
 
 async fn plan(settings: Settings, args: PlanArgs, quiet: bool) -> Result<Exit, Error> {
-    let spec = query::load(&args.query, &parse_params(&args.params)?)?;
+    let spec = load_query(&args.query)?;
     pipeline::check_offline(&spec)?;
     let client = AlmaClient::new(settings.client_config()?)?;
     let bar = progress_bar(quiet);
@@ -100,8 +105,7 @@ fn page_progress(bar: &ProgressBar) -> impl FnMut(Progress) + Send + use<> {
 }
 
 async fn extract(settings: Settings, args: ExtractArgs, quiet: bool) -> Result<Exit, Error> {
-    let params = parse_params(&args.params)?;
-    let spec = query::load(&args.query, &params)?;
+    let spec = load_query(&args.query)?;
     let output = Output::parse(&args.out)?;
     let client = AlmaClient::new(settings.client_config()?)?;
     let bar = progress_bar(quiet);

@@ -88,8 +88,9 @@ pub enum Command {
     Sim(SimArgs),
 }
 
+/// A query file and the values for its placeholders.
 #[derive(Debug, Args)]
-pub struct ValidateArgs {
+pub struct QueryArgs {
     /// The query file (TOML)
     pub query: PathBuf,
     /// Fill a {NAME} placeholder in the query's filter or where: NAME=VALUE
@@ -98,12 +99,15 @@ pub struct ValidateArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub query: QueryArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct PlanArgs {
-    /// The query file (TOML)
-    pub query: PathBuf,
-    /// Fill a {NAME} placeholder in the query's filter or where: NAME=VALUE
-    #[arg(long = "param", value_name = "NAME=VALUE")]
-    pub params: Vec<String>,
+    #[command(flatten)]
+    pub query: QueryArgs,
     /// Print the summary as one JSON object on stdout
     #[arg(long)]
     pub json: bool,
@@ -120,11 +124,8 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct ExtractArgs {
-    /// The query file (TOML)
-    pub query: PathBuf,
-    /// Fill a {NAME} placeholder in the query's filter or where: NAME=VALUE
-    #[arg(long = "param", value_name = "NAME=VALUE")]
-    pub params: Vec<String>,
+    #[command(flatten)]
+    pub query: QueryArgs,
     /// Where to write: FILE.csv, FILE.parquet, or - for CSV on stdout
     #[arg(long)]
     pub out: PathBuf,

@@ -193,36 +193,12 @@ async fn inspection_endpoints() {
     sim.add_members(&set, &[ids[0].as_str(), ids[1].as_str()], None).await;
     sim.run_job(&set).await;
     let base = sim.handle.base_url();
-    let outbox: serde_json::Value = sim
-        .http
-        .get(format!("{base}/_sim/outbox"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let outbox = sim.inspect("outbox").await;
     assert_eq!(outbox["total"], 2);
     assert_eq!(outbox["letters"][0]["notification_type"], "NOTIFY_PASSWORD_CHANGE");
-    let members: serde_json::Value = sim
-        .http
-        .get(format!("{base}/_sim/sets/{set}/members"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let members = sim.inspect(&format!("sets/{set}/members")).await;
     assert_eq!(members["members"], json!(ids));
-    let requests: serde_json::Value = sim
-        .http
-        .get(format!("{base}/_sim/requests"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let requests = sim.inspect("requests").await;
     let first = &requests["requests"][0];
     assert_eq!(
         (
@@ -232,26 +208,10 @@ async fn inspection_endpoints() {
         ),
         (Some("POST"), Some("/almaws/v1/conf/sets"), Some(200))
     );
-    let state: serde_json::Value = sim
-        .http
-        .get(format!("{base}/_sim/state"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state = sim.inspect("state").await;
     assert_eq!(state["update_notify_users_job_id"], sim.job_id());
     assert_eq!(state["job_instances"][0]["status"], "COMPLETED_SUCCESS");
-    let users: serde_json::Value = sim
-        .http
-        .get(format!("{base}/_sim/users"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let users = sim.inspect("users").await;
     assert_eq!(users["total"], 50);
     assert!(users["users"][0]["primary_id"].is_string());
     let advanced: serde_json::Value = sim

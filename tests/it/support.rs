@@ -194,6 +194,19 @@ impl Sim {
         .await
     }
 
+    /// A simulator inspection endpoint (`/_sim/...`) as JSON.
+    pub async fn inspect(&self, path: &str) -> Value {
+        let url = format!("{}/_sim/{path}", self.handle.base_url());
+        self.http
+            .get(url)
+            .send()
+            .await
+            .expect("inspection answers")
+            .json()
+            .await
+            .expect("JSON")
+    }
+
     pub fn job_id(&self) -> String {
         self.handle
             .job_id(alma_cohort::sim::UPDATE_NOTIFY_USERS)
