@@ -6,10 +6,14 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::alma::{AlmaClient, PagingPolicy, Progress};
-use crate::cli::{Cli, Command, ExtractArgs, PlanArgs, QueryArgs, SimArgs, ValidateArgs};
+use crate::cli::{
+    Cli, Command, ExtractArgs, ListArgs, PlanArgs, QueryArgs, ResumeArgs, RunArgs, ShowArgs, SimArgs, ValidateArgs,
+};
 use crate::error::{Error, Exit};
+use crate::journal::{self, Journal};
 use crate::output::Output;
 use crate::pipeline;
+use crate::pipeline::execute::{self, RunResult};
 use crate::query::{self, Params};
 use crate::settings::Settings;
 use crate::sim::{ApiKey, Fault, SimConfig};
@@ -20,7 +24,12 @@ pub async fn run(cli: Cli) -> Result<Exit, Error> {
     match cli.command {
         Command::Validate(args) => validate(Settings::from_args(&cli.global)?, args).await,
         Command::Plan(args) => plan(Settings::from_args(&cli.global)?, args, quiet).await,
-        Command::Run(args) => plan(Settings::from_args(&cli.global)?, args.plan, quiet).await,
+        Command::Run(args) if !args.execute => plan(Settings::from_args(&cli.global)?, args.plan, quiet).await,
+        Command::Run(args) => execute(Settings::from_args(&cli.global)?, args, quiet).await,
+        Command::Resume(args) => resume(Settings::from_args(&cli.global)?, args).await,
+        Command::Runs(args) => runs(Settings::from_args(&cli.global)?, args),
+        Command::Show(args) => show(Settings::from_args(&cli.global)?, args),
+        Command::Demo(args) => crate::demo::run(args, quiet).await,
         Command::Extract(args) => extract(Settings::from_args(&cli.global)?, args, quiet).await,
         Command::Sim(args) => sim(args).await,
     }
@@ -92,6 +101,201 @@ async fn plan(settings: Settings, args: PlanArgs, quiet: bool) -> Result<Exit, E
             detail: refused.detail.clone(),
             hint: refused.hint.clone(),
         });
+    }
+    Ok(Exit::Done)
+}
+
+/// `run --execute`: plan, confirm, then set → members → job → follow, journaled.
+pub async fn execute(settings: Settings, args: RunArgs, quiet: bool) -> Result<Exit, Error> {
+    let json = args.plan.json;
+    let spec = load_query(&args.plan.query)?;
+    pipeline::check_offline(&spec)?;
+    let _lock = journal::lock_query(&settings.state_dir, &spec.name)?;
+    let mut journal = Journal::open(&settings.state_dir)?;
+    if let Some(period) = &args.period
+        && !args.force
+        && let Some(previous) = journal.completed_for_period(&spec.name, period)?
+    {
+        let skipped = RunResult::skipped(&spec.name, period, &previous);
+        if json {
+            println!(
+                "{}",
+                serde_json::to_string(&skipped).map_err(|e| Error::Usage(e.to_string()))?
+            );
+        }
+        eprintln!(
+            "skipped: query {:?} already completed for period {period:?} in run {previous}\nhint: pass --force to run it again for this period",
+            spec.name
+        );
+        return Ok(Exit::Refused);
+    }
+    let params = parse_params(&args.plan.query.params)?.into_iter().collect::<Vec<_>>();
+    let client = AlmaClient::new(settings.client_config()?)?;
+    let bar = progress_bar(quiet);
+    let mut on_page = page_progress(&bar);
+    let planned = pipeline::plan(
+        &client,
+        spec,
+        &settings.state_dir,
+        &PagingPolicy::default(),
+        &mut on_page,
+    )
+    .await;
+    bar.finish_and_clear();
+    let plan = planned?;
+    // With --json, stdout carries only the final JSON object.
+    if json {
+        eprintln!("{}", plan.summary());
+    } else {
+        println!("{}", plan.summary());
+    }
+    if let Some(refused) = plan.refusal() {
+        return Err(Error::Guard {
+            guard: refused.guard,
+            detail: refused.detail.clone(),
+            hint: refused.hint.clone(),
+        });
+    }
+    confirm(&plan, args.yes)?;
+    let record = execute::start_run(&mut journal, &plan, &params, args.period.as_deref())?;
+    tracing::info!(run_id = %record.run_id, "run started");
+    let result = execute::continue_run(
+        &client,
+        &journal,
+        &settings.state_dir,
+        &record.run_id,
+        false,
+        &settings.poll_policy(),
+    )
+    .await?;
+    print_result(&result, json)
+}
+
+fn confirm(plan: &pipeline::Plan, yes: bool) -> Result<(), Error> {
+    use std::io::{BufRead, IsTerminal};
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::Usage(
+            "stdin is not a terminal, so nobody can confirm this run; pass --yes to run without asking (nothing was changed in Alma)".into(),
+        ));
+    }
+    eprint!(
+        "Reset the passwords of {} users and have Alma email each of them a temporary password? Type yes to go on: ",
+        plan.cohort.ids.len()
+    );
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    if answer.trim().eq_ignore_ascii_case("yes") {
+        Ok(())
+    } else {
+        Err(Error::NotConfirmed("not confirmed; nothing was changed in Alma".into()))
+    }
+}
+
+async fn resume(settings: Settings, args: ResumeArgs) -> Result<Exit, Error> {
+    let journal = Journal::open(&settings.state_dir)?;
+    let record = journal.run(&args.run_id)?;
+    let _lock = journal::lock_query(&settings.state_dir, &record.query)?;
+    let result = if record.status == "running" {
+        let client = AlmaClient::new(settings.client_config()?)?;
+        execute::continue_run(
+            &client,
+            &journal,
+            &settings.state_dir,
+            &record.run_id,
+            true,
+            &settings.poll_policy(),
+        )
+        .await?
+    } else {
+        eprintln!(
+            "run {} has already ended ({}); nothing to resume",
+            record.run_id, record.status
+        );
+        execute::result(&record, true, None)
+    };
+    print_result(&result, args.json)
+}
+
+fn print_result(result: &RunResult, json: bool) -> Result<Exit, Error> {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(result).map_err(|e| Error::Usage(e.to_string()))?
+        );
+    } else {
+        println!(
+            "run {} {}: set {} ({}), {} members added, {} refused by Alma; job {} instance {} ended {}",
+            result.run_id,
+            result.status,
+            result.set_name.as_deref().unwrap_or("-"),
+            result.set_id.as_deref().unwrap_or("-"),
+            result.members_added.unwrap_or(0),
+            result.invalid_ids.len(),
+            result.job_id.as_deref().unwrap_or("-"),
+            result.job_instance_id.as_deref().unwrap_or("-"),
+            result.job_status.as_deref().unwrap_or("-"),
+        );
+        for (code, desc) in &result.alerts {
+            println!("  alert {code}: {desc}");
+        }
+        for (code, desc, value) in &result.counters {
+            println!("  {}: {value}", if desc.is_empty() { code } else { desc });
+        }
+        if let Some(r) = &result.report_file {
+            println!("report: {r}");
+        }
+    }
+    Ok(if result.job_failed() {
+        Exit::JobFailed
+    } else {
+        Exit::Done
+    })
+}
+
+fn runs(settings: Settings, args: ListArgs) -> Result<Exit, Error> {
+    let journal = Journal::open(&settings.state_dir)?;
+    let runs = journal.runs()?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&runs).map_err(|e| Error::Usage(e.to_string()))?
+        );
+        return Ok(Exit::Done);
+    }
+    if runs.is_empty() {
+        println!("no runs in {}", journal.path().display());
+    }
+    for r in runs {
+        println!(
+            "{}  {:<24} {:<14} {:<10} {:>7} users  set {:<20} job {}",
+            r.run_id,
+            r.query,
+            r.period.as_deref().unwrap_or("-"),
+            r.status,
+            r.cohort_size,
+            r.set_id.as_deref().unwrap_or("-"),
+            r.job_status.as_deref().unwrap_or("-"),
+        );
+    }
+    Ok(Exit::Done)
+}
+
+fn show(settings: Settings, args: ShowArgs) -> Result<Exit, Error> {
+    let journal = Journal::open(&settings.state_dir)?;
+    let record = journal.run(&args.run_id)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&record).map_err(|e| Error::Usage(e.to_string()))?
+        );
+    } else {
+        println!(
+            "{}",
+            pipeline::report::markdown(&record, &journal.cohort(&record.run_id)?)
+        );
     }
     Ok(Exit::Done)
 }

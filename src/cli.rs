@@ -47,6 +47,9 @@ pub struct GlobalArgs {
     /// First wait between job-instance polls, in seconds (it grows from there, up to 5 minutes)
     #[arg(long, global = true, env = "ALMA_COHORT_POLL_INTERVAL", default_value_t = 15.0)]
     pub poll_interval: f64,
+    /// Give up following a job after this many seconds (it keeps running in Alma; `resume` follows it again)
+    #[arg(long, global = true, env = "ALMA_COHORT_JOB_DEADLINE", default_value_t = 43_200.0)]
+    pub job_deadline: f64,
     /// Requests per second to Alma (Alma allows 25 per institution, across all its clients)
     #[arg(long, global = true, env = "ALMA_COHORT_PACE", default_value_t = 25)]
     pub pace: u32,
@@ -80,8 +83,16 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Extract + transform, print the cohort summary; makes no write call to Alma
     Plan(PlanArgs),
-    /// Without --execute, the same as plan (the executing run comes with the load step)
+    /// Without --execute, the same as plan; with --execute, the whole pipeline: set, members, job
     Run(RunArgs),
+    /// Continue an interrupted run from the journal
+    Resume(ResumeArgs),
+    /// List the runs in the journal
+    Runs(ListArgs),
+    /// One run in full
+    Show(ShowArgs),
+    /// The simulator in-process + an example query, executed end to end
+    Demo(DemoArgs),
     /// Page a query's report to the end and write every row (CSV, Parquet, or CSV on stdout)
     Extract(ExtractArgs),
     /// Serve the local Alma simulator (analytics, sets, jobs, users) until interrupted
@@ -120,6 +131,50 @@ pub struct RunArgs {
     /// The period this run belongs to (e.g. 2026-spring); a query runs once per period
     #[arg(long)]
     pub period: Option<String>,
+    /// Really do it: create the set, add the members, run the job
+    #[arg(long)]
+    pub execute: bool,
+    /// Do not ask for confirmation (required when stdin is not a terminal)
+    #[arg(long)]
+    pub yes: bool,
+    /// Run even if this query already completed for --period
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The run's id (see `alma-cohort runs`)
+    pub run_id: String,
+    /// Accepted for symmetry with run; a resumed run was confirmed when it started
+    #[arg(long)]
+    pub yes: bool,
+    /// Print the result as one JSON object on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The run's id (see `alma-cohort runs`)
+    pub run_id: String,
+    /// Print JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Seeded users in the demo institution
+    #[arg(long, default_value_t = 20_000)]
+    pub users: usize,
 }
 
 #[derive(Debug, Args)]

@@ -30,11 +30,36 @@ pub enum Error {
     Alma(#[from] crate::alma::Error),
     #[error(transparent)]
     Transform(#[from] crate::transform::Error),
+    #[error(transparent)]
+    Journal(#[from] crate::journal::Error),
     /// The simulator could not start (port taken, unreadable CSV report, bad knob).
     #[error("simulator could not start: {0}")]
     SimStart(String),
     #[error("invalid setting: {0}")]
     Usage(String),
+    /// Alma refused the job submission for its execution thresholds; nothing was submitted.
+    #[error(
+        "Alma did not start the job (run {run_id}): {source}\nhint: {}",
+        threshold_hint(code, run_id)
+    )]
+    JobThreshold {
+        code: String,
+        run_id: String,
+        #[source]
+        source: Box<crate::alma::Error>,
+    },
+    /// A run stopped part-way; the journal holds where it was.
+    #[error(
+        "run {run_id} stopped: {source}\nhint: nothing is lost and nothing was done twice; continue with `alma-cohort resume {run_id}`"
+    )]
+    Interrupted {
+        run_id: String,
+        #[source]
+        source: Box<Error>,
+    },
+    /// The operator did not confirm (or could not be asked).
+    #[error("{0}")]
+    NotConfirmed(String),
     #[error("{}{}: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
     Input {
         path: PathBuf,
@@ -63,6 +88,11 @@ impl Error {
                 Exit::Usage
             }
             Error::Input { .. } => Exit::Usage,
+            Error::JobThreshold { .. } => Exit::Alma,
+            Error::Interrupted { source, .. } => source.exit(),
+            Error::NotConfirmed(_) => Exit::Refused,
+            Error::Journal(crate::journal::Error::Locked { .. }) => Exit::Refused,
+            Error::Journal(_) => Exit::Usage,
             Error::Guard { .. } => Exit::Refused,
             Error::Alma(crate::alma::Error::Setting(_)) => Exit::Usage,
             Error::Alma(_) => Exit::Alma,
@@ -75,6 +105,15 @@ impl Error {
             },
         }
     }
+}
+
+fn threshold_hint(code: &str, run_id: &str) -> String {
+    let why = match code {
+        "402222" => "Alma runs at most 3 API-submitted jobs at once; try again when one of them has finished",
+        "402223" => "Alma runs one job at most 5 times an hour; try again within the hour",
+        _ => "the job is already running on this set; wait for it to end",
+    };
+    format!("{why}, with `alma-cohort resume {run_id}` (the set and its members are kept)")
 }
 
 /// An error and its causes on one line, `outer: cause: root cause`, leaving out a cause whose

@@ -9,7 +9,9 @@
 pub mod alma;
 pub mod app;
 pub mod cli;
+pub mod demo;
 pub mod error;
+pub mod journal;
 pub mod output;
 pub mod pipeline;
 pub mod query;

@@ -37,6 +37,7 @@ pub struct Settings {
     pub state_dir: PathBuf,
     pub request_timeout: Duration,
     pub poll_interval: Duration,
+    pub job_deadline: Duration,
     pub pace: u32,
     pub retry: RetryPolicy,
     key_file: Option<PathBuf>,
@@ -82,6 +83,7 @@ impl Settings {
             state_dir: g.state_dir.clone(),
             request_timeout: seconds("request-timeout", g.request_timeout)?,
             poll_interval: seconds("poll-interval", g.poll_interval)?,
+            job_deadline: seconds("job-deadline", g.job_deadline)?,
             pace: g.pace,
             retry,
             key_file: g.api_key_file.clone(),
@@ -106,6 +108,19 @@ impl Settings {
         config.pace_per_second = self.pace;
         config.retry = self.retry.clone();
         Ok(config)
+    }
+}
+
+impl Settings {
+    /// How jobs are followed: the first wait is --poll-interval, growing 1.5× up to 5 minutes.
+    pub fn poll_policy(&self) -> crate::alma::PollPolicy {
+        crate::alma::PollPolicy {
+            first: self.poll_interval,
+            factor: 1.5,
+            max: self.poll_interval.max(Duration::from_secs(300)),
+            deadline: self.job_deadline,
+            max_failures: 20,
+        }
     }
 }
 

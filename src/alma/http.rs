@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use reqwest::Method;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Mutex;
@@ -172,6 +173,23 @@ pub enum Repeat {
     /// Only failures where Alma surely did not act (an answer said so, or no connection was
     /// made): the GET of a report page by token, which Alma may have served.
     WhenSurelyNotServed,
+    /// Only when Alma surely never received the request (no connection) or refused it for pace
+    /// (429 PER_SECOND_THRESHOLD): POSTs that create things are never repeated blindly.
+    OnlyIfNotReceived,
+}
+
+impl Repeat {
+    fn allows(self, e: &Error) -> bool {
+        match self {
+            Repeat::Always => e.is_retryable(),
+            Repeat::WhenSurelyNotServed => e.is_retryable() && !e.maybe_served(),
+            Repeat::OnlyIfNotReceived => match e {
+                Error::Transport { maybe_served, .. } => !maybe_served,
+                Error::Api { status: 429, code, .. } => code == "PER_SECOND_THRESHOLD",
+                _ => false,
+            },
+        }
+    }
 }
 
 /// The Alma client. Cheap to clone; clones share the connection pool, pace and quota watch.
@@ -249,15 +267,55 @@ impl AlmaClient {
         accept: &'static str,
         repeat: Repeat,
     ) -> Result<reqwest::Response, Error> {
+        self.request(Method::GET, path, query, None, accept, repeat).await
+    }
+
+    /// A JSON call: the answer's body as JSON (`Null` for an empty body).
+    pub(crate) async fn call_json(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&serde_json::Value>,
+        repeat: Repeat,
+    ) -> Result<serde_json::Value, Error> {
+        let response = self
+            .request(method.clone(), path, query, body, "application/json", repeat)
+            .await?;
         let call = Call {
-            method: "GET",
+            method: method_name(&method),
             path: format!("/almaws/v1/{path}"),
         };
-        let attempt = || async { self.send_once(&call, path, query, accept).await };
+        let bytes = response.bytes().await.map_err(|e| transport(&call, e))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(serde_json::Value::Null);
+        }
+        serde_json::from_slice(&bytes).map_err(|e| Error::Unexpected {
+            call,
+            status: 200,
+            content_type: "application/json".into(),
+            snippet: format!("not JSON ({e}): {}", snippet(&String::from_utf8_lossy(&bytes))),
+        })
+    }
+
+    async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&serde_json::Value>,
+        accept: &'static str,
+        repeat: Repeat,
+    ) -> Result<reqwest::Response, Error> {
+        let call = Call {
+            method: method_name(&method),
+            path: format!("/almaws/v1/{path}"),
+        };
+        let attempt = || async { self.send_once(&call, method.clone(), path, query, body, accept).await };
         attempt
             .retry(RetryDelays(self.retry.clone()))
             .sleep(tokio::time::sleep)
-            .when(|e: &Error| e.is_retryable() && (repeat == Repeat::Always || !e.maybe_served()))
+            .when(|e: &Error| repeat.allows(e))
             .notify(|e: &Error, wait: Duration| {
                 tracing::warn!(call = %call, wait_ms = wait.as_millis() as u64, error = %e, "retrying");
             })
@@ -267,23 +325,26 @@ impl AlmaClient {
     async fn send_once(
         &self,
         call: &Call,
+        method: Method,
         path: &str,
         query: &[(&str, &str)],
+        body: Option<&serde_json::Value>,
         accept: &'static str,
     ) -> Result<reqwest::Response, Error> {
         self.pacer.acquire().await;
         let url = format!("{}/almaws/v1/{}", self.base, path);
         tracing::debug!(call = %call, "request");
         self.sent.fetch_add(1, Ordering::Relaxed);
-        let response = self
+        let mut request = self
             .http
-            .get(&url)
+            .request(method, &url)
             .query(query)
             .header(AUTHORIZATION, self.auth.clone())
-            .header(ACCEPT, accept)
-            .send()
-            .await
-            .map_err(|e| transport(call, e))?;
+            .header(ACCEPT, accept);
+        if let Some(body) = body {
+            request = request.header(CONTENT_TYPE, "application/json").body(body.to_string());
+        }
+        let response = request.send().await.map_err(|e| transport(call, e))?;
         if let Some(n) = response
             .headers()
             .get("x-exl-api-remaining")
@@ -305,6 +366,16 @@ impl AlmaClient {
             self.pacer.throttled().await;
         }
         Err(error)
+    }
+}
+
+fn method_name(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        _ => "HTTP",
     }
 }
 

@@ -4,8 +4,12 @@
 pub mod analytics;
 mod error;
 pub mod http;
+pub mod jobs;
 pub mod rowset;
+pub mod sets;
 
 pub use analytics::{PagingPolicy, Progress, Report, ReportQuery};
 pub use error::{Call, Error};
 pub use http::{AlmaClient, ClientConfig, RetryPolicy};
+pub use jobs::{InstanceId, InstanceStatus, JobId, PollPolicy};
+pub use sets::{SetId, SetInfo};

@@ -1,6 +1,10 @@
 //! The pipeline, step by step as the design lists it: extract → transform → guards → (load →
 //! follow, with the load issue). `plan` is the part that makes no write call to Alma.
 
+pub mod execute;
+mod payload;
+pub mod report;
+
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
@@ -9,6 +13,7 @@ use serde::Serialize;
 
 use crate::alma::{AlmaClient, PagingPolicy, Progress, Report, ReportQuery};
 use crate::error::Error;
+use crate::journal::Journal;
 use crate::output::Output;
 use crate::query::QuerySpec;
 use crate::transform::{self, Breakdown, Cohort, CohortRules, DropReason};
@@ -55,6 +60,7 @@ pub struct Plan {
     pub cohort: Cohort,
     pub guards: Vec<GuardCheck>,
     pub cohort_file: PathBuf,
+    pub previous: Option<Change>,
 }
 
 impl Plan {
@@ -127,10 +133,24 @@ pub async fn plan(
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Plan, Error> {
     check_offline(&spec)?;
+    let journal = Journal::open(state_dir)?;
     let exclusions = read_exclusions(&spec.cohort.exclude_files)?;
     let report: Report = client.fetch_report(&report_query(&spec), paging, progress).await?;
     let mut cohort = transform::build_cohort(&report, &rules(&spec, &exclusions))?;
-    let guards = guards(&spec, &cohort);
+    let previous = match journal.last_completed(&spec.name)? {
+        Some(run) => {
+            let before: HashSet<String> = journal.cohort(&run.run_id)?.iter().map(|i| i.to_lowercase()).collect();
+            let now: HashSet<String> = cohort.ids.iter().map(|i| i.to_lowercase()).collect();
+            Some(Change {
+                run_id: run.run_id,
+                size: before.len(),
+                added: now.difference(&before).count(),
+                removed: before.difference(&now).count(),
+            })
+        }
+        None => None,
+    };
+    let guards = guards(&spec, &cohort, previous.as_ref());
     let run_id = new_run_id();
     let folder = state_dir.join("runs").join(&run_id);
     std::fs::create_dir_all(&folder).map_err(|source| Error::Output {
@@ -149,10 +169,20 @@ pub async fn plan(
         cohort,
         guards,
         cohort_file,
+        previous,
     })
 }
 
-fn guards(spec: &QuerySpec, cohort: &Cohort) -> Vec<GuardCheck> {
+/// The cohort against the last completed run of the same query.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Change {
+    pub run_id: String,
+    pub size: usize,
+    pub added: usize,
+    pub removed: usize,
+}
+
+fn guards(spec: &QuerySpec, cohort: &Cohort, previous: Option<&Change>) -> Vec<GuardCheck> {
     let size = cohort.ids.len();
     let max = spec.guard.max_members;
     let mut checks = vec![GuardCheck {
@@ -164,12 +194,29 @@ fn guards(spec: &QuerySpec, cohort: &Cohort) -> Vec<GuardCheck> {
             spec.file.display()
         ),
     }];
-    if spec.guard.max_growth.is_some() {
-        checks.push(GuardCheck {
-            guard: "max_growth",
-            ok: None,
-            detail: "not checked: no completed run of this query is on record yet".into(),
-            hint: String::new(),
+    if let Some(factor) = spec.guard.max_growth {
+        checks.push(match previous {
+            None => GuardCheck {
+                guard: "max_growth",
+                ok: None,
+                detail: "not checked: no completed run of this query is on record yet".into(),
+                hint: String::new(),
+            },
+            Some(p) => {
+                let limit = (p.size as f64 * factor).floor() as usize;
+                GuardCheck {
+                    guard: "max_growth",
+                    ok: Some(size <= limit.max(1)),
+                    detail: format!(
+                        "the cohort has {size} members; the last completed run ({}) had {}, and the query allows {factor}× that ({limit})",
+                        p.run_id, p.size
+                    ),
+                    hint: format!(
+                        "if the growth is expected, raise [guard] max_growth in {}; otherwise check the report and its filter",
+                        spec.file.display()
+                    ),
+                }
+            }
         });
     }
     checks
@@ -187,7 +234,7 @@ pub struct PlanJson<'a> {
     pub breakdown: &'a [Breakdown],
     pub sample_ids: &'a [String],
     pub guards: &'a [GuardCheck],
-    pub previous_run: Option<()>,
+    pub previous_run: Option<&'a Change>,
     pub cohort_file: String,
     pub writes_to_alma: bool,
 }
@@ -238,7 +285,7 @@ impl Plan {
             breakdown: &self.cohort.breakdown,
             sample_ids: &self.cohort.ids[..self.cohort.ids.len().min(SAMPLE)],
             guards: &self.guards,
-            previous_run: None,
+            previous_run: self.previous.as_ref(),
             cohort_file: self.cohort_file.display().to_string(),
             writes_to_alma: false,
         }

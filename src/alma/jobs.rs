@@ -1,0 +1,283 @@
+//! Jobs: find a manual job by name (paging through the list), run it on a set, and follow the
+//! instance with growing waits until it ends. A run is never submitted twice by this module: after
+//! an unclear failure the caller looks for the instance among the job's recent instances.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::error::{Call, Error};
+use super::http::{AlmaClient, Repeat};
+use super::sets::unexpected;
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct JobId(pub String);
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct InstanceId(pub String);
+
+impl std::fmt::Display for JobId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::fmt::Display for InstanceId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Statuses after which a job instance changes no more.
+pub const TERMINAL: &[&str] = &[
+    "COMPLETED_SUCCESS",
+    "COMPLETED_WARNING",
+    "COMPLETED_FAILED",
+    "COMPLETED_NO_BULKS",
+    "FAILED",
+    "SKIPPED",
+    "SYSTEM_ABORTED",
+    "USER_ABORTED",
+    "MANUAL_HANDLING_REQUIRED",
+];
+
+/// A job instance as Alma reports it.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct InstanceStatus {
+    pub id: String,
+    pub name: String,
+    pub status: String,
+    pub progress: f64,
+    pub submit_time: Option<String>,
+    pub end_time: Option<String>,
+    /// `(type code, description, value)`
+    pub counters: Vec<(String, String, String)>,
+    /// `(code, description)`
+    pub alerts: Vec<(String, String)>,
+}
+
+impl InstanceStatus {
+    pub fn is_terminal(&self) -> bool {
+        TERMINAL.contains(&self.status.as_str())
+    }
+
+    fn from_json(v: &Value) -> Self {
+        let code = |x: Option<&Value>| -> String {
+            match x {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Object(m)) => m.get("value").and_then(Value::as_str).unwrap_or_default().to_string(),
+                Some(other) => other.to_string(),
+                None => String::new(),
+            }
+        };
+        let desc = |x: Option<&Value>| {
+            x.and_then(|o| o.get("desc"))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let items = |k: &str| -> Vec<Value> {
+            match v.get(k) {
+                Some(Value::Array(a)) => a.clone(),
+                Some(o @ Value::Object(_)) => vec![o.clone()],
+                _ => Vec::new(),
+            }
+        };
+        InstanceStatus {
+            id: code(v.get("id")),
+            name: code(v.get("name")),
+            status: code(v.get("status")),
+            progress: v
+                .get("progress")
+                .and_then(|p| p.as_f64().or_else(|| p.as_str()?.parse().ok()))
+                .unwrap_or(0.0),
+            submit_time: v.get("submit_time").and_then(Value::as_str).map(str::to_string),
+            end_time: v.get("end_time").and_then(Value::as_str).map(str::to_string),
+            counters: items("counter")
+                .iter()
+                .map(|c| (code(c.get("type")), desc(c.get("type")), code(c.get("value"))))
+                .collect(),
+            alerts: items("alert").iter().map(|a| (code(Some(a)), desc(Some(a)))).collect(),
+        }
+    }
+}
+
+/// How to follow a job: the first wait, how it grows, its cap, and when to give up.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PollPolicy {
+    pub first: Duration,
+    pub factor: f64,
+    pub max: Duration,
+    pub deadline: Duration,
+    /// Failed polls in a row tolerated before giving up.
+    pub max_failures: u32,
+}
+
+impl Default for PollPolicy {
+    fn default() -> Self {
+        Self {
+            first: Duration::from_secs(15),
+            factor: 1.5,
+            max: Duration::from_secs(300),
+            deadline: Duration::from_secs(12 * 3600),
+            max_failures: 20,
+        }
+    }
+}
+
+impl AlmaClient {
+    /// The id of the one MANUAL job called `name`, paging through the job list.
+    pub async fn find_job_by_name(&self, name: &str) -> Result<JobId, Error> {
+        let mut found = Vec::new();
+        let mut seen = 0;
+        loop {
+            let off = seen.to_string();
+            let v = self
+                .call_json(
+                    Method::GET,
+                    "conf/jobs",
+                    &[("type", "MANUAL"), ("limit", "100"), ("offset", off.as_str())],
+                    None,
+                    Repeat::Always,
+                )
+                .await?;
+            let page = match v.get("job") {
+                Some(Value::Array(a)) => a.clone(),
+                Some(o @ Value::Object(_)) => vec![o.clone()],
+                _ => Vec::new(),
+            };
+            seen += page.len();
+            for j in &page {
+                if j.get("name").and_then(Value::as_str).map(str::trim) == Some(name.trim()) {
+                    found.push(j.get("id").and_then(Value::as_str).unwrap_or_default().to_string());
+                }
+            }
+            let total = v
+                .get("total_record_count")
+                .and_then(|t| t.as_u64().or_else(|| t.as_str()?.parse().ok()))
+                .unwrap_or(0) as usize;
+            if page.is_empty() || seen >= total {
+                break;
+            }
+        }
+        match found.len() {
+            1 => Ok(JobId(found.remove(0))),
+            0 => Err(Error::Report {
+                path: "conf/jobs".into(),
+                message: format!(
+                    "no MANUAL job is called {name:?} ({seen} manual jobs looked at); give [job] id = \"…\" in the query file, or check the name"
+                ),
+            }),
+            n => Err(Error::Report {
+                path: "conf/jobs".into(),
+                message: format!(
+                    "{n} MANUAL jobs are called {name:?} ({}); give [job] id = \"…\" in the query file",
+                    found.join(", ")
+                ),
+            }),
+        }
+    }
+
+    /// Runs a job; returns the instance id from `additional_info.link`. Sent once (repeated
+    /// only if Alma surely never got it).
+    pub async fn run_job(&self, job: &JobId, parameters: &[(String, String)]) -> Result<InstanceId, Error> {
+        let body = json!({"parameter": parameters.iter().map(|(k, v)| json!({"name": {"value": k}, "value": v})).collect::<Vec<_>>()});
+        let path = format!("conf/jobs/{}", job.0);
+        let v = self
+            .call_json(
+                Method::POST,
+                &path,
+                &[("op", "run")],
+                Some(&body),
+                Repeat::OnlyIfNotReceived,
+            )
+            .await?;
+        let call = Call {
+            method: "POST",
+            path: format!("/almaws/v1/{path}"),
+        };
+        let link = v
+            .get("additional_info")
+            .and_then(|a| a.get("link"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let id = link.trim_end_matches('/').rsplit('/').next().unwrap_or_default();
+        if id.is_empty() || !link.contains("/instances/") {
+            return Err(unexpected(&call, &v, "no instance link in additional_info"));
+        }
+        Ok(InstanceId(id.to_string()))
+    }
+
+    pub async fn job_instance(&self, job: &JobId, instance: &InstanceId) -> Result<InstanceStatus, Error> {
+        let path = format!("conf/jobs/{}/instances/{}", job.0, instance.0);
+        let v = self.call_json(Method::GET, &path, &[], None, Repeat::Always).await?;
+        Ok(InstanceStatus::from_json(&v))
+    }
+
+    /// The job's instances submitted on or after `date` (YYYY-MM-DD).
+    pub async fn job_instances_since(&self, job: &JobId, date: &str) -> Result<Vec<InstanceStatus>, Error> {
+        let path = format!("conf/jobs/{}/instances", job.0);
+        let mut out = Vec::new();
+        loop {
+            let off = out.len().to_string();
+            let query = [("submit_date_from", date), ("limit", "100"), ("offset", off.as_str())];
+            let v = self.call_json(Method::GET, &path, &query, None, Repeat::Always).await?;
+            let page = match v.get("job_instance") {
+                Some(Value::Array(a)) => a.clone(),
+                Some(o @ Value::Object(_)) => vec![o.clone()],
+                _ => Vec::new(),
+            };
+            out.extend(page.iter().map(InstanceStatus::from_json));
+            let total = v.get("total_record_count").and_then(|t| t.as_u64()).unwrap_or(0) as usize;
+            if page.is_empty() || out.len() >= total {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Polls the instance with growing waits until it ends; `on_status` sees every poll. Failed
+    /// polls are tolerated (up to `max_failures` in a row); the deadline ends the wait with an
+    /// error, the instance untouched.
+    pub async fn follow_job(
+        &self,
+        job: &JobId,
+        instance: &InstanceId,
+        policy: &PollPolicy,
+        on_status: &mut dyn FnMut(&InstanceStatus),
+    ) -> Result<InstanceStatus, Error> {
+        let started = tokio::time::Instant::now();
+        let mut wait = policy.first;
+        let mut failures = 0;
+        loop {
+            match self.job_instance(job, instance).await {
+                Ok(status) => {
+                    failures = 0;
+                    on_status(&status);
+                    if status.is_terminal() {
+                        return Ok(status);
+                    }
+                }
+                Err(e) if matches!(e, Error::DailyThreshold { .. }) => return Err(e),
+                Err(e) => {
+                    failures += 1;
+                    if failures > policy.max_failures {
+                        return Err(e);
+                    }
+                    tracing::warn!(error = %e, failures, "polling the job failed; trying again");
+                }
+            }
+            if started.elapsed() + wait > policy.deadline {
+                return Err(Error::Report {
+                    path: format!("conf/jobs/{job}/instances/{instance}"),
+                    message: format!(
+                        "the job has not ended after {:.0} s of waiting; it may still be running in Alma — follow it with `alma-cohort resume`",
+                        started.elapsed().as_secs_f64()
+                    ),
+                });
+            }
+            tokio::time::sleep(wait).await;
+            wait = wait.mul_f64(policy.factor).min(policy.max);
+        }
+    }
+}

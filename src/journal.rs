@@ -1,0 +1,655 @@
+//! The journal: a SQLite file in the state dir that records every run — the query's content hash,
+//! params, period, every cohort ID, each step's start and end, the set id as soon as Alma returns
+//! it, each batch of members, the job instance as soon as Alma returns it, the final status. It is
+//! the source of truth for `resume`, `runs` and `show`. Each write is one transaction.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+/// The schema this build writes; older journals are migrated on open.
+pub const SCHEMA_VERSION: i64 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("journal {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(
+        "journal {path} has schema version {found}, newer than this alma-cohort knows ({SCHEMA_VERSION})\nhint: use a newer alma-cohort with this state dir"
+    )]
+    TooNew { path: PathBuf, found: i64 },
+    #[error("cannot create the state dir {path}: {source}")]
+    StateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "another alma-cohort is running query {query:?} on this state dir (lock {path})\nhint: wait for it to finish; if none is running, the lock is released when its process ends"
+    )]
+    Locked { query: String, path: PathBuf },
+    #[error("no run {0} in the journal\nhint: `alma-cohort runs` lists the runs")]
+    NoSuchRun(String),
+    #[error("journal record for run {run_id} is unreadable: {message}")]
+    Corrupt { run_id: String, message: String },
+}
+
+/// What a run will do in Alma, fixed when it starts, so `resume` never depends on the query file
+/// having stayed the same.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Execution {
+    pub set_name: String,
+    pub set_description: String,
+    pub set_private: bool,
+    pub job_name: String,
+    pub job_id: Option<String>,
+    /// Parameters of the run call (set_id is added when the set exists).
+    pub job_parameters: Vec<(String, String)>,
+}
+
+/// A run as the journal holds it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub query: String,
+    pub query_file: String,
+    pub query_hash: String,
+    pub params: Vec<(String, String)>,
+    pub period: Option<String>,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    /// running | completed | failed
+    pub status: String,
+    pub run_by: String,
+    pub cohort_size: usize,
+    pub execution: Execution,
+    pub set_id: Option<String>,
+    pub members_added: Option<usize>,
+    pub invalid_ids: Vec<String>,
+    pub job_id: Option<String>,
+    pub job_submit_started_at: Option<String>,
+    pub job_instance_id: Option<String>,
+    pub job_status: Option<String>,
+    pub counters: Vec<(String, String, String)>,
+    pub alerts: Vec<(String, String)>,
+    pub error: Option<String>,
+    pub steps: Vec<Step>,
+    /// Batches of members recorded as added: `(batch, first, count)`.
+    pub batches: Vec<(usize, usize, usize)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    pub step: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub detail: Option<String>,
+}
+
+pub fn now() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+pub struct Journal {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// Held while a run of one query works on a state dir; released on drop (or process end).
+#[derive(Debug)]
+pub struct QueryLock {
+    _file: std::fs::File,
+}
+
+pub fn lock_query(state_dir: &Path, query: &str) -> Result<QueryLock, Error> {
+    let dir = state_dir.join("locks");
+    std::fs::create_dir_all(&dir).map_err(|source| Error::StateDir {
+        path: dir.clone(),
+        source,
+    })?;
+    let path = dir.join(format!("{query}.lock"));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| Error::StateDir {
+            path: path.clone(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(QueryLock { _file: file }),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked {
+            query: query.to_string(),
+            path,
+        }),
+        Err(std::fs::TryLockError::Error(source)) => Err(Error::StateDir { path, source }),
+    }
+}
+
+impl Journal {
+    /// Opens (creating and migrating) `<state_dir>/journal.sqlite`.
+    pub fn open(state_dir: &Path) -> Result<Self, Error> {
+        std::fs::create_dir_all(state_dir).map_err(|source| Error::StateDir {
+            path: state_dir.to_path_buf(),
+            source,
+        })?;
+        let path = state_dir.join("journal.sqlite");
+        let sql = |source| Error::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let conn = Connection::open(&path).map_err(sql)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(sql)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(sql)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(sql)?;
+        let mut journal = Self { conn, path };
+        journal.migrate()?;
+        Ok(journal)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn sql(&self) -> impl Fn(rusqlite::Error) -> Error + '_ {
+        move |source| Error::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    pub fn schema_version(&self) -> Result<i64, Error> {
+        self.conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(self.sql())
+    }
+
+    fn migrate(&mut self) -> Result<(), Error> {
+        let found = self.schema_version()?;
+        if found > SCHEMA_VERSION {
+            return Err(Error::TooNew {
+                path: self.path.clone(),
+                found,
+            });
+        }
+        let path = self.path.clone();
+        let sql = |source| Error::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sql)?;
+        if found < 1 {
+            tx.execute_batch(
+                "CREATE TABLE runs (
+                    run_id TEXT PRIMARY KEY,
+                    query TEXT NOT NULL,
+                    query_file TEXT NOT NULL,
+                    query_hash TEXT NOT NULL,
+                    params TEXT NOT NULL,
+                    period TEXT,
+                    started_at TEXT NOT NULL,
+                    finished_at TEXT,
+                    status TEXT NOT NULL,
+                    run_by TEXT NOT NULL,
+                    cohort_size INTEGER NOT NULL,
+                    execution TEXT NOT NULL,
+                    set_id TEXT,
+                    members_added INTEGER,
+                    invalid_ids TEXT NOT NULL DEFAULT '[]',
+                    job_id TEXT,
+                    job_submit_started_at TEXT,
+                    job_instance_id TEXT,
+                    job_status TEXT,
+                    counters TEXT NOT NULL DEFAULT '[]',
+                    alerts TEXT NOT NULL DEFAULT '[]',
+                    error TEXT
+                 );
+                 CREATE INDEX runs_by_query ON runs (query, period, status);
+                 CREATE TABLE cohort (
+                    run_id TEXT NOT NULL REFERENCES runs (run_id),
+                    position INTEGER NOT NULL,
+                    primary_id TEXT NOT NULL,
+                    PRIMARY KEY (run_id, position)
+                 );
+                 CREATE TABLE steps (
+                    run_id TEXT NOT NULL REFERENCES runs (run_id),
+                    step TEXT NOT NULL,
+                    started_at TEXT NOT NULL,
+                    finished_at TEXT,
+                    detail TEXT,
+                    PRIMARY KEY (run_id, step)
+                 );
+                 CREATE TABLE batches (
+                    run_id TEXT NOT NULL REFERENCES runs (run_id),
+                    batch INTEGER NOT NULL,
+                    first INTEGER NOT NULL,
+                    count INTEGER NOT NULL,
+                    done_at TEXT NOT NULL,
+                    PRIMARY KEY (run_id, batch)
+                 );",
+            )
+            .map_err(sql)?;
+        }
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(sql)?;
+        tx.commit().map_err(sql)
+    }
+
+    /// Records a new run and its whole cohort, in one transaction.
+    pub fn create_run(&mut self, run: &RunRecord, cohort: &[String]) -> Result<(), Error> {
+        let path = self.path.clone();
+        let sql = |source| Error::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sql)?;
+        tx.execute(
+            "INSERT INTO runs (run_id, query, query_file, query_hash, params, period, started_at, status, run_by, cohort_size, execution)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![
+                run.run_id,
+                run.query,
+                run.query_file,
+                run.query_hash,
+                json(&run.params),
+                run.period,
+                run.started_at,
+                run.status,
+                run.run_by,
+                run.cohort_size as i64,
+                json(&run.execution),
+            ],
+        )
+        .map_err(sql)?;
+        {
+            let mut insert = tx
+                .prepare("INSERT INTO cohort (run_id, position, primary_id) VALUES (?1, ?2, ?3)")
+                .map_err(sql)?;
+            for (i, id) in cohort.iter().enumerate() {
+                insert.execute(params![run.run_id, i as i64, id]).map_err(sql)?;
+            }
+        }
+        tx.commit().map_err(sql)
+    }
+
+    fn update(&self, run_id: &str, set: &str, values: &[&dyn rusqlite::ToSql]) -> Result<(), Error> {
+        let mut all: Vec<&dyn rusqlite::ToSql> = values.to_vec();
+        all.push(&run_id);
+        let n = values.len() + 1;
+        self.conn
+            .execute(&format!("UPDATE runs SET {set} WHERE run_id = ?{n}"), all.as_slice())
+            .map_err(self.sql())?;
+        Ok(())
+    }
+
+    pub fn step_started(&self, run_id: &str, step: &str, detail: Option<&str>) -> Result<(), Error> {
+        self.conn
+            .execute(
+                "INSERT INTO steps (run_id, step, started_at, detail) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (run_id, step) DO UPDATE SET detail = COALESCE(excluded.detail, detail)",
+                params![run_id, step, now(), detail],
+            )
+            .map_err(self.sql())?;
+        Ok(())
+    }
+
+    pub fn step_finished(&self, run_id: &str, step: &str, detail: Option<&str>) -> Result<(), Error> {
+        self.conn
+            .execute(
+                "UPDATE steps SET finished_at = ?3, detail = COALESCE(?4, detail) WHERE run_id = ?1 AND step = ?2",
+                params![run_id, step, now(), detail],
+            )
+            .map_err(self.sql())?;
+        Ok(())
+    }
+
+    pub fn set_created(&self, run_id: &str, set_id: &str) -> Result<(), Error> {
+        self.update(run_id, "set_id = ?1", &[&set_id])
+    }
+
+    pub fn batch_done(&self, run_id: &str, batch: usize, first: usize, count: usize) -> Result<(), Error> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO batches (run_id, batch, first, count, done_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![run_id, batch as i64, first as i64, count as i64, now()],
+            )
+            .map_err(self.sql())?;
+        Ok(())
+    }
+
+    pub fn members_done(&self, run_id: &str, added: usize, invalid: &[String]) -> Result<(), Error> {
+        self.update(
+            run_id,
+            "members_added = ?1, invalid_ids = ?2",
+            &[&(added as i64), &json(&invalid)],
+        )
+    }
+
+    /// Recorded before the run call that must not be repeated.
+    pub fn job_submitting(&self, run_id: &str, job_id: &str, at: &str) -> Result<(), Error> {
+        self.update(run_id, "job_id = ?1, job_submit_started_at = ?2", &[&job_id, &at])
+    }
+
+    pub fn job_submitted(&self, run_id: &str, instance_id: &str) -> Result<(), Error> {
+        self.update(run_id, "job_instance_id = ?1", &[&instance_id])
+    }
+
+    pub fn job_progress(
+        &self,
+        run_id: &str,
+        status: &str,
+        counters: &[(String, String, String)],
+        alerts: &[(String, String)],
+    ) -> Result<(), Error> {
+        self.update(
+            run_id,
+            "job_status = ?1, counters = ?2, alerts = ?3",
+            &[&status, &json(&counters), &json(&alerts)],
+        )
+    }
+
+    pub fn finish(&self, run_id: &str, status: &str, error: Option<&str>) -> Result<(), Error> {
+        self.update(
+            run_id,
+            "status = ?1, finished_at = ?2, error = ?3",
+            &[&status, &now(), &error],
+        )
+    }
+
+    /// Notes an error without ending the run (it stays resumable).
+    pub fn note_error(&self, run_id: &str, error: &str) -> Result<(), Error> {
+        self.update(run_id, "error = ?1", &[&error])
+    }
+
+    pub fn cohort(&self, run_id: &str) -> Result<Vec<String>, Error> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT primary_id FROM cohort WHERE run_id = ?1 ORDER BY position")
+            .map_err(self.sql())?;
+        let rows = stmt.query_map([run_id], |r| r.get(0)).map_err(self.sql())?;
+        rows.collect::<Result<_, _>>().map_err(self.sql())
+    }
+
+    /// The run that completed this query for this period, if any.
+    pub fn completed_for_period(&self, query: &str, period: &str) -> Result<Option<String>, Error> {
+        self.conn
+            .query_row(
+                "SELECT run_id FROM runs WHERE query = ?1 AND period = ?2 AND status = 'completed' ORDER BY started_at DESC LIMIT 1",
+                params![query, period],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.sql())
+    }
+
+    /// The last completed run of a query.
+    pub fn last_completed(&self, query: &str) -> Result<Option<RunRecord>, Error> {
+        let id: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT run_id FROM runs WHERE query = ?1 AND status = 'completed' ORDER BY started_at DESC LIMIT 1",
+                [query],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.sql())?;
+        id.map(|id| self.run(&id)).transpose()
+    }
+
+    pub fn run(&self, run_id: &str) -> Result<RunRecord, Error> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT run_id, query, query_file, query_hash, params, period, started_at, finished_at, status, run_by,
+                        cohort_size, execution, set_id, members_added, invalid_ids, job_id, job_submit_started_at,
+                        job_instance_id, job_status, counters, alerts, error
+                 FROM runs WHERE run_id = ?1",
+                [run_id],
+                |r| {
+                    Ok((
+                        (
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, String>(3)?,
+                        ),
+                        (
+                            r.get::<_, String>(4)?,
+                            r.get::<_, Option<String>>(5)?,
+                            r.get::<_, String>(6)?,
+                            r.get::<_, Option<String>>(7)?,
+                        ),
+                        (
+                            r.get::<_, String>(8)?,
+                            r.get::<_, String>(9)?,
+                            r.get::<_, i64>(10)?,
+                            r.get::<_, String>(11)?,
+                        ),
+                        (
+                            r.get::<_, Option<String>>(12)?,
+                            r.get::<_, Option<i64>>(13)?,
+                            r.get::<_, String>(14)?,
+                            r.get::<_, Option<String>>(15)?,
+                        ),
+                        (
+                            r.get::<_, Option<String>>(16)?,
+                            r.get::<_, Option<String>>(17)?,
+                            r.get::<_, Option<String>>(18)?,
+                        ),
+                        (
+                            r.get::<_, String>(19)?,
+                            r.get::<_, String>(20)?,
+                            r.get::<_, Option<String>>(21)?,
+                        ),
+                    ))
+                },
+            )
+            .optional()
+            .map_err(self.sql())?
+            .ok_or_else(|| Error::NoSuchRun(run_id.to_string()))?;
+        let corrupt = |e: serde_json::Error| Error::Corrupt {
+            run_id: run_id.to_string(),
+            message: e.to_string(),
+        };
+        let (
+            (run_id, query, query_file, query_hash),
+            (params, period, started_at, finished_at),
+            (status, run_by, cohort_size, execution),
+        ) = (row.0, row.1, row.2);
+        let (
+            (set_id, members_added, invalid_ids, job_id),
+            (job_submit_started_at, job_instance_id, job_status),
+            (counters, alerts, error),
+        ) = (row.3, row.4, row.5);
+        let mut steps_stmt = self
+            .conn
+            .prepare(
+                "SELECT step, started_at, finished_at, detail FROM steps WHERE run_id = ?1 ORDER BY started_at, rowid",
+            )
+            .map_err(self.sql())?;
+        let steps = steps_stmt
+            .query_map([&run_id], |r| {
+                Ok(Step {
+                    step: r.get(0)?,
+                    started_at: r.get(1)?,
+                    finished_at: r.get(2)?,
+                    detail: r.get(3)?,
+                })
+            })
+            .map_err(self.sql())?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(self.sql())?;
+        let mut batch_stmt = self
+            .conn
+            .prepare("SELECT batch, first, count FROM batches WHERE run_id = ?1 ORDER BY batch")
+            .map_err(self.sql())?;
+        let batches = batch_stmt
+            .query_map([&run_id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)? as usize,
+                    r.get::<_, i64>(1)? as usize,
+                    r.get::<_, i64>(2)? as usize,
+                ))
+            })
+            .map_err(self.sql())?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(self.sql())?;
+        Ok(RunRecord {
+            run_id,
+            query,
+            query_file,
+            query_hash,
+            params: serde_json::from_str(&params).map_err(corrupt)?,
+            period,
+            started_at,
+            finished_at,
+            status,
+            run_by,
+            cohort_size: cohort_size as usize,
+            execution: serde_json::from_str(&execution).map_err(corrupt)?,
+            set_id,
+            members_added: members_added.map(|n| n as usize),
+            invalid_ids: serde_json::from_str(&invalid_ids).map_err(corrupt)?,
+            job_id,
+            job_submit_started_at,
+            job_instance_id,
+            job_status,
+            counters: serde_json::from_str(&counters).map_err(corrupt)?,
+            alerts: serde_json::from_str(&alerts).map_err(corrupt)?,
+            error,
+            steps,
+            batches,
+        })
+    }
+
+    /// Every run, newest first.
+    pub fn runs(&self) -> Result<Vec<RunRecord>, Error> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT run_id FROM runs ORDER BY started_at DESC, run_id DESC")
+            .map_err(self.sql())?;
+        let ids: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .map_err(self.sql())?
+            .collect::<Result<_, _>>()
+            .map_err(self.sql())?;
+        ids.iter().map(|id| self.run(id)).collect()
+    }
+}
+
+fn json<T: Serialize + ?Sized>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "journal-{tag}-{}-{}",
+            std::process::id(),
+            chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+        ));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn record(run_id: &str, period: Option<&str>) -> RunRecord {
+        RunRecord {
+            run_id: run_id.into(),
+            query: "q".into(),
+            query_file: "q.toml".into(),
+            query_hash: "abc".into(),
+            params: vec![("from".into(), "2026".into())],
+            period: period.map(str::to_string),
+            started_at: now(),
+            finished_at: None,
+            status: "running".into(),
+            run_by: "me".into(),
+            cohort_size: 3,
+            execution: Execution {
+                set_name: "S".into(),
+                set_description: "D".into(),
+                set_private: false,
+                job_name: "Update/Notify Users".into(),
+                job_id: None,
+                job_parameters: vec![("job_name".into(), "alma-cohort r1".into())],
+            },
+            set_id: None,
+            members_added: None,
+            invalid_ids: vec![],
+            job_id: None,
+            job_submit_started_at: None,
+            job_instance_id: None,
+            job_status: None,
+            counters: vec![],
+            alerts: vec![],
+            error: None,
+            steps: vec![],
+            batches: vec![],
+        }
+    }
+
+    #[test]
+    fn a_run_is_recorded_step_by_step_and_read_back() {
+        let d = dir("roundtrip");
+        let mut j = Journal::open(&d).unwrap();
+        assert_eq!(j.schema_version().unwrap(), SCHEMA_VERSION);
+        j.create_run(
+            &record("r1", Some("2026-spring")),
+            &["a".into(), "b".into(), "c".into()],
+        )
+        .unwrap();
+        j.step_started("r1", "set", None).unwrap();
+        j.set_created("r1", "9501").unwrap();
+        j.step_finished("r1", "set", Some("9501")).unwrap();
+        j.batch_done("r1", 0, 0, 3).unwrap();
+        j.members_done("r1", 2, &["c".into()]).unwrap();
+        j.job_submitting("r1", "M1", "2026-01-05T06:00:00Z").unwrap();
+        j.job_submitted("r1", "9601").unwrap();
+        j.job_progress("r1", "COMPLETED_SUCCESS", &[("n".into(), "N".into(), "2".into())], &[])
+            .unwrap();
+        assert_eq!(j.completed_for_period("q", "2026-spring").unwrap(), None);
+        j.finish("r1", "completed", None).unwrap();
+        drop(j);
+        let j = Journal::open(&d).unwrap();
+        let r = j.run("r1").unwrap();
+        assert_eq!(
+            (r.set_id.as_deref(), r.job_instance_id.as_deref(), r.status.as_str()),
+            (Some("9501"), Some("9601"), "completed")
+        );
+        assert_eq!(r.invalid_ids, ["c"]);
+        assert_eq!(r.batches, [(0, 0, 3)]);
+        assert_eq!(r.steps[0].detail.as_deref(), Some("9501"));
+        assert_eq!(j.cohort("r1").unwrap(), ["a", "b", "c"]);
+        assert_eq!(
+            j.completed_for_period("q", "2026-spring").unwrap().as_deref(),
+            Some("r1")
+        );
+        assert_eq!(j.last_completed("q").unwrap().map(|r| r.run_id), Some("r1".into()));
+        assert!(matches!(j.run("nope"), Err(Error::NoSuchRun(_))));
+        assert_eq!(j.runs().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn one_process_per_query_and_newer_schemas_refused() {
+        let d = dir("lock");
+        let held = lock_query(&d, "q").unwrap();
+        let e = lock_query(&d, "q").unwrap_err().to_string();
+        assert!(e.contains("another alma-cohort is running query \"q\""), "{e}");
+        assert!(lock_query(&d, "other").is_ok());
+        drop(held);
+        assert!(lock_query(&d, "q").is_ok());
+
+        let j = Journal::open(&d).unwrap();
+        j.conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(j);
+        assert!(matches!(Journal::open(&d), Err(Error::TooNew { found: 99, .. })));
+    }
+}

@@ -1,0 +1,140 @@
+//! Per-run files in `<state-dir>/runs/<run_id>/`: `summary.json` (the run as the journal holds
+//! it) and `report.md` (what a colleague reads: who ran what, on whom, with which result).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::error::Error;
+use crate::journal::RunRecord;
+
+/// Writes `summary.json` and `report.md`; returns the report's path.
+pub fn write_run_files(state_dir: &Path, record: &RunRecord, cohort: &[String]) -> Result<PathBuf, Error> {
+    let folder = state_dir.join("runs").join(&record.run_id);
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Output { path, source }
+    };
+    std::fs::create_dir_all(&folder).map_err(io(&folder))?;
+    let summary = folder.join("summary.json");
+    let json = serde_json::to_string_pretty(record).map_err(|e| Error::Usage(e.to_string()))?;
+    std::fs::write(&summary, json).map_err(io(&summary))?;
+    let report = folder.join("report.md");
+    std::fs::write(&report, markdown(record, cohort)).map_err(io(&report))?;
+    if !folder.join("cohort.csv").exists() {
+        let mut csv = String::from("primary_id\n");
+        for id in cohort {
+            let _ = writeln!(csv, "{id}");
+        }
+        std::fs::write(folder.join("cohort.csv"), csv).map_err(io(&folder))?;
+    }
+    Ok(report)
+}
+
+pub fn markdown(r: &RunRecord, cohort: &[String]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Password reset run {}\n", r.run_id);
+    let _ = writeln!(s, "| | |\n|---|---|");
+    let row = |s: &mut String, k: &str, v: &str| {
+        let _ = writeln!(s, "| {k} | {} |", v.replace('|', "\\|"));
+    };
+    row(
+        &mut s,
+        "query",
+        &format!(
+            "{} (`{}`, sha256 {})",
+            r.query,
+            r.query_file,
+            &r.query_hash[..r.query_hash.len().min(12)]
+        ),
+    );
+    let params: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let params = if params.is_empty() {
+        "none".to_string()
+    } else {
+        params.join(", ")
+    };
+    row(&mut s, "params", &params);
+    row(&mut s, "period", r.period.as_deref().unwrap_or("none"));
+    row(&mut s, "run by", &r.run_by);
+    row(&mut s, "started", &r.started_at);
+    row(&mut s, "finished", r.finished_at.as_deref().unwrap_or("not yet"));
+    row(&mut s, "status", &r.status);
+    row(&mut s, "cohort", &format!("{} users", r.cohort_size));
+    row(
+        &mut s,
+        "set",
+        &format!(
+            "{} ({})",
+            r.execution.set_name,
+            r.set_id.as_deref().unwrap_or("not created")
+        ),
+    );
+    row(
+        &mut s,
+        "members",
+        &match r.members_added {
+            Some(n) => format!("{n} added, {} refused by Alma", r.invalid_ids.len()),
+            None => "not added yet".into(),
+        },
+    );
+    row(
+        &mut s,
+        "job",
+        &format!("{} {}", r.execution.job_name, r.job_id.as_deref().unwrap_or("")),
+    );
+    row(
+        &mut s,
+        "job instance",
+        r.job_instance_id.as_deref().unwrap_or("not submitted"),
+    );
+    row(&mut s, "job status", r.job_status.as_deref().unwrap_or("unknown"));
+    if let Some(e) = &r.error {
+        row(&mut s, "last error", e);
+    }
+    if !r.counters.is_empty() {
+        let _ = writeln!(s, "\n## Job counters\n\n| counter | value |\n|---|---|");
+        for (code, desc, value) in &r.counters {
+            let _ = writeln!(s, "| {} | {value} |", if desc.is_empty() { code } else { desc });
+        }
+    }
+    if !r.alerts.is_empty() {
+        let _ = writeln!(s, "\n## Job alerts\n");
+        for (code, desc) in &r.alerts {
+            let _ = writeln!(s, "- {code}: {desc}");
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\n## Steps\n\n| step | started | finished | detail |\n|---|---|---|---|"
+    );
+    for st in &r.steps {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} |",
+            st.step,
+            st.started_at,
+            st.finished_at.as_deref().unwrap_or(""),
+            st.detail.as_deref().unwrap_or("")
+        );
+    }
+    if !r.invalid_ids.is_empty() {
+        let _ = writeln!(s, "\n## IDs Alma did not add ({})\n", r.invalid_ids.len());
+        for id in &r.invalid_ids {
+            let _ = writeln!(s, "- `{id}`");
+        }
+    }
+    let notified = r
+        .counters
+        .iter()
+        .find(|(c, _, _)| c.contains("notified"))
+        .map(|(_, _, v)| v.clone());
+    let _ = writeln!(
+        s,
+        "\n## Cohort ({} IDs{})\n\nThe full list is in `cohort.csv` beside this report.",
+        cohort.len(),
+        notified
+            .map(|n| format!("; the job reports {n} notified"))
+            .unwrap_or_default()
+    );
+    s
+}
