@@ -5,6 +5,7 @@
 mod support;
 
 mod cli;
+mod execute;
 mod extract;
 mod plan;
 mod sim_analytics;

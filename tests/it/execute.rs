@@ -1,0 +1,468 @@
+//! `run --execute` and `resume` end to end: the real binary against the simulator, killed for
+//! real at the unsafe moments, and the simulator's state checked afterwards — one set with exactly
+//! the cohort, one job instance, one letter per INTERNAL member.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use alma_cohort::sim::{Fault, FaultKind, JobOutcome, SimConfig, Target};
+use serde_json::Value;
+
+use crate::cli::{Run, temp_dir};
+use crate::support::*;
+
+/// A query over "All users": the cohort is every user (externals too, so the set holds people
+/// who must get no letter).
+fn all_users_query(dir: &Path, max_members: usize) -> PathBuf {
+    let p = dir.join("everyone.toml");
+    std::fs::write(
+        &p,
+        format!(
+            "name = \"everyone\"\n[report]\npath = \"{ALL_USERS}\"\n[cohort]\nid_column = \"Primary Identifier\"\n[guard]\nmax_members = {max_members}\n"
+        ),
+    )
+    .unwrap();
+    p
+}
+
+fn command(sim: &Sim, state: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_alma-cohort"));
+    cmd.arg("--base-url")
+        .arg(sim.handle.base_url())
+        .arg("--state-dir")
+        .arg(state)
+        .args(args)
+        .env("ALMA_API_KEY", KEY)
+        .env("ALMA_COHORT_RETRY_DELAY", "0")
+        .env("ALMA_COHORT_PACE", "1000")
+        .env("ALMA_COHORT_POLL_INTERVAL", "0.05")
+        .env_remove("ALMA_BASE_URL")
+        .stdin(Stdio::null());
+    cmd
+}
+
+async fn run(sim: &Sim, state: &Path, args: &[&str]) -> Run {
+    let mut cmd = command(sim, state, args);
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("runs"))
+        .await
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn last_json(stdout: &str) -> Value {
+    stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// One set holding exactly the cohort, one job instance, one letter per INTERNAL member.
+fn assert_done_once(sim: &Sim) {
+    let users = sim.handle.users();
+    let sets = sim.handle.sets();
+    assert_eq!(sets.len(), 1, "exactly one set: {sets:?}");
+    let members: HashSet<String> = sim
+        .handle
+        .set_members(&sets[0].id)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.to_lowercase())
+        .collect();
+    let everyone: HashSet<String> = users.iter().map(|u| u.primary_id.to_lowercase()).collect();
+    assert_eq!(members, everyone, "the set holds exactly the cohort");
+    let instances = sim.handle.job_instances();
+    assert_eq!(instances.len(), 1, "exactly one job instance: {instances:?}");
+    assert_eq!(instances[0].status, "COMPLETED_SUCCESS");
+    let letters = sim.handle.outbox();
+    let internal: HashSet<String> = users
+        .iter()
+        .filter(|u| u.internal)
+        .map(|u| u.primary_id.clone())
+        .collect();
+    let lettered: Vec<&str> = letters.iter().map(|l| l.user_primary_id.as_str()).collect();
+    assert_eq!(lettered.len(), internal.len(), "one letter per internal member");
+    assert_eq!(
+        lettered.iter().map(|s| s.to_string()).collect::<HashSet<_>>(),
+        internal,
+        "and none for anyone else"
+    );
+}
+
+fn sim_config() -> SimConfig {
+    SimConfig::default()
+        .users(2600)
+        .seed(11)
+        .rate_limit(0)
+        .job_duration(Duration::ZERO)
+}
+
+#[tokio::test]
+async fn a_2600_member_cohort_end_to_end_and_the_json_contract() {
+    let sim = sim(sim_config()).await;
+    let dir = temp_dir("e2e");
+    let q = all_users_query(&dir, 5000);
+    let state = dir.join("state");
+    let r = run(
+        &sim,
+        &state,
+        &[
+            "run",
+            q.to_str().unwrap(),
+            "--execute",
+            "--yes",
+            "--json",
+            "--period",
+            "2026-spring",
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = last_json(&r.stdout);
+    for field in [
+        "run_id",
+        "query",
+        "period",
+        "cohort_size",
+        "set_id",
+        "set_name",
+        "members_added",
+        "invalid_ids",
+        "job_id",
+        "job_instance_id",
+        "job_status",
+        "resumed",
+        "skipped",
+    ] {
+        assert!(v.get(field).is_some(), "{field} in {v}");
+    }
+    assert_eq!(
+        (v["cohort_size"].as_u64(), v["members_added"].as_u64()),
+        (Some(2600), Some(2600))
+    );
+    assert_eq!(
+        (v["job_status"].as_str(), v["resumed"].as_bool(), v["skipped"].as_bool()),
+        (Some("COMPLETED_SUCCESS"), Some(false), Some(false))
+    );
+    assert_eq!(v["period"], "2026-spring");
+    assert!(
+        v["set_name"].as_str().unwrap().contains(v["run_id"].as_str().unwrap()),
+        "the set name carries the run id"
+    );
+    assert_done_once(&sim);
+    let run_dir = state.join("runs").join(v["run_id"].as_str().unwrap());
+    for f in ["cohort.csv", "summary.json", "report.md"] {
+        assert!(run_dir.join(f).is_file(), "{f}");
+    }
+    let report = std::fs::read_to_string(run_dir.join("report.md")).unwrap();
+    assert!(
+        report.contains("COMPLETED_SUCCESS") && report.contains("2600 added"),
+        "{report}"
+    );
+
+    // The same period again is refused, with nothing done; --force runs it.
+    let again = run(
+        &sim,
+        &state,
+        &[
+            "run",
+            q.to_str().unwrap(),
+            "--execute",
+            "--yes",
+            "--json",
+            "--period",
+            "2026-spring",
+        ],
+    )
+    .await;
+    assert_eq!(again.code, 4, "{}", again.stderr);
+    assert_eq!(last_json(&again.stdout)["skipped"], true);
+    assert!(again.stderr.contains("--force"));
+    assert_eq!(sim.handle.sets().len(), 1);
+    let forced = run(
+        &sim,
+        &state,
+        &[
+            "run",
+            q.to_str().unwrap(),
+            "--execute",
+            "--yes",
+            "--json",
+            "--period",
+            "2026-spring",
+            "--force",
+        ],
+    )
+    .await;
+    assert_eq!(forced.code, 0, "{}", forced.stderr);
+    assert_eq!(sim.handle.sets().len(), 2);
+
+    // runs and show read the journal.
+    let runs = run(&sim, &state, &["runs", "--json"]).await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&runs.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let show = run(&sim, &state, &["show", v["run_id"].as_str().unwrap()]).await;
+    assert!(show.stdout.contains("# Password reset run"), "{}", show.stdout);
+}
+
+#[tokio::test]
+async fn without_yes_and_without_a_terminal_nothing_happens() {
+    let sim = sim(sim_config()).await;
+    let dir = temp_dir("noyes");
+    let q = all_users_query(&dir, 5000);
+    let r = run(&sim, &dir.join("state"), &["run", q.to_str().unwrap(), "--execute"]).await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--yes"), "{}", r.stderr);
+    assert!(sim.handle.sets().is_empty());
+}
+
+/// Starts `run --execute`, waits until the simulator sees a request for `target` that it is
+/// holding (a slow fault), kills the process there, and returns the run id from the journal.
+async fn kill_at(sim: &Sim, state: &Path, query: &Path, target: Target, nth: usize) -> String {
+    let mut child: Child = command(sim, state, &["run", query.to_str().unwrap(), "--execute", "--yes"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut waited = 0;
+    loop {
+        let held = sim.handle.requests().iter().filter(|r| r.target == target).count();
+        let in_flight = sim
+            .handle
+            .requests()
+            .iter()
+            .filter(|r| r.target == target)
+            .nth(nth.saturating_sub(1))
+            .is_some_and(|r| r.status.is_none());
+        if held >= nth && in_flight {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before reaching {target:?}"
+        );
+        waited += 1;
+        assert!(waited < 3000, "never reached {target:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    child.kill().unwrap(); // SIGKILL: no clean-up of any kind
+    child.wait().unwrap();
+    let runs = run(sim, state, &["runs", "--json"]).await;
+    let runs: Value = serde_json::from_str(&runs.stdout).unwrap();
+    assert_eq!(runs[0]["status"], "running");
+    runs[0]["run_id"].as_str().unwrap().to_string()
+}
+
+async fn resume_to_the_end(sim: &Sim, state: &Path, run_id: &str) -> Value {
+    let r = run(sim, state, &["resume", run_id, "--json"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = last_json(&r.stdout);
+    assert_eq!(
+        (v["resumed"].as_bool(), v["job_status"].as_str()),
+        (Some(true), Some("COMPLETED_SUCCESS"))
+    );
+    v
+}
+
+#[tokio::test]
+async fn killed_after_set_creation() {
+    let slow = Fault::new(FaultKind::Slow(Duration::from_secs(60)), Target::SetOp);
+    let sim = sim(sim_config().fault(slow)).await;
+    let dir = temp_dir("kill-set");
+    let state = dir.join("state");
+    let run_id = kill_at(&sim, &state, &all_users_query(&dir, 5000), Target::SetOp, 1).await;
+    assert_eq!(sim.handle.sets().len(), 1);
+    resume_to_the_end(&sim, &state, &run_id).await;
+    assert_done_once(&sim);
+}
+
+#[tokio::test]
+async fn killed_in_the_middle_of_adding_members() {
+    let slow = Fault::new(FaultKind::Slow(Duration::from_secs(60)), Target::SetOp).skip(1);
+    let sim = sim(sim_config().fault(slow)).await;
+    let dir = temp_dir("kill-members");
+    let state = dir.join("state");
+    let run_id = kill_at(&sim, &state, &all_users_query(&dir, 5000), Target::SetOp, 2).await;
+    assert_eq!(
+        sim.handle.set_members(&sim.handle.sets()[0].id).unwrap().len(),
+        1000,
+        "one batch landed"
+    );
+    resume_to_the_end(&sim, &state, &run_id).await;
+    assert_done_once(&sim);
+}
+
+#[tokio::test]
+async fn killed_right_after_the_job_was_submitted() {
+    let slow = Fault::new(FaultKind::Slow(Duration::from_secs(60)), Target::JobInstance);
+    let sim = sim(sim_config().fault(slow)).await;
+    let dir = temp_dir("kill-job");
+    let state = dir.join("state");
+    let run_id = kill_at(&sim, &state, &all_users_query(&dir, 5000), Target::JobInstance, 1).await;
+    assert_eq!(sim.handle.job_instances().len(), 1);
+    resume_to_the_end(&sim, &state, &run_id).await;
+    assert_done_once(&sim);
+}
+
+#[tokio::test]
+async fn killed_while_polling() {
+    let slow = Fault::new(FaultKind::Slow(Duration::from_secs(60)), Target::JobInstance).skip(2);
+    let sim = sim(sim_config().job_duration(Duration::from_millis(600)).fault(slow)).await;
+    let dir = temp_dir("kill-poll");
+    let state = dir.join("state");
+    let run_id = kill_at(&sim, &state, &all_users_query(&dir, 5000), Target::JobInstance, 3).await;
+    resume_to_the_end(&sim, &state, &run_id).await;
+    assert_done_once(&sim);
+}
+
+#[tokio::test]
+async fn lost_answers_to_set_creation_and_job_submission_make_nothing_twice() {
+    let sim = sim(sim_config()
+        .fault(Fault::new(FaultKind::DropAfter, Target::SetCreate))
+        .fault(Fault::new(FaultKind::DropAfter, Target::SetOp).skip(1))
+        .fault(Fault::new(FaultKind::DropAfter, Target::JobRun)))
+    .await;
+    let dir = temp_dir("lost-answers");
+    let r = run(
+        &sim,
+        &dir.join("state"),
+        &[
+            "run",
+            all_users_query(&dir, 5000).to_str().unwrap(),
+            "--execute",
+            "--yes",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_done_once(&sim);
+    let runs = sim.handle.requests();
+    assert_eq!(
+        runs.iter().filter(|r| r.target == Target::JobRun).count(),
+        1,
+        "the job was submitted once"
+    );
+    assert_eq!(
+        runs.iter().filter(|r| r.target == Target::SetCreate).count(),
+        1,
+        "the set was created once"
+    );
+}
+
+#[tokio::test]
+async fn failed_jobs_exit_1_with_their_alerts() {
+    for (outcome, status) in [
+        (JobOutcome::CompletedFailed, "COMPLETED_FAILED"),
+        (JobOutcome::Failed, "FAILED"),
+    ] {
+        let sim = sim(sim_config().job_outcome(outcome)).await;
+        let dir = temp_dir("failed-job");
+        let state = dir.join("state");
+        let r = run(
+            &sim,
+            &state,
+            &[
+                "run",
+                all_users_query(&dir, 5000).to_str().unwrap(),
+                "--execute",
+                "--yes",
+            ],
+        )
+        .await;
+        assert_eq!(r.code, 1, "{status}: {}", r.stderr);
+        assert!(
+            r.stdout.contains(status) && r.stdout.contains("alert alert_general_failure"),
+            "{}",
+            r.stdout
+        );
+        let report = std::fs::read_dir(state.join("runs"))
+            .unwrap()
+            .filter_map(|e| std::fs::read_to_string(e.unwrap().path().join("report.md")).ok())
+            .next()
+            .unwrap();
+        assert!(report.contains("## Job alerts") && report.contains(status), "{report}");
+        assert!(sim.handle.outbox().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn job_thresholds_say_when_to_try_again_and_leave_a_resumable_run() {
+    let sim = sim(sim_config().job_outcome(JobOutcome::NeverFinishes)).await;
+    // Three API jobs already running in this institution.
+    for i in 0..3 {
+        let set = sim.create_set(&format!("busy {i}")).await;
+        sim.add_members(&set, &[sim.ids(true, 1)[0].as_str()], None).await;
+        assert_eq!(sim.run_job(&set).await.status, 200);
+    }
+    let dir = temp_dir("threshold");
+    let state = dir.join("state");
+    let r = run(
+        &sim,
+        &state,
+        &[
+            "run",
+            all_users_query(&dir, 5000).to_str().unwrap(),
+            "--execute",
+            "--yes",
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("402222")
+            && r.stderr.contains("at most 3 API-submitted jobs")
+            && r.stderr.contains("alma-cohort resume"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(sim.handle.job_instances().len(), 3, "nothing submitted");
+    let runs: Value = serde_json::from_str(&run(&sim, &state, &["runs", "--json"]).await.stdout).unwrap();
+    assert_eq!(
+        (runs[0]["status"].as_str(), runs[0]["members_added"].as_u64()),
+        (Some("running"), Some(2600))
+    );
+}
+
+#[tokio::test]
+async fn a_second_process_on_the_same_query_is_refused() {
+    let slow = Fault::new(FaultKind::Slow(Duration::from_secs(60)), Target::SetOp);
+    let sim = sim(sim_config().fault(slow)).await;
+    let dir = temp_dir("lock");
+    let state = dir.join("state");
+    let q = all_users_query(&dir, 5000);
+    let mut first = command(&sim, &state, &["run", q.to_str().unwrap(), "--execute", "--yes"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut waited = 0;
+    while !sim.handle.requests().iter().any(|r| r.target == Target::SetOp) {
+        waited += 1;
+        assert!(waited < 3000);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let second = run(&sim, &state, &["run", q.to_str().unwrap(), "--execute", "--yes"]).await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert_eq!(second.code, 4, "{}", second.stderr);
+    assert!(
+        second
+            .stderr
+            .contains("another alma-cohort is running query \"everyone\""),
+        "{}",
+        second.stderr
+    );
+}
