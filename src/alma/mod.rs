@@ -7,6 +7,7 @@ pub mod http;
 pub mod jobs;
 pub mod rowset;
 pub mod sets;
+pub mod users;
 
 pub use analytics::{PagingPolicy, Progress, Report, ReportQuery};
 pub use error::{Call, Error};

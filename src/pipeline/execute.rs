@@ -14,6 +14,9 @@ use crate::error::Error;
 use crate::journal::{Execution, Journal, RunRecord, now};
 use crate::query::{Escape, QuerySpec, fill};
 
+/// Refused IDs looked up one by one to say why.
+const EXPLAIN_REFUSED: usize = 20;
+
 /// How an executing run behaves (from the command line).
 #[derive(Clone, Debug)]
 pub struct ExecOptions {
@@ -375,19 +378,30 @@ async fn add_members(
             .cloned()
             .collect()
     };
+    // Say why, for the first few: usually the user does not exist in Alma.
+    let mut unknown = 0;
+    for id in invalid.iter().take(EXPLAIN_REFUSED) {
+        if client.get_user(id).await?.is_none() {
+            unknown += 1;
+        }
+    }
     if !invalid.is_empty() {
-        tracing::warn!(refused = invalid.len(), "Alma did not add some IDs (no such user)");
+        tracing::warn!(
+            refused = invalid.len(),
+            not_found = unknown,
+            "Alma did not add some IDs"
+        );
     }
     journal.members_done(run_id, cohort.len() - invalid.len(), &invalid)?;
-    journal.step_finished(
-        run_id,
-        "members",
-        Some(&format!(
-            "{} added, {} refused",
-            cohort.len() - invalid.len(),
-            invalid.len()
-        )),
-    )?;
+    let detail = match invalid.len() {
+        0 => format!("{} added, 0 refused", cohort.len()),
+        n => format!(
+            "{} added, {n} refused ({unknown} of the first {} checked are not users in Alma)",
+            cohort.len() - n,
+            n.min(EXPLAIN_REFUSED)
+        ),
+    };
+    journal.step_finished(run_id, "members", Some(&detail))?;
     Ok(())
 }
 

@@ -466,3 +466,40 @@ async fn a_second_process_on_the_same_query_is_refused() {
         second.stderr
     );
 }
+
+#[tokio::test]
+async fn ids_alma_does_not_know_are_reported_and_transient_errors_survived() {
+    let dir = temp_dir("unknown-ids");
+    let csv = dir.join("cohort.csv");
+    let mut text = String::from("Primary Identifier\n");
+    let sim0 = sim(sim_config()).await;
+    for u in sim0.handle.users().iter().take(40) {
+        text.push_str(&format!("{}\n", u.primary_id));
+    }
+    text.push_str("NO-SUCH-1\nNO-SUCH-2\n");
+    std::fs::write(&csv, text).unwrap();
+    let sim = sim(sim_config()
+        .csv_report("/shared/Mine/Cohort", &csv)
+        .fault(Fault::new(FaultKind::TooManyRequests, Target::SetOp).count(2))
+        .fault(Fault::new(FaultKind::ServerError, Target::JobInstance).count(3)))
+    .await;
+    let q = dir.join("mine.toml");
+    std::fs::write(&q, "name = \"mine\"\n[report]\npath = \"/shared/Mine/Cohort\"\n[cohort]\nid_column = \"Primary Identifier\"\n[guard]\nmax_members = 100\n").unwrap();
+    let state = dir.join("state");
+    let r = run(
+        &sim,
+        &state,
+        &["run", q.to_str().unwrap(), "--execute", "--yes", "--json"],
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = last_json(&r.stdout);
+    assert_eq!(v["members_added"], 40);
+    assert_eq!(v["invalid_ids"], serde_json::json!(["NO-SUCH-1", "NO-SUCH-2"]));
+    let report = std::fs::read_to_string(v["report_file"].as_str().unwrap()).unwrap();
+    assert!(
+        report.contains("2 refused (2 of the first 2 checked are not users in Alma)") && report.contains("`NO-SUCH-1`"),
+        "{report}"
+    );
+    assert_eq!(sim.handle.job_instances().len(), 1);
+}
