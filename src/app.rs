@@ -30,6 +30,22 @@ pub async fn run(cli: Cli) -> Result<Exit, Error> {
         Command::Runs(args) => runs(Settings::from_args(&cli.global)?, args),
         Command::Show(args) => show(Settings::from_args(&cli.global)?, args),
         Command::Demo(args) => crate::demo::run(args, quiet).await,
+        Command::Doctor(args) => crate::doctor::run(Settings::from_args(&cli.global)?, args).await,
+        Command::Completions(args) => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(args.shell, &mut cmd, "alma-cohort", &mut std::io::stdout());
+            Ok(Exit::Done)
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd)
+                .render(&mut std::io::stdout())
+                .map_err(|source| Error::Output {
+                    path: "-".into(),
+                    source,
+                })?;
+            Ok(Exit::Done)
+        }
         Command::Extract(args) => extract(Settings::from_args(&cli.global)?, args, quiet).await,
         Command::Sim(args) => sim(args).await,
     }

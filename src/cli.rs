@@ -26,9 +26,12 @@ pub struct GlobalArgs {
     /// Alma region, mapped to the official API host
     #[arg(long, global = true, value_enum)]
     pub region: Option<Region>,
-    /// Folder for the journal and per-run outputs
-    #[arg(long, global = true, env = "ALMA_COHORT_STATE", default_value = ".alma-cohort")]
-    pub state_dir: PathBuf,
+    /// Folder for the journal and per-run outputs [default: .alma-cohort, or .alma-cohort/PROFILE]
+    #[arg(long, global = true, env = "ALMA_COHORT_STATE")]
+    pub state_dir: Option<PathBuf>,
+    /// Institution profile from alma-cohort.toml (or the file in ALMA_COHORT_CONFIG); flags and env override it
+    #[arg(long, global = true, env = "ALMA_COHORT_PROFILE")]
+    pub profile: Option<String>,
     /// File holding the API key (otherwise ALMA_API_KEY)
     #[arg(long, global = true)]
     pub api_key_file: Option<PathBuf>,
@@ -50,9 +53,9 @@ pub struct GlobalArgs {
     /// Give up following a job after this many seconds (it keeps running in Alma; `resume` follows it again)
     #[arg(long, global = true, env = "ALMA_COHORT_JOB_DEADLINE", default_value_t = 43_200.0)]
     pub job_deadline: f64,
-    /// Requests per second to Alma (Alma allows 25 per institution, across all its clients)
-    #[arg(long, global = true, env = "ALMA_COHORT_PACE", default_value_t = 25)]
-    pub pace: u32,
+    /// Requests per second to Alma (Alma allows 25 per institution, across all its clients) [default: 25]
+    #[arg(long, global = true, env = "ALMA_COHORT_PACE")]
+    pub pace: Option<u32>,
     /// Repeats of a failed call that may succeed later (throttling, 5xx, network)
     #[arg(long, global = true, env = "ALMA_COHORT_MAX_RETRIES", default_value_t = 6)]
     pub max_retries: usize,
@@ -93,6 +96,12 @@ pub enum Command {
     Show(ShowArgs),
     /// The simulator in-process + an example query, executed end to end
     Demo(DemoArgs),
+    /// Preflight checklist: Alma reachable, key and its permissions, the query's report and job, state dir, quota
+    Doctor(DoctorArgs),
+    /// Print a shell completion script
+    Completions(CompletionsArgs),
+    /// Print the man page (roff)
+    Man,
     /// Page a query's report to the end and write every row (CSV, Parquet, or CSV on stdout)
     Extract(ExtractArgs),
     /// Serve the local Alma simulator (analytics, sets, jobs, users) until interrupted
@@ -168,6 +177,21 @@ pub struct ShowArgs {
     /// Print JSON on stdout
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// A query file whose report and job to check too
+    pub query: Option<PathBuf>,
+    /// Fill a {NAME} placeholder in the query's filter or where: NAME=VALUE
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]

@@ -10,6 +10,7 @@ pub mod alma;
 pub mod app;
 pub mod cli;
 pub mod demo;
+pub mod doctor;
 pub mod error;
 pub mod journal;
 pub mod output;

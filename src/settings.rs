@@ -29,6 +29,73 @@ pub enum Error {
     BadSeconds { flag: &'static str, value: f64 },
     #[error("--pace must be at least 1 request per second")]
     BadPace,
+    #[error("cannot read the config file {path}: {message}")]
+    Config { path: PathBuf, message: String },
+    #[error("no profile {name:?} in {path}\nhint: the profiles there are: {known}")]
+    NoProfile { name: String, path: PathBuf, known: String },
+    #[error(
+        "--profile {name}: no config file (looked for {path})\nhint: create alma-cohort.toml with a [profiles.{name}] table, or set ALMA_COHORT_CONFIG"
+    )]
+    NoConfig { name: String, path: PathBuf },
+}
+
+/// `alma-cohort.toml`: one profile per institution.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    #[serde(default)]
+    pub profiles: std::collections::BTreeMap<String, Profile>,
+}
+
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub display_name: Option<String>,
+    pub region: Option<String>,
+    pub base_url: Option<String>,
+    pub key_file: Option<PathBuf>,
+    pub state_dir: Option<PathBuf>,
+    pub pace: Option<u32>,
+}
+
+/// The config file: `ALMA_COHORT_CONFIG`, else `alma-cohort.toml` in the working folder.
+pub fn config_path() -> PathBuf {
+    std::env::var_os("ALMA_COHORT_CONFIG")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("alma-cohort.toml"))
+}
+
+/// The named profile, with relative paths resolved against the config file's folder.
+pub fn load_profile(name: &str) -> Result<Profile, Error> {
+    let path = config_path();
+    if !path.is_file() {
+        return Err(Error::NoConfig {
+            name: name.to_string(),
+            path,
+        });
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::Config {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    let file: ConfigFile = toml::from_str(&text).map_err(|e| Error::Config {
+        path: path.clone(),
+        message: e.message().to_string(),
+    })?;
+    let mut profile = file.profiles.get(name).cloned().ok_or_else(|| Error::NoProfile {
+        name: name.to_string(),
+        path: path.clone(),
+        known: file.profiles.keys().cloned().collect::<Vec<_>>().join(", "),
+    })?;
+    let folder = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let resolve = |p: PathBuf| if p.is_absolute() { p } else { folder.join(p) };
+    profile.key_file = profile.key_file.map(resolve);
+    profile.state_dir = profile.state_dir.map(resolve);
+    Ok(profile)
 }
 
 #[derive(Clone, Debug)]
@@ -40,7 +107,10 @@ pub struct Settings {
     pub job_deadline: Duration,
     pub pace: u32,
     pub retry: RetryPolicy,
+    /// The profile in use and its display name.
+    pub profile: Option<(String, Option<String>)>,
     key_file: Option<PathBuf>,
+    profile_key_file: Option<PathBuf>,
 }
 
 impl Settings {
@@ -52,7 +122,13 @@ impl Settings {
                 Err(Error::BadSeconds { flag, value })
             }
         };
-        if g.pace == 0 {
+        let profile = match &g.profile {
+            Some(name) => Some((name.clone(), load_profile(name)?)),
+            None => None,
+        };
+        let from_profile = profile.as_ref().map(|(_, p)| p.clone()).unwrap_or_default();
+        let pace = g.pace.or(from_profile.pace).unwrap_or(25);
+        if pace == 0 {
             return Err(Error::BadPace);
         }
         if !(g.retry_delay.is_finite() && g.retry_delay >= 0.0) {
@@ -73,30 +149,55 @@ impl Settings {
             max_retries: g.max_retries,
             jitter: !first_delay.is_zero(),
         };
+        let profile_region = match from_profile.region.as_deref() {
+            None => None,
+            Some(r) => Some(
+                <Region as clap::ValueEnum>::from_str(r, true).map_err(|_| Error::Config {
+                    path: config_path(),
+                    message: format!("region {r:?} is not one of na, eu, ap, aps, ca, cn"),
+                })?,
+            ),
+        };
         let base_url = g
             .base_url
             .clone()
             .filter(|u| !u.trim().is_empty())
-            .or_else(|| g.region.map(region_url));
+            .or_else(|| g.region.map(region_url))
+            .or(from_profile.base_url.clone())
+            .or_else(|| profile_region.map(region_url));
+        let state_dir = g
+            .state_dir
+            .clone()
+            .or(from_profile.state_dir.clone())
+            .unwrap_or_else(|| match &profile {
+                // Each institution keeps its own journal.
+                Some((name, _)) => PathBuf::from(".alma-cohort").join(name),
+                None => PathBuf::from(".alma-cohort"),
+            });
         Ok(Self {
             base_url,
-            state_dir: g.state_dir.clone(),
+            state_dir,
             request_timeout: seconds("request-timeout", g.request_timeout)?,
             poll_interval: seconds("poll-interval", g.poll_interval)?,
             job_deadline: seconds("job-deadline", g.job_deadline)?,
-            pace: g.pace,
+            pace,
             retry,
+            profile: profile.map(|(name, p)| (name, p.display_name)),
             key_file: g.api_key_file.clone(),
+            profile_key_file: from_profile.key_file,
         })
     }
 
-    /// The key: from `--api-key-file` when given, else `ALMA_API_KEY`.
+    /// The key: from `--api-key-file` when given, else `ALMA_API_KEY`, else the profile's key file.
     pub fn api_key(&self) -> Result<SecretString, Error> {
-        match &self.key_file {
-            Some(path) => read_key_file(path),
-            None => match std::env::var("ALMA_API_KEY") {
-                Ok(k) if !k.trim().is_empty() => Ok(SecretString::from(k.trim().to_string())),
-                _ => Err(Error::NoKey),
+        if let Some(path) = &self.key_file {
+            return read_key_file(path);
+        }
+        match std::env::var("ALMA_API_KEY") {
+            Ok(k) if !k.trim().is_empty() => Ok(SecretString::from(k.trim().to_string())),
+            _ => match &self.profile_key_file {
+                Some(path) => read_key_file(path),
+                None => Err(Error::NoKey),
             },
         }
     }

@@ -271,7 +271,7 @@ impl AlmaClient {
     }
 
     /// A JSON call: the answer's body as JSON (`Null` for an empty body).
-    pub(crate) async fn call_json(
+    pub async fn call_json(
         &self,
         method: Method,
         path: &str,

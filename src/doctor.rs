@@ -1,0 +1,273 @@
+//! `alma-cohort doctor`: a preflight checklist, one line per check, each failure with its fix —
+//! before the first real run, and whenever something changed (a new key, a new report).
+
+use std::time::Duration;
+
+use reqwest::Method;
+
+use crate::alma::http::Repeat;
+use crate::alma::{AlmaClient, ClientConfig, Error as AlmaError, RetryPolicy};
+use crate::cli::DoctorArgs;
+use crate::error::{Error, Exit};
+use crate::journal::{Journal, SCHEMA_VERSION};
+use crate::pipeline;
+use crate::query;
+use crate::settings::Settings;
+
+/// Fewer calls left today than this is a failed check: a run needs a few hundred at least.
+const QUOTA_FLOOR: u64 = 1000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+    pub fix: Option<String>,
+}
+
+fn ok(name: &str, detail: impl Into<String>) -> Check {
+    Check {
+        name: name.into(),
+        ok: true,
+        detail: detail.into(),
+        fix: None,
+    }
+}
+
+fn fail(name: &str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+    Check {
+        name: name.into(),
+        ok: false,
+        detail: detail.into(),
+        fix: Some(fix.into()),
+    }
+}
+
+pub async fn run(settings: Settings, args: DoctorArgs) -> Result<Exit, Error> {
+    let checks = checks(&settings, &args).await;
+    for c in &checks {
+        println!("{} {}: {}", if c.ok { "ok  " } else { "FAIL" }, c.name, c.detail);
+        if let Some(fix) = &c.fix {
+            println!("     fix: {fix}");
+        }
+    }
+    let failed = checks.iter().filter(|c| !c.ok).count();
+    if failed == 0 {
+        println!("all {} checks passed", checks.len());
+        Ok(Exit::Done)
+    } else {
+        println!("{failed} of {} checks failed", checks.len());
+        Ok(Exit::Alma)
+    }
+}
+
+pub async fn checks(settings: &Settings, args: &DoctorArgs) -> Vec<Check> {
+    let mut out = Vec::new();
+    if let Some((name, display)) = &settings.profile {
+        out.push(ok(
+            "profile",
+            format!(
+                "{name}{}",
+                display.as_ref().map(|d| format!(" ({d})")).unwrap_or_default()
+            ),
+        ));
+    }
+    out.push(state_dir_check(settings));
+    let Some(base) = settings.base_url.clone() else {
+        out.push(fail(
+            "Alma address",
+            "none given",
+            "pass --base-url URL or --region na|eu|ap|aps|ca|cn, or use a --profile",
+        ));
+        return out;
+    };
+    let key = settings.api_key();
+    let key_present = key.is_ok();
+    let mut config = ClientConfig::new(base.clone(), key.unwrap_or_else(|_| "no-key".to_string().into()));
+    config.retry = RetryPolicy::immediate(1);
+    config.request_timeout = settings.request_timeout.min(Duration::from_secs(30));
+    config.pace_per_second = settings.pace;
+    let client = match AlmaClient::new(config) {
+        Ok(c) => c,
+        Err(e) => {
+            out.push(fail(
+                "Alma address",
+                e.to_string(),
+                "give scheme, host and port only, e.g. https://api-eu.hosted.exlibrisgroup.com",
+            ));
+            return out;
+        }
+    };
+    // Reachable: any HTTP answer at all counts, even a refusal of the key.
+    let started = std::time::Instant::now();
+    let reach = client
+        .call_json(Method::GET, "conf/test", &[], None, Repeat::Always)
+        .await;
+    match &reach {
+        Err(e @ AlmaError::Transport { .. }) => {
+            out.push(fail(
+                "Alma reachable",
+                format!("{base}: {}", crate::error::chain(e)),
+                "check --base-url/--region, the network and any proxy",
+            ));
+            return out;
+        }
+        _ => out.push(ok(
+            "Alma reachable",
+            format!("{base} answered in {:.2} s", started.elapsed().as_secs_f64()),
+        )),
+    }
+    if !key_present {
+        out.push(fail(
+            "API key",
+            "none given",
+            "set ALMA_API_KEY, pass --api-key-file PATH, or give key_file in the profile",
+        ));
+        return out;
+    }
+    let areas: [(&str, Method, &str, &str); 4] = [
+        (
+            "key may read Analytics",
+            Method::GET,
+            "analytics/test",
+            "Analytics — Read-only",
+        ),
+        (
+            "key may read Configuration",
+            Method::GET,
+            "conf/test",
+            "Configuration — Read-only (or Read/write)",
+        ),
+        (
+            "key may write Configuration",
+            Method::POST,
+            "conf/test",
+            "Configuration — Read/write (sets and jobs need it)",
+        ),
+        (
+            "key may read Users",
+            Method::GET,
+            "users/operation/test",
+            "Users — Read-only",
+        ),
+    ];
+    let mut area_checks = Vec::new();
+    for (name, method, path, grant) in areas {
+        let body = (method == Method::POST).then(|| serde_json::json!({}));
+        let result = client
+            .call_json(method, path, &[], body.as_ref(), Repeat::OnlyIfNotReceived)
+            .await;
+        area_checks.push(match result {
+            Ok(_) => ok(name, "yes"),
+            Err(e) => fail(
+                name,
+                crate::error::chain(&e),
+                format!("in the Ex Libris Developer Network, give this key the API permission \"{grant}\" for the production environment"),
+            ),
+        });
+    }
+    let accepted = area_checks.iter().any(|c| c.ok);
+    out.push(if accepted {
+        ok("API key accepted", "Alma knows the key")
+    } else {
+        fail(
+            "API key accepted",
+            "Alma refused the key for every area",
+            "check the key (ALMA_API_KEY / key file) and that it belongs to this institution and region",
+        )
+    });
+    out.extend(area_checks);
+    if let Some(path) = &args.query {
+        out.extend(query_checks(&client, path, &args.params).await);
+    }
+    out.push(match client.quota_remaining() {
+        Some(n) if n >= QUOTA_FLOOR => ok("daily API quota", format!("{n} calls left today")),
+        Some(n) => fail(
+            "daily API quota",
+            format!("only {n} calls left today"),
+            "wait for the quota to reset at midnight (institution time), or lower other API use",
+        ),
+        None => ok("daily API quota", "not reported by this Alma"),
+    });
+    out
+}
+
+async fn query_checks(client: &AlmaClient, path: &std::path::Path, params: &[String]) -> Vec<Check> {
+    let mut out = Vec::new();
+    let spec = match crate::app::parse_params(params).and_then(|p| Ok(query::load(path, &p)?)) {
+        Ok(spec) => spec,
+        Err(e) => {
+            out.push(fail(
+                "query file",
+                crate::error::chain(&e),
+                "fix the query file (alma-cohort validate shows the same)",
+            ));
+            return out;
+        }
+    };
+    out.push(ok("query file", format!("{} is valid", path.display())));
+    match client.report_headings(&pipeline::report_query(&spec)).await {
+        Ok(headings) => {
+            let refs: Vec<&str> = headings.iter().map(String::as_str).collect();
+            out.push(match pipeline::check_report_headings(&spec, &refs) {
+                Ok(()) => ok("report", format!("{} has the headings the query names", spec.report.path)),
+                Err(e) => fail("report", crate::error::chain(&e), "fix the heading in the query file, or add the column to the saved report"),
+            });
+        }
+        Err(e) => out.push(fail(
+            "report",
+            format!("{}: {}", spec.report.path, crate::error::chain(&e)),
+            "check the report's path in Alma Analytics (Catalog → the report → Properties) and that the key may read Analytics",
+        )),
+    }
+    let job = match &spec.job.id {
+        Some(id) => client
+            .call_json(Method::GET, &format!("conf/jobs/{id}"), &[], None, Repeat::Always)
+            .await
+            .map(|_| format!("job {id} (fixed in the query) exists")),
+        None => client
+            .find_job_by_name(&spec.job.name)
+            .await
+            .map(|id| format!("exactly one MANUAL job is called {:?}: {id}", spec.job.name)),
+    };
+    out.push(match job {
+        Ok(detail) => ok("job", detail),
+        Err(e) => fail(
+            "job",
+            crate::error::chain(&e),
+            "check [job] name or id in the query file against Alma's Run a Job list",
+        ),
+    });
+    out
+}
+
+fn state_dir_check(settings: &Settings) -> Check {
+    let dir = &settings.state_dir;
+    let probe = dir.join(".doctor-write-test");
+    let writable = std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&probe, b"ok"))
+        .and_then(|()| std::fs::remove_file(&probe));
+    if let Err(e) = writable {
+        return fail(
+            "state dir",
+            format!("{} is not writable: {e}", dir.display()),
+            "pass --state-dir to a folder you can write, or fix its permissions",
+        );
+    }
+    match Journal::open(dir).and_then(|j| j.schema_version()) {
+        Ok(v) if v == SCHEMA_VERSION => ok(
+            "state dir",
+            format!("{} is writable; its journal is at schema {v}", dir.display()),
+        ),
+        Ok(v) => fail(
+            "state dir",
+            format!("journal schema {v}, expected {SCHEMA_VERSION}"),
+            "run a matching alma-cohort",
+        ),
+        Err(e) => fail(
+            "state dir",
+            crate::error::chain(&e),
+            "use a state dir made by this or an older alma-cohort",
+        ),
+    }
+}
