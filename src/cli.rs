@@ -21,16 +21,22 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// Alma API base URL: scheme, host and port only (the client appends /almaws/v1/...)
-    #[arg(long, global = true, env = "ALMA_BASE_URL", conflicts_with = "region")]
+    #[arg(
+        long,
+        global = true,
+        env = "ALMA_BASE_URL",
+        hide_env_values = true,
+        conflicts_with = "region"
+    )]
     pub base_url: Option<String>,
     /// Alma region, mapped to the official API host
     #[arg(long, global = true, value_enum)]
     pub region: Option<Region>,
     /// Folder for the journal and per-run outputs [default: .alma-cohort, or .alma-cohort/PROFILE]
-    #[arg(long, global = true, env = "ALMA_COHORT_STATE")]
+    #[arg(long, global = true, env = "ALMA_COHORT_STATE", hide_env_values = true)]
     pub state_dir: Option<PathBuf>,
     /// Institution profile from alma-cohort.toml (or the file in ALMA_COHORT_CONFIG); flags and env override it
-    #[arg(long, global = true, env = "ALMA_COHORT_PROFILE")]
+    #[arg(long, global = true, env = "ALMA_COHORT_PROFILE", hide_env_values = true)]
     pub profile: Option<String>,
     /// File holding the API key (otherwise ALMA_API_KEY)
     #[arg(long, global = true)]
@@ -45,22 +51,52 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// Seconds one HTTP request to Alma may take, answer included
-    #[arg(long, global = true, env = "ALMA_COHORT_REQUEST_TIMEOUT", default_value_t = 120.0)]
+    #[arg(
+        long,
+        global = true,
+        env = "ALMA_COHORT_REQUEST_TIMEOUT",
+        hide_env_values = true,
+        default_value_t = 120.0
+    )]
     pub request_timeout: f64,
     /// First wait between job-instance polls, in seconds (it grows from there, up to 5 minutes)
-    #[arg(long, global = true, env = "ALMA_COHORT_POLL_INTERVAL", default_value_t = 15.0)]
+    #[arg(
+        long,
+        global = true,
+        env = "ALMA_COHORT_POLL_INTERVAL",
+        hide_env_values = true,
+        default_value_t = 15.0
+    )]
     pub poll_interval: f64,
     /// Give up following a job after this many seconds (it keeps running in Alma; `resume` follows it again)
-    #[arg(long, global = true, env = "ALMA_COHORT_JOB_DEADLINE", default_value_t = 43_200.0)]
+    #[arg(
+        long,
+        global = true,
+        env = "ALMA_COHORT_JOB_DEADLINE",
+        hide_env_values = true,
+        default_value_t = 43_200.0
+    )]
     pub job_deadline: f64,
     /// Requests per second to Alma (Alma allows 25 per institution, across all its clients) [default: 25]
-    #[arg(long, global = true, env = "ALMA_COHORT_PACE")]
+    #[arg(long, global = true, env = "ALMA_COHORT_PACE", hide_env_values = true)]
     pub pace: Option<u32>,
     /// Repeats of a failed call that may succeed later (throttling, 5xx, network)
-    #[arg(long, global = true, env = "ALMA_COHORT_MAX_RETRIES", default_value_t = 6)]
+    #[arg(
+        long,
+        global = true,
+        env = "ALMA_COHORT_MAX_RETRIES",
+        hide_env_values = true,
+        default_value_t = 6
+    )]
     pub max_retries: usize,
     /// First wait before a repeat, in seconds; it doubles (with jitter) up to 30 s
-    #[arg(long, global = true, env = "ALMA_COHORT_RETRY_DELAY", default_value_t = 1.0)]
+    #[arg(
+        long,
+        global = true,
+        env = "ALMA_COHORT_RETRY_DELAY",
+        hide_env_values = true,
+        default_value_t = 1.0
+    )]
     pub retry_delay: f64,
 }
 

@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 /// The schema this build writes; older journals are migrated on open.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -78,6 +78,8 @@ pub struct RunRecord {
     pub counters: Vec<(String, String, String)>,
     pub alerts: Vec<(String, String)>,
     pub error: Option<String>,
+    /// The plan's counts when the run started: report rows, drops by reason, breakdown.
+    pub plan: serde_json::Value,
     pub steps: Vec<Step>,
     /// Batches of members recorded as added: `(batch, first, count)`.
     pub batches: Vec<(usize, usize, usize)>,
@@ -236,6 +238,11 @@ impl Journal {
             )
             .map_err(sql)?;
         }
+        if found < 2 {
+            // v2: the plan's counts (report rows, drops by reason, breakdown) for reports.
+            tx.execute_batch("ALTER TABLE runs ADD COLUMN plan TEXT NOT NULL DEFAULT 'null';")
+                .map_err(sql)?;
+        }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(sql)?;
         tx.commit().map_err(sql)
     }
@@ -249,8 +256,8 @@ impl Journal {
         };
         let tx = self.conn.transaction().map_err(sql)?;
         tx.execute(
-            "INSERT INTO runs (run_id, query, query_file, query_hash, params, period, started_at, status, run_by, cohort_size, execution)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            "INSERT INTO runs (run_id, query, query_file, query_hash, params, period, started_at, status, run_by, cohort_size, execution, plan)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             params![
                 run.run_id,
                 run.query,
@@ -263,6 +270,7 @@ impl Journal {
                 run.run_by,
                 run.cohort_size as i64,
                 json(&run.execution),
+                json(&run.plan),
             ],
         )
         .map_err(sql)?;
@@ -407,7 +415,7 @@ impl Journal {
             .query_row(
                 "SELECT run_id, query, query_file, query_hash, params, period, started_at, finished_at, status, run_by,
                         cohort_size, execution, set_id, members_added, invalid_ids, job_id, job_submit_started_at,
-                        job_instance_id, job_status, counters, alerts, error
+                        job_instance_id, job_status, counters, alerts, error, plan
                  FROM runs WHERE run_id = ?1",
                 [run_id],
                 |r| {
@@ -445,6 +453,7 @@ impl Journal {
                             r.get::<_, String>(19)?,
                             r.get::<_, String>(20)?,
                             r.get::<_, Option<String>>(21)?,
+                            r.get::<_, String>(22)?,
                         ),
                     ))
                 },
@@ -464,7 +473,7 @@ impl Journal {
         let (
             (set_id, members_added, invalid_ids, job_id),
             (job_submit_started_at, job_instance_id, job_status),
-            (counters, alerts, error),
+            (counters, alerts, error, plan),
         ) = (row.3, row.4, row.5);
         let mut steps_stmt = self
             .conn
@@ -522,6 +531,7 @@ impl Journal {
             counters: serde_json::from_str(&counters).map_err(corrupt)?,
             alerts: serde_json::from_str(&alerts).map_err(corrupt)?,
             error,
+            plan: serde_json::from_str(&plan).map_err(corrupt)?,
             steps,
             batches,
         })
@@ -591,6 +601,7 @@ mod tests {
             counters: vec![],
             alerts: vec![],
             error: None,
+            plan: serde_json::Value::Null,
             steps: vec![],
             batches: vec![],
         }

@@ -169,6 +169,7 @@ pub fn start_run(
         counters: Vec::new(),
         alerts: Vec::new(),
         error: None,
+        plan: serde_json::to_value(plan.to_json()).unwrap_or_default(),
         steps: Vec::new(),
         batches: Vec::new(),
     };

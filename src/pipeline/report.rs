@@ -20,6 +20,8 @@ pub fn write_run_files(state_dir: &Path, record: &RunRecord, cohort: &[String]) 
     std::fs::write(&summary, json).map_err(io(&summary))?;
     let report = folder.join("report.md");
     std::fs::write(&report, markdown(record, cohort)).map_err(io(&report))?;
+    let html = folder.join("report.html");
+    std::fs::write(&html, html_report(record, cohort)?).map_err(io(&html))?;
     if !folder.join("cohort.csv").exists() {
         let mut csv = String::from("primary_id\n");
         for id in cohort {
@@ -137,4 +139,118 @@ pub fn markdown(r: &RunRecord, cohort: &[String]) -> String {
             .unwrap_or_default()
     );
     s
+}
+
+const HTML_TEMPLATE: &str = include_str!("../../templates/report.html");
+
+#[derive(serde::Serialize)]
+struct Bar {
+    label: String,
+    value: usize,
+    width: usize,
+    y: usize,
+}
+
+#[derive(serde::Serialize)]
+struct Chart {
+    title: String,
+    color: &'static str,
+    height: usize,
+    bars: Vec<Bar>,
+}
+
+/// Horizontal bars, the longest 240 px wide.
+fn chart(title: String, color: &'static str, items: Vec<(String, usize)>) -> Chart {
+    let max = items.iter().map(|(_, n)| *n).max().unwrap_or(0).max(1);
+    let bars: Vec<Bar> = items
+        .into_iter()
+        .enumerate()
+        .map(|(i, (label, value))| Bar {
+            label,
+            value,
+            width: value * 240 / max,
+            y: i * 22,
+        })
+        .collect();
+    Chart {
+        title,
+        color,
+        height: bars.len() * 22 + 4,
+        bars,
+    }
+}
+
+/// One self-contained page (no network, no scripts): the run, the cohort by group and the drops
+/// by reason as inline SVG bars, the job's counters and alerts, and the IDs.
+pub fn html_report(r: &RunRecord, cohort: &[String]) -> Result<String, Error> {
+    let mut charts = Vec::new();
+    if let Some(breakdown) = r.plan.get("breakdown").and_then(|b| b.as_array()) {
+        for b in breakdown.iter().take(3) {
+            let column = b.get("column").and_then(|c| c.as_str()).unwrap_or_default();
+            let items = b
+                .get("counts")
+                .and_then(|c| c.as_array())
+                .map(|counts| {
+                    counts
+                        .iter()
+                        .map(|pair| {
+                            let label = pair.get(0).and_then(|v| v.as_str()).unwrap_or("(empty)").to_string();
+                            (label, pair.get(1).and_then(|n| n.as_u64()).unwrap_or(0) as usize)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            charts.push(chart(format!("By {column}"), "#3b6fd4", items));
+        }
+    }
+    if let Some(dropped) = r.plan.get("dropped").and_then(|d| d.as_array()) {
+        let items = dropped
+            .iter()
+            .map(|d| {
+                let label = d
+                    .get("description")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_string();
+                (label, d.get("rows").and_then(|n| n.as_u64()).unwrap_or(0) as usize)
+            })
+            .collect();
+        charts.push(chart("Rows dropped, by reason".into(), "#c46a2b", items));
+    }
+    let invalid: std::collections::HashSet<String> = r.invalid_ids.iter().map(|i| i.to_lowercase()).collect();
+    let notified: Vec<&String> = cohort
+        .iter()
+        .filter(|id| !invalid.contains(&id.to_lowercase()))
+        .collect();
+    let counters: Vec<(String, String)> = r
+        .counters
+        .iter()
+        .map(|(code, desc, v)| (if desc.is_empty() { code.clone() } else { desc.clone() }, v.clone()))
+        .collect();
+    let params = if r.params.is_empty() {
+        "none".to_string()
+    } else {
+        r.params
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut env = minijinja::Environment::new();
+    env.add_template("report.html", HTML_TEMPLATE)
+        .map_err(|e| Error::Usage(format!("report template: {e}")))?;
+    let template = env
+        .get_template("report.html")
+        .map_err(|e| Error::Usage(format!("report template: {e}")))?;
+    template
+        .render(minijinja::context! {
+            run => minijinja::Value::from(minijinja::value::Serde(r)),
+            hash => &r.query_hash[..r.query_hash.len().min(12)],
+            params => params,
+            report_rows => r.plan.get("report").and_then(|p| p.get("rows")).and_then(|n| n.as_u64()).unwrap_or(0),
+            charts => minijinja::Value::from(minijinja::value::Serde(&charts)),
+            counters => minijinja::Value::from(minijinja::value::Serde(&counters)),
+            notified => minijinja::Value::from(minijinja::value::Serde(&notified)),
+        })
+        .map_err(|e| Error::Usage(format!("report template: {e}")))
 }

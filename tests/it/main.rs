@@ -7,6 +7,7 @@ mod support;
 mod cli;
 mod execute;
 mod extract;
+mod operator;
 mod plan;
 mod sim_analytics;
 mod sim_gateway;
