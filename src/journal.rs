@@ -649,6 +649,22 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_journal_is_migrated_and_keeps_its_runs() {
+        let d = dir("migrate");
+        let mut j = Journal::open(&d).unwrap();
+        j.create_run(&record("old", None), &["a".into()]).unwrap();
+        // Make it look like a journal written by schema 1.
+        j.conn
+            .execute_batch("ALTER TABLE runs DROP COLUMN plan; PRAGMA user_version = 1;")
+            .unwrap();
+        drop(j);
+        let j = Journal::open(&d).unwrap();
+        assert_eq!(j.schema_version().unwrap(), SCHEMA_VERSION);
+        let r = j.run("old").unwrap();
+        assert_eq!((r.run_id.as_str(), r.plan.clone()), ("old", serde_json::Value::Null));
+    }
+
+    #[test]
     fn one_process_per_query_and_newer_schemas_refused() {
         let d = dir("lock");
         let held = lock_query(&d, "q").unwrap();

@@ -159,7 +159,7 @@ struct Chart {
     bars: Vec<Bar>,
 }
 
-/// Horizontal bars, the longest 240 px wide.
+/// Horizontal bars, the longest 180 units wide (labels take the first 210).
 fn chart(title: String, color: &'static str, items: Vec<(String, usize)>) -> Chart {
     let max = items.iter().map(|(_, n)| *n).max().unwrap_or(0).max(1);
     let bars: Vec<Bar> = items
@@ -168,7 +168,7 @@ fn chart(title: String, color: &'static str, items: Vec<(String, usize)>) -> Cha
         .map(|(i, (label, value))| Bar {
             label,
             value,
-            width: value * 240 / max,
+            width: value * 180 / max,
             y: i * 22,
         })
         .collect();
