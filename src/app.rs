@@ -93,30 +93,15 @@ async fn plan(settings: Settings, args: PlanArgs, quiet: bool) -> Result<Exit, E
     let spec = load_query(&args.query)?;
     pipeline::check_offline(&spec)?;
     let client = AlmaClient::new(settings.client_config()?)?;
-    let bar = progress_bar(quiet);
-    let mut on_page = page_progress(&bar);
-    let planned = pipeline::plan(
-        &client,
-        spec,
-        &settings.state_dir,
-        &PagingPolicy::default(),
-        &mut on_page,
-    )
-    .await;
-    bar.finish_and_clear();
-    let plan = planned?;
+    let plan = plan_with_progress(&settings, &client, spec, quiet).await?;
     if args.json {
         let text = serde_json::to_string(&plan.to_json()).map_err(|e| Error::Usage(e.to_string()))?;
         println!("{text}");
     } else {
         println!("{}", plan.summary());
     }
-    if let Some(refused) = plan.refusal() {
-        return Err(Error::Guard {
-            guard: refused.guard,
-            detail: refused.detail.clone(),
-            hint: refused.hint.clone(),
-        });
+    if let Some(refusal) = plan.refusal_error() {
+        return Err(refusal);
     }
     Ok(Exit::Done)
 }
@@ -147,30 +132,15 @@ pub async fn execute(settings: Settings, args: RunArgs, quiet: bool) -> Result<E
     }
     let params = parse_params(&args.plan.query.params)?.into_iter().collect::<Vec<_>>();
     let client = AlmaClient::new(settings.client_config()?)?;
-    let bar = progress_bar(quiet);
-    let mut on_page = page_progress(&bar);
-    let planned = pipeline::plan(
-        &client,
-        spec,
-        &settings.state_dir,
-        &PagingPolicy::default(),
-        &mut on_page,
-    )
-    .await;
-    bar.finish_and_clear();
-    let plan = planned?;
+    let plan = plan_with_progress(&settings, &client, spec, quiet).await?;
     // With --json, stdout carries only the final JSON object.
     if json {
         eprintln!("{}", plan.summary());
     } else {
         println!("{}", plan.summary());
     }
-    if let Some(refused) = plan.refusal() {
-        return Err(Error::Guard {
-            guard: refused.guard,
-            detail: refused.detail.clone(),
-            hint: refused.hint.clone(),
-        });
+    if let Some(refusal) = plan.refusal_error() {
+        return Err(refusal);
     }
     confirm(&plan, args.yes)?;
     let record = execute::start_run(&mut journal, &plan, &params, args.period.as_deref())?;
@@ -314,6 +284,27 @@ fn show(settings: Settings, args: ShowArgs) -> Result<Exit, Error> {
         );
     }
     Ok(Exit::Done)
+}
+
+/// `pipeline::plan` with a progress bar while the report is read.
+async fn plan_with_progress(
+    settings: &Settings,
+    client: &AlmaClient,
+    spec: query::QuerySpec,
+    quiet: bool,
+) -> Result<pipeline::Plan, Error> {
+    let bar = progress_bar(quiet);
+    let mut on_page = page_progress(&bar);
+    let planned = pipeline::plan(
+        client,
+        spec,
+        &settings.state_dir,
+        &PagingPolicy::default(),
+        &mut on_page,
+    )
+    .await;
+    bar.finish_and_clear();
+    planned
 }
 
 fn page_progress(bar: &ProgressBar) -> impl FnMut(Progress) + Send + use<> {

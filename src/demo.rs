@@ -53,12 +53,8 @@ pub async fn run(args: DemoArgs, quiet: bool) -> Result<Exit, Error> {
     if !quiet {
         println!("{}\n", plan.summary());
     }
-    if let Some(refused) = plan.refusal() {
-        return Err(Error::Guard {
-            guard: refused.guard,
-            detail: refused.detail.clone(),
-            hint: refused.hint.clone(),
-        });
+    if let Some(refusal) = plan.refusal_error() {
+        return Err(refusal);
     }
     let record = execute::start_run(&mut journal, &plan, &[], Some("demo"))?;
     let poll = PollPolicy {

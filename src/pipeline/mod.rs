@@ -68,6 +68,15 @@ impl Plan {
     pub fn refusal(&self) -> Option<&GuardCheck> {
         self.guards.iter().find(|g| g.ok == Some(false))
     }
+
+    /// The refusal as the error that stops the run (exit 4).
+    pub fn refusal_error(&self) -> Option<Error> {
+        self.refusal().map(|g| Error::Guard {
+            guard: g.guard,
+            detail: g.detail.clone(),
+            hint: g.hint.clone(),
+        })
+    }
 }
 
 /// Reads the exclusion files: one ID per line, `#` comments and blank lines skipped, compared
