@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::alma::{AlmaClient, PagingPolicy, Progress};
+use crate::alma::{AlmaClient, Progress};
 use crate::cli::{
     Cli, Command, ExtractArgs, ListArgs, PlanArgs, QueryArgs, ResumeArgs, RunArgs, ShowArgs, SimArgs, ValidateArgs,
 };
@@ -299,7 +299,7 @@ async fn plan_with_progress(
         client,
         spec,
         &settings.state_dir,
-        &PagingPolicy::default(),
+        &settings.paging_policy(),
         &mut on_page,
     )
     .await;
@@ -323,7 +323,7 @@ async fn extract(settings: Settings, args: ExtractArgs, quiet: bool) -> Result<E
     let mut on_page = page_progress(&bar);
     let started = std::time::Instant::now();
     let fetched = client
-        .fetch_report(&pipeline::report_query(&spec), &PagingPolicy::default(), &mut on_page)
+        .fetch_report(&pipeline::report_query(&spec), &settings.paging_policy(), &mut on_page)
         .await;
     bar.finish_and_clear();
     let report = fetched?;

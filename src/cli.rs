@@ -278,7 +278,7 @@ pub struct SimArgs {
     /// Say IsFinished=true after this many pages even with rows left
     #[arg(long)]
     pub premature_finish_after: Option<u32>,
-    /// Inject a fault: KIND@TARGET[,skip=N][,count=N][,ms=N]; KIND is 5xx, 429, drop, drop-after or slow
+    /// Inject a fault: KIND@TARGET[,skip=N][,count=N][,ms=N]; KIND is 5xx, 429, drop, drop-after, slow or 420033
     #[arg(long = "fault", value_name = "SPEC")]
     pub faults: Vec<String>,
     /// How Update/Notify Users runs end

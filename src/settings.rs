@@ -213,6 +213,25 @@ impl Settings {
 }
 
 impl Settings {
+    /// How reports are paged: a still-loading report is asked again after waits that start at
+    /// twice --retry-delay (2 s by default) and double up to 30 s.
+    pub fn paging_policy(&self) -> crate::alma::PagingPolicy {
+        let first = self.retry.first_delay * 2;
+        crate::alma::PagingPolicy {
+            empty_page_waits: RetryPolicy {
+                first_delay: first,
+                max_delay: if first.is_zero() {
+                    Duration::ZERO
+                } else {
+                    first.max(Duration::from_secs(30))
+                },
+                max_retries: 10,
+                jitter: !first.is_zero(),
+            },
+            ..crate::alma::PagingPolicy::default()
+        }
+    }
+
     /// How jobs are followed: the first wait is --poll-interval, growing 1.5× up to 5 minutes.
     pub fn poll_policy(&self) -> crate::alma::PollPolicy {
         crate::alma::PollPolicy {

@@ -89,6 +89,8 @@ pub enum FaultKind {
     DropAfter,
     /// The answer comes this much later (a client timeout leaves nothing processed).
     Slow(Duration),
+    /// HTTP 500 with 420033 "No more rows to fetch" (an expired or lost report token).
+    NoMoreRows,
 }
 
 /// A fault injected into requests for `target`: requests `skip+1 ..= skip+count` (counted per
@@ -151,12 +153,13 @@ impl FromStr for Fault {
             "429" => FaultKind::TooManyRequests,
             "drop" => FaultKind::DropBefore,
             "drop-after" => FaultKind::DropAfter,
+            "420033" => FaultKind::NoMoreRows,
             "slow" => FaultKind::Slow(Duration::from_millis(
                 ms.ok_or_else(|| format!("fault {s:?}: slow needs ms=N"))?.into(),
             )),
             other => {
                 return Err(format!(
-                    "fault {s:?}: unknown kind {other:?} (5xx, 429, drop, drop-after, slow)"
+                    "fault {s:?}: unknown kind {other:?} (5xx, 429, drop, drop-after, slow, 420033)"
                 ));
             }
         };

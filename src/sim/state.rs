@@ -294,6 +294,12 @@ impl State {
                     ));
                 }
                 FaultKind::DropBefore => answer = Some(Admission::DropBefore),
+                FaultKind::NoMoreRows => {
+                    let tracking = format!("E01-fault-{n}");
+                    let e = AppError::bad_request("420033", "No more rows to fetch")
+                        .with_status(StatusCode::INTERNAL_SERVER_ERROR);
+                    answer = Some(Admission::Answer(e.into_reply(req.format, &tracking)));
+                }
                 FaultKind::DropAfter => drop_after = true,
                 FaultKind::Slow(d) => delay += d,
             }

@@ -15,7 +15,7 @@ use crate::support::*;
 
 /// A query over "All users": the cohort is every user (externals too, so the set holds people
 /// who must get no letter).
-fn all_users_query(dir: &Path, max_members: usize) -> PathBuf {
+pub fn all_users_query(dir: &Path, max_members: usize) -> PathBuf {
     let p = dir.join("everyone.toml");
     std::fs::write(
         &p,
@@ -27,7 +27,7 @@ fn all_users_query(dir: &Path, max_members: usize) -> PathBuf {
     p
 }
 
-fn command(sim: &Sim, state: &Path, args: &[&str]) -> Command {
+pub fn command(sim: &Sim, state: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_alma-cohort"));
     cmd.arg("--base-url")
         .arg(sim.handle.base_url())
@@ -43,7 +43,7 @@ fn command(sim: &Sim, state: &Path, args: &[&str]) -> Command {
     cmd
 }
 
-async fn run(sim: &Sim, state: &Path, args: &[&str]) -> Run {
+pub async fn run(sim: &Sim, state: &Path, args: &[&str]) -> Run {
     let mut cmd = command(sim, state, args);
     let out = tokio::task::spawn_blocking(move || cmd.output().expect("runs"))
         .await
@@ -55,7 +55,7 @@ async fn run(sim: &Sim, state: &Path, args: &[&str]) -> Run {
     }
 }
 
-fn last_json(stdout: &str) -> Value {
+pub fn last_json(stdout: &str) -> Value {
     stdout
         .lines()
         .rev()
@@ -64,7 +64,7 @@ fn last_json(stdout: &str) -> Value {
 }
 
 /// One set holding exactly the cohort, one job instance, one letter per INTERNAL member.
-fn assert_done_once(sim: &Sim) {
+pub fn assert_done_once(sim: &Sim) {
     let users = sim.handle.users();
     let sets = sim.handle.sets();
     assert_eq!(sets.len(), 1, "exactly one set: {sets:?}");
@@ -95,7 +95,7 @@ fn assert_done_once(sim: &Sim) {
     );
 }
 
-fn sim_config() -> SimConfig {
+pub fn sim_config() -> SimConfig {
     SimConfig::default()
         .users(2600)
         .seed(11)

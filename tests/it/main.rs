@@ -5,10 +5,13 @@
 mod support;
 
 mod cli;
+mod crash;
 mod execute;
 mod extract;
+mod faults;
 mod operator;
 mod plan;
+mod security;
 mod sim_analytics;
 mod sim_gateway;
 mod sim_jobs;
