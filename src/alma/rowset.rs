@@ -293,9 +293,14 @@ impl<'a> PageParser<'a> {
         let mut depth = 0usize;
         loop {
             let position = reader.buffer_position();
-            let (ns, event) = reader.read_resolved_event_into(&mut buf).map_err(|e| ParseError::Xml {
-                position,
-                message: e.to_string(),
+            let (ns, event) = reader.read_resolved_event_into(&mut buf).map_err(|e| {
+                let message = e.to_string();
+                // A body cut off mid-tag is a truncation, not bad XML.
+                if message.contains("end of input") {
+                    ParseError::Truncated { position }
+                } else {
+                    ParseError::Xml { position, message }
+                }
             })?;
             match event {
                 Event::Start(e) => {
