@@ -151,10 +151,12 @@ pub struct QuerySpec {
 
 /// Reads and validates a query file, filling placeholders from `params`.
 pub fn load(path: &Path, params: &Params) -> Result<QuerySpec, Error> {
-    let source = std::fs::read_to_string(path).map_err(|source| Error::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let source = std::fs::read_to_string(path).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
+    parse(source, path, params)
+}
+
+/// Validates a query file's text; `path` names it in errors and anchors its relative paths.
+pub fn parse(source: String, path: &Path, params: &Params) -> Result<QuerySpec, Error> {
     let raw: raw::QueryFile = toml::from_str(&source).map_err(|e| {
         let (line, column) = match e.span() {
             Some(span) => {
@@ -163,12 +165,7 @@ pub fn load(path: &Path, params: &Params) -> Result<QuerySpec, Error> {
             }
             None => (None, None),
         };
-        Error::Syntax {
-            path: path.to_path_buf(),
-            line,
-            column,
-            message: e.message().trim().to_string(),
-        }
+        Error::Syntax { path: path.to_path_buf(), line, column, message: e.message().trim().to_string() }
     })?;
     raw.validate(path, source, params)
 }

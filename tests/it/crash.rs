@@ -35,7 +35,7 @@ async fn killed_at_random_points_then_resumed() {
         let dir = temp_dir(&format!("crash-{i}"));
         let state = dir.join("state");
         let q = all_users_query(&dir, 5000);
-        let k = rng.random_range(1..=12usize);
+        let k = rng.random_range(1..=11usize);
         let after_answer = rng.random_bool(0.5);
         let mut child = command(&sim, &state, &["run", q.to_str().unwrap(), "--execute", "--yes"])
             .stdout(Stdio::null())
