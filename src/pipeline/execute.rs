@@ -311,6 +311,8 @@ async fn add_members(
             .collect()
     };
     let mut attempts = 0;
+    // Batches are numbered across attempts; `first` is how many IDs this run had in the set before.
+    let mut batch_no = record.batches.len();
     let mut last_count = None;
     loop {
         let missing: Vec<String> = cohort
@@ -319,18 +321,15 @@ async fn add_members(
             .cloned()
             .collect();
         let mut failed = None;
-        for (n, batch) in missing.chunks(alma::sets::MAX_MEMBERS_PER_CALL).enumerate() {
+        for batch in missing.chunks(alma::sets::MAX_MEMBERS_PER_CALL) {
             match client.add_members(set, batch).await {
                 Ok(info) => {
+                    let before = cohort.iter().filter(|id| present.contains(&id.to_lowercase())).count();
                     present.extend(batch.iter().map(|i| i.to_lowercase()));
                     last_count = Some(info.members);
-                    journal.batch_done(
-                        run_id,
-                        record.batches.len() + n,
-                        cohort.len() - missing.len() + n * alma::sets::MAX_MEMBERS_PER_CALL,
-                        batch.len(),
-                    )?;
-                    tracing::info!(batch = n + 1, members = info.members, "members added");
+                    journal.batch_done(run_id, batch_no, before, batch.len())?;
+                    batch_no += 1;
+                    tracing::info!(batch = batch_no, members = info.members, "members added");
                 }
                 Err(e) => {
                     failed = Some(e);

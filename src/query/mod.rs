@@ -151,7 +151,10 @@ pub struct QuerySpec {
 
 /// Reads and validates a query file, filling placeholders from `params`.
 pub fn load(path: &Path, params: &Params) -> Result<QuerySpec, Error> {
-    let source = std::fs::read_to_string(path).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
+    let source = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     parse(source, path, params)
 }
 
@@ -165,7 +168,12 @@ pub fn parse(source: String, path: &Path, params: &Params) -> Result<QuerySpec, 
             }
             None => (None, None),
         };
-        Error::Syntax { path: path.to_path_buf(), line, column, message: e.message().trim().to_string() }
+        Error::Syntax {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message: e.message().trim().to_string(),
+        }
     })?;
     raw.validate(path, source, params)
 }
