@@ -13,7 +13,7 @@ use alma_cohort::sim::{Fault, FaultKind, Target};
 use rand::{Rng, SeedableRng};
 
 use crate::cli::temp_dir;
-use crate::execute::{all_users_query, assert_done_once, command, run, sim_config};
+use crate::execute::{all_users_query, assert_done_once, command, run, runs_json, sim_config};
 use crate::support::*;
 
 fn env_or(name: &str, default: u64) -> u64 {
@@ -75,8 +75,7 @@ async fn killed_at_random_points_then_resumed() {
         // Finish it: resume the journaled run, or start again if the kill came before the journal had one.
         let mut finished = false;
         for _ in 0..5 {
-            let listed: serde_json::Value =
-                serde_json::from_str(&run(&sim, &state, &["runs", "--json"]).await.stdout).unwrap_or_default();
+            let listed: serde_json::Value = runs_json(&sim, &state).await;
             let list = listed.as_array().cloned().unwrap_or_default();
             if list.iter().any(|r| r["status"] == "completed") {
                 finished = true;

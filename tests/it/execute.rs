@@ -55,6 +55,11 @@ pub async fn run(sim: &Sim, state: &Path, args: &[&str]) -> Run {
     }
 }
 
+/// The journal's runs (`runs --json`), newest first.
+pub async fn runs_json(sim: &Sim, state: &Path) -> Value {
+    serde_json::from_str(&run(sim, state, &["runs", "--json"]).await.stdout).unwrap_or_default()
+}
+
 pub fn last_json(stdout: &str) -> Value {
     stdout
         .lines()
@@ -402,11 +407,7 @@ async fn failed_jobs_exit_1_with_their_alerts() {
 async fn job_thresholds_say_when_to_try_again_and_leave_a_resumable_run() {
     let sim = sim(sim_config().job_outcome(JobOutcome::NeverFinishes)).await;
     // Three API jobs already running in this institution.
-    for i in 0..3 {
-        let set = sim.create_set(&format!("busy {i}")).await;
-        sim.add_members(&set, &[sim.ids(true, 1)[0].as_str()], None).await;
-        assert_eq!(sim.run_job(&set).await.status, 200);
-    }
+    sim.busy_jobs(3).await;
     let dir = temp_dir("threshold");
     let state = dir.join("state");
     let r = run(
@@ -429,7 +430,7 @@ async fn job_thresholds_say_when_to_try_again_and_leave_a_resumable_run() {
         r.stderr
     );
     assert_eq!(sim.handle.job_instances().len(), 3, "nothing submitted");
-    let runs: Value = serde_json::from_str(&run(&sim, &state, &["runs", "--json"]).await.stdout).unwrap();
+    let runs: Value = runs_json(&sim, &state).await;
     assert_eq!(
         (runs[0]["status"].as_str(), runs[0]["members_added"].as_u64()),
         (Some("running"), Some(2600))

@@ -7,7 +7,7 @@ use std::time::Duration;
 use alma_cohort::sim::{Fault, FaultKind, JobOutcome, SimConfig, Target};
 
 use crate::cli::temp_dir;
-use crate::execute::{all_users_query, assert_done_once, last_json, run, sim_config};
+use crate::execute::{all_users_query, assert_done_once, last_json, run, runs_json, sim_config};
 use crate::support::*;
 
 /// How a cell must end.
@@ -37,8 +37,7 @@ async fn cell(name: &str, config: SimConfig, end: End, extra: &[&str]) {
         End::DoneAfterResume => {
             assert_eq!(first.code, 3, "{name}: {}", first.stderr);
             assert!(first.stderr.contains("alma-cohort resume"), "{name}: {}", first.stderr);
-            let runs: serde_json::Value =
-                serde_json::from_str(&run(&sim, &state, &["runs", "--json"]).await.stdout).unwrap();
+            let runs: serde_json::Value = runs_json(&sim, &state).await;
             let run_id = runs[0]["run_id"].as_str().unwrap().to_string();
             let resumed = run(&sim, &state, &["resume", &run_id, "--json"]).await;
             assert_eq!(resumed.code, 0, "{name}: {}", resumed.stderr);
@@ -157,7 +156,7 @@ async fn daily_threshold_mid_run_resumes_the_next_day() {
         "{}",
         first.stderr
     );
-    let runs: serde_json::Value = serde_json::from_str(&run(&sim, &state, &["runs", "--json"]).await.stdout).unwrap();
+    let runs: serde_json::Value = runs_json(&sim, &state).await;
     let run_id = runs[0]["run_id"].as_str().unwrap().to_string();
     assert_eq!(
         run(&sim, &state, &["resume", &run_id]).await.code,
@@ -173,11 +172,7 @@ async fn daily_threshold_mid_run_resumes_the_next_day() {
 #[tokio::test]
 async fn five_runs_an_hour_then_resume_later() {
     let sim = sim(sim_config().manual_clock()).await;
-    for i in 0..5 {
-        let set = sim.create_set(&format!("earlier {i}")).await;
-        sim.add_members(&set, &[sim.ids(true, 1)[0].as_str()], None).await;
-        assert_eq!(sim.run_job(&set).await.status, 200);
-    }
+    sim.busy_jobs(5).await;
     let dir = temp_dir("402223");
     let state = dir.join("state");
     let first = run(
@@ -198,7 +193,7 @@ async fn five_runs_an_hour_then_resume_later() {
         first.stderr
     );
     sim.handle.advance(Duration::from_secs(3601));
-    let runs: serde_json::Value = serde_json::from_str(&run(&sim, &state, &["runs", "--json"]).await.stdout).unwrap();
+    let runs: serde_json::Value = runs_json(&sim, &state).await;
     let resumed = run(&sim, &state, &["resume", runs[0]["run_id"].as_str().unwrap()]).await;
     assert_eq!(resumed.code, 0, "{}", resumed.stderr);
     let ours: Vec<_> = sim

@@ -225,6 +225,15 @@ impl Sim {
             .await
     }
 
+    /// Submits `n` runs of Update/Notify Users, each on a new one-member set.
+    pub async fn busy_jobs(&self, n: usize) {
+        for i in 0..n {
+            let set = self.create_set(&format!("busy {i}")).await;
+            self.add_members(&set, &[self.ids(true, 1)[0].as_str()], None).await;
+            assert_eq!(self.run_job(&set).await.status, 200);
+        }
+    }
+
     /// Seeded primary ids that are INTERNAL (resp. EXTERNAL).
     pub fn ids(&self, internal: bool, n: usize) -> Vec<String> {
         self.handle
