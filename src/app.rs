@@ -322,11 +322,9 @@ async fn extract(settings: Settings, args: ExtractArgs, quiet: bool) -> Result<E
     let bar = progress_bar(quiet);
     let mut on_page = page_progress(&bar);
     let started = std::time::Instant::now();
-    let fetched = client
-        .fetch_report(&pipeline::report_query(&spec), &settings.paging_policy(), &mut on_page)
-        .await;
+    let fetched = pipeline::extract(&client, &spec, &settings.paging_policy(), &mut on_page).await;
     bar.finish_and_clear();
-    let report = fetched?;
+    let (report, _partitions) = fetched?;
     let mut table = transform::report_to_table(&report)?;
     let target = output.write(&mut table)?;
     if !quiet {

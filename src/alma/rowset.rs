@@ -99,6 +99,14 @@ impl ColumnBuffer {
         }
     }
 
+    /// Adds another buffer's cells after these.
+    pub fn append(&mut self, other: &ColumnBuffer) {
+        let offset = self.text.len();
+        self.text.push_str(&other.text);
+        self.ends.extend(other.ends.iter().map(|e| e + offset));
+        self.valid.extend_from_slice(&other.valid);
+    }
+
     /// Bytes of cell text held (for memory accounting).
     pub fn text_bytes(&self) -> usize {
         self.text.len()
@@ -174,6 +182,32 @@ impl Rowset {
         rowset.columns = columns;
         rowset.rows = rows;
         Ok(rowset)
+    }
+
+    /// Adds another rowset's rows after these (partitions of one report); the columns must be
+    /// the same, by name and heading.
+    pub fn append(&mut self, other: &Rowset) -> Result<(), String> {
+        let same = self.columns.len() == other.columns.len()
+            && self
+                .columns
+                .iter()
+                .zip(&other.columns)
+                .all(|(a, b)| a.name == b.name && a.heading == b.heading);
+        if !same {
+            let list = |r: &Rowset| {
+                r.columns
+                    .iter()
+                    .map(|c| c.heading.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            return Err(format!("the columns differ: [{}] and [{}]", list(self), list(other)));
+        }
+        for (a, b) in self.columns.iter_mut().zip(&other.columns) {
+            a.cells.append(&b.cells);
+        }
+        self.rows += other.rows;
+        Ok(())
     }
 
     pub fn has_schema(&self) -> bool {
@@ -749,6 +783,22 @@ mod tests {
         let html = b"<html><body><h1>502 Bad Gateway</h1></body></html>";
         assert!(parse(html, &mut Rowset::default()).is_err());
         assert!(parse(b"", &mut Rowset::default()).is_err());
+    }
+
+    #[test]
+    fn rowsets_of_one_report_append() {
+        let mut a = Rowset::default();
+        parse(&fixture("pretty-first.xml"), &mut a).unwrap();
+        let b = a.clone();
+        a.append(&b).unwrap();
+        assert_eq!(a.rows, 6);
+        assert_eq!(
+            column(&a, "Primary Identifier")[3..],
+            column(&b, "Primary Identifier")[..]
+        );
+        let mut other = Rowset::default();
+        parse(&fixture("prefixed-rowset.xml"), &mut other).unwrap();
+        assert!(a.append(&other).unwrap_err().contains("the columns differ"));
     }
 
     #[test]

@@ -61,6 +61,8 @@ pub struct Plan {
     pub guards: Vec<GuardCheck>,
     pub cohort_file: PathBuf,
     pub previous: Option<Change>,
+    /// Rows per partition, when the report was read in partitions.
+    pub partitions: Vec<(String, usize)>,
 }
 
 impl Plan {
@@ -144,7 +146,7 @@ pub async fn plan(
     check_offline(&spec)?;
     let journal = Journal::open(state_dir)?;
     let exclusions = read_exclusions(&spec.cohort.exclude_files)?;
-    let report: Report = client.fetch_report(&report_query(&spec), paging, progress).await?;
+    let (report, partitions) = extract(client, &spec, paging, progress).await?;
     let mut cohort = transform::build_cohort(&report, &rules(&spec, &exclusions))?;
     let previous = match journal.last_completed(&spec.name)? {
         Some(run) => {
@@ -179,7 +181,85 @@ pub async fn plan(
         guards,
         cohort_file,
         previous,
+        partitions,
     })
+}
+
+/// Reads the query's report: in one go, or — with `[[report.partitions]]` — each partition
+/// concurrently under the client's shared pace, then concatenated in the order given. An ID in
+/// two partitions means they were not disjoint: an error.
+pub async fn extract(
+    client: &AlmaClient,
+    spec: &QuerySpec,
+    paging: &PagingPolicy,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<(Report, Vec<(String, usize)>), Error> {
+    if spec.report.partitions.is_empty() {
+        return Ok((
+            client.fetch_report(&report_query(spec), paging, progress).await?,
+            Vec::new(),
+        ));
+    }
+    let shared = std::sync::Mutex::new((progress, vec![(0usize, 0usize); spec.report.partitions.len()]));
+    let shared = &shared;
+    let reads = spec.report.partitions.iter().enumerate().map(|(i, part)| async move {
+        let query = ReportQuery {
+            path: spec.report.path.clone(),
+            limit: spec.report.limit,
+            filter: Some(part.filter.clone()),
+        };
+        let mut on_page = |p: Progress| {
+            let mut guard = shared.lock().unwrap_or_else(|e| e.into_inner());
+            guard.1[i] = (p.pages, p.rows);
+            let (pages, rows) = guard.1.iter().fold((0, 0), |acc, x| (acc.0 + x.0, acc.1 + x.1));
+            (guard.0)(Progress {
+                pages,
+                rows,
+                elapsed: p.elapsed,
+            });
+        };
+        client
+            .fetch_report(&query, paging, &mut on_page)
+            .await
+            .map(|r| (part.name.clone(), r))
+    });
+    let parts = futures_util::future::try_join_all(reads).await?;
+    let id_column = &spec.cohort.id_column;
+    let mut seen: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
+    for (name, report) in &parts {
+        if let Some(col) = report.rowset.columns.iter().find(|c| c.heading == *id_column) {
+            for id in col.cells.iter().flatten() {
+                let key = id.trim().to_lowercase();
+                if key.is_empty() {
+                    continue;
+                }
+                if let Some(other) = seen.insert(key, name.as_str())
+                    && other != name
+                {
+                    return Err(Error::Usage(format!(
+                        "the ID {:?} is in partitions {other:?} and {name:?}: the partitions of {} are not disjoint; fix their filters",
+                        id.trim(),
+                        spec.file.display()
+                    )));
+                }
+            }
+        }
+    }
+    let counts: Vec<(String, usize)> = parts.iter().map(|(n, r)| (n.clone(), r.rows())).collect();
+    let mut parts = parts.into_iter();
+    let (_, mut report) = parts.next().ok_or_else(|| Error::Usage("no partitions".into()))?;
+    for (name, part) in parts {
+        report
+            .rowset
+            .append(&part.rowset)
+            .map_err(|message| crate::alma::Error::Report {
+                path: spec.report.path.clone(),
+                message: format!("partition {name:?}: {message}"),
+            })?;
+        report.pages += part.pages;
+        report.requests += part.requests;
+    }
+    Ok((report, counts))
 }
 
 /// The cohort against the last completed run of the same query.
@@ -255,6 +335,7 @@ pub struct ReportJson<'a> {
     pub pages: usize,
     pub requests: usize,
     pub headings: &'a [String],
+    pub partitions: &'a [(String, usize)],
 }
 
 #[derive(Serialize)]
@@ -279,6 +360,7 @@ impl Plan {
                 pages: self.pages,
                 requests: self.requests,
                 headings: &self.headings,
+                partitions: &self.partitions,
             },
             cohort_size: self.cohort.ids.len(),
             dropped: self
@@ -317,6 +399,9 @@ impl Plan {
             "{:<44}{:>9}   ({} pages, {} requests)",
             "  rows in the report", self.report_rows, self.pages, self.requests
         );
+        for (name, rows) in &self.partitions {
+            let _ = writeln!(s, "{:<44}{:>9}", format!("    partition {name}"), rows);
+        }
         for (reason, n) in &self.cohort.dropped {
             let _ = writeln!(s, "{:<44}{:>9}", format!("  dropped: {}", reason.describe()), n);
         }

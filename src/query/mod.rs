@@ -99,6 +99,16 @@ pub struct ReportSpec {
     /// The sawx filter, read from its file with placeholders filled (XML-escaped).
     pub filter: Option<String>,
     pub filter_file: Option<PathBuf>,
+    /// Disjoint slices of the report, paged concurrently (empty: the report in one go).
+    pub partitions: Vec<Partition>,
+}
+
+/// One slice of a partitioned report: its own sawx filter over a prompted column.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Partition {
+    pub name: String,
+    pub filter: String,
+    pub filter_file: PathBuf,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -321,6 +331,50 @@ max_members = 100
             q.cohort.where_sql.as_deref(),
             Some("\"User Group\" = 'x'' OR ''1''=''1'")
         );
+    }
+
+    #[test]
+    fn partitions_need_two_or_more_names_and_no_report_filter() {
+        let d = tempdir("partitions");
+        write(&d, "a.xml", "<sawx:expr>{g}</sawx:expr>");
+        write(&d, "b.xml", "<sawx:expr>B</sawx:expr>");
+        let two = "[report]\n[[report.partitions]]\nname = \"a\"\nfilter = \"a.xml\"\n[[report.partitions]]\nname = \"b\"\nfilter = \"b.xml\"\n[cohort]";
+        let with_two = MINIMAL
+            .replace("[report]", &two.replace("[report]\n", "[report]\npath = \"/x\"\n"))
+            .replacen("path = \"/shared/U/Reports/R\"\n", "", 1);
+        let mut params = Params::new();
+        params.insert("g".into(), "A&A".into());
+        let p = write(&d, "q.toml", &with_two.replace("[cohort]\n[cohort]", "[cohort]"));
+        let q = load(&p, &params).unwrap();
+        assert_eq!(
+            q.report.partitions.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        assert_eq!(q.report.partitions[0].filter, "<sawx:expr>A&amp;A</sawx:expr>");
+        let one = with_two.replace("[[report.partitions]]\nname = \"b\"\nfilter = \"b.xml\"\n", "");
+        let e = load(
+            &write(&d, "one.toml", &one.replace("[cohort]\n[cohort]", "[cohort]")),
+            &params,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("has one partition"), "{e}");
+        let same = with_two.replace("name = \"b\"", "name = \"a\"");
+        let e = load(
+            &write(&d, "same.toml", &same.replace("[cohort]\n[cohort]", "[cohort]")),
+            &params,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("report.partitions.name"), "{e}");
+        let both = with_two.replace("path = \"/x\"\n", "path = \"/x\"\nfilter = \"b.xml\"\n");
+        let e = load(
+            &write(&d, "both.toml", &both.replace("[cohort]\n[cohort]", "[cohort]")),
+            &params,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("together with report.filter"), "{e}");
     }
 
     #[test]

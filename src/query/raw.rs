@@ -38,6 +38,15 @@ struct Report {
     #[serde(default = "default_limit")]
     limit: i64,
     filter: Option<PathBuf>,
+    #[serde(default)]
+    partitions: Vec<PartitionRaw>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartitionRaw {
+    name: String,
+    filter: PathBuf,
 }
 
 fn default_limit() -> i64 {
@@ -177,22 +186,55 @@ impl QueryFile {
                 "use 25..1000 (rows per page; Alma serves blocks of 25)",
             ));
         }
+        // A sawx filter file: read, placeholders filled (XML-escaped), layout whitespace removed.
+        let read_filter = |p: &Path, what: &'static str| -> Result<(String, PathBuf), Error> {
+            let full = resolve(p);
+            let text = std::fs::read_to_string(&full).map_err(|source| Error::Referenced {
+                path: file.to_path_buf(),
+                what: "the filter file",
+                file: full.clone(),
+                source,
+            })?;
+            let filled = fill(&text, params, Escape::XmlText).map_err(|e| fill_error(what, e))?;
+            Ok((filled.lines().map(str::trim).collect::<Vec<_>>().join(""), full))
+        };
         let (filter, filter_file) = match &self.report.filter {
             None => (None, None),
             Some(p) => {
-                let full = resolve(p);
-                let text = std::fs::read_to_string(&full).map_err(|source| Error::Referenced {
-                    path: file.to_path_buf(),
-                    what: "the filter file",
-                    file: full.clone(),
-                    source,
-                })?;
-                let filled = fill(&text, params, Escape::XmlText).map_err(|e| fill_error("the report filter", e))?;
-                // Alma wants the expression without layout whitespace between elements.
-                let compact = filled.lines().map(str::trim).collect::<Vec<_>>().join("");
-                (Some(compact), Some(full))
+                let (f, full) = read_filter(p, "the report filter")?;
+                (Some(f), Some(full))
             }
         };
+        if filter.is_some() && !self.report.partitions.is_empty() {
+            return Err(invalid(
+                "report.partitions",
+                "is given together with report.filter".into(),
+                "put the common condition into each partition's filter, or drop the partitions",
+            ));
+        }
+        let mut partitions = Vec::new();
+        for part in &self.report.partitions {
+            if part.name.trim().is_empty() || partitions.iter().any(|p: &super::Partition| p.name == part.name) {
+                return Err(invalid(
+                    "report.partitions.name",
+                    format!("is {:?}", part.name),
+                    "give every partition its own non-empty name",
+                ));
+            }
+            let (f, full) = read_filter(&part.filter, "a partition filter")?;
+            partitions.push(super::Partition {
+                name: part.name.clone(),
+                filter: f,
+                filter_file: full,
+            });
+        }
+        if partitions.len() == 1 {
+            return Err(invalid(
+                "report.partitions",
+                "has one partition".into(),
+                "use report.filter for one filter; partitions are for two or more",
+            ));
+        }
         if self.cohort.id_column.trim().is_empty() {
             return Err(invalid(
                 "cohort.id_column",
@@ -373,6 +415,7 @@ impl QueryFile {
                 limit: self.report.limit as u32,
                 filter,
                 filter_file,
+                partitions,
             },
             cohort: CohortSpec {
                 id_column: self.cohort.id_column.trim().to_string(),

@@ -96,6 +96,24 @@ async fn the_shipped_examples_plan_the_cohorts_they_describe() {
         .unwrap();
     assert_eq!(excluded["rows"], 3);
 
+    // Read in two partitions at once: the same cohort as term-start-students.
+    let students = users
+        .iter()
+        .filter(|u| u.internal && u.active && (u.user_group == "UGRAD" || u.user_group == "GRAD"))
+        .count();
+    let (code, partitioned, err) = plan_json(&sim, &repo("queries/term-start-partitioned.toml"), &[], &state).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(partitioned["cohort_size"], students);
+    let parts = partitioned["report"]["partitions"].as_array().unwrap();
+    assert_eq!(
+        parts.iter().map(|p| p[0].as_str().unwrap()).collect::<Vec<_>>(),
+        ["undergraduates", "graduates"]
+    );
+    assert_eq!(
+        parts.iter().map(|p| p[1].as_u64().unwrap()).sum::<u64>(),
+        partitioned["report"]["rows"].as_u64().unwrap()
+    );
+
     // The cohort file holds exactly the cohort, and nothing was written to Alma.
     let csv = std::fs::read_to_string(plan["cohort_file"].as_str().unwrap()).unwrap();
     assert_eq!(csv.lines().count(), expected + 1);
@@ -219,5 +237,87 @@ async fn every_malformed_query_file_gets_its_own_clear_error() {
     assert!(
         sim.handle.requests().iter().all(|r| r.method == "GET"),
         "no write to Alma"
+    );
+}
+
+#[tokio::test]
+async fn partitions_are_paged_at_the_same_time_and_must_not_overlap() {
+    let sim = sim(example_sim().first_page_latency(std::time::Duration::from_millis(400))).await;
+    let state = temp_dir("partitions");
+    let base = sim.handle.base_url();
+    let query = repo("queries/term-start-partitioned.toml");
+    let args = vec![
+        "--base-url".to_string(),
+        base.clone(),
+        "--state-dir".to_string(),
+        state.to_str().unwrap().to_string(),
+        "plan".to_string(),
+        query.to_str().unwrap().to_string(),
+    ];
+    let child = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_alma-cohort"))
+            .args(&args)
+            .env("ALMA_API_KEY", KEY)
+            .env("ALMA_COHORT_PACE", "1000")
+            .output()
+            .unwrap()
+    });
+    let mut most_in_flight = 0;
+    for _ in 0..500 {
+        let in_flight = sim
+            .handle
+            .requests()
+            .iter()
+            .filter(|r| r.target == alma_cohort::sim::Target::AnalyticsFirst && r.status.is_none())
+            .count();
+        most_in_flight = most_in_flight.max(in_flight);
+        if child.is_finished() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let out = child.await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(most_in_flight, 2, "both partitions' first pages were asked for at once");
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains("partition undergraduates") && summary.contains("partition graduates"),
+        "{summary}"
+    );
+
+    // Two partitions that both hold the undergraduates are not disjoint.
+    let dir = temp_dir("overlap");
+    let overlapping = dir.join("overlap.toml");
+    std::fs::write(
+        &overlapping,
+        std::fs::read_to_string(&query)
+            .unwrap()
+            .replace(
+                "filters/group-grad.xml",
+                &repo("queries/filters/group-ugrad.xml").display().to_string(),
+            )
+            .replace(
+                "filters/group-ugrad.xml\"\n\n[[",
+                &format!("{}\"\n\n[[", repo("queries/filters/group-ugrad.xml").display()),
+            ),
+    )
+    .unwrap();
+    let run = alma_cohort(
+        &[
+            "--base-url",
+            &base,
+            "--state-dir",
+            state.to_str().unwrap(),
+            "plan",
+            overlapping.to_str().unwrap(),
+        ],
+        Some(KEY),
+    )
+    .await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("are not disjoint") && run.stderr.contains("\"undergraduates\" and \"graduates\""),
+        "{}",
+        run.stderr
     );
 }
