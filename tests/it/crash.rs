@@ -13,7 +13,7 @@ use alma_cohort::sim::{Fault, FaultKind, Target};
 use rand::{Rng, SeedableRng};
 
 use crate::cli::temp_dir;
-use crate::execute::{all_users_query, assert_done_once, command, run, runs_json, sim_config};
+use crate::execute::{all_users_query, assert_done_once, command, execute_run, run, runs_json, sim_config};
 use crate::support::*;
 
 fn env_or(name: &str, default: u64) -> u64 {
@@ -83,7 +83,7 @@ async fn killed_at_random_points_then_resumed() {
             }
             let r = match list.iter().find(|r| r["status"] == "running") {
                 Some(r) => run(&sim, &state, &["resume", r["run_id"].as_str().unwrap()]).await,
-                None => run(&sim, &state, &["run", q.to_str().unwrap(), "--execute", "--yes"]).await,
+                None => execute_run(&sim, &state, q.to_str().unwrap(), &[]).await,
             };
             assert!(r.code == 0 || r.code == 3, "#{i}: {}", r.stderr);
         }

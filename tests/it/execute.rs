@@ -55,6 +55,13 @@ pub async fn run(sim: &Sim, state: &Path, args: &[&str]) -> Run {
     }
 }
 
+/// `run QUERY --execute --yes [extra…]`.
+pub async fn execute_run(sim: &Sim, state: &Path, query: &str, extra: &[&str]) -> Run {
+    let mut args = vec!["run", query, "--execute", "--yes"];
+    args.extend_from_slice(extra);
+    run(sim, state, &args).await
+}
+
 /// The journal's runs (`runs --json`), newest first.
 pub async fn runs_json(sim: &Sim, state: &Path) -> Value {
     serde_json::from_str(&run(sim, state, &["runs", "--json"]).await.stdout).unwrap_or_default()
@@ -114,18 +121,11 @@ async fn a_2600_member_cohort_end_to_end_and_the_json_contract() {
     let dir = temp_dir("e2e");
     let q = all_users_query(&dir, 5000);
     let state = dir.join("state");
-    let r = run(
+    let r = execute_run(
         &sim,
         &state,
-        &[
-            "run",
-            q.to_str().unwrap(),
-            "--execute",
-            "--yes",
-            "--json",
-            "--period",
-            "2026-spring",
-        ],
+        q.to_str().unwrap(),
+        &["--json", "--period", "2026-spring"],
     )
     .await;
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -172,37 +172,22 @@ async fn a_2600_member_cohort_end_to_end_and_the_json_contract() {
     );
 
     // The same period again is refused, with nothing done; --force runs it.
-    let again = run(
+    let again = execute_run(
         &sim,
         &state,
-        &[
-            "run",
-            q.to_str().unwrap(),
-            "--execute",
-            "--yes",
-            "--json",
-            "--period",
-            "2026-spring",
-        ],
+        q.to_str().unwrap(),
+        &["--json", "--period", "2026-spring"],
     )
     .await;
     assert_eq!(again.code, 4, "{}", again.stderr);
     assert_eq!(last_json(&again.stdout)["skipped"], true);
     assert!(again.stderr.contains("--force"));
     assert_eq!(sim.handle.sets().len(), 1);
-    let forced = run(
+    let forced = execute_run(
         &sim,
         &state,
-        &[
-            "run",
-            q.to_str().unwrap(),
-            "--execute",
-            "--yes",
-            "--json",
-            "--period",
-            "2026-spring",
-            "--force",
-        ],
+        q.to_str().unwrap(),
+        &["--json", "--period", "2026-spring", "--force"],
     )
     .await;
     assert_eq!(forced.code, 0, "{}", forced.stderr);
@@ -340,16 +325,11 @@ async fn lost_answers_to_set_creation_and_job_submission_make_nothing_twice() {
         .fault(Fault::new(FaultKind::DropAfter, Target::JobRun)))
     .await;
     let dir = temp_dir("lost-answers");
-    let r = run(
+    let r = execute_run(
         &sim,
         &dir.join("state"),
-        &[
-            "run",
-            all_users_query(&dir, 5000).to_str().unwrap(),
-            "--execute",
-            "--yes",
-            "--json",
-        ],
+        all_users_query(&dir, 5000).to_str().unwrap(),
+        &["--json"],
     )
     .await;
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -376,17 +356,7 @@ async fn failed_jobs_exit_1_with_their_alerts() {
         let sim = sim(sim_config().job_outcome(outcome)).await;
         let dir = temp_dir("failed-job");
         let state = dir.join("state");
-        let r = run(
-            &sim,
-            &state,
-            &[
-                "run",
-                all_users_query(&dir, 5000).to_str().unwrap(),
-                "--execute",
-                "--yes",
-            ],
-        )
-        .await;
+        let r = execute_run(&sim, &state, all_users_query(&dir, 5000).to_str().unwrap(), &[]).await;
         assert_eq!(r.code, 1, "{status}: {}", r.stderr);
         assert!(
             r.stdout.contains(status) && r.stdout.contains("alert alert_general_failure"),
@@ -410,17 +380,7 @@ async fn job_thresholds_say_when_to_try_again_and_leave_a_resumable_run() {
     sim.busy_jobs(3).await;
     let dir = temp_dir("threshold");
     let state = dir.join("state");
-    let r = run(
-        &sim,
-        &state,
-        &[
-            "run",
-            all_users_query(&dir, 5000).to_str().unwrap(),
-            "--execute",
-            "--yes",
-        ],
-    )
-    .await;
+    let r = execute_run(&sim, &state, all_users_query(&dir, 5000).to_str().unwrap(), &[]).await;
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert!(
         r.stderr.contains("402222")
@@ -455,7 +415,7 @@ async fn a_second_process_on_the_same_query_is_refused() {
         assert!(waited < 3000);
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let second = run(&sim, &state, &["run", q.to_str().unwrap(), "--execute", "--yes"]).await;
+    let second = execute_run(&sim, &state, q.to_str().unwrap(), &[]).await;
     first.kill().unwrap();
     first.wait().unwrap();
     assert_eq!(second.code, 4, "{}", second.stderr);
@@ -487,12 +447,7 @@ async fn ids_alma_does_not_know_are_reported_and_transient_errors_survived() {
     let q = dir.join("mine.toml");
     std::fs::write(&q, "name = \"mine\"\n[report]\npath = \"/shared/Mine/Cohort\"\n[cohort]\nid_column = \"Primary Identifier\"\n[guard]\nmax_members = 100\n").unwrap();
     let state = dir.join("state");
-    let r = run(
-        &sim,
-        &state,
-        &["run", q.to_str().unwrap(), "--execute", "--yes", "--json"],
-    )
-    .await;
+    let r = execute_run(&sim, &state, q.to_str().unwrap(), &["--json"]).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
     let v = last_json(&r.stdout);
     assert_eq!(v["members_added"], 40);

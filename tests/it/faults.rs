@@ -7,7 +7,7 @@ use std::time::Duration;
 use alma_cohort::sim::{Fault, FaultKind, JobOutcome, SimConfig, Target};
 
 use crate::cli::temp_dir;
-use crate::execute::{all_users_query, assert_done_once, last_json, run, runs_json, sim_config};
+use crate::execute::{all_users_query, assert_done_once, execute_run, last_json, run, runs_json, sim_config};
 use crate::support::*;
 
 /// How a cell must end.
@@ -149,7 +149,7 @@ async fn daily_threshold_mid_run_resumes_the_next_day() {
     let dir = temp_dir("daily");
     let state = dir.join("state");
     let q = all_users_query(&dir, 5000);
-    let first = run(&sim, &state, &["run", q.to_str().unwrap(), "--execute", "--yes"]).await;
+    let first = execute_run(&sim, &state, q.to_str().unwrap(), &[]).await;
     assert_eq!(first.code, 3, "{}", first.stderr);
     assert!(
         first.stderr.contains("DAILY_THRESHOLD") && first.stderr.contains("alma-cohort resume"),
@@ -175,17 +175,7 @@ async fn five_runs_an_hour_then_resume_later() {
     sim.busy_jobs(5).await;
     let dir = temp_dir("402223");
     let state = dir.join("state");
-    let first = run(
-        &sim,
-        &state,
-        &[
-            "run",
-            all_users_query(&dir, 5000).to_str().unwrap(),
-            "--execute",
-            "--yes",
-        ],
-    )
-    .await;
+    let first = execute_run(&sim, &state, all_users_query(&dir, 5000).to_str().unwrap(), &[]).await;
     assert_eq!(first.code, 3, "{}", first.stderr);
     assert!(
         first.stderr.contains("402223") && first.stderr.contains("5 times an hour"),
