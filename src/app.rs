@@ -325,19 +325,18 @@ async fn extract(settings: Settings, args: ExtractArgs, quiet: bool) -> Result<E
     let fetched = pipeline::extract(&client, &spec, &settings.paging_policy(), &mut on_page).await;
     bar.finish_and_clear();
     let (report, _partitions) = fetched?;
-    let mut table = transform::report_to_table(&report)?;
+    let (rows, pages, requests, restarts) = (report.rows(), report.pages, report.requests, report.restarts);
+    let mut table = transform::report_into_table(report)?;
     let target = output.write(&mut table)?;
     if !quiet {
         let secs = started.elapsed().as_secs_f64();
         eprintln!(
-            "extracted {} rows × {} columns from {} pages in {secs:.1} s ({:.0} rows/s, {} requests{}) → {target}",
-            report.rows(),
+            "extracted {rows} rows × {} columns ({:.1} MB in memory) from {pages} pages in {secs:.1} s ({:.0} rows/s, {requests} requests{}) → {target}",
             table.width(),
-            report.pages,
-            report.rows() as f64 / secs.max(1e-3),
-            report.requests,
-            if report.restarts > 0 {
-                format!(", {} restarts", report.restarts)
+            table.memory_bytes() as f64 / 1e6,
+            rows as f64 / secs.max(1e-3),
+            if restarts > 0 {
+                format!(", {restarts} restarts")
             } else {
                 String::new()
             },

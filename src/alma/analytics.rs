@@ -4,15 +4,13 @@
 //! Alma may have served it is not asked for again by token (it could be gone): the report is read
 //! again from its first page instead.
 
-use std::io::{BufReader, Read};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use tokio::sync::mpsc;
+use bytes::{Bytes, BytesMut};
 
 use super::error::{Call, Error};
 use super::http::{AlmaClient, Repeat, snippet, transport};
-use super::rowset::{ParseError, Rowset, parse_page};
+use super::rowset::{PageHead, Rowset, parse_page, parse_page_with_head};
 
 const ENDPOINT: &str = "analytics/reports";
 
@@ -156,41 +154,89 @@ impl AlmaClient {
         let mut page = 0usize;
         let mut empty_streak = 0u32;
         let mut empty_waits = policy.empty_page_waits.delays();
+        // The next page, asked for while this one was being parsed.
+        let mut prefetched: Option<Fetched> = None;
         loop {
             page += 1;
-            let mut params: Vec<(&str, &str)> = Vec::with_capacity(4);
-            let repeat = match &token {
+            let fetched = match prefetched.take() {
+                Some(fetched) => fetched,
                 None => {
-                    params.extend([
-                        ("path", query.path.as_str()),
-                        ("limit", limit.as_str()),
-                        ("col_names", "true"),
-                    ]);
-                    if let Some(f) = &query.filter {
-                        params.push(("filter", f.as_str()));
+                    let mut params: Vec<(&str, &str)> = Vec::with_capacity(4);
+                    let repeat = match &token {
+                        None => {
+                            params.extend([
+                                ("path", query.path.as_str()),
+                                ("limit", limit.as_str()),
+                                ("col_names", "true"),
+                            ]);
+                            if let Some(f) = &query.filter {
+                                params.push(("filter", f.as_str()));
+                            }
+                            Repeat::Always
+                        }
+                        Some(t) => {
+                            params.push(("token", t.as_str()));
+                            Repeat::WhenSurelyNotServed
+                        }
+                    };
+                    match self.fetch_page(&params, repeat).await {
+                        Ok(fetched) => fetched,
+                        Err(e) if token.is_some() && e.maybe_served() => {
+                            return Ok(Attempt::Restart { page, error: e });
+                        }
+                        Err(e) => return Err(e),
                     }
-                    Repeat::Always
-                }
-                Some(t) => {
-                    params.push(("token", t.as_str()));
-                    Repeat::WhenSurelyNotServed
                 }
             };
-            let outcome = self.read_page(&params, repeat, rowset).await;
-            let (returned, result) = match outcome {
-                Ok(pair) => pair,
-                Err(e) if token.is_some() && e.maybe_served() => return Ok(Attempt::Restart { page, error: e }),
-                Err(e) => return Err(e),
+            let body = match fetched {
+                Fetched::Body(body) => body,
+                Fetched::Lost(e) => return Ok(Attempt::Restart { page, error: e }),
             };
+            // Parse on a blocking thread; as soon as it has seen IsFinished=false and a first
+            // row, ask for the next page (the token is the same for every page), so that the
+            // parse of this page overlaps the fetch of the next. Never after IsFinished=true,
+            // and never for a page with no rows (the report may still be loading).
+            let (head_tx, head_rx) = tokio::sync::oneshot::channel::<PageHead>();
+            let parser = tokio::task::spawn_blocking(move || {
+                let mut rowset = rowset;
+                let mut head_tx = Some(head_tx);
+                let result = parse_page_with_head(&body, &mut rowset, &mut |head| {
+                    if let Some(tx) = head_tx.take() {
+                        let _ = tx.send(head.clone());
+                    }
+                });
+                (rowset, result)
+            });
+            let known_token = token.clone();
+            let next = async {
+                let head = head_rx.await.ok().filter(|h| !h.is_finished)?;
+                let t = known_token.or(head.token)?;
+                Some(
+                    self.fetch_page(&[("token", t.as_str())], Repeat::WhenSurelyNotServed)
+                        .await,
+                )
+            };
+            let (parsed, next) = tokio::join!(parser, next);
+            let (returned, result) = parsed.map_err(|e| Error::Report {
+                path: query.path.clone(),
+                message: format!("the page parser stopped unexpectedly: {e}"),
+            })?;
             rowset = returned;
-            let info = match result {
-                Ok(info) => info,
-                Err(PageFailure::Transport(e)) => return Ok(Attempt::Restart { page, error: e }),
-                Err(PageFailure::Parse(source)) => return Err(Error::Page { page, source }),
-            };
+            let info = result.map_err(|source| Error::Page { page, source })?;
             if token.is_none() {
                 // Only the first answer carries the token; it is kept for every later call.
                 token = info.token.clone();
+            }
+            match next {
+                Some(Ok(fetched)) => prefetched = Some(fetched),
+                Some(Err(e)) if e.maybe_served() => {
+                    return Ok(Attempt::Restart {
+                        page: page + 1,
+                        error: e,
+                    });
+                }
+                Some(Err(e)) => return Err(e),
+                None => {}
             }
             if info.is_finished {
                 progress(Progress {
@@ -247,22 +293,18 @@ impl AlmaClient {
         if let Some(f) = &query.filter {
             params.push(("filter", f.as_str()));
         }
-        let (rowset, result) = self.read_page(&params, Repeat::Always, Rowset::default()).await?;
-        match result {
-            Ok(_) => Ok(rowset.headings().map(str::to_string).collect()),
-            Err(PageFailure::Transport(e)) => Err(e),
-            Err(PageFailure::Parse(source)) => Err(Error::Page { page: 1, source }),
-        }
+        let body = match self.fetch_page(&params, Repeat::Always).await? {
+            Fetched::Body(body) => body,
+            Fetched::Lost(e) => return Err(e),
+        };
+        let mut rowset = Rowset::default();
+        parse_page(&body, &mut rowset).map_err(|source| Error::Page { page: 1, source })?;
+        Ok(rowset.headings().map(str::to_string).collect())
     }
 
-    /// One page: GET, then parse the body on a blocking thread as its chunks arrive. The rowset
-    /// goes to the parser and comes back (rolled back to its previous rows if the page failed).
-    async fn read_page(
-        &self,
-        params: &[(&str, &str)],
-        repeat: Repeat,
-        rowset: Rowset,
-    ) -> Result<(Rowset, Result<super::rowset::PageInfo, PageFailure>), Error> {
+    /// One page's body, whole (a page holds at most 1000 rows; a body over
+    /// [`MAX_PAGE_BYTES`] is refused rather than held).
+    async fn fetch_page(&self, params: &[(&str, &str)], repeat: Repeat) -> Result<Fetched, Error> {
         let call = Call {
             method: "GET",
             path: format!("/almaws/v1/{ENDPOINT}"),
@@ -288,74 +330,36 @@ impl AlmaClient {
                 snippet: snippet(&body),
             });
         }
-        let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(64);
-        let parser = tokio::task::spawn_blocking(move || {
-            let mut rowset = rowset;
-            let reader = BufReader::with_capacity(
-                64 * 1024,
-                ChunkReader {
-                    rx,
-                    current: Bytes::new(),
-                },
-            );
-            let result = parse_page(reader, &mut rowset);
-            (rowset, result)
-        });
-        let mut transport_error = None;
+        let expected = response.content_length().unwrap_or(0).min(MAX_PAGE_BYTES as u64) as usize;
+        let mut body = BytesMut::with_capacity(expected);
         loop {
             match response.chunk().await {
                 Ok(Some(chunk)) => {
-                    if tx.send(Ok(chunk)).await.is_err() {
-                        break; // the parser stopped early (it found an error)
+                    if body.len() + chunk.len() > MAX_PAGE_BYTES {
+                        return Err(Error::Report {
+                            path: String::new(),
+                            message: format!(
+                                "a report page is larger than {} MiB; Alma's pages hold at most 1000 rows, so this is not a report page",
+                                MAX_PAGE_BYTES >> 20
+                            ),
+                        });
                     }
+                    body.extend_from_slice(&chunk);
                 }
-                Ok(None) => break,
-                Err(e) => {
-                    let _ = tx.send(Err(std::io::Error::other("the answer was cut off"))).await;
-                    transport_error = Some(transport(&call, e));
-                    break;
-                }
+                Ok(None) => return Ok(Fetched::Body(body.freeze())),
+                Err(e) => return Ok(Fetched::Lost(transport(&call, e))),
             }
         }
-        drop(tx);
-        let (rowset, parsed) = parser.await.map_err(|e| Error::Report {
-            path: String::new(),
-            message: format!("the page parser stopped unexpectedly: {e}"),
-        })?;
-        let result = match (transport_error, parsed) {
-            (Some(e), _) => Err(PageFailure::Transport(e)),
-            (None, Ok(info)) => Ok(info),
-            (None, Err(e)) => Err(PageFailure::Parse(e)),
-        };
-        Ok((rowset, result))
     }
 }
 
-enum PageFailure {
-    Transport(Error),
-    Parse(ParseError),
-}
+/// The largest page body accepted.
+pub const MAX_PAGE_BYTES: usize = 512 << 20;
 
-/// A `Read` over the body chunks that the async side receives.
-struct ChunkReader {
-    rx: mpsc::Receiver<Result<Bytes, std::io::Error>>,
-    current: Bytes,
-}
-
-impl Read for ChunkReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.current.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(Ok(chunk)) => self.current = chunk,
-                Some(Err(e)) => return Err(e),
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current[..n]);
-        let _ = self.current.split_to(n);
-        Ok(n)
-    }
+/// A page's body, or the error that cut it off (the page may have been served).
+enum Fetched {
+    Body(Bytes),
+    Lost(Error),
 }
 
 #[cfg(test)]

@@ -1,10 +1,11 @@
-//! Streaming parser of Analytics report pages (quick-xml `NsReader`) into column-major buffers:
-//! headings from the first page's xsd schema (trimmed, Column0 dropped), cells mapped by their
-//! `ColumnN` name, omitted and self-closed cells null, entities decoded, `<rowset>` and
-//! `<rowset:rowset>` alike. A page is read event by event; the document is never held whole.
+//! Parser of Analytics report pages (quick-xml `NsReader` over the page's bytes, events borrowed
+//! from them, nothing copied but the cell text) into column-major buffers: headings from the
+//! first page's xsd schema (trimmed, Column0 dropped), cells mapped by their `ColumnN` name,
+//! omitted and self-closed cells null, entities decoded, `<rowset>` and `<rowset:rowset>` alike.
+//! Namespaces are resolved for every element except the plain cells of a plain `<Row>` (no
+//! prefix, no attributes), which by the XML namespace rules are in the row's namespace.
 
 use std::collections::HashMap;
-use std::io::BufRead;
 
 use quick_xml::NsReader;
 use quick_xml::events::{BytesStart, Event};
@@ -273,11 +274,29 @@ enum Capture {
     Column0,
 }
 
+/// What a page says about the paging, known as soon as its first row begins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageHead {
+    pub token: Option<String>,
+    pub is_finished: bool,
+}
+
 /// Parses one page from `input` into `rowset`. On error the rowset is left as it was before.
-pub fn parse_page<R: BufRead>(input: R, rowset: &mut Rowset) -> Result<PageInfo, ParseError> {
+pub fn parse_page(input: &[u8], rowset: &mut Rowset) -> Result<PageInfo, ParseError> {
+    parse_page_with_head(input, rowset, &mut |_| {})
+}
+
+/// [`parse_page`], telling `on_head` the token and `IsFinished` as soon as the page's first row
+/// begins (not at all for a page with no rows, or one whose `IsFinished` comes after its rows),
+/// so that the next page can be asked for while this one is still being parsed.
+pub fn parse_page_with_head(
+    input: &[u8],
+    rowset: &mut Rowset,
+    on_head: &mut dyn FnMut(&PageHead),
+) -> Result<PageInfo, ParseError> {
     let rows_before = rowset.rows;
     let had_schema_before = rowset.has_schema();
-    let result = PageParser::new(rowset).run(input);
+    let result = PageParser::new(rowset).run(input, on_head);
     if result.is_err() {
         if had_schema_before {
             rowset.truncate(rows_before);
@@ -298,6 +317,9 @@ struct PageParser<'a> {
     in_schema: bool,
     saw_rowset: bool,
     in_row: bool,
+    /// The current row is unprefixed, has no attributes and is in the rowset namespace: its
+    /// plain cells are too.
+    plain_row: bool,
     /// For each column, whether the current row has filled it.
     filled: Vec<bool>,
     page_rows: usize,
@@ -315,19 +337,20 @@ impl<'a> PageParser<'a> {
             in_schema: false,
             saw_rowset: false,
             in_row: false,
+            plain_row: false,
             filled: Vec::new(),
             page_rows: 0,
         }
     }
 
-    fn run<R: BufRead>(mut self, input: R) -> Result<PageInfo, ParseError> {
+    fn run(mut self, input: &[u8], on_head: &mut dyn FnMut(&PageHead)) -> Result<PageInfo, ParseError> {
         let mut reader = NsReader::from_reader(input);
         reader.config_mut().trim_text(false);
-        let mut buf = Vec::with_capacity(4096);
         let mut depth = 0usize;
+        let mut head_told = false;
         loop {
             let position = reader.buffer_position();
-            let (ns, event) = reader.read_resolved_event_into(&mut buf).map_err(|e| {
+            let event = reader.read_event().map_err(|e| {
                 let message = e.to_string();
                 // A body cut off mid-tag is a truncation, not bad XML.
                 if message.contains("end of input") {
@@ -339,11 +362,20 @@ impl<'a> PageParser<'a> {
             match event {
                 Event::Start(e) => {
                     depth += 1;
-                    let ns = NsKind::of(&ns);
+                    let ns = self.namespace(&reader, &e);
                     self.start(&reader, &e, ns, false)?;
+                    if !head_told && self.in_row {
+                        if let Some(is_finished) = self.is_finished {
+                            head_told = true;
+                            on_head(&PageHead {
+                                token: self.token.clone(),
+                                is_finished,
+                            });
+                        }
+                    }
                 }
                 Event::Empty(e) => {
-                    let ns = NsKind::of(&ns);
+                    let ns = self.namespace(&reader, &e);
                     self.start(&reader, &e, ns, true)?;
                 }
                 Event::End(e) => {
@@ -383,7 +415,6 @@ impl<'a> PageParser<'a> {
                 }
                 _ => {}
             }
-            buf.clear();
         }
         let is_finished = self.is_finished.ok_or(ParseError::NoIsFinished)?;
         if !self.saw_rowset && self.page_rows == 0 && self.schema.is_none() {
@@ -395,6 +426,14 @@ impl<'a> PageParser<'a> {
             rows: self.page_rows,
             had_schema: self.schema.is_some(),
         })
+    }
+
+    /// The element's namespace: inherited without a lookup for a plain cell of a plain row.
+    fn namespace<R>(&self, reader: &NsReader<R>, e: &BytesStart<'_>) -> NsKind {
+        if self.in_row && self.plain_row && is_plain(e) {
+            return NsKind::Rowset;
+        }
+        NsKind::of(&reader.resolver().resolve_element(e.name()).0)
     }
 
     fn text_piece(&mut self, s: &str) {
@@ -466,6 +505,7 @@ impl<'a> PageParser<'a> {
             "Row" => {
                 ns.expect_rowset(name)?;
                 self.begin_row()?;
+                self.plain_row = is_plain(e);
                 if empty {
                     self.end_row();
                 }
@@ -594,6 +634,11 @@ fn namespace_of<'n>(ns: &'n ResolveResult<'_>) -> Option<&'n str> {
         ResolveResult::Bound(Namespace(n)) => Some(n),
         _ => None,
     }
+}
+
+/// No prefix and no attributes (so no namespace declaration).
+fn is_plain(e: &BytesStart<'_>) -> bool {
+    e.name().prefix().is_none() && e.attributes_raw().trim_ascii().is_empty()
 }
 
 /// N of `ColumnN`.
@@ -783,6 +828,64 @@ mod tests {
         let html = b"<html><body><h1>502 Bad Gateway</h1></body></html>";
         assert!(parse(html, &mut Rowset::default()).is_err());
         assert!(parse(b"", &mut Rowset::default()).is_err());
+    }
+
+    #[test]
+    fn a_cell_that_leaves_the_rowset_namespace_is_refused_even_in_a_plain_row() {
+        let page = String::from_utf8(fixture("pretty-first.xml")).unwrap();
+        let good = parse(page.as_bytes(), &mut Rowset::default()).unwrap();
+        for (what, from, to) in [
+            ("a default namespace on the cell", "<Column1>JDOE01", r#"<Column1 xmlns="urn:example:other">JDOE01"#),
+            ("a prefix bound elsewhere", "<Column1>JDOE01</Column1>", r#"<o:Column1 xmlns:o="urn:example:other">JDOE01</o:Column1>"#),
+            ("a row moved to another namespace", "<Row>\n<Column0>0</Column0>\n<Column1>JDOE01", "<Row xmlns=\"urn:example:other\">\n<Column0>0</Column0>\n<Column1>JDOE01"),
+        ] {
+            assert!(page.contains(from), "{what}: the fixture changed");
+            let bad = page.replacen(from, to, 1);
+            let err = parse(bad.as_bytes(), &mut Rowset::default()).unwrap_err();
+            assert!(matches!(err, ParseError::WrongNamespace { .. }), "{what}: {err}");
+        }
+        // A cell prefixed with the rowset's own namespace is a cell like any other.
+        let prefixed = page.replacen(
+            "<Column1>JDOE01</Column1>",
+            r#"<r:Column1 xmlns:r="urn:schemas-microsoft-com:xml-analysis:rowset">JDOE01</r:Column1>"#,
+            1,
+        );
+        let mut r = Rowset::default();
+        assert_eq!(parse(prefixed.as_bytes(), &mut r).unwrap(), good);
+        assert!(column(&r, "Primary Identifier").contains(&Some("JDOE01".into())));
+    }
+
+    #[test]
+    fn the_head_is_told_at_the_first_row_and_only_for_a_page_with_rows() {
+        let page = fixture("pretty-first.xml");
+        let mut heads = Vec::new();
+        let mut rowset = Rowset::default();
+        let info = parse_page_with_head(&page, &mut rowset, &mut |h| heads.push((h.clone(), 0))).unwrap();
+        assert_eq!(
+            heads,
+            [(
+                PageHead {
+                    token: info.token.clone(),
+                    is_finished: false
+                },
+                0
+            )]
+        );
+        assert!(info.token.is_some());
+
+        // A still-loading page (no rows): nothing is told, so no next page is asked for early.
+        let loading = br#"<report><QueryResult><ResumptionToken>T</ResumptionToken><IsFinished>false</IsFinished><ResultXml><rowset xmlns="urn:schemas-microsoft-com:xml-analysis:rowset"/></ResultXml></QueryResult></report>"#;
+        let mut told = 0;
+        let info = parse_page_with_head(loading, &mut rowset, &mut |_| told += 1).unwrap();
+        assert_eq!((told, info.rows, info.is_finished), (0, 0, false));
+
+        // IsFinished after the rows: told only by the result.
+        let late = String::from_utf8(page)
+            .unwrap()
+            .replace("<IsFinished>false</IsFinished>", "")
+            .replace("</ResultXml>", "</ResultXml><IsFinished>true</IsFinished>");
+        let info = parse_page_with_head(late.as_bytes(), &mut Rowset::default(), &mut |_| told += 1).unwrap();
+        assert_eq!((told, info.is_finished), (0, true));
     }
 
     #[test]

@@ -62,6 +62,31 @@ impl Table {
         self.df.width()
     }
 
+    /// Bytes the table's columns take in memory: for text, the 16-byte view of every cell, the
+    /// buffers of the cells too long to sit in their view, and the validity bits (polars'
+    /// `estimated_size` leaves the views out); other types by polars' estimate.
+    pub fn memory_bytes(&self) -> usize {
+        self.df
+            .columns()
+            .iter()
+            .map(|c| match c.as_materialized_series().str() {
+                Ok(text) => {
+                    let views_and_buffers: usize = text
+                        .downcast_iter()
+                        .map(|a| a.views().len() * std::mem::size_of::<u128>() + a.total_buffer_len())
+                        .sum();
+                    let validity = if text.null_count() > 0 {
+                        text.len().div_ceil(8)
+                    } else {
+                        0
+                    };
+                    views_and_buffers + validity
+                }
+                Err(_) => c.as_materialized_series().estimated_size(),
+            })
+            .sum()
+    }
+
     pub fn write_csv<W: Write>(&mut self, out: W) -> Result<(), Error> {
         write_csv(&mut self.df, out)
     }
@@ -78,19 +103,27 @@ pub fn report_to_table(report: &Report) -> Result<Table, Error> {
     })
 }
 
+/// [`report_to_table`], taking the report: each column's cells are freed as soon as they are
+/// converted, so the report's data is held once, not twice, at the peak.
+pub fn report_into_table(report: Report) -> Result<Table, Error> {
+    let rows = report.rows();
+    let columns = report.rowset.columns.into_iter().map(|c| frame_column(&c)).collect();
+    Ok(Table {
+        df: DataFrame::new(rows, columns).map_err(Error::Frame)?,
+    })
+}
+
 /// The report as a DataFrame of string columns named by heading, in Alma's row order. Cells
 /// stay text, so IDs keep their leading zeros.
 pub fn report_to_frame(report: &Report) -> Result<DataFrame, Error> {
-    let columns: Vec<Column> = report
-        .rowset
-        .columns
-        .iter()
-        .map(|c| {
-            let values = StringChunked::from_iter_options(c.heading.as_str().into(), c.cells.iter());
-            values.into_series().into_column()
-        })
-        .collect();
+    let columns = report.rowset.columns.iter().map(frame_column).collect();
     DataFrame::new(report.rows(), columns).map_err(Error::Frame)
+}
+
+fn frame_column(c: &crate::alma::rowset::Column) -> Column {
+    StringChunked::from_iter_options(c.heading.as_str().into(), c.cells.iter())
+        .into_series()
+        .into_column()
 }
 
 /// CSV with a header row, every value quoted only where needed.
