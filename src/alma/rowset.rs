@@ -364,14 +364,15 @@ impl<'a> PageParser<'a> {
                     depth += 1;
                     let ns = self.namespace(&reader, &e);
                     self.start(&reader, &e, ns, false)?;
-                    if !head_told && self.in_row {
-                        if let Some(is_finished) = self.is_finished {
-                            head_told = true;
-                            on_head(&PageHead {
-                                token: self.token.clone(),
-                                is_finished,
-                            });
-                        }
+                    if !head_told
+                        && self.in_row
+                        && let Some(is_finished) = self.is_finished
+                    {
+                        head_told = true;
+                        on_head(&PageHead {
+                            token: self.token.clone(),
+                            is_finished,
+                        });
                     }
                 }
                 Event::Empty(e) => {
@@ -835,9 +836,21 @@ mod tests {
         let page = String::from_utf8(fixture("pretty-first.xml")).unwrap();
         let good = parse(page.as_bytes(), &mut Rowset::default()).unwrap();
         for (what, from, to) in [
-            ("a default namespace on the cell", "<Column1>JDOE01", r#"<Column1 xmlns="urn:example:other">JDOE01"#),
-            ("a prefix bound elsewhere", "<Column1>JDOE01</Column1>", r#"<o:Column1 xmlns:o="urn:example:other">JDOE01</o:Column1>"#),
-            ("a row moved to another namespace", "<Row>\n<Column0>0</Column0>\n<Column1>JDOE01", "<Row xmlns=\"urn:example:other\">\n<Column0>0</Column0>\n<Column1>JDOE01"),
+            (
+                "a default namespace on the cell",
+                "<Column1>JDOE01",
+                r#"<Column1 xmlns="urn:example:other">JDOE01"#,
+            ),
+            (
+                "a prefix bound elsewhere",
+                "<Column1>JDOE01</Column1>",
+                r#"<o:Column1 xmlns:o="urn:example:other">JDOE01</o:Column1>"#,
+            ),
+            (
+                "a row moved to another namespace",
+                "<Row>\n<Column0>0</Column0>\n<Column1>JDOE01",
+                "<Row xmlns=\"urn:example:other\">\n<Column0>0</Column0>\n<Column1>JDOE01",
+            ),
         ] {
             assert!(page.contains(from), "{what}: the fixture changed");
             let bad = page.replacen(from, to, 1);

@@ -93,7 +93,8 @@ async fn extract_writes_csv_and_parquet_and_stdout() {
     .await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
-        run.stderr.contains("extracted 2600 rows × 9 columns (0.4 MB in memory) from 3 pages"),
+        run.stderr
+            .contains("extracted 2600 rows × 9 columns (0.4 MB in memory) from 3 pages"),
         "{}",
         run.stderr
     );
