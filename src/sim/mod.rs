@@ -442,7 +442,7 @@ async fn inspect_users(State(shared): State<Shared>) -> Response {
         .iter()
         .map(|u| {
             json!({"primary_id": u.primary_id, "user_group": u.user_group, "active": u.active,
-                   "account_type": u.account_type.code()})
+                   "account_type": u.account_type.code(), "expiry_date": u.expiry_date})
         })
         .collect();
     axum::Json(json!({"total": users.len(), "users": users})).into_response()
