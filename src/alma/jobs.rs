@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -246,7 +247,23 @@ impl AlmaClient {
         policy: &PollPolicy,
         on_status: &mut dyn FnMut(&InstanceStatus),
     ) -> Result<InstanceStatus, Error> {
+        self.follow_job_with_sleep(job, instance, policy, on_status, &|d| Box::pin(tokio::time::sleep(d)))
+            .await
+    }
+
+    /// [`follow_job`](Self::follow_job) with the wait between polls done by `sleep` (tests move
+    /// a simulated clock instead of sleeping). The deadline counts the time waited or the time
+    /// passed, whichever is more.
+    pub async fn follow_job_with_sleep(
+        &self,
+        job: &JobId,
+        instance: &InstanceId,
+        policy: &PollPolicy,
+        on_status: &mut dyn FnMut(&InstanceStatus),
+        sleep: &(dyn Fn(Duration) -> BoxFuture<'static, ()> + Send + Sync),
+    ) -> Result<InstanceStatus, Error> {
         let started = tokio::time::Instant::now();
+        let mut waited = Duration::ZERO;
         let mut wait = policy.first;
         let mut failures = 0;
         loop {
@@ -267,16 +284,18 @@ impl AlmaClient {
                     tracing::warn!(error = %e, failures, "polling the job failed; trying again");
                 }
             }
-            if started.elapsed() + wait > policy.deadline {
+            let elapsed = started.elapsed().max(waited);
+            if elapsed + wait > policy.deadline {
                 return Err(Error::Report {
                     path: format!("conf/jobs/{job}/instances/{instance}"),
                     message: format!(
                         "the job has not ended after {:.0} s of waiting; it may still be running in Alma — follow it with `alma-cohort resume`",
-                        started.elapsed().as_secs_f64()
+                        elapsed.as_secs_f64()
                     ),
                 });
             }
-            tokio::time::sleep(wait).await;
+            sleep(wait).await;
+            waited += wait;
             wait = wait.mul_f64(policy.factor).min(policy.max);
         }
     }

@@ -161,6 +161,18 @@ async fn a_2600_member_cohort_end_to_end_and_the_json_contract() {
         "the set name carries the run id"
     );
     assert_done_once(&sim);
+    // The API budget: ⌈rows/limit⌉ report pages, one set, ⌈members/1000⌉ add-members calls, one
+    // job run.
+    let calls = |t: Target| sim.handle.requests().iter().filter(|r| r.target == t).count();
+    assert_eq!(
+        [
+            calls(Target::AnalyticsFirst) + calls(Target::AnalyticsNext),
+            calls(Target::SetCreate),
+            calls(Target::SetOp),
+            calls(Target::JobRun)
+        ],
+        [3, 1, 3, 1]
+    );
     let run_dir = state.join("runs").join(v["run_id"].as_str().unwrap());
     for f in ["cohort.csv", "summary.json", "report.md"] {
         assert!(run_dir.join(f).is_file(), "{f}");
@@ -458,4 +470,64 @@ async fn ids_alma_does_not_know_are_reported_and_transient_errors_survived() {
         "{report}"
     );
     assert_eq!(sim.handle.job_instances().len(), 1);
+}
+
+/// Polling backs off: a job that runs 30 minutes on the simulator's clock is polled at most 30
+/// times with the default policy (15 s, ×1.5, at most 5 min). The waits move the simulator's
+/// manual clock instead of sleeping.
+#[tokio::test]
+async fn a_30_minute_job_is_polled_at_most_30_times() {
+    use alma_cohort::alma::jobs::PollPolicy;
+    let sim = sim(sim_config()
+        .users(300)
+        .manual_clock()
+        .job_duration(Duration::from_secs(30 * 60)))
+    .await;
+    let client = crate::extract::client(&sim.handle.base_url(), KEY);
+    let set = client.create_set("poll test", "", false).await.unwrap();
+    let ids: Vec<String> = sim
+        .handle
+        .users()
+        .iter()
+        .take(50)
+        .map(|u| u.primary_id.clone())
+        .collect();
+    client.add_members(&set.id, &ids).await.unwrap();
+    let job = client.find_job_by_name("Update/Notify Users").await.unwrap();
+    let params = [
+        ("set_id".to_string(), set.id.0.clone()),
+        ("job_name".to_string(), "poll test".to_string()),
+        ("SEND_Notification_To_User_Active".to_string(), "true".to_string()),
+        (
+            "SEND_Notification_To_User_Value".to_string(),
+            "NOTIFY_PASSWORD_CHANGE".to_string(),
+        ),
+    ];
+    let instance = client.run_job(&job, &params).await.unwrap();
+    let clock = sim.handle.clock().clone();
+    let mut seen = Vec::new();
+    let end = client
+        .follow_job_with_sleep(
+            &job,
+            &instance,
+            &PollPolicy::default(),
+            &mut |s| seen.push(s.status.clone()),
+            &move |d| {
+                clock.advance(d);
+                Box::pin(async {})
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(end.status, "COMPLETED_SUCCESS");
+    let polls = sim
+        .handle
+        .requests()
+        .iter()
+        .filter(|r| r.target == Target::JobInstance)
+        .count();
+    assert_eq!(polls, seen.len());
+    eprintln!("{polls} polls: {seen:?}");
+    assert!((5..=30).contains(&polls), "{polls} polls for a 30-minute job: {seen:?}");
+    assert!(seen.contains(&"RUNNING".to_string()), "{seen:?}");
 }
