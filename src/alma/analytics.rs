@@ -2,7 +2,10 @@
 //! call carries `path`, `limit`, `col_names=true` and the filter; later calls the first page's
 //! token, until `IsFinished` is true — and never once more. A page whose answer was lost after
 //! Alma may have served it is not asked for again by token (it could be gone): the report is read
-//! again from its first page instead.
+//! again from its first page instead. The next page is asked for as soon as this page's first
+//! row shows `IsFinished=false` (one page ahead, the most token paging allows), so that parsing
+//! a page overlaps Alma producing the next; page k+1 is asked for only once page k has arrived
+//! whole, so Alma still sees one request after the other.
 
 use std::time::{Duration, Instant};
 

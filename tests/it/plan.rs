@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use alma_cohort::sim::SimConfig;
+use alma_cohort::sim::{SimConfig, Target};
 
 use crate::cli::{alma_cohort, temp_dir};
 use crate::support::*;
@@ -101,6 +101,7 @@ async fn the_shipped_examples_plan_the_cohorts_they_describe() {
         .iter()
         .filter(|u| u.internal && u.active && (u.user_group == "UGRAD" || u.user_group == "GRAD"))
         .count();
+    let before = sim.handle.requests().len();
     let (code, partitioned, err) = plan_json(&sim, &repo("queries/term-start-partitioned.toml"), &[], &state).await;
     assert_eq!(code, 0, "{err}");
     assert_eq!(partitioned["cohort_size"], students);
@@ -112,6 +113,15 @@ async fn the_shipped_examples_plan_the_cohorts_they_describe() {
     assert_eq!(
         parts.iter().map(|p| p[1].as_u64().unwrap()).sum::<u64>(),
         partitioned["report"]["rows"].as_u64().unwrap()
+    );
+    // Exactly ⌈rows/limit⌉ report calls per partition (limit 1000), one first call each.
+    let log = sim.handle.requests();
+    let analytics = |t: Target| log[before..].iter().filter(|r| r.target == t).count();
+    let pages: u64 = parts.iter().map(|p| p[1].as_u64().unwrap().div_ceil(1000).max(1)).sum();
+    assert_eq!(analytics(Target::AnalyticsFirst), 2);
+    assert_eq!(
+        (analytics(Target::AnalyticsFirst) + analytics(Target::AnalyticsNext)) as u64,
+        pages
     );
 
     // The cohort file holds exactly the cohort, and nothing was written to Alma.
