@@ -31,8 +31,8 @@ result="$here/results/$(date +%F)-extract.md"
   echo
   echo "$(date -u +%FT%TZ) · $(nproc) cores · $(free -g | awk '/Mem:/{print $2}') GiB · $(uname -sr) · \`benches/extract.sh $rows\`"
   echo
-  echo "| pace (req/s) | wall (s) | rows/s | peak RSS (MB) | pages | output |"
-  echo "|---|---|---|---|---|---|"
+  echo "| pace (req/s) | wall (s) | rows/s | peak RSS (MB) | columnar (MB) | pages | output |"
+  echo "|---|---|---|---|---|---|---|"
 } >"$result"
 for pace in 25 10000; do
   for round in 1 2 3; do
@@ -42,8 +42,9 @@ for pace in 25 10000; do
     rss=$(awk -F': ' '/Maximum resident set size/{printf "%.0f", $2/1024}' "$work/time.txt")
     summary=$(grep '^extracted' "$work/time.txt" || true)
     pages=$(sed -n 's/.* from \([0-9]*\) pages.*/\1/p' <<<"$summary")
+    columnar=$(sed -n 's/.*(\([0-9.]*\) MB in memory).*/\1/p' <<<"$summary")
     rate=$(awk -v r="$rows" -v w="$wall" 'BEGIN{printf "%.0f", r/w}')
-    echo "| $pace | $wall | $rate | $rss | $pages | parquet (round $round) |" | tee -a "$result"
+    echo "| $pace | $wall | $rate | $rss | $columnar | $pages | parquet (round $round) |" | tee -a "$result"
   done
 done
 echo "written: $result"
