@@ -8,11 +8,10 @@ rows="${1:-1000000}"
 bin="${2:-$here/../target/release/alma-cohort}"
 port="${PORT:-8095}"
 work="$(mktemp -d)"
+sim_pid=
 trap 'kill $sim_pid 2>/dev/null || true; rm -rf "$work"' EXIT
-
-"$bin" sim --port "$port" --users "$rows" --rate-limit 0 --daily-quota 100000000 >"$work/sim.log" 2>&1 &
-sim_pid=$!
-for _ in $(seq 300); do curl -sf "http://127.0.0.1:$port/_sim/state" >/dev/null && break; sleep 0.2; done
+. "$here/sim.sh"
+start_sim "$port" "$work/sim.log" --users "$rows" --rate-limit 0 --daily-quota 100000000
 
 cat >"$work/q.toml" <<TOML
 name = "bench-all-users"

@@ -13,11 +13,11 @@ bin="${2:-$here/../target/release/alma-cohort}"
 port="${PORT:-8094}"
 parts="${PARTS:-8}"
 work="$(mktemp -d)"
+sim_pid=
 trap 'kill $sim_pid 2>/dev/null || true; rm -rf "$work"' EXIT
-"$bin" sim --port "$port" --users "$rows" --rate-limit 25 --daily-quota 100000000 \
-    --first-page-latency-ms 2000 --page-latency-ms 300 >"$work/sim.log" 2>&1 &
-sim_pid=$!
-for _ in $(seq 300); do curl -sf "http://127.0.0.1:$port/_sim/state" >/dev/null && break; sleep 0.2; done
+. "$here/sim.sh"
+start_sim "$port" "$work/sim.log" --users "$rows" --rate-limit 25 --daily-quota 100000000 \
+    --first-page-latency-ms 2000 --page-latency-ms 300
 base="http://127.0.0.1:$port"
 
 report="/shared/Example University/Reports/Password Resets/Users expiring in a date range"

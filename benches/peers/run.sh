@@ -8,9 +8,9 @@ venv="$(mktemp -d)/venv"
 python3 -m venv "$venv"
 "$venv/bin/pip" install -q "almapy==9.3.1" "almapiwrapper==1.9.7" requests lxml pandas openpyxl  # almapiwrapper declares no dependencies
 port="${PORT:-8097}"
-"$bin" sim --port "$port" --users 2600 --seed 42 >"$venv/../sim.log" 2>&1 &
-sim_pid=$!
+sim_pid=
 trap 'kill $sim_pid 2>/dev/null; rm -rf "$(dirname "$venv")"' EXIT
-for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/_sim/state" >/dev/null && break; sleep 0.2; done
+. "$here/../sim.sh"
+start_sim "$port" "$venv/../sim.log" --users 2600 --seed 42
 ALMA_SIM_BASE="http://127.0.0.1:$port" "$venv/bin/python" "$here/fidelity.py"
 echo "simulator log: $(grep -c . "$venv/../sim.log") lines"

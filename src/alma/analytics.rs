@@ -182,7 +182,7 @@ impl AlmaClient {
                             Repeat::WhenSurelyNotServed
                         }
                     };
-                    match self.fetch_page(&params, repeat).await {
+                    match self.fetch_page(&query.path, &params, repeat).await {
                         Ok(fetched) => fetched,
                         Err(e) if token.is_some() && e.maybe_served() => {
                             return Ok(Attempt::Restart { page, error: e });
@@ -215,7 +215,7 @@ impl AlmaClient {
                 let head = head_rx.await.ok().filter(|h| !h.is_finished)?;
                 let t = known_token.or(head.token)?;
                 Some(
-                    self.fetch_page(&[("token", t.as_str())], Repeat::WhenSurelyNotServed)
+                    self.fetch_page(&query.path, &[("token", t.as_str())], Repeat::WhenSurelyNotServed)
                         .await,
                 )
             };
@@ -296,7 +296,7 @@ impl AlmaClient {
         if let Some(f) = &query.filter {
             params.push(("filter", f.as_str()));
         }
-        let body = match self.fetch_page(&params, Repeat::Always).await? {
+        let body = match self.fetch_page(&query.path, &params, Repeat::Always).await? {
             Fetched::Body(body) => body,
             Fetched::Lost(e) => return Err(e),
         };
@@ -307,7 +307,7 @@ impl AlmaClient {
 
     /// One page's body, whole (a page holds at most 1000 rows; a body over
     /// [`MAX_PAGE_BYTES`] is refused rather than held).
-    async fn fetch_page(&self, params: &[(&str, &str)], repeat: Repeat) -> Result<Fetched, Error> {
+    async fn fetch_page(&self, report: &str, params: &[(&str, &str)], repeat: Repeat) -> Result<Fetched, Error> {
         let call = Call {
             method: "GET",
             path: format!("/almaws/v1/{ENDPOINT}"),
@@ -340,7 +340,7 @@ impl AlmaClient {
                 Ok(Some(chunk)) => {
                     if body.len() + chunk.len() > MAX_PAGE_BYTES {
                         return Err(Error::Report {
-                            path: String::new(),
+                            path: report.to_string(),
                             message: format!(
                                 "a report page is larger than {} MiB; Alma's pages hold at most 1000 rows, so this is not a report page",
                                 MAX_PAGE_BYTES >> 20

@@ -19,6 +19,8 @@ pub const MAX_RUNNING_API_JOBS: usize = 3;
 /// At most this many runs of one job in the previous hour (else 402223).
 pub const MAX_RUNS_PER_HOUR: usize = 5;
 
+/// Statuses after which an instance changes no more (alma-api.md). Written here apart from the
+/// client's list on purpose: the simulator is built from the facts, not from the client.
 pub const TERMINAL: &[&str] = &[
     "COMPLETED_SUCCESS",
     "COMPLETED_WARNING",

@@ -68,6 +68,22 @@ pub fn query_file(dir: &Path, report: &str, extra: &str) -> PathBuf {
     p
 }
 
+/// `--base-url BASE extract QUERY --out OUT` with `key` in `ALMA_API_KEY`.
+async fn extract(base: &str, query: &Path, out: &Path, key: Option<&str>) -> Run {
+    alma_cohort(
+        &[
+            "--base-url",
+            base,
+            "extract",
+            query.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        key,
+    )
+    .await
+}
+
 fn error_lines(stderr: &str) -> Vec<&str> {
     stderr.lines().filter(|l| l.starts_with("error:")).collect()
 }
@@ -79,18 +95,7 @@ async fn extract_writes_csv_and_parquet_and_stdout() {
     let q = query_file(&dir, ALL_USERS, "");
     let base = sim.handle.base_url();
     let out = dir.join("all.csv");
-    let run = alma_cohort(
-        &[
-            "--base-url",
-            &base,
-            "extract",
-            q.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        Some(KEY),
-    )
-    .await;
+    let run = extract(&base, &q, &out, Some(KEY)).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
         run.stderr
@@ -112,18 +117,7 @@ async fn extract_writes_csv_and_parquet_and_stdout() {
     );
 
     let pq = dir.join("all.parquet");
-    let run = alma_cohort(
-        &[
-            "--base-url",
-            &base,
-            "extract",
-            q.to_str().unwrap(),
-            "--out",
-            pq.to_str().unwrap(),
-        ],
-        Some(KEY),
-    )
-    .await;
+    let run = extract(&base, &q, &pq, Some(KEY)).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(&std::fs::read(&pq).unwrap()[..4], b"PAR1");
 
@@ -144,18 +138,7 @@ async fn alma_refusals_exit_3_with_one_line_and_no_file() {
     let base = sim.handle.base_url();
     let out = dir.join("out.csv");
     let q = query_file(&dir, "/shared/Example University/Reports/Nope", "");
-    let run = alma_cohort(
-        &[
-            "--base-url",
-            &base,
-            "extract",
-            q.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        Some(KEY),
-    )
-    .await;
+    let run = extract(&base, &q, &out, Some(KEY)).await;
     assert_eq!(run.code, 3);
     let lines = error_lines(&run.stderr);
     assert_eq!(lines.len(), 1, "{}", run.stderr);
@@ -167,18 +150,7 @@ async fn alma_refusals_exit_3_with_one_line_and_no_file() {
     assert!(!out.exists());
 
     let q = query_file(&dir, ALL_USERS, "");
-    let run = alma_cohort(
-        &[
-            "--base-url",
-            &base,
-            "extract",
-            q.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        Some("not-a-key"),
-    )
-    .await;
+    let run = extract(&base, &q, &out, Some("not-a-key")).await;
     assert_eq!(run.code, 3);
     assert!(
         run.stderr.contains("UNAUTHORIZED") && !run.stderr.contains("not-a-key"),
@@ -263,18 +235,7 @@ async fn bad_pages_exit_3_naming_the_page() {
         ),
     ] {
         let (base, task) = misbehaving_upstream(kind).await;
-        let run = alma_cohort(
-            &[
-                "--base-url",
-                &base,
-                "extract",
-                q.to_str().unwrap(),
-                "--out",
-                out.to_str().unwrap(),
-            ],
-            Some(KEY),
-        )
-        .await;
+        let run = extract(&base, &q, &out, Some(KEY)).await;
         task.abort();
         assert_eq!(run.code, 3, "{kind}: {}", run.stderr);
         let lines = error_lines(&run.stderr);
