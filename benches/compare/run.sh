@@ -3,8 +3,8 @@
 # report from the simulator. Makes a throwaway virtualenv (never a project dependency).
 #   benches/compare/run.sh                         # every profile, 5 rounds each
 #   PROFILES="20k, no latency" ROUNDS=5 benches/compare/run.sh
-# Env: ROUNDS, PROFILES (names joined by ';'), CLIENTS, PACE (alma-cohort's --pace, default 25),
-#      CLIENT_TIMEOUT (s per run, default 900), ALMA_COHORT_BIN (default target/release/alma-cohort).
+# Env: ROUNDS, PROFILES (names joined by ';'), CLIENTS, CLIENT_TIMEOUT (s per run, default 300),
+#      OUT, PORT, VENV (reuse a virtualenv), ALMA_COHORT_BIN (default target/release/alma-cohort).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 venv="${VENV:-$(mktemp -d)/venv}"

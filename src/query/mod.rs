@@ -351,29 +351,21 @@ max_members = 100
             ["a", "b"]
         );
         assert_eq!(q.report.partitions[0].filter, "<sawx:expr>A&amp;A</sawx:expr>");
+        let refused = |name: &str, text: &str| {
+            load(
+                &write(&d, name, &text.replace("[cohort]\n[cohort]", "[cohort]")),
+                &params,
+            )
+            .unwrap_err()
+            .to_string()
+        };
         let one = with_two.replace("[[report.partitions]]\nname = \"b\"\nfilter = \"b.xml\"\n", "");
-        let e = load(
-            &write(&d, "one.toml", &one.replace("[cohort]\n[cohort]", "[cohort]")),
-            &params,
-        )
-        .unwrap_err()
-        .to_string();
+        let e = refused("one.toml", &one);
         assert!(e.contains("has one partition"), "{e}");
-        let same = with_two.replace("name = \"b\"", "name = \"a\"");
-        let e = load(
-            &write(&d, "same.toml", &same.replace("[cohort]\n[cohort]", "[cohort]")),
-            &params,
-        )
-        .unwrap_err()
-        .to_string();
+        let e = refused("same.toml", &with_two.replace("name = \"b\"", "name = \"a\""));
         assert!(e.contains("report.partitions.name"), "{e}");
         let both = with_two.replace("path = \"/x\"\n", "path = \"/x\"\nfilter = \"b.xml\"\n");
-        let e = load(
-            &write(&d, "both.toml", &both.replace("[cohort]\n[cohort]", "[cohort]")),
-            &params,
-        )
-        .unwrap_err()
-        .to_string();
+        let e = refused("both.toml", &both);
         assert!(e.contains("together with report.filter"), "{e}");
     }
 
