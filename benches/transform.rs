@@ -76,8 +76,9 @@ fn main() {
     };
     println!("transform of {rows} rows x 4 columns (where over a date, pad 7, INTERNAL only, 1000 exclusions, dedupe)");
     for round in 1..=5 {
+        let report = report.clone();
         let t = Instant::now();
-        let cohort = build_cohort(&report, &rules).expect("a cohort");
+        let cohort = build_cohort(report, &rules).expect("a cohort");
         let secs = t.elapsed().as_secs_f64();
         println!(
             "round {round}: {secs:.3} s = {:.0} rows/s -> cohort of {}",

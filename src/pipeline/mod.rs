@@ -147,7 +147,9 @@ pub async fn plan(
     let journal = Journal::open(state_dir)?;
     let exclusions = read_exclusions(&spec.cohort.exclude_files)?;
     let (report, partitions) = extract(client, &spec, paging, progress).await?;
-    let mut cohort = transform::build_cohort(&report, &rules(&spec, &exclusions))?;
+    let (report_rows, pages, requests) = (report.rows(), report.pages, report.requests);
+    let headings: Vec<String> = report.headings().iter().map(|h| h.to_string()).collect();
+    let mut cohort = transform::build_cohort(report, &rules(&spec, &exclusions))?;
     let previous = match journal.last_completed(&spec.name)? {
         Some(run) => {
             let before: HashSet<String> = journal.cohort(&run.run_id)?.iter().map(|i| i.to_lowercase()).collect();
@@ -172,10 +174,10 @@ pub async fn plan(
     Output::Csv(cohort_file.clone()).write(&mut cohort.table)?;
     Ok(Plan {
         run_id,
-        report_rows: report.rows(),
-        pages: report.pages,
-        requests: report.requests,
-        headings: report.headings().iter().map(|h| h.to_string()).collect(),
+        report_rows,
+        pages,
+        requests,
+        headings,
         spec,
         cohort,
         guards,

@@ -106,11 +106,16 @@ pub fn report_to_table(report: &Report) -> Result<Table, Error> {
 /// [`report_to_table`], taking the report: each column's cells are freed as soon as they are
 /// converted, so the report's data is held once, not twice, at the peak.
 pub fn report_into_table(report: Report) -> Result<Table, Error> {
+    Ok(Table {
+        df: report_into_frame(report)?,
+    })
+}
+
+/// [`report_to_frame`], taking the report and freeing each column's cells once converted.
+pub(crate) fn report_into_frame(report: Report) -> Result<DataFrame, Error> {
     let rows = report.rows();
     let columns = report.rowset.columns.into_iter().map(|c| frame_column(&c)).collect();
-    Ok(Table {
-        df: DataFrame::new(rows, columns).map_err(Error::Frame)?,
-    })
+    DataFrame::new(rows, columns).map_err(Error::Frame)
 }
 
 /// The report as a DataFrame of string columns named by heading, in Alma's row order. Cells
