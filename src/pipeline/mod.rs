@@ -227,20 +227,26 @@ pub async fn extract(
     });
     let parts = futures_util::future::try_join_all(reads).await?;
     let id_column = &spec.cohort.id_column;
-    let mut seen: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
+    // IDs compared case-insensitively, as Alma does; borrowed from the report unless lower-casing
+    // changes them, so most IDs cost no allocation.
+    let mut seen: std::collections::HashMap<std::borrow::Cow<'_, str>, &str> = std::collections::HashMap::new();
     for (name, report) in &parts {
         if let Some(col) = report.rowset.columns.iter().find(|c| c.heading == *id_column) {
             for id in col.cells.iter().flatten() {
-                let key = id.trim().to_lowercase();
-                if key.is_empty() {
+                let id = id.trim();
+                if id.is_empty() {
                     continue;
                 }
+                let key = if id.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) {
+                    std::borrow::Cow::Borrowed(id)
+                } else {
+                    std::borrow::Cow::Owned(id.to_lowercase())
+                };
                 if let Some(other) = seen.insert(key, name.as_str())
                     && other != name
                 {
                     return Err(Error::Usage(format!(
-                        "the ID {:?} is in partitions {other:?} and {name:?}: the partitions of {} are not disjoint; fix their filters",
-                        id.trim(),
+                        "the ID {id:?} is in partitions {other:?} and {name:?}: the partitions of {} are not disjoint; fix their filters",
                         spec.file.display()
                     )));
                 }

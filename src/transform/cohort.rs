@@ -125,9 +125,9 @@ fn closest(wanted: &str, headings: &[&str]) -> Option<String> {
 }
 
 /// Builds the cohort from a report, taking it: the report's cells are freed column by column as
-/// they become the table, and each step below runs once over the table of the step before and
-/// lets it go, so the peak holds the data about once (a report of 1 000 000 rows × 9 columns:
-/// 818 MB peak for the whole `plan` when every step was re-run from the report for its count).
+/// they become the table; each step runs once over the table of the step before and lets it go,
+/// and a step that drops no row keeps the table as it is (see benches/README.md, "How `plan` is
+/// made light").
 pub fn build_cohort(report: Report, rules: &CohortRules<'_>) -> Result<Cohort, Error> {
     check_headings(&report.headings(), rules)?;
     let report_rows = report.rows();
