@@ -5,7 +5,7 @@ pub mod execute;
 mod payload;
 pub mod report;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use rand::Rng;
@@ -226,33 +226,12 @@ pub async fn extract(
             .map(|r| (part.name.clone(), r))
     });
     let parts = futures_util::future::try_join_all(reads).await?;
-    let id_column = &spec.cohort.id_column;
-    // IDs compared case-insensitively, as Alma does; borrowed from the report unless lower-casing
-    // changes them, so most IDs cost no allocation.
-    let mut seen: std::collections::HashMap<std::borrow::Cow<'_, str>, &str> = std::collections::HashMap::new();
-    for (name, report) in &parts {
-        if let Some(col) = report.rowset.columns.iter().find(|c| c.heading == *id_column) {
-            for id in col.cells.iter().flatten() {
-                let id = id.trim();
-                if id.is_empty() {
-                    continue;
-                }
-                let key = if id.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) {
-                    std::borrow::Cow::Borrowed(id)
-                } else {
-                    std::borrow::Cow::Owned(id.to_lowercase())
-                };
-                if let Some(other) = seen.insert(key, name.as_str())
-                    && other != name
-                {
-                    return Err(Error::Usage(format!(
-                        "the ID {id:?} is in partitions {other:?} and {name:?}: the partitions of {} are not disjoint; fix their filters",
-                        spec.file.display()
-                    )));
-                }
-            }
-        }
-    }
+    check_disjoint(&parts, &spec.cohort.id_column).map_err(|message| {
+        Error::Usage(format!(
+            "{message}: the partitions of {} are not disjoint; fix their filters",
+            spec.file.display()
+        ))
+    })?;
     let counts: Vec<(String, usize)> = parts.iter().map(|(n, r)| (n.clone(), r.rows())).collect();
     let mut parts = parts.into_iter();
     let (_, mut report) = parts.next().ok_or_else(|| Error::Usage("no partitions".into()))?;
@@ -268,6 +247,36 @@ pub async fn extract(
         report.requests += part.requests;
     }
     Ok((report, counts))
+}
+
+/// An ID (compared as Alma does, trimmed and case-insensitively) in two partitions: which one,
+/// and where. IDs are borrowed from the reports unless lower-casing changes them, so most cost no
+/// allocation. A repeat within one partition is the report's own (joins repeat rows) and fine.
+fn check_disjoint(parts: &[(String, Report)], id_column: &str) -> Result<(), String> {
+    use std::borrow::Cow;
+    let mut seen: HashMap<Cow<'_, str>, &str> = HashMap::new();
+    for (name, report) in parts {
+        let Some(col) = report.rowset.columns.iter().find(|c| c.heading == id_column) else {
+            continue;
+        };
+        for id in col.cells.iter().flatten() {
+            let id = id.trim();
+            if id.is_empty() {
+                continue;
+            }
+            let key = if id.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) {
+                Cow::Borrowed(id)
+            } else {
+                Cow::Owned(id.to_lowercase())
+            };
+            if let Some(other) = seen.insert(key, name.as_str())
+                && other != name
+            {
+                return Err(format!("the ID {id:?} is in partitions {other:?} and {name:?}"));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The cohort against the last completed run of the same query.
@@ -459,6 +468,43 @@ mod tests {
         let id = new_run_id();
         assert_eq!(id.len(), "20261125T030101Z-3f2a".len());
         assert!(id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+    }
+
+    #[test]
+    fn partitions_must_not_share_an_id_in_any_case() {
+        use crate::alma::rowset::{Column, ColumnBuffer, ColumnKind, Rowset};
+        let part = |name: &str, ids: &[&str]| {
+            let mut cells = ColumnBuffer::default();
+            ids.iter().for_each(|id| cells.push(id));
+            cells.push_null();
+            let rowset = Rowset::from_columns(vec![Column {
+                name: "Column1".into(),
+                heading: "Primary Identifier".into(),
+                kind: ColumnKind::Text,
+                cells,
+            }])
+            .unwrap();
+            let report = Report {
+                path: "/r".into(),
+                rowset,
+                pages: 1,
+                requests: 1,
+                restarts: 0,
+            };
+            (name.to_string(), report)
+        };
+        let check = |parts: &[(String, Report)]| check_disjoint(parts, "Primary Identifier");
+        // Repeats inside one partition, empty IDs and nulls are no overlap.
+        let a = part("a", &["0012345", "AB12", "ab12", " ", ""]);
+        assert_eq!(check(&[a.clone(), part("b", &["0012346", "Ab13"])]), Ok(()));
+        let e = check(&[a.clone(), part("b", &["x1", " aB12 "])]).unwrap_err();
+        assert_eq!(e, r#"the ID "aB12" is in partitions "a" and "b""#);
+        let e = check(&[part("a", &["ÉCOLE1"]), part("b", &["école1"])]).unwrap_err();
+        assert!(e.contains(r#""école1""#), "{e}");
+        assert_eq!(
+            check(&[a, part("b", &["0012345"])]).unwrap_err(),
+            r#"the ID "0012345" is in partitions "a" and "b""#
+        );
     }
 
     #[test]
