@@ -56,7 +56,7 @@ tok = [ts(r) for r in log if "token=" in r["query"]]
 span = (tok[-1] - tok[0]).total_seconds() if len(tok) > 1 else 0
 rate = (len(tok) - 1) / span if span > 0 else 0
 last = max([r["seq"] for r in log], default=after)
-print(len(log), sum(1 for r in log if r["status"] == 429), f"{rate:.1f}", last)' "$1"
+print(len(log), sum(1 for r in log if r["status"] == 429), f"{rate:.2f}", last)' "$1"
 }
 last_seq() { curl -s "$base/_sim/requests" | python3 -c 'import json,sys; r=json.load(sys.stdin)["requests"]; print(max([x["seq"] for x in r], default=0))'; }
 result="$here/results/$(date +%F)-partitions.md"
@@ -77,7 +77,7 @@ for mode in sequential partitioned; do
   n=$(( $(wc -l < "$work/$mode.csv") - 1 ))
   wall=$(python3 -c "print(f'{$end - $start:.2f}')")
   rate=$(python3 -c "print(f'{$made / ($end - $start):.1f}')")
-  share=$(python3 -c "print(f'{$paging / 25:.0%}')")
+  share=$(python3 -c "print(f'{$paging / 25:.1%}')")
   echo "| $mode | $wall | $n | $made | $rate | $paging | $share | $throttled |" | tee -a "$result"
 done
 if cmp -s <(sort "$work/sequential.csv") <(sort "$work/partitioned.csv"); then

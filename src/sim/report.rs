@@ -136,7 +136,9 @@ impl Report {
             Cell::AccountType => Some(user.account_type.desc().to_string()),
             Cell::Status => Some(if user.active { "Active" } else { "Inactive" }.to_string()),
             Cell::Email => user.email.clone(),
-            Cell::ExpiryDate => user.expiry_date.map(|d| d.format("%Y-%m-%d").to_string()),
+            // NaiveDate's Display is YYYY-MM-DD, written directly (a strftime format per cell
+            // was most of the time of a filtered first page).
+            Cell::ExpiryDate => user.expiry_date.map(|d| d.to_string()),
             Cell::DaysUntilExpiry => user.expiry_date.map(|d| ((d - as_of).num_days() as f64).to_string()),
             Cell::Csv(_) => None,
         }
