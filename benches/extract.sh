@@ -45,7 +45,7 @@ result="$here/results/$(date +%F)-extract.md"
 {
   echo "# extract: $rows rows from the simulator, no latency"
   echo
-  echo "$(date -u +%FT%TZ) · $(nproc) cores · $(free -g | awk '/Mem:/{print $2}') GiB · $(uname -sr) · \`benches/extract.sh $rows\`"
+  echo "$(date -u +%FT%TZ) · $(nproc) cores · commit $(git -C "$here" rev-parse --short HEAD) · $(free -g | awk '/Mem:/{print $2}') GiB · $(uname -sr) · \`benches/extract.sh $rows\`"
   echo
   echo "| command | pace (req/s) | wall (s) | rows/s | peak RSS (MB) | columnar (MB) | pages | output |"
   echo "|---|---|---|---|---|---|---|---|"

@@ -63,7 +63,7 @@ result="$here/results/$(date +%F)-partitions.md"
 {
   echo "# partitioned extraction: $rows users, sim limit 25 req/s, first page 2 s, pages 300 ms"
   echo
-  echo "$(date -u +%FT%TZ) · $(nproc) cores · \`benches/partitions.sh $rows\` · $parts partitions by expiry-date octile"
+  echo "$(date -u +%FT%TZ) · $(nproc) cores · commit $(git -C "$here" rev-parse --short HEAD) · \`benches/partitions.sh $rows\` · $parts partitions by expiry-date octile"
   echo
   echo "| mode | wall (s) | rows | API calls | calls/s overall | calls/s while paging | of 25/s | 429s |"
   echo "|---|---|---|---|---|---|---|---|"

@@ -62,6 +62,18 @@ print(json.dumps({"ids": [str(i).strip().lower() for i in ids]}))
 '''
 
 
+def commit():
+    """The checkout's commit, marked when it has uncommitted changes."""
+    try:
+        head = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True).stdout.strip()
+        return head + (" (with uncommitted changes)" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
 def sim_get(path):
     with urllib.request.urlopen(f"{BASE}/_sim/{path}", timeout=60) as r:
         return json.load(r)
@@ -147,7 +159,7 @@ def main():
         profiles = [p for p in PROFILES if p[0] in wanted]
     clients = os.environ.get("CLIENTS", "alma-cohort,alma-cohort@25,almapy,almapiwrapper").split(",")
     lines = [f"# extract side by side — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "",
-             f"{os.cpu_count()} cores · {platform.platform()} · `benches/compare/run.sh` · up to {ROUNDS} rounds "
+             f"{os.cpu_count()} cores · {platform.platform()} · commit {commit()} · `benches/compare/run.sh` · up to {ROUNDS} rounds "
              f"each, clients alternating · medians · per-run timeout {TIMEOUT} s (a client that times out is "
              f"not run again in that profile) · simulator without rate limit · alma-cohort at --pace 10000 "
              f"without latency (`alma-cohort@25`: at Alma's 25/s), at 25/s with latency", "",
