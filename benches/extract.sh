@@ -3,7 +3,7 @@
 # no latency, at Alma's pace and unpaced; then of `alma-cohort plan` on the same report unpaced
 # (extract + the transform: a `where` over two columns, ID normalization, INTERNAL only, dedupe,
 # the cohort written). Usage: benches/extract.sh [ROWS] [BINARY]   (default 1000000,
-# target/release/alma-cohort). Writes benches/results/<date>-extract.md.
+# target/release/alma-cohort). Appends to benches/results/<date>-extract.md.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 rows="${1:-1000000}"
@@ -49,7 +49,7 @@ result="$here/results/$(date +%F)-extract.md"
   echo
   echo "| command | pace (req/s) | wall (s) | rows/s | peak RSS (MB) | columnar (MB) | pages | output |"
   echo "|---|---|---|---|---|---|---|---|"
-} >"$result"
+} >>"$result"
 for pace in 25 10000; do
   for round in 1 2 3; do
     ALMA_API_KEY=sim-rw /usr/bin/time -v "$bin" --base-url "http://127.0.0.1:$port" --pace "$pace" \
