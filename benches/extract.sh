@@ -41,6 +41,12 @@ account_type_column = "Account Type"
 max_members = 100000000
 TOML
 
+# wall (s) and rss (MB) from /usr/bin/time -v's report in $work/time.txt.
+read_time() {
+  wall=$(awk -F': ' '/Elapsed \(wall clock\)/{print $2}' "$work/time.txt" | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
+  rss=$(awk -F': ' '/Maximum resident set size/{printf "%.0f", $2/1024}' "$work/time.txt")
+}
+
 result="$here/results/$(date +%F)-extract.md"
 {
   echo "# extract: $rows rows from the simulator, no latency"
@@ -54,8 +60,7 @@ for pace in 25 10000; do
   for round in 1 2 3; do
     ALMA_API_KEY=sim-rw /usr/bin/time -v "$bin" --base-url "http://127.0.0.1:$port" --pace "$pace" \
       extract "$work/q.toml" --out "$work/out.parquet" 2>"$work/time.txt" >/dev/null
-    wall=$(awk -F': ' '/Elapsed \(wall clock\)/{print $2}' "$work/time.txt" | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
-    rss=$(awk -F': ' '/Maximum resident set size/{printf "%.0f", $2/1024}' "$work/time.txt")
+    read_time
     summary=$(grep '^extracted' "$work/time.txt" || true)
     pages=$(sed -n 's/.* from \([0-9]*\) pages.*/\1/p' <<<"$summary")
     columnar=$(sed -n 's/.*(\([0-9.]*\) MB in memory).*/\1/p' <<<"$summary")
@@ -66,8 +71,7 @@ done
 for round in 1 2 3; do
   ALMA_API_KEY=sim-rw /usr/bin/time -v "$bin" -q --base-url "http://127.0.0.1:$port" --pace 10000 \
     --state-dir "$work/state" plan "$work/plan.toml" --json 2>"$work/time.txt" >"$work/plan.json"
-  wall=$(awk -F': ' '/Elapsed \(wall clock\)/{print $2}' "$work/time.txt" | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
-  rss=$(awk -F': ' '/Maximum resident set size/{printf "%.0f", $2/1024}' "$work/time.txt")
+  read_time
   read -r pages cohort < <(python3 -c 'import json,sys; p=json.load(open(sys.argv[1])); print(p["report"]["pages"], p["cohort_size"])' "$work/plan.json")
   rate=$(awk -v r="$rows" -v w="$wall" 'BEGIN{printf "%.0f", r/w}')
   echo "| plan | 10000 | $wall | $rate | $rss | – | $pages | cohort of $cohort, cohort.csv (round $round) |" | tee -a "$result"

@@ -250,11 +250,9 @@ pub async fn extract(
 }
 
 /// An ID (compared as Alma does, trimmed and case-insensitively) in two partitions: which one,
-/// and where. IDs are borrowed from the reports unless lower-casing changes them, so most cost no
-/// allocation. A repeat within one partition is the report's own (joins repeat rows) and fine.
+/// and where. A repeat within one partition is the report's own (joins repeat rows) and fine.
 fn check_disjoint(parts: &[(String, Report)], id_column: &str) -> Result<(), String> {
-    use std::borrow::Cow;
-    let mut seen: HashMap<Cow<'_, str>, &str> = HashMap::new();
+    let mut seen: HashMap<String, &str> = HashMap::new();
     for (name, report) in parts {
         let Some(col) = report.rowset.columns.iter().find(|c| c.heading == id_column) else {
             continue;
@@ -264,12 +262,7 @@ fn check_disjoint(parts: &[(String, Report)], id_column: &str) -> Result<(), Str
             if id.is_empty() {
                 continue;
             }
-            let key = if id.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) {
-                Cow::Borrowed(id)
-            } else {
-                Cow::Owned(id.to_lowercase())
-            };
-            if let Some(other) = seen.insert(key, name.as_str())
+            if let Some(other) = seen.insert(id.to_lowercase(), name.as_str())
                 && other != name
             {
                 return Err(format!("the ID {id:?} is in partitions {other:?} and {name:?}"));

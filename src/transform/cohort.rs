@@ -164,9 +164,7 @@ pub fn build_cohort(report: Report, rules: &CohortRules<'_>) -> Result<Cohort, E
                 sql: sql.to_string(),
                 message: "the expression is not true or false for each row".into(),
             })?;
-        let gone;
-        (df, gone) = keep_rows(df, keep)?;
-        dropped.push((DropReason::Where, gone));
+        dropped.push((DropReason::Where, keep_rows(&mut df, keep)?));
     }
 
     // 2. ID normalization, then empty IDs out.
@@ -176,9 +174,8 @@ pub fn build_cohort(report: Report, rules: &CohortRules<'_>) -> Result<Cohort, E
         .with_column(normalized_id(id, rules.normalize).alias(id))
         .collect()
         .map_err(Error::Frame)?;
-    let gone;
-    (df, gone) = keep_where(df, col(id).is_not_null().and(col(id).neq(lit(""))))?;
-    dropped.push((DropReason::EmptyId, gone));
+    let non_empty = col(id).is_not_null().and(col(id).neq(lit("")));
+    dropped.push((DropReason::EmptyId, keep_where(&mut df, non_empty)?));
     check_ids(&df, id)?;
 
     // 3. INTERNAL accounts only.
@@ -189,9 +186,7 @@ pub fn build_cohort(report: Report, rules: &CohortRules<'_>) -> Result<Cohort, E
             .str()
             .to_lowercase()
             .eq(lit("internal"));
-        let gone;
-        (df, gone) = keep_where(df, internal)?;
-        dropped.push((DropReason::NotInternal, gone));
+        dropped.push((DropReason::NotInternal, keep_where(&mut df, internal)?));
     }
 
     // 4. Exclusions and 5. case-insensitive dedupe, on the lower-cased ID.
@@ -199,9 +194,8 @@ pub fn build_cohort(report: Report, rules: &CohortRules<'_>) -> Result<Cohort, E
     if !rules.exclusions.is_empty() {
         let excluded: Vec<&str> = rules.exclusions.iter().map(String::as_str).collect();
         let list = lit(Series::new("excluded".into(), excluded)).implode(false);
-        let gone;
-        (df, gone) = keep_where(df, key().is_in(list, false).not())?;
-        dropped.push((DropReason::Excluded, gone));
+        let kept = key().is_in(list, false).not();
+        dropped.push((DropReason::Excluded, keep_where(&mut df, kept)?));
     }
     let keys = df
         .clone()
@@ -213,9 +207,7 @@ pub fn build_cohort(report: Report, rules: &CohortRules<'_>) -> Result<Cohort, E
     let mut seen = std::collections::HashSet::with_capacity(keys.len());
     let first: BooleanChunked = keys.iter().map(|k| seen.insert(k)).collect();
     drop(seen);
-    let gone;
-    (df, gone) = keep_rows(df, &first)?;
-    dropped.push((DropReason::Duplicate, gone));
+    dropped.push((DropReason::Duplicate, keep_rows(&mut df, &first)?));
     let _ = df.drop_in_place(ROW);
 
     let ids: Vec<String> = df
@@ -237,7 +229,7 @@ pub fn build_cohort(report: Report, rules: &CohortRules<'_>) -> Result<Cohort, E
 }
 
 /// Keeps the rows for which `keep` is true (null counts as false); the rows dropped.
-fn keep_where(df: DataFrame, keep: Expr) -> Result<(DataFrame, usize), Error> {
+fn keep_where(df: &mut DataFrame, keep: Expr) -> Result<usize, Error> {
     let mask = df
         .clone()
         .lazy()
@@ -252,13 +244,12 @@ fn keep_where(df: DataFrame, keep: Expr) -> Result<(DataFrame, usize), Error> {
 
 /// Keeps the rows whose mask is true; the rows dropped. A table that loses no row is kept as it
 /// is: filtering copies every column's cell views, and most steps drop nothing.
-fn keep_rows(df: DataFrame, keep: &BooleanChunked) -> Result<(DataFrame, usize), Error> {
+fn keep_rows(df: &mut DataFrame, keep: &BooleanChunked) -> Result<usize, Error> {
     let gone = df.height() - keep.num_trues();
-    if gone == 0 {
-        return Ok((df, 0));
+    if gone > 0 {
+        *df = df.filter(keep).map_err(Error::Frame)?;
     }
-    let df = df.filter(keep).map_err(Error::Frame)?;
-    Ok((df, gone))
+    Ok(gone)
 }
 
 /// The cast a column gets for `where`: dates to Date, numbers to Float64, text as is.
