@@ -7,13 +7,15 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::alma::{AlmaClient, Progress};
 use crate::cli::{
-    Cli, Command, ExtractArgs, ListArgs, PlanArgs, QueryArgs, ResumeArgs, RunArgs, ShowArgs, SimArgs, ValidateArgs,
+    AbandonArgs, Cli, Command, ExtractArgs, ListArgs, PlanArgs, QueryArgs, ResumeArgs, RunArgs, ShowArgs, SimArgs,
+    ValidateArgs,
 };
 use crate::error::{Error, Exit};
 use crate::journal::{self, Journal};
 use crate::output::Output;
 use crate::pipeline;
-use crate::pipeline::execute::{self, RunResult};
+use crate::pipeline::execute::{self, ContinueOptions, RunResult};
+use crate::pipeline::state::{self, Admission};
 use crate::query::{self, Params};
 use crate::settings::Settings;
 use crate::sim::{ApiKey, Fault, SimConfig};
@@ -27,6 +29,7 @@ pub async fn run(cli: Cli) -> Result<Exit, Error> {
         Command::Run(args) if !args.execute => plan(Settings::from_args(&cli.global)?, args.plan, quiet).await,
         Command::Run(args) => execute(Settings::from_args(&cli.global)?, args, quiet).await,
         Command::Resume(args) => resume(Settings::from_args(&cli.global)?, args).await,
+        Command::Abandon(args) => abandon(Settings::from_args(&cli.global)?, args),
         Command::Runs(args) => runs(Settings::from_args(&cli.global)?, args),
         Command::Show(args) => show(Settings::from_args(&cli.global)?, args),
         Command::Demo(args) => crate::demo::run(args, quiet).await,
@@ -113,10 +116,8 @@ pub async fn execute(settings: Settings, args: RunArgs, quiet: bool) -> Result<E
     pipeline::check_offline(&spec)?;
     let _lock = journal::lock_query(&settings.state_dir, &spec.name)?;
     let mut journal = Journal::open(&settings.state_dir)?;
-    if let Some(period) = &args.period
-        && !args.force
-        && let Some(previous) = journal.completed_for_period(&spec.name, period)?
-    {
+    if let Admission::Skip { previous } = state::admit(&journal, &spec.name, args.period.as_deref(), args.force)? {
+        let period = args.period.as_deref().unwrap_or_default();
         let skipped = RunResult::skipped(&spec.name, period, &previous);
         if json {
             println!(
@@ -150,7 +151,7 @@ pub async fn execute(settings: Settings, args: RunArgs, quiet: bool) -> Result<E
         &journal,
         &settings.state_dir,
         &record.run_id,
-        false,
+        &ContinueOptions::default(),
         &settings.poll_policy(),
     )
     .await?;
@@ -184,25 +185,48 @@ async fn resume(settings: Settings, args: ResumeArgs) -> Result<Exit, Error> {
     let journal = Journal::open(&settings.state_dir)?;
     let record = journal.run(&args.run_id)?;
     let _lock = journal::lock_query(&settings.state_dir, &record.query)?;
-    let result = if record.status == "running" {
+    // Read again under the lock: another process may have moved it meanwhile.
+    let record = journal.run(&args.run_id)?;
+    state::check_resume(&record, args.resubmit_job)?;
+    let result = if !record.state.is_finished() {
         let client = AlmaClient::new(settings.client_config()?)?;
+        tracing::info!(run_id = %record.run_id, state = %record.state, next = record.state.next_step(), "resuming");
         execute::continue_run(
             &client,
             &journal,
             &settings.state_dir,
             &record.run_id,
-            true,
+            &ContinueOptions {
+                resumed: true,
+                resubmit_job: args.resubmit_job,
+            },
             &settings.poll_policy(),
         )
         .await?
     } else {
         eprintln!(
             "run {} has already ended ({}); nothing to resume",
-            record.run_id, record.status
+            record.run_id, record.state
         );
         execute::result(&record, true, None)
     };
     print_result(&result, args.json)
+}
+
+fn abandon(settings: Settings, args: AbandonArgs) -> Result<Exit, Error> {
+    let journal = Journal::open(&settings.state_dir)?;
+    let record = journal.run(&args.run_id)?;
+    let _lock = journal::lock_query(&settings.state_dir, &record.query)?;
+    let record = execute::abandon(&journal, &args.run_id, &args.reason, args.i_checked_alma)?;
+    let cohort = journal.cohort(&record.run_id)?;
+    let report = pipeline::report::write_run_files(&settings.state_dir, &record, &cohort)?;
+    println!(
+        "run {} abandoned ({}); recorded in the journal. Report: {}",
+        record.run_id,
+        record.events.last().map(|e| e.detail.as_str()).unwrap_or_default(),
+        report.display()
+    );
+    Ok(Exit::Done)
 }
 
 fn print_result(result: &RunResult, json: bool) -> Result<Exit, Error> {
@@ -215,7 +239,7 @@ fn print_result(result: &RunResult, json: bool) -> Result<Exit, Error> {
         println!(
             "run {} {}: set {} ({}), {} members added, {} refused by Alma; job {} instance {} ended {}",
             result.run_id,
-            result.status,
+            result.state.map(|s| s.as_str()).unwrap_or(&result.status),
             result.set_name.as_deref().unwrap_or("-"),
             result.set_id.as_deref().unwrap_or("-"),
             result.members_added.unwrap_or(0),
@@ -256,11 +280,11 @@ fn runs(settings: Settings, args: ListArgs) -> Result<Exit, Error> {
     }
     for r in runs {
         println!(
-            "{}  {:<24} {:<14} {:<10} {:>7} users  set {:<20} job {}",
+            "{}  {:<24} {:<14} {:<14} {:>7} users  set {:<20} job {}",
             r.run_id,
             r.query,
             r.period.as_deref().unwrap_or("-"),
-            r.status,
+            r.state.as_str(),
             r.cohort_size,
             r.set_id.as_deref().unwrap_or("-"),
             r.job_status.as_deref().unwrap_or("-"),
@@ -421,6 +445,20 @@ pub fn sim_config(args: &SimArgs) -> Result<SimConfig, Error> {
     }
     if args.manual_clock {
         config = config.manual_clock();
+    }
+    config = config
+        .timezone(crate::sim::parse_offset(&args.timezone).map_err(|e| Error::Usage(format!("--timezone: {e}")))?);
+    if !(args.instance_listing_lag_secs.is_finite() && args.instance_listing_lag_secs >= 0.0) {
+        return Err(Error::Usage(format!(
+            "--instance-listing-lag-secs must be 0 or more, got {}",
+            args.instance_listing_lag_secs
+        )));
+    }
+    config = config
+        .instance_listing_lag(Duration::from_secs_f64(args.instance_listing_lag_secs))
+        .past_instances(args.past_instances);
+    for name in &args.quirks {
+        config = config.quirk(name.parse().map_err(|e| Error::Usage(format!("--quirk: {e}")))?);
     }
     if args.compact {
         config = config.compact();

@@ -126,6 +126,8 @@ pub enum Command {
     Run(RunArgs),
     /// Continue an interrupted run from the journal
     Resume(ResumeArgs),
+    /// End an unfinished run on the operator's word (recorded in the journal with who and why)
+    Abandon(AbandonArgs),
     /// List the runs in the journal
     Runs(ListArgs),
     /// One run in full
@@ -182,7 +184,8 @@ pub struct RunArgs {
     /// Do not ask for confirmation (required when stdin is not a terminal)
     #[arg(long)]
     pub yes: bool,
-    /// Run even if this query already completed for --period
+    /// Run even if this query already completed for --period (or failed after its job ran);
+    /// never over an unfinished run
     #[arg(long)]
     pub force: bool,
 }
@@ -197,6 +200,23 @@ pub struct ResumeArgs {
     /// Print the result as one JSON object on stdout
     #[arg(long)]
     pub json: bool,
+    /// The operator looked in Alma's Monitor Jobs and found no instance of this run's job: submit
+    /// it again if Alma still lists none (only for a run stopped with "Alma may have started the job")
+    #[arg(long)]
+    pub resubmit_job: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AbandonArgs {
+    /// The run's id (see `alma-cohort runs`)
+    pub run_id: String,
+    /// Why the run is abandoned (recorded in the journal, shown by `show`)
+    #[arg(long)]
+    pub reason: String,
+    /// Say that you checked Alma's Monitor Jobs for this run's job instance (required once the
+    /// job may have been submitted)
+    #[arg(long)]
+    pub i_checked_alma: bool,
 }
 
 #[derive(Debug, Args)]
@@ -299,4 +319,19 @@ pub struct SimArgs {
     /// Compact analytics pages instead of Alma's one-element-per-line layout
     #[arg(long)]
     pub compact: bool,
+    /// The institution's time zone, e.g. -05:00: job instance names and the instance list's
+    /// submit_date_from/to are in local time, as Alma's are
+    #[arg(long, default_value = "Z", allow_hyphen_values = true)]
+    pub timezone: String,
+    /// A new job instance shows in instance lists only this many seconds (sim clock) after it
+    /// was submitted
+    #[arg(long, default_value_t = 0.0)]
+    pub instance_listing_lag_secs: f64,
+    /// Finished Update/Notify Users instances of other runs, 2-3 hours before the start
+    #[arg(long, default_value_t = 0)]
+    pub past_instances: usize,
+    /// Send an answer shape real Alma sends (may repeat): total-record-count-string,
+    /// run-without-link, run-without-instance
+    #[arg(long = "quirk", value_name = "NAME")]
+    pub quirks: Vec<String>,
 }

@@ -64,7 +64,15 @@ pub async fn run(args: DemoArgs, quiet: bool) -> Result<Exit, Error> {
         deadline: Duration::from_secs(60),
         max_failures: 5,
     };
-    let result = execute::continue_run(&client, &journal, &state_dir, &record.run_id, false, &poll).await?;
+    let result = execute::continue_run(
+        &client,
+        &journal,
+        &state_dir,
+        &record.run_id,
+        &execute::ContinueOptions::default(),
+        &poll,
+    )
+    .await?;
     let report = std::fs::read_to_string(result.report_file.as_deref().unwrap_or_default()).unwrap_or_default();
     println!("{report}");
     let letters = sim.outbox();

@@ -57,6 +57,35 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+    /// The journal (or the state machine) refuses what was asked: exit 4, nothing changed.
+    #[error("{message}\nhint: {hint}")]
+    Refused { message: String, hint: String },
+    /// The job submission's answer was lost and Alma does not list an instance under the run's
+    /// name: Alma may have started it. Nothing is submitted again without the operator.
+    #[error(
+        "Alma may have started the job of run {run_id}: {cause}; no instance named {instance_name:?} is listed among job {job_id}'s instances from {window}\n\
+         hint: nothing will be submitted again on its own. In Alma, open Admin > Monitor Jobs (the Running and the History tabs) and look for an instance named \"{instance_name} - <date> <time>\" (job {job_id}, set {set_id}).\n\
+         hint: if it is there: `alma-cohort resume {run_id}` finds and follows it (Alma can list a new instance some minutes late)\n\
+         hint: if there is none: `alma-cohort resume {run_id} --resubmit-job` submits the job again (docs/operating.md)"
+    )]
+    JobMaybeStarted {
+        run_id: String,
+        job_id: String,
+        set_id: String,
+        instance_name: String,
+        window: String,
+        cause: String,
+    },
+    /// Alma took the job (a 2xx) but named no instance, and none is listed under the run's name yet.
+    #[error(
+        "Alma took the job of run {run_id} (it answered the submission with success) but lists no instance named {instance_name:?} for job {job_id} yet\n\
+         hint: the job is not submitted again; `alma-cohort resume {run_id}` looks for it again and follows it (Monitor Jobs in Alma shows it as \"{instance_name} - <date> <time>\")"
+    )]
+    InstanceNotListed {
+        run_id: String,
+        job_id: String,
+        instance_name: String,
+    },
     /// The operator did not confirm (or could not be asked).
     #[error("{0}")]
     NotConfirmed(String),
@@ -88,10 +117,13 @@ impl Error {
                 Exit::Usage
             }
             Error::Input { .. } => Exit::Usage,
-            Error::JobThreshold { .. } => Exit::Alma,
+            Error::JobThreshold { .. } | Error::JobMaybeStarted { .. } | Error::InstanceNotListed { .. } => Exit::Alma,
+            Error::Refused { .. } => Exit::Refused,
             Error::Interrupted { source, .. } => source.exit(),
             Error::NotConfirmed(_) => Exit::Refused,
-            Error::Journal(crate::journal::Error::Locked { .. }) => Exit::Refused,
+            Error::Journal(crate::journal::Error::Locked { .. } | crate::journal::Error::StateMoved { .. }) => {
+                Exit::Refused
+            }
             Error::Journal(_) => Exit::Usage,
             Error::Guard { .. } => Exit::Refused,
             Error::Alma(crate::alma::Error::Setting(_)) => Exit::Usage,

@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
+pub use crate::pipeline::state::RunState;
+
 /// The schema this build writes; older journals are migrated on open.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -37,6 +39,22 @@ pub enum Error {
     NoSuchRun(String),
     #[error("journal record for run {run_id} is unreadable: {message}")]
     Corrupt { run_id: String, message: String },
+    /// A transition the state machine does not have: a bug, never written.
+    #[error("run {run_id}: no transition from {from} to {to}")]
+    BadTransition {
+        run_id: String,
+        from: RunState,
+        to: RunState,
+    },
+    /// The run was not in the state the step expected (another process moved it): nothing written.
+    #[error(
+        "run {run_id} is in state {found}, not {expected} as this step expected; nothing was written\nhint: another alma-cohort may have worked on it; `alma-cohort show {run_id}` tells where it is"
+    )]
+    StateMoved {
+        run_id: String,
+        expected: RunState,
+        found: String,
+    },
 }
 
 /// What a run will do in Alma, fixed when it starts, so `resume` never depends on the query file
@@ -63,8 +81,10 @@ pub struct RunRecord {
     pub period: Option<String>,
     pub started_at: String,
     pub finished_at: Option<String>,
-    /// running | completed | failed
+    /// running | completed | failed | abandoned (follows `state`)
     pub status: String,
+    /// Where the run is in its state machine.
+    pub state: RunState,
     pub run_by: String,
     pub cohort_size: usize,
     pub execution: Execution,
@@ -83,6 +103,37 @@ pub struct RunRecord {
     pub steps: Vec<Step>,
     /// Batches of members recorded as added: `(batch, first, count)`.
     pub batches: Vec<(usize, usize, usize)>,
+    /// Every change of state, and what the operator said, oldest first.
+    pub events: Vec<Event>,
+}
+
+impl RunRecord {
+    /// The job instance name this run gives Alma (the `job_name` parameter it sends).
+    pub fn instance_name(&self) -> Option<&str> {
+        self.execution
+            .job_parameters
+            .iter()
+            .find(|(k, _)| k == "job_name")
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One entry of a run's history: a change of state, or a note in the same state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub at: String,
+    pub from: Option<RunState>,
+    pub to: RunState,
+    pub by: String,
+    pub detail: String,
+}
+
+/// Who is running this process, for the journal.
+pub fn operator() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -243,6 +294,46 @@ impl Journal {
             tx.execute_batch("ALTER TABLE runs ADD COLUMN plan TEXT NOT NULL DEFAULT 'null';")
                 .map_err(sql)?;
         }
+        if found < 3 {
+            // v3: the run's state, explicit, and its history. Runs written by v1/v2 get the state
+            // their columns and steps imply; a submit that was started and never confirmed is
+            // `job_submitting`, so it is looked up, never resubmitted.
+            tx.execute_batch(
+                "ALTER TABLE runs ADD COLUMN state TEXT NOT NULL DEFAULT 'planned';
+                 UPDATE runs SET state = CASE
+                    WHEN status = 'completed' THEN 'completed'
+                    WHEN status = 'failed' THEN 'failed'
+                    WHEN status = 'abandoned' THEN 'abandoned'
+                    WHEN job_instance_id IS NOT NULL THEN 'job_submitted'
+                    WHEN job_submit_started_at IS NOT NULL THEN 'job_submitting'
+                    WHEN members_added IS NOT NULL THEN 'members_done'
+                    WHEN set_id IS NOT NULL THEN 'set_created'
+                    WHEN EXISTS (SELECT 1 FROM steps s WHERE s.run_id = runs.run_id AND s.step = 'set') THEN 'set_creating'
+                    ELSE 'planned' END;
+                 CREATE TABLE events (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    run_id TEXT NOT NULL REFERENCES runs (run_id),
+                    at TEXT NOT NULL,
+                    from_state TEXT,
+                    to_state TEXT NOT NULL,
+                    by TEXT NOT NULL,
+                    detail TEXT NOT NULL
+                 );
+                 CREATE INDEX events_by_run ON events (run_id, seq);",
+            )
+            .map_err(sql)?;
+            if found >= 1 {
+                tx.execute(
+                    "INSERT INTO events (run_id, at, from_state, to_state, by, detail)
+                     SELECT run_id, ?1, NULL, state, 'alma-cohort', ?2 FROM runs",
+                    params![
+                        now(),
+                        format!("journal migrated from schema {found}: state derived from the record")
+                    ],
+                )
+                .map_err(sql)?;
+            }
+        }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(sql)?;
         tx.commit().map_err(sql)
     }
@@ -256,8 +347,8 @@ impl Journal {
         };
         let tx = self.conn.transaction().map_err(sql)?;
         tx.execute(
-            "INSERT INTO runs (run_id, query, query_file, query_hash, params, period, started_at, status, run_by, cohort_size, execution, plan)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            "INSERT INTO runs (run_id, query, query_file, query_hash, params, period, started_at, status, run_by, cohort_size, execution, plan, state)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             params![
                 run.run_id,
                 run.query,
@@ -271,6 +362,18 @@ impl Journal {
                 run.cohort_size as i64,
                 json(&run.execution),
                 json(&run.plan),
+                run.state.as_str(),
+            ],
+        )
+        .map_err(sql)?;
+        tx.execute(
+            "INSERT INTO events (run_id, at, from_state, to_state, by, detail) VALUES (?1, ?2, NULL, ?3, ?4, ?5)",
+            params![
+                run.run_id,
+                run.started_at,
+                run.state.as_str(),
+                run.run_by,
+                format!("run recorded with its cohort of {} IDs", cohort.len())
             ],
         )
         .map_err(sql)?;
@@ -316,8 +419,69 @@ impl Journal {
         Ok(())
     }
 
-    pub fn set_created(&self, run_id: &str, set_id: &str) -> Result<(), Error> {
-        self.update(run_id, "set_id = ?1", &[&set_id])
+    /// Moves a run from `from` to `to`, with the columns that go with the step, and writes the
+    /// event — one transaction. Refused (nothing written) when the run is not in `from`.
+    pub fn transition(
+        &self,
+        run_id: &str,
+        from: RunState,
+        to: RunState,
+        detail: &str,
+        fields: &[(&str, &dyn rusqlite::ToSql)],
+    ) -> Result<(), Error> {
+        if !from.can_go_to(to) {
+            return Err(Error::BadTransition {
+                run_id: run_id.to_string(),
+                from,
+                to,
+            });
+        }
+        let tx = self.conn.unchecked_transaction().map_err(self.sql())?;
+        let mut set = String::from("state = ?1, status = ?2");
+        let mut values: Vec<&dyn rusqlite::ToSql> = Vec::new();
+        let (state, status) = (to.as_str(), to.status());
+        values.push(&state);
+        values.push(&status);
+        let at = now();
+        if to.is_finished() {
+            set.push_str(", finished_at = ?3");
+            values.push(&at);
+        }
+        for (column, value) in fields {
+            values.push(*value);
+            set.push_str(&format!(", {column} = ?{}", values.len()));
+        }
+        let from_s = from.as_str();
+        values.push(&run_id);
+        let id_n = values.len();
+        values.push(&from_s);
+        let from_n = values.len();
+        let changed = tx
+            .execute(
+                &format!("UPDATE runs SET {set} WHERE run_id = ?{id_n} AND state = ?{from_n}"),
+                values.as_slice(),
+            )
+            .map_err(self.sql())?;
+        if changed != 1 {
+            let found: Option<String> = tx
+                .query_row("SELECT state FROM runs WHERE run_id = ?1", [run_id], |r| r.get(0))
+                .optional()
+                .map_err(self.sql())?;
+            return Err(match found {
+                None => Error::NoSuchRun(run_id.to_string()),
+                Some(found) => Error::StateMoved {
+                    run_id: run_id.to_string(),
+                    expected: from,
+                    found,
+                },
+            });
+        }
+        tx.execute(
+            "INSERT INTO events (run_id, at, from_state, to_state, by, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![run_id, at, from.as_str(), to.as_str(), operator(), detail],
+        )
+        .map_err(self.sql())?;
+        tx.commit().map_err(self.sql())
     }
 
     pub fn batch_done(&self, run_id: &str, batch: usize, first: usize, count: usize) -> Result<(), Error> {
@@ -330,21 +494,51 @@ impl Journal {
         Ok(())
     }
 
-    pub fn members_done(&self, run_id: &str, added: usize, invalid: &[String]) -> Result<(), Error> {
-        self.update(
-            run_id,
-            "members_added = ?1, invalid_ids = ?2",
-            &[&(added as i64), &json(&invalid)],
+    /// Records columns and a note without a change of state (e.g. the instance id found for a
+    /// run already in `job_submitted`), in one transaction, if the run is still in `state`.
+    pub fn note(
+        &self,
+        run_id: &str,
+        state: RunState,
+        detail: &str,
+        fields: &[(&str, &dyn rusqlite::ToSql)],
+    ) -> Result<(), Error> {
+        let tx = self.conn.unchecked_transaction().map_err(self.sql())?;
+        let current: Option<String> = tx
+            .query_row("SELECT state FROM runs WHERE run_id = ?1", [run_id], |r| r.get(0))
+            .optional()
+            .map_err(self.sql())?;
+        match current {
+            None => return Err(Error::NoSuchRun(run_id.to_string())),
+            Some(found) if found != state.as_str() => {
+                return Err(Error::StateMoved {
+                    run_id: run_id.to_string(),
+                    expected: state,
+                    found,
+                });
+            }
+            Some(_) => {}
+        }
+        if !fields.is_empty() {
+            let mut values: Vec<&dyn rusqlite::ToSql> = Vec::new();
+            let mut set = Vec::new();
+            for (column, value) in fields {
+                values.push(*value);
+                set.push(format!("{column} = ?{}", values.len()));
+            }
+            values.push(&run_id);
+            tx.execute(
+                &format!("UPDATE runs SET {} WHERE run_id = ?{}", set.join(", "), values.len()),
+                values.as_slice(),
+            )
+            .map_err(self.sql())?;
+        }
+        tx.execute(
+            "INSERT INTO events (run_id, at, from_state, to_state, by, detail) VALUES (?1, ?2, ?3, ?3, ?4, ?5)",
+            params![run_id, now(), state.as_str(), operator(), detail],
         )
-    }
-
-    /// Recorded before the run call that must not be repeated.
-    pub fn job_submitting(&self, run_id: &str, job_id: &str, at: &str) -> Result<(), Error> {
-        self.update(run_id, "job_id = ?1, job_submit_started_at = ?2", &[&job_id, &at])
-    }
-
-    pub fn job_submitted(&self, run_id: &str, instance_id: &str) -> Result<(), Error> {
-        self.update(run_id, "job_instance_id = ?1", &[&instance_id])
+        .map_err(self.sql())?;
+        tx.commit().map_err(self.sql())
     }
 
     pub fn job_progress(
@@ -358,14 +552,6 @@ impl Journal {
             run_id,
             "job_status = ?1, counters = ?2, alerts = ?3",
             &[&status, &json(&counters), &json(&alerts)],
-        )
-    }
-
-    pub fn finish(&self, run_id: &str, status: &str, error: Option<&str>) -> Result<(), Error> {
-        self.update(
-            run_id,
-            "status = ?1, finished_at = ?2, error = ?3",
-            &[&status, &now(), &error],
         )
     }
 
@@ -383,16 +569,34 @@ impl Journal {
         rows.collect::<Result<_, _>>().map_err(self.sql())
     }
 
-    /// The run that completed this query for this period, if any.
-    pub fn completed_for_period(&self, query: &str, period: &str) -> Result<Option<String>, Error> {
-        self.conn
+    /// The oldest unfinished run of a query, if any.
+    pub fn unfinished(&self, query: &str) -> Result<Option<RunRecord>, Error> {
+        let id: Option<String> = self
+            .conn
             .query_row(
-                "SELECT run_id FROM runs WHERE query = ?1 AND period = ?2 AND status = 'completed' ORDER BY started_at DESC LIMIT 1",
-                params![query, period],
+                "SELECT run_id FROM runs WHERE query = ?1 AND status = 'running' ORDER BY started_at, run_id LIMIT 1",
+                [query],
                 |r| r.get(0),
             )
             .optional()
-            .map_err(self.sql())
+            .map_err(self.sql())?;
+        id.map(|id| self.run(&id)).transpose()
+    }
+
+    /// The ended runs of a query for a period, newest first.
+    pub fn ended_for_period(&self, query: &str, period: &str) -> Result<Vec<RunRecord>, Error> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT run_id FROM runs WHERE query = ?1 AND period = ?2 AND status != 'running' ORDER BY started_at DESC, run_id DESC",
+            )
+            .map_err(self.sql())?;
+        let ids: Vec<String> = stmt
+            .query_map(params![query, period], |r| r.get(0))
+            .map_err(self.sql())?
+            .collect::<Result<_, _>>()
+            .map_err(self.sql())?;
+        ids.iter().map(|id| self.run(id)).collect()
     }
 
     /// The last completed run of a query.
@@ -415,7 +619,7 @@ impl Journal {
             .query_row(
                 "SELECT run_id, query, query_file, query_hash, params, period, started_at, finished_at, status, run_by,
                         cohort_size, execution, set_id, members_added, invalid_ids, job_id, job_submit_started_at,
-                        job_instance_id, job_status, counters, alerts, error, plan
+                        job_instance_id, job_status, counters, alerts, error, plan, state
                  FROM runs WHERE run_id = ?1",
                 [run_id],
                 |r| {
@@ -455,6 +659,7 @@ impl Journal {
                             r.get::<_, Option<String>>(21)?,
                             r.get::<_, String>(22)?,
                         ),
+                        r.get::<_, String>(23)?,
                     ))
                 },
             )
@@ -475,6 +680,36 @@ impl Journal {
             (job_submit_started_at, job_instance_id, job_status),
             (counters, alerts, error, plan),
         ) = (row.3, row.4, row.5);
+        let state = RunState::parse(&row.6).ok_or_else(|| Error::Corrupt {
+            run_id: run_id.clone(),
+            message: format!("unknown state {:?}", row.6),
+        })?;
+        let mut events_stmt = self
+            .conn
+            .prepare("SELECT at, from_state, to_state, by, detail FROM events WHERE run_id = ?1 ORDER BY seq")
+            .map_err(self.sql())?;
+        let events = events_stmt
+            .query_map([&run_id], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                ))
+            })
+            .map_err(self.sql())?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(self.sql())?
+            .into_iter()
+            .map(|(at, from, to, by, detail)| Event {
+                at,
+                from: from.as_deref().and_then(RunState::parse),
+                to: RunState::parse(&to).unwrap_or(state),
+                by,
+                detail,
+            })
+            .collect();
         let mut steps_stmt = self
             .conn
             .prepare(
@@ -518,6 +753,7 @@ impl Journal {
             started_at,
             finished_at,
             status,
+            state,
             run_by,
             cohort_size: cohort_size as usize,
             execution: serde_json::from_str(&execution).map_err(corrupt)?,
@@ -534,6 +770,7 @@ impl Journal {
             plan: serde_json::from_str(&plan).map_err(corrupt)?,
             steps,
             batches,
+            events,
         })
     }
 
@@ -581,6 +818,7 @@ mod tests {
             started_at: now(),
             finished_at: None,
             status: "running".into(),
+            state: RunState::Planned,
             run_by: "me".into(),
             cohort_size: 3,
             execution: Execution {
@@ -604,6 +842,7 @@ mod tests {
             plan: serde_json::Value::Null,
             steps: vec![],
             batches: vec![],
+            events: vec![],
         }
     }
 
@@ -618,16 +857,60 @@ mod tests {
         )
         .unwrap();
         j.step_started("r1", "set", None).unwrap();
-        j.set_created("r1", "9501").unwrap();
+        j.transition("r1", RunState::Planned, RunState::SetCreating, "creating", &[])
+            .unwrap();
+        j.transition(
+            "r1",
+            RunState::SetCreating,
+            RunState::SetCreated,
+            "created",
+            &[("set_id", &"9501")],
+        )
+        .unwrap();
         j.step_finished("r1", "set", Some("9501")).unwrap();
         j.batch_done("r1", 0, 0, 3).unwrap();
-        j.members_done("r1", 2, &["c".into()]).unwrap();
-        j.job_submitting("r1", "M1", "2026-01-05T06:00:00Z").unwrap();
-        j.job_submitted("r1", "9601").unwrap();
+        j.transition(
+            "r1",
+            RunState::SetCreated,
+            RunState::MembersDone,
+            "2 added",
+            &[("members_added", &2i64), ("invalid_ids", &"[\"c\"]")],
+        )
+        .unwrap();
+        // A step that expects another state writes nothing.
+        let e = j
+            .transition("r1", RunState::SetCreated, RunState::MembersDone, "again", &[])
+            .unwrap_err();
+        assert!(matches!(e, Error::StateMoved { .. }), "{e}");
+        let e = j
+            .transition("r1", RunState::MembersDone, RunState::Completed, "skip", &[])
+            .unwrap_err();
+        assert!(matches!(e, Error::BadTransition { .. }), "{e}");
+        j.transition(
+            "r1",
+            RunState::MembersDone,
+            RunState::JobSubmitting,
+            "submitting",
+            &[("job_id", &"M1"), ("job_submit_started_at", &"2026-01-05T06:00:00Z")],
+        )
+        .unwrap();
+        assert_eq!(
+            j.unfinished("q").unwrap().map(|r| r.state),
+            Some(RunState::JobSubmitting)
+        );
+        j.transition(
+            "r1",
+            RunState::JobSubmitting,
+            RunState::JobSubmitted,
+            "took",
+            &[("job_instance_id", &"9601")],
+        )
+        .unwrap();
         j.job_progress("r1", "COMPLETED_SUCCESS", &[("n".into(), "N".into(), "2".into())], &[])
             .unwrap();
-        assert_eq!(j.completed_for_period("q", "2026-spring").unwrap(), None);
-        j.finish("r1", "completed", None).unwrap();
+        assert!(j.ended_for_period("q", "2026-spring").unwrap().is_empty());
+        j.transition("r1", RunState::JobSubmitted, RunState::Completed, "ended", &[])
+            .unwrap();
         drop(j);
         let j = Journal::open(&d).unwrap();
         let r = j.run("r1").unwrap();
@@ -638,11 +921,23 @@ mod tests {
         assert_eq!(r.invalid_ids, ["c"]);
         assert_eq!(r.batches, [(0, 0, 3)]);
         assert_eq!(r.steps[0].detail.as_deref(), Some("9501"));
-        assert_eq!(j.cohort("r1").unwrap(), ["a", "b", "c"]);
+        assert_eq!((r.state, r.finished_at.is_some()), (RunState::Completed, true));
+        let path: Vec<RunState> = r.events.iter().map(|e| e.to).collect();
         assert_eq!(
-            j.completed_for_period("q", "2026-spring").unwrap().as_deref(),
-            Some("r1")
+            path,
+            [
+                RunState::Planned,
+                RunState::SetCreating,
+                RunState::SetCreated,
+                RunState::MembersDone,
+                RunState::JobSubmitting,
+                RunState::JobSubmitted,
+                RunState::Completed
+            ]
         );
+        assert_eq!(j.cohort("r1").unwrap(), ["a", "b", "c"]);
+        assert_eq!(j.unfinished("q").unwrap(), None);
+        assert_eq!(j.ended_for_period("q", "2026-spring").unwrap()[0].run_id, "r1");
         assert_eq!(j.last_completed("q").unwrap().map(|r| r.run_id), Some("r1".into()));
         assert!(matches!(j.run("nope"), Err(Error::NoSuchRun(_))));
         assert_eq!(j.runs().unwrap().len(), 1);
@@ -655,7 +950,9 @@ mod tests {
         j.create_run(&record("old", None), &["a".into()]).unwrap();
         // Make it look like a journal written by schema 1.
         j.conn
-            .execute_batch("ALTER TABLE runs DROP COLUMN plan; PRAGMA user_version = 1;")
+            .execute_batch(
+                "DROP TABLE events; ALTER TABLE runs DROP COLUMN state; ALTER TABLE runs DROP COLUMN plan; PRAGMA user_version = 1;",
+            )
             .unwrap();
         drop(j);
         let j = Journal::open(&d).unwrap();

@@ -18,6 +18,17 @@ impl fmt::Display for Call {
     }
 }
 
+/// What a failed write left behind in Alma.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteFate {
+    /// Alma surely did not act (it refused, or never got the request).
+    NotApplied,
+    /// Alma surely acted (a 2xx came back) though the answer could not be read.
+    Applied,
+    /// Alma may or may not have acted: look before doing anything else.
+    Unknown,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Alma (or its gateway) answered with an error body: status, Alma code, message, trackingId.
@@ -101,6 +112,31 @@ impl Error {
     /// GET of a report page must not be repeated with the same token: the page may be gone.
     pub fn maybe_served(&self) -> bool {
         matches!(self, Error::Transport { maybe_served: true, .. })
+    }
+
+    /// What a failed write did in Alma: the one rule the pipeline and the HTTP layer use to decide
+    /// whether a write may be sent again and whether its effect must be looked up.
+    pub fn fate(&self) -> WriteFate {
+        match self {
+            // Alma answered with an error of its own (4xx, 429 thresholds): it did not act.
+            Error::Api { status, .. } if *status < 500 => WriteFate::NotApplied,
+            Error::DailyThreshold { .. } | Error::Setting(_) => WriteFate::NotApplied,
+            Error::Transport {
+                maybe_served: false, ..
+            } => WriteFate::NotApplied,
+            // A 2xx whose body we could not read: Alma took the request.
+            Error::Unexpected { status, .. } if (200..300).contains(status) => WriteFate::Applied,
+            // A 4xx page from something in front of Alma (a proxy refusing the request).
+            Error::Unexpected { status, .. } if (400..500).contains(status) && *status != 408 => WriteFate::NotApplied,
+            // 5xx (Alma's or a gateway's), timeouts, dropped connections, cut-off bodies.
+            _ => WriteFate::Unknown,
+        }
+    }
+
+    /// May a write that failed this way be sent again as it is? Only when Alma surely did not act
+    /// and a repeat can succeed (no connection made, 429 PER_SECOND_THRESHOLD).
+    pub fn write_may_repeat(&self) -> bool {
+        self.fate() == WriteFate::NotApplied && self.is_retryable()
     }
 
     /// The HTTP status and Alma error code, where Alma gave them.

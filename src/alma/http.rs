@@ -191,11 +191,7 @@ impl Repeat {
         match self {
             Repeat::Always => e.is_retryable(),
             Repeat::WhenSurelyNotServed => e.is_retryable() && !e.maybe_served(),
-            Repeat::OnlyIfNotReceived => match e {
-                Error::Transport { maybe_served, .. } => !maybe_served,
-                Error::Api { status: 429, code, .. } => code == "PER_SECOND_THRESHOLD",
-                _ => false,
-            },
+            Repeat::OnlyIfNotReceived => e.write_may_repeat(),
         }
     }
 }
@@ -306,7 +302,7 @@ impl AlmaClient {
         })
     }
 
-    async fn request(
+    pub(crate) async fn request(
         &self,
         method: Method,
         path: &str,

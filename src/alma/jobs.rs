@@ -8,9 +8,8 @@ use futures_util::future::BoxFuture;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::error::{Call, Error};
+use super::error::Error;
 use super::http::{AlmaClient, Repeat};
-use super::sets::unexpected;
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct JobId(pub String);
@@ -104,6 +103,82 @@ impl InstanceStatus {
     }
 }
 
+/// A list answer's items under `key`: an array, or one object on its own.
+fn list_items(v: &Value, key: &str) -> Vec<Value> {
+    match v.get(key) {
+        Some(Value::Array(a)) => a.clone(),
+        Some(o @ Value::Object(_)) => vec![o.clone()],
+        _ => Vec::new(),
+    }
+}
+
+/// A list answer's `total_record_count`, a number or a string of digits (both seen); 0 if absent.
+fn total_record_count(v: &Value) -> usize {
+    v.get("total_record_count")
+        .and_then(|t| t.as_u64().or_else(|| t.as_str()?.trim().parse().ok()))
+        .unwrap_or(0) as usize
+}
+
+/// What Alma said when it took a job run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Submitted {
+    /// The instance id, when the answer named it.
+    pub instance: Option<InstanceId>,
+    /// `additional_info`'s text, e.g. "Job no. 9563643080000561 triggered on …".
+    pub message: Option<String>,
+}
+
+impl Submitted {
+    /// Reads a 2xx answer to `op=run`, JSON or XML, as leniently as it can.
+    pub fn from_body(bytes: &[u8]) -> Submitted {
+        let text = String::from_utf8_lossy(bytes);
+        let (link, message) = match serde_json::from_slice::<Value>(bytes) {
+            Ok(v) => {
+                let info = v.get("additional_info");
+                let link = info
+                    .and_then(|a| a.get("link"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                let message = match info {
+                    Some(Value::String(s)) => Some(s.clone()),
+                    Some(a) => a.get("value").and_then(Value::as_str).map(str::to_string),
+                    None => None,
+                };
+                (link, message)
+            }
+            Err(_) => {
+                // XML: <additional_info link="…">Job no. … triggered on …</additional_info>
+                let element = text.find("<additional_info").map(|i| &text[i..]);
+                let link = element.and_then(|e| {
+                    let head = &e[..e.find('>')?];
+                    let at = head.find("link=\"")? + 6;
+                    Some(head[at..at + head[at..].find('"')?].to_string())
+                });
+                let message = element.and_then(|e| {
+                    let start = e.find('>')? + 1;
+                    let end = e.find("</additional_info>")?;
+                    (start <= end).then(|| e[start..end].trim().to_string())
+                });
+                (link, message)
+            }
+        };
+        let from_link = link.as_deref().and_then(|l| {
+            let (_, after) = l.split_once("/instances/")?;
+            let id = after.trim_end_matches('/').split(['/', '?']).next()?;
+            (!id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric())).then(|| id.to_string())
+        });
+        let from_text = message.as_deref().and_then(|m| {
+            let after = &m[m.find("Job no.")? + "Job no.".len()..];
+            let id: String = after.trim_start().chars().take_while(char::is_ascii_digit).collect();
+            (!id.is_empty()).then_some(id)
+        });
+        Submitted {
+            instance: from_link.or(from_text).map(InstanceId),
+            message,
+        }
+    }
+}
+
 /// How to follow a job: the first wait, how it grows, its cap, and when to give up.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PollPolicy {
@@ -143,22 +218,14 @@ impl AlmaClient {
                     Repeat::Always,
                 )
                 .await?;
-            let page = match v.get("job") {
-                Some(Value::Array(a)) => a.clone(),
-                Some(o @ Value::Object(_)) => vec![o.clone()],
-                _ => Vec::new(),
-            };
+            let page = list_items(&v, "job");
             seen += page.len();
             for j in &page {
                 if j.get("name").and_then(Value::as_str).map(str::trim) == Some(name.trim()) {
                     found.push(j.get("id").and_then(Value::as_str).unwrap_or_default().to_string());
                 }
             }
-            let total = v
-                .get("total_record_count")
-                .and_then(|t| t.as_u64().or_else(|| t.as_str()?.parse().ok()))
-                .unwrap_or(0) as usize;
-            if page.is_empty() || seen >= total {
+            if page.is_empty() || seen >= total_record_count(&v) {
                 break;
             }
         }
@@ -180,34 +247,32 @@ impl AlmaClient {
         }
     }
 
-    /// Runs a job; returns the instance id from `additional_info.link`. Sent once (repeated
-    /// only if Alma surely never got it).
-    pub async fn run_job(&self, job: &JobId, parameters: &[(String, String)]) -> Result<InstanceId, Error> {
+    /// Runs a job. Sent once (repeated only if Alma surely never got it). Any 2xx answer means
+    /// Alma took the job: the instance id comes from `additional_info.link`, else from "Job no. N"
+    /// in its text, else it is unknown (and the caller finds it by the instance name) — an answer
+    /// we cannot read never turns a submitted job into a failed submit.
+    pub async fn run_job(&self, job: &JobId, parameters: &[(String, String)]) -> Result<Submitted, Error> {
         let body = json!({"parameter": parameters.iter().map(|(k, v)| json!({"name": {"value": k}, "value": v})).collect::<Vec<_>>()});
         let path = format!("conf/jobs/{}", job.0);
-        let v = self
-            .call_json(
+        let response = self
+            .request(
                 Method::POST,
                 &path,
                 &[("op", "run")],
                 Some(&body),
+                "application/json",
                 Repeat::OnlyIfNotReceived,
             )
             .await?;
-        let call = Call {
-            method: "POST",
-            path: format!("/almaws/v1/{path}"),
+        // From here on the job is submitted, whatever the body says.
+        let bytes = match response.bytes().await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "the job was accepted but its answer was cut off");
+                return Ok(Submitted::default());
+            }
         };
-        let link = v
-            .get("additional_info")
-            .and_then(|a| a.get("link"))
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let id = link.trim_end_matches('/').rsplit('/').next().unwrap_or_default();
-        if id.is_empty() || !link.contains("/instances/") {
-            return Err(unexpected(&call, &v, "no instance link in additional_info"));
-        }
-        Ok(InstanceId(id.to_string()))
+        Ok(Submitted::from_body(&bytes))
     }
 
     pub async fn job_instance(&self, job: &JobId, instance: &InstanceId) -> Result<InstanceStatus, Error> {
@@ -216,22 +281,24 @@ impl AlmaClient {
         Ok(InstanceStatus::from_json(&v))
     }
 
-    /// The job's instances submitted on or after `date` (YYYY-MM-DD).
-    pub async fn job_instances_since(&self, job: &JobId, date: &str) -> Result<Vec<InstanceStatus>, Error> {
+    /// The job's instances submitted from `from` to `to` (YYYY-MM-DD, both included), every page.
+    pub async fn job_instances_between(&self, job: &JobId, from: &str, to: &str) -> Result<Vec<InstanceStatus>, Error> {
         let path = format!("conf/jobs/{}/instances", job.0);
         let mut out = Vec::new();
+        let mut offset = 0usize;
         loop {
-            let off = out.len().to_string();
-            let query = [("submit_date_from", date), ("limit", "100"), ("offset", off.as_str())];
+            let off = offset.to_string();
+            let query = [
+                ("submit_date_from", from),
+                ("submit_date_to", to),
+                ("limit", "100"),
+                ("offset", off.as_str()),
+            ];
             let v = self.call_json(Method::GET, &path, &query, None, Repeat::Always).await?;
-            let page = match v.get("job_instance") {
-                Some(Value::Array(a)) => a.clone(),
-                Some(o @ Value::Object(_)) => vec![o.clone()],
-                _ => Vec::new(),
-            };
+            let page = list_items(&v, "job_instance");
+            offset += page.len();
             out.extend(page.iter().map(InstanceStatus::from_json));
-            let total = v.get("total_record_count").and_then(|t| t.as_u64()).unwrap_or(0) as usize;
-            if page.is_empty() || out.len() >= total {
+            if page.is_empty() || offset >= total_record_count(&v) {
                 return Ok(out);
             }
         }

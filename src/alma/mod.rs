@@ -10,7 +10,7 @@ pub mod sets;
 pub mod users;
 
 pub use analytics::{PagingPolicy, Progress, Report, ReportQuery};
-pub use error::{Call, Error};
+pub use error::{Call, Error, WriteFate};
 pub use http::{AlmaClient, ClientConfig, RetryPolicy};
-pub use jobs::{InstanceId, InstanceStatus, JobId, PollPolicy};
+pub use jobs::{InstanceId, InstanceStatus, JobId, PollPolicy, Submitted};
 pub use sets::{SetId, SetInfo};

@@ -1,17 +1,21 @@
-//! `run --execute` and `resume`: set → members → job → follow → report, each step journaled
-//! before the call that cannot be repeated and right after it. Whatever happened before — a
-//! crash, a lost answer, a second attempt — the next step first asks Alma what is already there,
-//! so a run never makes a second set, submits a second job, or sends a second letter.
+//! `run --execute` and `resume`: set → members → job → follow → report, driven by the run's
+//! state ([`RunState`]) in the journal. Each state is written before the call that cannot be
+//! repeated and its result right after it. Whatever happened before — a crash, a lost answer, a
+//! second attempt — the next step first asks Alma what is already there, so a run never makes a
+//! second set, submits a second job, or sends a second letter; when Alma cannot tell, the run
+//! stops and says what the operator should check.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Serialize;
 
+use super::state::RunState;
 use super::{Plan, report};
-use crate::alma::{self, AlmaClient, InstanceId, InstanceStatus, JobId, PollPolicy, SetId};
+use crate::alma::{self, AlmaClient, InstanceId, InstanceStatus, JobId, PollPolicy, SetId, WriteFate};
 use crate::error::Error;
-use crate::journal::{Execution, Journal, RunRecord, now};
+use crate::journal::{Execution, Journal, RunRecord, now, operator};
 use crate::query::{Escape, QuerySpec, fill};
 
 /// Refused IDs looked up one by one to say why.
@@ -41,8 +45,10 @@ pub struct RunResult {
     pub job_status: Option<String>,
     pub resumed: bool,
     pub skipped: bool,
-    /// completed | failed | skipped
+    /// completed | failed | abandoned | running | skipped
     pub status: String,
+    /// The run's state (`None` when skipped).
+    pub state: Option<RunState>,
     pub counters: Vec<(String, String, String)>,
     pub alerts: Vec<(String, String)>,
     pub report_file: Option<String>,
@@ -65,6 +71,7 @@ impl RunResult {
             resumed: false,
             skipped: true,
             status: "skipped".into(),
+            state: None,
             counters: Vec::new(),
             alerts: Vec::new(),
             report_file: None,
@@ -108,13 +115,21 @@ pub fn execution(spec: &QuerySpec, run_id: &str, period: Option<&str>) -> Result
         ),
     ];
     if let Some(file) = &spec.job.payload_file {
-        job_parameters =
-            super::payload::read_payload(file, &spec.job.notification, spec.job.allow_user_updates, run_id)?;
+        job_parameters = super::payload::read_payload(file, run_id)?;
     }
+    // [job.parameters] cannot name set_id, job_name or the notification (refused when the query
+    // is loaded); the checks below run on the list as it will be sent.
     for (k, v) in &spec.job.parameters {
         job_parameters.retain(|(name, _)| name != k);
         job_parameters.push((k.clone(), v.clone()));
     }
+    super::payload::check_parameters(&job_parameters, &spec.job.notification, spec.job.allow_user_updates).map_err(
+        |message| Error::Input {
+            path: spec.job.payload_file.clone().unwrap_or_else(|| spec.file.clone()),
+            line: None,
+            message,
+        },
+    )?;
     Ok(Execution {
         set_name,
         set_description: fill_set(&spec.set.description)?,
@@ -125,20 +140,13 @@ pub fn execution(spec: &QuerySpec, run_id: &str, period: Option<&str>) -> Result
     })
 }
 
-fn who() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .or_else(|_| std::env::var("USERNAME"))
-        .unwrap_or_else(|_| "unknown".into())
-}
-
 fn sha256(text: &str) -> String {
     use sha2::Digest;
     let digest = sha2::Sha256::digest(text.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Records a confirmed plan as a new run in the journal.
+/// Records a confirmed plan as a new run in the journal (state `planned`).
 pub fn start_run(
     journal: &mut Journal,
     plan: &Plan,
@@ -155,8 +163,9 @@ pub fn start_run(
         period: period.map(str::to_string),
         started_at: now(),
         finished_at: None,
-        status: "running".into(),
-        run_by: who(),
+        status: RunState::Planned.status().into(),
+        state: RunState::Planned,
+        run_by: operator(),
         cohort_size: plan.cohort.ids.len(),
         execution,
         set_id: None,
@@ -172,9 +181,20 @@ pub fn start_run(
         plan: serde_json::to_value(plan.to_json()).unwrap_or_default(),
         steps: Vec::new(),
         batches: Vec::new(),
+        events: Vec::new(),
     };
     journal.create_run(&record, &plan.cohort.ids)?;
     Ok(record)
+}
+
+/// How `continue_run` goes on.
+#[derive(Clone, Debug, Default)]
+pub struct ContinueOptions {
+    /// Called from `resume` (reported in the result).
+    pub resumed: bool,
+    /// The operator saw no instance of this run's job in Alma: submit it again, once, if the
+    /// lookup still finds none (`resume --resubmit-job`).
+    pub resubmit_job: bool,
 }
 
 /// Takes a journaled run from wherever it stopped to its end. Used by `run --execute` right after
@@ -184,13 +204,17 @@ pub async fn continue_run(
     journal: &Journal,
     state_dir: &Path,
     run_id: &str,
-    resumed: bool,
+    options: &ContinueOptions,
     poll: &PollPolicy,
 ) -> Result<RunResult, Error> {
-    if let Err(e) = drive(client, journal, run_id, poll).await {
+    if let Err(e) = drive(client, journal, run_id, options, poll).await {
         let _ = journal.note_error(run_id, &crate::error::chain(&e));
+        // The report shows where the run stopped.
+        if let (Ok(record), Ok(cohort)) = (journal.run(run_id), journal.cohort(run_id)) {
+            let _ = report::write_run_files(state_dir, &record, &cohort);
+        }
         return Err(match e {
-            e @ Error::JobThreshold { .. } => e,
+            e @ (Error::JobThreshold { .. } | Error::JobMaybeStarted { .. } | Error::Refused { .. }) => e,
             e => Error::Interrupted {
                 run_id: run_id.to_string(),
                 source: Box::new(e),
@@ -200,7 +224,7 @@ pub async fn continue_run(
     let record = journal.run(run_id)?;
     let cohort = journal.cohort(run_id)?;
     let report_file = report::write_run_files(state_dir, &record, &cohort)?;
-    Ok(result(&record, resumed, Some(report_file)))
+    Ok(result(&record, options.resumed, Some(report_file)))
 }
 
 pub fn result(record: &RunRecord, resumed: bool, report_file: Option<PathBuf>) -> RunResult {
@@ -219,99 +243,113 @@ pub fn result(record: &RunRecord, resumed: bool, report_file: Option<PathBuf>) -
         resumed,
         skipped: false,
         status: record.status.clone(),
+        state: Some(record.state),
         counters: record.counters.clone(),
         alerts: record.alerts.clone(),
         report_file: report_file.map(|p| p.display().to_string()),
     }
 }
 
-async fn drive(client: &AlmaClient, journal: &Journal, run_id: &str, poll: &PollPolicy) -> Result<(), Error> {
-    let record = journal.run(run_id)?;
-    if record.status != "running" {
-        return Ok(());
+/// The state machine's driver: one step for the state the journal holds, until the run ends or a
+/// step stops it.
+async fn drive(
+    client: &AlmaClient,
+    journal: &Journal,
+    run_id: &str,
+    options: &ContinueOptions,
+    poll: &PollPolicy,
+) -> Result<(), Error> {
+    let mut resubmit = options.resubmit_job;
+    loop {
+        let record = journal.run(run_id)?;
+        match record.state {
+            RunState::Planned | RunState::SetCreating => ensure_set(client, journal, &record).await?,
+            RunState::SetCreated => add_members(client, journal, &record).await?,
+            RunState::MembersDone => submit_job(client, journal, &record, poll).await?,
+            RunState::JobSubmitting => {
+                // The operator's word is used once: a second lost answer stops the run again.
+                let resubmit_now = std::mem::take(&mut resubmit);
+                recover_submission(client, journal, &record, poll, resubmit_now).await?
+            }
+            RunState::JobSubmitted => follow(client, journal, &record, poll).await?,
+            RunState::Completed | RunState::Failed | RunState::Abandoned => return Ok(()),
+        }
     }
-    let cohort = journal.cohort(run_id)?;
-    let set = ensure_set(client, journal, &record).await?;
-    if record.members_added.is_none() {
-        add_members(client, journal, &record, &set, &cohort).await?;
-    }
-    let record = journal.run(run_id)?;
-    let (job, instance) = ensure_job(client, journal, &record, &set).await?;
-    journal.step_started(run_id, "follow", Some(&format!("job {job} instance {instance}")))?;
-    let mut on_status = |s: &InstanceStatus| {
-        tracing::info!(status = %s.status, progress = s.progress, "job");
-        let _ = journal.job_progress(run_id, &s.status, &s.counters, &s.alerts);
-    };
-    let end = client.follow_job(&job, &instance, poll, &mut on_status).await?;
-    journal.job_progress(run_id, &end.status, &end.counters, &end.alerts)?;
-    journal.step_finished(run_id, "follow", Some(&end.status))?;
-    let ok = matches!(end.status.as_str(), "COMPLETED_SUCCESS" | "COMPLETED_WARNING");
-    journal.finish(run_id, if ok { "completed" } else { "failed" }, None)?;
-    Ok(())
 }
 
-/// The run's set: the one already recorded, or the one Alma has under the run's unique name (a
+/// `planned`/`set_creating` → `set_created`: the set Alma has under the run's unique name (a
 /// creation whose answer was lost), or a new one.
-async fn ensure_set(client: &AlmaClient, journal: &Journal, record: &RunRecord) -> Result<SetId, Error> {
-    if let Some(id) = &record.set_id {
-        return Ok(SetId(id.clone()));
-    }
+async fn ensure_set(client: &AlmaClient, journal: &Journal, record: &RunRecord) -> Result<(), Error> {
+    let run_id = &record.run_id;
     let name = &record.execution.set_name;
-    let tried_before = record.steps.iter().any(|s| s.step == "set");
-    journal.step_started(&record.run_id, "set", Some(name))?;
-    if tried_before && let Some(found) = client.find_set_by_name(name).await? {
+    if record.state == RunState::Planned {
+        journal.transition(
+            run_id,
+            RunState::Planned,
+            RunState::SetCreating,
+            &format!("creating the set {name:?}"),
+            &[],
+        )?;
+    } else if let Some(found) = client.find_set_by_name(name).await? {
+        // An earlier attempt may have created it.
         tracing::info!(set_id = %found.id, "found the run's set from an earlier attempt");
-        return adopt_set(journal, record, found.id);
+        return adopt_set(journal, record, found.id, "found by its name after an earlier attempt");
     }
+    journal.step_started(run_id, "set", Some(name))?;
     match client
         .create_set(name, &record.execution.set_description, record.execution.set_private)
         .await
     {
         Ok(set) => {
             tracing::info!(set_id = %set.id, name = %name, "set created");
-            adopt_set(journal, record, set.id)
+            adopt_set(journal, record, set.id, "created")
         }
+        Err(e) if e.fate() == WriteFate::NotApplied => Err(e.into()),
         Err(e) => {
             // Alma may have created it before the answer was lost: look before deciding.
             tracing::warn!(error = %e, "creating the set failed; checking whether Alma created it anyway");
             match client.find_set_by_name(name).await? {
-                Some(found) => adopt_set(journal, record, found.id),
+                Some(found) => adopt_set(journal, record, found.id, "found by its name after a lost answer"),
                 None => Err(e.into()),
             }
         }
     }
 }
 
-fn adopt_set(journal: &Journal, record: &RunRecord, id: SetId) -> Result<SetId, Error> {
-    journal.set_created(&record.run_id, &id.0)?;
+fn adopt_set(journal: &Journal, record: &RunRecord, id: SetId, how: &str) -> Result<(), Error> {
+    journal.transition(
+        &record.run_id,
+        RunState::SetCreating,
+        RunState::SetCreated,
+        &format!("set {} {how}", id.0),
+        &[("set_id", &id.0)],
+    )?;
     journal.step_finished(&record.run_id, "set", Some(&id.0))?;
-    Ok(id)
+    Ok(())
 }
 
-/// Adds the cohort members the set does not hold yet, at most 1000 a call, then records who
-/// Alma did not take.
-async fn add_members(
-    client: &AlmaClient,
-    journal: &Journal,
-    record: &RunRecord,
-    set: &SetId,
-    cohort: &[String],
-) -> Result<(), Error> {
+fn lowercase_set(ids: Vec<String>) -> HashSet<String> {
+    ids.into_iter().map(|m| m.to_lowercase()).collect()
+}
+
+/// `set_created` → `members_done`: adds the cohort members the set does not hold yet, at most
+/// 1000 a call, then records who Alma did not take.
+async fn add_members(client: &AlmaClient, journal: &Journal, record: &RunRecord) -> Result<(), Error> {
     let run_id = &record.run_id;
+    let set = SetId(record.set_id.clone().ok_or_else(|| crate::journal::Error::Corrupt {
+        run_id: run_id.clone(),
+        message: "state set_created without a set id".into(),
+    })?);
+    let cohort = journal.cohort(run_id)?;
     journal.step_started(run_id, "members", Some(&format!("{} IDs", cohort.len())))?;
     let fresh = record.batches.is_empty() && !record.steps.iter().any(|s| s.step == "members");
-    let mut present: HashSet<String> = if fresh {
+    let mut present = if fresh {
         HashSet::new()
     } else {
-        client
-            .set_members(set)
-            .await?
-            .into_iter()
-            .map(|m| m.to_lowercase())
-            .collect()
+        lowercase_set(client.set_members(&set).await?)
     };
     let mut attempts = 0;
-    // Batches are numbered across attempts; `first` is how many IDs this run had in the set before.
+    // Batches are numbered across attempts.
     let mut batch_no = record.batches.len();
     let mut last_count = None;
     loop {
@@ -322,7 +360,7 @@ async fn add_members(
             .collect();
         let mut failed = None;
         for batch in missing.chunks(alma::sets::MAX_MEMBERS_PER_CALL) {
-            match client.add_members(set, batch).await {
+            match client.add_members(&set, batch).await {
                 Ok(info) => {
                     let before = cohort.iter().filter(|id| present.contains(&id.to_lowercase())).count();
                     present.extend(batch.iter().map(|i| i.to_lowercase()));
@@ -337,100 +375,108 @@ async fn add_members(
                 }
             }
         }
-        match failed {
-            None => break,
-            Some(e) => {
-                attempts += 1;
-                // After a failure, Alma's members list says what actually landed.
-                if attempts > 3
-                    || !(e.maybe_served() || e.is_retryable() || e.alma_code().is_some_and(|(_, c)| c == "60115"))
-                {
-                    return Err(e.into());
-                }
-                tracing::warn!(error = %e, "adding members failed; reading the set's members before going on");
-                present = client
-                    .set_members(set)
-                    .await?
-                    .into_iter()
-                    .map(|m| m.to_lowercase())
-                    .collect();
-                last_count = None;
-            }
+        let Some(e) = failed else { break };
+        attempts += 1;
+        // Adding a member twice is harmless (Alma refuses it with 60115); after a failure whose
+        // effect is unknown, or one a repeat can fix, Alma's members list says what landed.
+        let reread = match e.fate() {
+            WriteFate::Unknown | WriteFate::Applied => true,
+            WriteFate::NotApplied => e.is_retryable() || e.alma_code().is_some_and(|(_, c)| c == "60115"),
+        };
+        if attempts > 3 || !reread {
+            return Err(e.into());
         }
+        tracing::warn!(error = %e, "adding members failed; reading the set's members before going on");
+        present = lowercase_set(client.set_members(&set).await?);
+        last_count = None;
     }
     // Alma skips IDs it does not know (fail_on_invalid_id=false): find out which.
     let count = match last_count {
         Some(n) => n,
-        None => client.get_set(set).await?.members,
+        None => client.get_set(&set).await?.members,
     };
     let invalid: Vec<String> = if count == cohort.len() {
         Vec::new()
     } else {
-        let members: HashSet<String> = client
-            .set_members(set)
-            .await?
-            .into_iter()
-            .map(|m| m.to_lowercase())
-            .collect();
+        let members = lowercase_set(client.set_members(&set).await?);
         cohort
             .iter()
             .filter(|id| !members.contains(&id.to_lowercase()))
             .cloned()
             .collect()
     };
-    // Say why, for the first few: usually the user does not exist in Alma.
-    let mut unknown = 0;
-    for id in invalid.iter().take(EXPLAIN_REFUSED) {
-        if client.get_user(id).await?.is_none() {
-            unknown += 1;
-        }
-    }
+    let why = explain_refused(client, &invalid).await;
     if !invalid.is_empty() {
-        tracing::warn!(
-            refused = invalid.len(),
-            not_found = unknown,
-            "Alma did not add some IDs"
-        );
+        tracing::warn!(refused = invalid.len(), "Alma did not add some IDs: {why}");
     }
-    journal.members_done(run_id, cohort.len() - invalid.len(), &invalid)?;
+    let added = cohort.len() - invalid.len();
     let detail = match invalid.len() {
         0 => format!("{} added, 0 refused", cohort.len()),
-        n => format!(
-            "{} added, {n} refused ({unknown} of the first {} checked are not users in Alma)",
-            cohort.len() - n,
-            n.min(EXPLAIN_REFUSED)
-        ),
+        n => format!("{added} added, {n} refused ({why})"),
     };
+    journal.transition(
+        run_id,
+        RunState::SetCreated,
+        RunState::MembersDone,
+        &detail,
+        &[
+            ("members_added", &(added as i64)),
+            (
+                "invalid_ids",
+                &serde_json::to_string(&invalid).unwrap_or_else(|_| "[]".into()),
+            ),
+        ],
+    )?;
     journal.step_finished(run_id, "members", Some(&detail))?;
     Ok(())
 }
 
-/// The run's job instance: the one recorded, or the one Alma has under the run's instance name
-/// (a submit whose answer was lost), or a new submission.
-async fn ensure_job(
+/// Says why Alma refused IDs, for the first few: usually the user does not exist. Best effort: a
+/// failed lookup (no Users permission, quota gone) is said and never stops the run.
+async fn explain_refused(client: &AlmaClient, invalid: &[String]) -> String {
+    let mut unknown = 0;
+    let mut checked = 0;
+    for id in invalid.iter().take(EXPLAIN_REFUSED) {
+        match client.get_user(id).await {
+            Ok(found) => {
+                checked += 1;
+                if found.is_none() {
+                    unknown += 1;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not look up a refused ID (only to explain it; the run goes on)");
+                break;
+            }
+        }
+    }
+    if checked == 0 && !invalid.is_empty() {
+        return "not checked: the user lookup failed".into();
+    }
+    format!("{unknown} of the first {checked} checked are not users in Alma")
+}
+
+/// The job to run: the one recorded, the query's fixed id, or the one MANUAL job of that name.
+async fn job_of(client: &AlmaClient, record: &RunRecord) -> Result<JobId, Error> {
+    Ok(match (&record.job_id, &record.execution.job_id) {
+        (Some(id), _) | (None, Some(id)) => JobId(id.clone()),
+        (None, None) => client.find_job_by_name(&record.execution.job_name).await?,
+    })
+}
+
+/// `members_done` → `job_submitting` → `job_submitted`: the job, submitted once. Any 2xx is a
+/// submission; a definite refusal goes back to `members_done`; anything else is looked up by the
+/// run's instance name, and when Alma does not list it the run stops in `job_submitting`.
+async fn submit_job(
     client: &AlmaClient,
     journal: &Journal,
     record: &RunRecord,
-    set: &SetId,
-) -> Result<(JobId, InstanceId), Error> {
+    poll: &PollPolicy,
+) -> Result<(), Error> {
     let run_id = &record.run_id;
-    let job = match (&record.job_id, &record.execution.job_id) {
-        (Some(id), _) | (None, Some(id)) => JobId(id.clone()),
-        (None, None) => client.find_job_by_name(&record.execution.job_name).await?,
-    };
-    if let Some(instance) = &record.job_instance_id {
-        return Ok((job, InstanceId(instance.clone())));
-    }
-    let name = job_instance_name(run_id);
-    if let Some(at) = &record.job_submit_started_at
-        && let Some(found) = find_instance(client, &job, at, &name).await?
-    {
-        tracing::info!(instance = %found, "found the run's job instance from an earlier attempt");
-        journal.job_submitted(run_id, &found.0)?;
-        journal.step_finished(run_id, "job", Some(&found.0))?;
-        return Ok((job, found));
-    }
-    let mut parameters = vec![("set_id".to_string(), set.0.clone())];
+    let job = job_of(client, record).await?;
+    let set = record.set_id.clone().unwrap_or_default();
+    let mut parameters = vec![("set_id".to_string(), set)];
     parameters.extend(
         record
             .execution
@@ -441,40 +487,281 @@ async fn ensure_job(
     );
     let at = now();
     journal.step_started(run_id, "job", Some(&job.0))?;
-    journal.job_submitting(run_id, &job.0, &at)?;
-    match client.run_job(&job, &parameters).await {
-        Ok(instance) => {
-            tracing::info!(job = %job, instance = %instance, "job submitted");
-            journal.job_submitted(run_id, &instance.0)?;
-            journal.step_finished(run_id, "job", Some(&instance.0))?;
-            Ok((job, instance))
+    journal.transition(
+        run_id,
+        RunState::MembersDone,
+        RunState::JobSubmitting,
+        &format!("submitting job {job} as {:?}", record.instance_name().unwrap_or("")),
+        &[("job_id", &job.0), ("job_submit_started_at", &at)],
+    )?;
+    let outcome = client.run_job(&job, &parameters).await;
+    let record = journal.run(run_id)?;
+    match outcome {
+        Ok(submitted) => {
+            let how = match &submitted.message {
+                Some(m) => format!("Alma took the job: {m}"),
+                None => "Alma took the job (HTTP 2xx)".into(),
+            };
+            tracing::info!(job = %job, instance = ?submitted.instance, "job submitted");
+            job_submitted(journal, &record, submitted.instance.as_ref(), &how)
         }
-        Err(e) => {
-            if let Some((_, code @ ("402222" | "402223" | "60347"))) = e.alma_code() {
-                return Err(Error::JobThreshold {
-                    code: code.to_string(),
-                    run_id: run_id.clone(),
-                    source: Box::new(e),
-                });
-            }
-            tracing::warn!(error = %e, "submitting the job failed; checking whether Alma started it anyway");
-            match find_instance(client, &job, &at, &name).await? {
-                Some(found) => {
-                    journal.job_submitted(run_id, &found.0)?;
-                    journal.step_finished(run_id, "job", Some(&found.0))?;
-                    Ok((job, found))
+        Err(e) => match e.fate() {
+            WriteFate::NotApplied => {
+                journal.transition(
+                    run_id,
+                    RunState::JobSubmitting,
+                    RunState::MembersDone,
+                    &format!("Alma did not start the job: {e}"),
+                    &[("job_submit_started_at", &rusqlite::types::Null)],
+                )?;
+                if let Some((_, code @ ("402222" | "402223" | "60347"))) = e.alma_code() {
+                    return Err(Error::JobThreshold {
+                        code: code.to_string(),
+                        run_id: run_id.clone(),
+                        source: Box::new(e),
+                    });
                 }
-                None => Err(e.into()),
+                Err(e.into())
             }
-        }
+            WriteFate::Applied => job_submitted(journal, &record, None, &format!("Alma took the job ({e})")),
+            WriteFate::Unknown => {
+                tracing::warn!(error = %e, "the answer to the job submission was lost; looking for the instance");
+                journal.note(
+                    run_id,
+                    RunState::JobSubmitting,
+                    &format!("the answer to the submission was lost ({e}); looking for the instance by name"),
+                    &[],
+                )?;
+                match find_instance(client, &job, &record, poll).await? {
+                    Some(found) => job_submitted(
+                        journal,
+                        &record,
+                        Some(&found),
+                        "found by its instance name after a lost answer",
+                    ),
+                    None => Err(maybe_started(&record, &job, Some(&e))),
+                }
+            }
+        },
     }
 }
 
-async fn find_instance(client: &AlmaClient, job: &JobId, since: &str, name: &str) -> Result<Option<InstanceId>, Error> {
-    let date = since.get(..10).unwrap_or(since);
-    let instances = client.job_instances_since(job, date).await?;
-    Ok(instances
-        .into_iter()
-        .find(|i| i.name == name || i.name.starts_with(&format!("{name} ")))
-        .map(|i| InstanceId(i.id)))
+fn job_submitted(journal: &Journal, record: &RunRecord, instance: Option<&InstanceId>, how: &str) -> Result<(), Error> {
+    let run_id = &record.run_id;
+    let detail = match instance {
+        Some(i) => format!("{how}; instance {i}"),
+        None => format!("{how}; the answer named no instance, so it is found by its name"),
+    };
+    match instance {
+        Some(i) => journal.transition(
+            run_id,
+            RunState::JobSubmitting,
+            RunState::JobSubmitted,
+            &detail,
+            &[("job_instance_id", &i.0)],
+        )?,
+        None => journal.transition(run_id, RunState::JobSubmitting, RunState::JobSubmitted, &detail, &[])?,
+    }
+    journal.step_finished(
+        run_id,
+        "job",
+        Some(instance.map(|i| i.0.as_str()).unwrap_or("submitted")),
+    )?;
+    Ok(())
+}
+
+/// `job_submitting` on resume: the submission's answer was lost (or the process died). Look for
+/// the instance; not found → stop, unless the operator said they saw none (`--resubmit-job`).
+async fn recover_submission(
+    client: &AlmaClient,
+    journal: &Journal,
+    record: &RunRecord,
+    poll: &PollPolicy,
+    resubmit: bool,
+) -> Result<(), Error> {
+    let job = job_of(client, record).await?;
+    if let Some(found) = find_instance(client, &job, record, poll).await? {
+        tracing::info!(instance = %found, "found the run's job instance from an earlier attempt");
+        return job_submitted(journal, record, Some(&found), "found by its instance name");
+    }
+    if !resubmit {
+        return Err(maybe_started(record, &job, None));
+    }
+    journal.transition(
+        &record.run_id,
+        RunState::JobSubmitting,
+        RunState::MembersDone,
+        &format!(
+            "resume --resubmit-job by {}: the operator saw no instance named {:?} in Monitor Jobs, and none is listed",
+            operator(),
+            record.instance_name().unwrap_or("")
+        ),
+        &[("job_submit_started_at", &rusqlite::types::Null)],
+    )?;
+    tracing::warn!("submitting the job again on the operator's word (--resubmit-job)");
+    Ok(())
+}
+
+fn maybe_started(record: &RunRecord, job: &JobId, cause: Option<&alma::Error>) -> Error {
+    let (from, to) = lookup_window(record.job_submit_started_at.as_deref().unwrap_or(&record.started_at));
+    Error::JobMaybeStarted {
+        run_id: record.run_id.clone(),
+        job_id: job.0.clone(),
+        set_id: record.set_id.clone().unwrap_or_default(),
+        instance_name: record.instance_name().unwrap_or("").to_string(),
+        window: format!("{from} to {to}"),
+        cause: cause
+            .map(|e| e.to_string())
+            .unwrap_or_else(|| "the process stopped before Alma's answer was recorded".into()),
+    }
+}
+
+/// The dates to list instances over for a submission made at `at` (UTC): Alma lists by the
+/// institution's local date, which can be the day before or after the UTC date.
+fn lookup_window(at: &str) -> (String, String) {
+    let date = chrono::NaiveDate::parse_from_str(at.get(..10).unwrap_or(at), "%Y-%m-%d")
+        .unwrap_or_else(|_| chrono::Utc::now().date_naive());
+    let day = chrono::Days::new(1);
+    let from = date.checked_sub_days(day).unwrap_or(date);
+    let to = date.checked_add_days(day).unwrap_or(date);
+    (from.format("%Y-%m-%d").to_string(), to.format("%Y-%m-%d").to_string())
+}
+
+/// How often a lost submission is looked for before the run stops (Alma may list a new instance
+/// only after a while); the waits are the poll policy's.
+const LOOKUPS: u32 = 3;
+
+/// The run's job instance, found by its unique instance name ("alma-cohort RUN_ID - <local time>")
+/// among the job's instances over the lookup window, every page.
+async fn find_instance(
+    client: &AlmaClient,
+    job: &JobId,
+    record: &RunRecord,
+    poll: &PollPolicy,
+) -> Result<Option<InstanceId>, Error> {
+    let Some(name) = record.instance_name() else {
+        return Ok(None);
+    };
+    let (from, to) = lookup_window(record.job_submit_started_at.as_deref().unwrap_or(&record.started_at));
+    let mut wait = poll.first;
+    for attempt in 1..=LOOKUPS {
+        let instances = client.job_instances_between(job, &from, &to).await?;
+        let mut ours: Vec<InstanceStatus> = instances
+            .into_iter()
+            .filter(|i| i.name == name || i.name.starts_with(&format!("{name} ")))
+            .collect();
+        if ours.len() > 1 {
+            tracing::warn!(
+                instances = ?ours.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(),
+                "Alma lists more than one instance under this run's name; following the first"
+            );
+        }
+        if !ours.is_empty() {
+            return Ok(Some(InstanceId(ours.swap_remove(0).id)));
+        }
+        tracing::info!(attempt, name, from, to, "the run's job instance is not listed (yet)");
+        if attempt < LOOKUPS {
+            tokio::time::sleep(wait).await;
+            wait = wait.mul_f64(2.0).min(Duration::from_secs(120));
+        }
+    }
+    Ok(None)
+}
+
+/// `job_submitted` → `completed` | `failed`: follow the instance (found by name first when the
+/// submission's answer named none).
+async fn follow(client: &AlmaClient, journal: &Journal, record: &RunRecord, poll: &PollPolicy) -> Result<(), Error> {
+    let run_id = &record.run_id;
+    let job = job_of(client, record).await?;
+    let instance = match &record.job_instance_id {
+        Some(i) => InstanceId(i.clone()),
+        None => match find_instance(client, &job, record, poll).await? {
+            Some(found) => {
+                journal.note(
+                    run_id,
+                    RunState::JobSubmitted,
+                    &format!("instance {found} found by its name"),
+                    &[("job_instance_id", &found.0)],
+                )?;
+                found
+            }
+            None => {
+                return Err(Error::InstanceNotListed {
+                    run_id: run_id.clone(),
+                    job_id: job.0.clone(),
+                    instance_name: record.instance_name().unwrap_or("").to_string(),
+                });
+            }
+        },
+    };
+    journal.step_started(run_id, "follow", Some(&format!("job {job} instance {instance}")))?;
+    let mut on_status = |s: &InstanceStatus| {
+        tracing::info!(status = %s.status, progress = s.progress, "job");
+        let _ = journal.job_progress(run_id, &s.status, &s.counters, &s.alerts);
+    };
+    let end = client.follow_job(&job, &instance, poll, &mut on_status).await?;
+    journal.job_progress(run_id, &end.status, &end.counters, &end.alerts)?;
+    journal.step_finished(run_id, "follow", Some(&end.status))?;
+    let ok = matches!(end.status.as_str(), "COMPLETED_SUCCESS" | "COMPLETED_WARNING");
+    journal.transition(
+        run_id,
+        RunState::JobSubmitted,
+        if ok { RunState::Completed } else { RunState::Failed },
+        &format!("job instance {instance} ended {}", end.status),
+        &[("error", &rusqlite::types::Null)],
+    )?;
+    Ok(())
+}
+
+/// Ends an unfinished run on the operator's word. Before the job may have been submitted this
+/// only closes the run; after, the operator must say they checked Alma (`--i-checked-alma`).
+pub fn abandon(journal: &Journal, run_id: &str, reason: &str, checked_alma: bool) -> Result<RunRecord, Error> {
+    let record = journal.run(run_id)?;
+    if record.state.is_finished() {
+        return Err(Error::Refused {
+            message: format!("run {run_id} has already ended ({}); nothing to abandon", record.state),
+            hint: format!("`alma-cohort show {run_id}` shows how it ended"),
+        });
+    }
+    if reason.trim().is_empty() {
+        return Err(Error::Usage(
+            "--reason is empty: say why the run is abandoned (it is recorded in the journal)".into(),
+        ));
+    }
+    if record.state.job_may_have_run() && !checked_alma {
+        return Err(Error::Refused {
+            message: format!(
+                "run {run_id} may have started its job (state {}): Alma may be resetting passwords and sending letters for it",
+                record.state
+            ),
+            hint: format!(
+                "in Alma, open Admin > Monitor Jobs (Running and History) and look for job {} instances named {:?}{}; cancel it there if it must not go on. Then run `alma-cohort abandon {run_id} --reason \"…\" --i-checked-alma`",
+                record.job_id.as_deref().unwrap_or(&record.execution.job_name),
+                record.instance_name().unwrap_or(""),
+                record
+                    .job_instance_id
+                    .as_deref()
+                    .map(|i| format!(" (instance {i})"))
+                    .unwrap_or_default()
+            ),
+        });
+    }
+    journal.transition(
+        run_id,
+        record.state,
+        RunState::Abandoned,
+        &format!(
+            "abandoned by {} in state {}: {}{}",
+            operator(),
+            record.state,
+            reason.trim(),
+            if checked_alma {
+                " (the operator checked Alma's Monitor Jobs)"
+            } else {
+                ""
+            }
+        ),
+        &[],
+    )?;
+    Ok(journal.run(run_id)?)
 }

@@ -4,6 +4,7 @@
 pub mod execute;
 mod payload;
 pub mod report;
+pub mod state;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -125,12 +126,14 @@ pub fn check_report_headings(spec: &QuerySpec, headings: &[&str]) -> Result<(), 
     Ok(())
 }
 
-/// Checks what can be checked without Alma: the `where` expression parses.
+/// Checks what can be checked without Alma: the `where` expression parses, the exclusion files
+/// read, the job parameters a run would send pass their checks.
 pub fn check_offline(spec: &QuerySpec) -> Result<(), Error> {
     if let Some(sql) = &spec.cohort.where_sql {
         transform::where_columns(sql)?;
     }
     read_exclusions(&spec.cohort.exclude_files)?;
+    execute::execution(spec, "check", None)?;
     Ok(())
 }
 

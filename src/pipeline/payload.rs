@@ -1,18 +1,15 @@
 //! The job's "API information" payload from Alma's Run a Job wizard (JSON `{"parameter":[…]}` or
-//! XML `<job><parameters>…`), with `{set_id}` and `{job_name}` left for run time. It must send
-//! the notification the query names, and may not change user fields unless the query allows it.
+//! XML `<job><parameters>…`), with `{set_id}` and `{job_name}` left for run time. The list a run
+//! sends (payload or defaults, with `[job.parameters]` merged in) must send the notification the
+//! query names, and may not change user fields unless the query allows it.
 
 use std::path::Path;
 
 use crate::error::Error;
 
-/// Parameters from a payload file; `set_id` is filled in later by the run, `job_name` now.
-pub fn read_payload(
-    file: &Path,
-    notification: &str,
-    allow_user_updates: bool,
-    run_id: &str,
-) -> Result<Vec<(String, String)>, Error> {
+/// Parameters from a payload file; `set_id` is filled in later by the run, `job_name` now (the
+/// run's own instance name, whatever the file says, so a lost submission can be found again).
+pub fn read_payload(file: &Path, run_id: &str) -> Result<Vec<(String, String)>, Error> {
     let bad = |message: String| Error::Input {
         path: file.to_path_buf(),
         line: None,
@@ -79,24 +76,34 @@ pub fn read_payload(
     if !params.iter().any(|(k, _)| k == "job_name") {
         params.push(("job_name".into(), crate::pipeline::execute::job_instance_name(run_id)));
     }
-    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    Ok(params)
+}
+
+/// Checks the parameter list a run will send: Notify Password Change (or the query's
+/// notification) is sent, and no user field is changed unless the query allows it.
+pub fn check_parameters(
+    params: &[(String, String)],
+    notification: &str,
+    allow_user_updates: bool,
+) -> Result<(), String> {
+    let get = |k: &str| params.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     if get("SEND_Notification_To_User_Active") != Some("true")
         || get("SEND_Notification_To_User_Value") != Some(notification)
     {
-        return Err(bad(format!(
-            "the payload must send the notification {notification}: SEND_Notification_To_User_Active=true and SEND_Notification_To_User_Value={notification}"
-        )));
+        return Err(format!(
+            "the job parameters must send the notification {notification}: SEND_Notification_To_User_Active=true and SEND_Notification_To_User_Value={notification}"
+        ));
     }
     if !allow_user_updates
         && let Some((k, _)) = params
             .iter()
-            .find(|(k, v)| k.starts_with("UPDATE_") && k.ends_with("_Active") && v == "true")
+            .find(|(k, v)| k.starts_with("UPDATE_") && k.ends_with("_Active") && v.trim().eq_ignore_ascii_case("true"))
     {
-        return Err(bad(format!(
-            "the payload would also change user fields ({k}=true); set allow_user_updates = true in [job] if that is intended"
-        )));
+        return Err(format!(
+            "the job parameters would also change user fields ({k}=true); set allow_user_updates = true in [job] if that is intended"
+        ));
     }
-    Ok(params)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -117,7 +124,8 @@ mod tests {
             {"name":{"value":"SEND_Notification_To_User_Active"},"value":"true"},{"name":{"value":"SEND_Notification_To_User_Value"},"value":"NOTIFY_PASSWORD_CHANGE"},
             {"name":{"value":"UPDATE_User_Information_Status_Active"},"value":"false"},{"name":{"value":"PRODUCT"},"value":"alma"}]}"#,
         );
-        let p = read_payload(&json, "NOTIFY_PASSWORD_CHANGE", false, "r1").unwrap();
+        let p = read_payload(&json, "r1").unwrap();
+        check_parameters(&p, "NOTIFY_PASSWORD_CHANGE", false).unwrap();
         assert!(p.contains(&("job_name".into(), "alma-cohort r1".into())));
         assert!(p.contains(&("PRODUCT".into(), "alma".into())));
         assert!(!p.iter().any(|(k, _)| k == "set_id"));
@@ -125,14 +133,21 @@ mod tests {
             "p.xml",
             "<job><parameters><parameter><name>SEND_Notification_To_User_Active</name><value>true</value></parameter><parameter><name>SEND_Notification_To_User_Value</name><value>NOTIFY_PASSWORD_CHANGE</value></parameter><parameter><name>UPDATE_User_Information_Status_Active</name><value>true</value></parameter></parameters></job>",
         );
-        let e = read_payload(&xml, "NOTIFY_PASSWORD_CHANGE", false, "r1")
-            .unwrap_err()
-            .to_string();
+        let x = read_payload(&xml, "r1").unwrap();
+        let e = check_parameters(&x, "NOTIFY_PASSWORD_CHANGE", false).unwrap_err();
         assert!(e.contains("allow_user_updates"), "{e}");
-        assert!(read_payload(&xml, "NOTIFY_PASSWORD_CHANGE", true, "r1").is_ok());
-        let e = read_payload(&xml, "SOMETHING_ELSE", true, "r1")
-            .unwrap_err()
-            .to_string();
+        assert!(check_parameters(&x, "NOTIFY_PASSWORD_CHANGE", true).is_ok());
+        let e = check_parameters(&x, "SOMETHING_ELSE", true).unwrap_err();
         assert!(e.contains("must send the notification SOMETHING_ELSE"), "{e}");
+        // "TRUE" in any case and spacing counts as true.
+        let shouted = [
+            ("SEND_Notification_To_User_Active".to_string(), "true".to_string()),
+            (
+                "SEND_Notification_To_User_Value".to_string(),
+                "NOTIFY_PASSWORD_CHANGE".to_string(),
+            ),
+            ("UPDATE_User_Group_Active".to_string(), " TRUE ".to_string()),
+        ];
+        assert!(check_parameters(&shouted, "NOTIFY_PASSWORD_CHANGE", false).is_err());
     }
 }

@@ -61,6 +61,7 @@ pub fn markdown(r: &RunRecord, cohort: &[String]) -> String {
     row(&mut s, "started", &r.started_at);
     row(&mut s, "finished", r.finished_at.as_deref().unwrap_or("not yet"));
     row(&mut s, "status", &r.status);
+    row(&mut s, "state", &format!("{} (next: {})", r.state, r.state.next_step()));
     row(&mut s, "cohort", &format!("{} users", r.cohort_size));
     row(
         &mut s,
@@ -117,6 +118,21 @@ pub fn markdown(r: &RunRecord, cohort: &[String]) -> String {
             st.started_at,
             st.finished_at.as_deref().unwrap_or(""),
             st.detail.as_deref().unwrap_or("")
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n## History\n\n| at | from | to | by | what |\n|---|---|---|---|---|"
+    );
+    for e in &r.events {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} |",
+            e.at,
+            e.from.map(|f| f.as_str()).unwrap_or(""),
+            e.to,
+            e.by.replace('|', "\\|"),
+            e.detail.replace('|', "\\|")
         );
     }
     if !r.invalid_ids.is_empty() {

@@ -333,6 +333,13 @@ impl QueryFile {
         let mut payload_file = self.job.payload_file.clone();
         let mut allow_user_updates = self.job.allow_user_updates;
         for (k, v) in self.job.parameters {
+            if let Some(why) = reserved_job_parameter(&k) {
+                return Err(invalid(
+                    &format!("job.parameters.{k}"),
+                    "may not be set here".into(),
+                    why,
+                ));
+            }
             // The design shows payload_file under [job.parameters]; both places work.
             match (k.as_str(), &v) {
                 ("payload_file", toml::Value::String(s)) if payload_file.is_none() => {
@@ -448,5 +455,19 @@ impl QueryFile {
             },
             source,
         })
+    }
+}
+
+/// Job parameters a query may not set: the run fills them in itself, and they carry its safety.
+fn reserved_job_parameter(key: &str) -> Option<&'static str> {
+    let k = key.trim().to_ascii_lowercase();
+    if k == "set_id" {
+        Some("the run sets set_id to the set it creates")
+    } else if k == "job_name" {
+        Some("the run names the job instance \"alma-cohort <run id>\" so that a lost submission can be found again")
+    } else if k.starts_with("send_notification_to_user_") {
+        Some("the notification is set by [job] notification (default NOTIFY_PASSWORD_CHANGE) and always sent")
+    } else {
+        None
     }
 }

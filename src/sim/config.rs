@@ -167,6 +167,67 @@ impl FromStr for Fault {
     }
 }
 
+/// An answer shape that real Alma sends and our client must read, turned on by name
+/// (`--quirk NAME`, may repeat).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Quirk {
+    /// Every list answer's `total_record_count` is a string ("439"), not a number.
+    TotalRecordCountString,
+    /// `op=run` answers with `additional_info` as text only ("Job no. N triggered on …"), no link.
+    RunWithoutLink,
+    /// `op=run` answers 200 with the job object and no `additional_info` at all.
+    RunWithoutInstance,
+}
+
+impl Quirk {
+    pub const ALL: [Quirk; 3] = [
+        Quirk::TotalRecordCountString,
+        Quirk::RunWithoutLink,
+        Quirk::RunWithoutInstance,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Quirk::TotalRecordCountString => "total-record-count-string",
+            Quirk::RunWithoutLink => "run-without-link",
+            Quirk::RunWithoutInstance => "run-without-instance",
+        }
+    }
+}
+
+impl FromStr for Quirk {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Quirk::ALL.into_iter().find(|q| q.name() == s).ok_or_else(|| {
+            format!(
+                "unknown quirk {s:?}: expected one of {}",
+                Quirk::ALL.map(Quirk::name).join(", ")
+            )
+        })
+    }
+}
+
+/// A time zone offset such as `-05:00`, `+13:00` or `Z`.
+pub fn parse_offset(s: &str) -> Result<chrono::FixedOffset, String> {
+    let t = s.trim();
+    if t.eq_ignore_ascii_case("z") || t.eq_ignore_ascii_case("utc") {
+        return Ok(chrono::FixedOffset::east_opt(0).expect("UTC"));
+    }
+    let bad = || format!("time zone {s:?}: expected an offset like -05:00, +13:00 or Z");
+    let (sign, rest) = match t.as_bytes().first() {
+        Some(b'+') => (1, &t[1..]),
+        Some(b'-') => (-1, &t[1..]),
+        _ => return Err(bad()),
+    };
+    let (h, m) = rest.split_once(':').unwrap_or((rest, "0"));
+    let (h, m): (i32, i32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+    if !(0..=14).contains(&h) || !(0..60).contains(&m) {
+        return Err(bad());
+    }
+    chrono::FixedOffset::east_opt(sign * (h * 3600 + m * 60)).ok_or_else(bad)
+}
+
 /// How the Update/Notify Users job ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum JobOutcome {
@@ -314,6 +375,16 @@ pub struct SimConfig {
     pub manual_clock: bool,
     /// Pretty-print analytics pages (one element per line) as Alma does; off gives compact pages.
     pub pretty: bool,
+    /// The institution's time zone: job instance names and `submit_date_from/to` are local.
+    pub timezone: chrono::FixedOffset,
+    /// A new job instance shows in instance lists only this long (sim clock) after submission.
+    pub instance_listing_lag: Duration,
+    /// Answer shapes turned on (see [`Quirk`]).
+    pub quirks: Vec<Quirk>,
+    /// Finished instances of Update/Notify Users from the hours before start (other runs).
+    pub past_instances: usize,
+    /// Where a manual clock starts (default: Monday 2026-01-05 06:00 UTC).
+    pub clock_start: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Default for SimConfig {
@@ -334,6 +405,11 @@ impl Default for SimConfig {
             daily_quota: 1_000_000,
             manual_clock: false,
             pretty: true,
+            timezone: chrono::FixedOffset::east_opt(0).expect("UTC"),
+            instance_listing_lag: Duration::ZERO,
+            quirks: Vec::new(),
+            past_instances: 0,
+            clock_start: None,
         }
     }
 }
@@ -399,6 +475,33 @@ impl SimConfig {
         self.pretty = false;
         self
     }
+    pub fn timezone(mut self, tz: chrono::FixedOffset) -> Self {
+        self.timezone = tz;
+        self
+    }
+    pub fn instance_listing_lag(mut self, d: Duration) -> Self {
+        self.instance_listing_lag = d;
+        self
+    }
+    pub fn quirk(mut self, q: Quirk) -> Self {
+        if !self.quirks.contains(&q) {
+            self.quirks.push(q);
+        }
+        self
+    }
+    pub fn past_instances(mut self, n: usize) -> Self {
+        self.past_instances = n;
+        self
+    }
+    /// A manual clock that starts at `t`.
+    pub fn manual_clock_at(mut self, t: chrono::DateTime<chrono::Utc>) -> Self {
+        self.manual_clock = true;
+        self.clock_start = Some(t);
+        self
+    }
+    pub fn has(&self, q: Quirk) -> bool {
+        self.quirks.contains(&q)
+    }
 }
 
 #[cfg(test)]
@@ -440,5 +543,18 @@ mod tests {
         );
         assert!(!format!("{k:?}").contains("secret-123"));
         assert!("k=bibs:r".parse::<ApiKey>().is_err());
+    }
+
+    #[test]
+    fn quirks_and_offsets_parse() {
+        for q in Quirk::ALL {
+            assert_eq!(q.name().parse::<Quirk>(), Ok(q));
+        }
+        assert!("nope".parse::<Quirk>().unwrap_err().contains("run-without-link"));
+        assert_eq!(parse_offset("-05:00").unwrap().local_minus_utc(), -5 * 3600);
+        assert_eq!(parse_offset("+13:00").unwrap().local_minus_utc(), 13 * 3600);
+        assert_eq!(parse_offset("+05:30").unwrap().local_minus_utc(), 5 * 3600 + 1800);
+        assert_eq!(parse_offset("Z").unwrap().local_minus_utc(), 0);
+        assert!(parse_offset("5").is_err() && parse_offset("+15:00").is_err());
     }
 }

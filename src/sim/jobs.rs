@@ -9,7 +9,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rand::Rng;
 use serde_json::{Value, json};
 
-use super::config::JobOutcome;
+use super::config::{JobOutcome, Quirk};
 use super::institution::{AccountType, Code, JobDef, UPDATE_NOTIFY_USERS};
 use super::state::{Letter, Outcome, Parsed, Req, State, format_alma_date, json_code, list_json, paging, parse_body};
 use super::wire::{AppError, Reply};
@@ -155,16 +155,19 @@ fn job_json(job: &JobDef, req: &Req) -> Value {
     })
 }
 
-fn instance_json(inst: &Instance, job: Option<&JobDef>, req: &Req) -> Value {
+/// An instance as Alma shows it. Its name carries the submission's date and time in the
+/// institution's time zone (alma-api.md §5.3, §8b: submitted 09:11Z, named "… 4:11 AM").
+fn instance_json(inst: &Instance, job: Option<&JobDef>, req: &Req, tz: &chrono::FixedOffset) -> Value {
+    let local = inst.submitted.with_timezone(tz);
     let mut v = json!({
         "id": inst.id,
         "external_id": format!("97{}", &inst.id[2..]),
-        "name": format!("{} - {}", inst.name, inst.submitted.format("%Y-%m-%d %-I:%M %p")),
+        "name": format!("{} - {}", inst.name, local.format("%Y-%m-%d %-I:%M %p")),
         "progress": inst.progress,
         "status": {"value": inst.status, "desc": status_desc(inst.status)},
         "submitted_by": {"value": "exl_api", "desc": "Ex Libris, API"},
         "submit_time": format_alma_date(inst.submitted),
-        "status_date": format!("{}Z", inst.submitted.format("%Y-%m-%d")),
+        "status_date": format!("{}Z", local.format("%Y-%m-%d")),
         "link": req.link(&format!("conf/jobs/{}/instances/{}", inst.job_id, inst.id)),
     });
     if let Some(t) = inst.start_time {
@@ -337,10 +340,17 @@ impl State {
             .iter()
             .map(|(k, val)| json!({"name": {"value": k}, "value": val}))
             .collect();
-        v["additional_info"] = json!({
-            "value": format!("Job no. {id} triggered on {}", now.format("%a, %d %b %Y %H:%M:%S GMT")),
-            "link": req.link(&format!("conf/jobs/{}/instances/{id}", job.id)),
-        });
+        let text = format!("Job no. {id} triggered on {}", now.format("%a, %d %b %Y %H:%M:%S GMT"));
+        if self.cfg.has(Quirk::RunWithoutInstance) {
+            // A 200 with the job and nothing saying which instance it started.
+        } else if self.cfg.has(Quirk::RunWithoutLink) {
+            v["additional_info"] = json!({ "value": text });
+        } else {
+            v["additional_info"] = json!({
+                "value": text,
+                "link": req.link(&format!("conf/jobs/{}/instances/{id}", job.id)),
+            });
+        }
         Ok(Reply::ok("job", v))
     }
 
@@ -352,7 +362,10 @@ impl State {
             .filter(|i| job_id == "ALL" || &i.job_id == job_id)
             .ok_or_else(|| AppError::bad_request("402218", format!("Invalid job instance ID: {instance_id}")))?;
         let job = self.jobs.iter().find(|j| j.id == inst.job_id);
-        Ok(Reply::ok("job_instance", instance_json(inst, job, req)))
+        Ok(Reply::ok(
+            "job_instance",
+            instance_json(inst, job, req, &self.cfg.timezone),
+        ))
     }
 
     pub fn list_instances(&mut self, req: &Req) -> Outcome {
@@ -376,12 +389,18 @@ impl State {
         {
             return Err(AppError::bad_request("40166410", format!("Invalid status: {s}")).into());
         }
+        // The dates are the institution's local dates; a new instance is listed only after the
+        // listing lag (the instance itself can be read by id at once).
+        let tz = self.cfg.timezone;
+        let listed_before =
+            self.clock.now() - chrono::Duration::from_std(self.cfg.instance_listing_lag).unwrap_or_default();
         let matching: Vec<&Instance> = self
             .instances
             .values()
             .filter(|i| job_id == "ALL" || &i.job_id == job_id)
-            .filter(|i| from.is_none_or(|d| i.submitted.date_naive() >= d))
-            .filter(|i| to.is_none_or(|d| i.submitted.date_naive() <= d))
+            .filter(|i| i.submitted <= listed_before)
+            .filter(|i| from.is_none_or(|d| i.submitted.with_timezone(&tz).date_naive() >= d))
+            .filter(|i| to.is_none_or(|d| i.submitted.with_timezone(&tz).date_naive() <= d))
             .filter(|i| status.is_none_or(|s| i.status == s))
             .collect();
         let total = matching.len();
@@ -390,9 +409,44 @@ impl State {
             "job_instance",
             matching.into_iter().skip(offset).take(limit),
             total,
-            |i| instance_json(i, jobs.iter().find(|j| j.id == i.job_id), req),
+            |i| instance_json(i, jobs.iter().find(|j| j.id == i.job_id), req, &tz),
         );
         Ok(Reply::ok("job_instances", value))
+    }
+
+    /// `past_instances` finished runs of Update/Notify Users by other staff, 2 to 3 hours before
+    /// the start (outside the per-hour threshold), so that a lookup has pages to read.
+    pub fn seed_past_instances(&mut self) {
+        let Some(job) = self.jobs.iter().find(|j| j.name == UPDATE_NOTIFY_USERS).cloned() else {
+            return;
+        };
+        let now = self.clock.now();
+        let n = self.cfg.past_instances;
+        for k in 0..n {
+            let seq = self.next_seq();
+            let id = format!("96{:08}0001021", seq);
+            let back = chrono::Duration::hours(2) + chrono::Duration::seconds(((n - k) * 3600 / n.max(1)) as i64);
+            let submitted = now - back;
+            let inst = Instance {
+                id: id.clone(),
+                job_id: job.id.clone(),
+                name: format!("Patron notices batch {k}"),
+                set_id: "past".into(),
+                parameters: Vec::new(),
+                submitted,
+                duration: Duration::from_secs(60),
+                outcome: JobOutcome::Success,
+                members: Vec::new(),
+                status: "COMPLETED_NO_BULKS",
+                progress: 100.0,
+                start_time: Some(submitted),
+                end_time: Some(submitted + chrono::Duration::seconds(60)),
+                counters: vec![("users_processed", "Number of users processed", 0)],
+                alerts: vec![("alert_no_bulks", "The set is empty.")],
+                applied: true,
+            };
+            self.instances.insert(id, inst);
+        }
     }
 
     /// Moves every run to where the clock says it is, and applies the effects of runs that have

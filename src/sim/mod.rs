@@ -35,7 +35,9 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use clock::Clock;
-pub use config::{Access, ApiKey, Area, Fault, FaultKind, JobOutcome, SimConfig, Target, default_keys};
+pub use config::{
+    Access, ApiKey, Area, Fault, FaultKind, JobOutcome, Quirk, SimConfig, Target, default_keys, parse_offset,
+};
 pub use institution::UPDATE_NOTIFY_USERS;
 pub use report::{FIXTURES_FOLDER, REPORTS_FOLDER};
 pub use state::{Letter, RequestRecord};
@@ -97,7 +99,9 @@ impl SimConfig {
 
     /// Starts the simulator on `addr`.
     pub async fn serve(self, addr: SocketAddr) -> Result<SimHandle, String> {
-        let clock = if self.manual_clock {
+        let clock = if let Some(start) = self.clock_start.filter(|_| self.manual_clock) {
+            Clock::manual(start)
+        } else if self.manual_clock {
             Clock::manual_default()
         } else {
             Clock::real()

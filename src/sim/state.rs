@@ -12,12 +12,12 @@ use serde::Serialize;
 
 use super::analytics::Session;
 use super::clock::Clock;
-use super::config::{Access, Area, Fault, FaultKind, SimConfig, Target};
+use super::config::{Access, Area, Fault, FaultKind, Quirk, SimConfig, Target};
 use super::institution::{JobDef, User, jobs, users};
 use super::jobs::Instance;
 use super::report::{Report, builtin_reports};
 use super::sets::SimSet;
-use super::wire::{AppError, Format, GatewayError, Reply};
+use super::wire::{AppError, Body, Format, GatewayError, Reply};
 
 /// One request as the simulator saw it. The API key is never recorded, not even the
 /// `apikey` query parameter.
@@ -117,7 +117,7 @@ impl State {
             reports.push(report);
         }
         let quota_day = clock.now().date_naive();
-        Ok(Self {
+        let mut state = Self {
             rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5eed),
             jobs: jobs(cfg.seed),
             quota_remaining: cfg.daily_quota,
@@ -136,7 +136,9 @@ impl State {
             seq: 0,
             quota_day,
             rate_window: VecDeque::new(),
-        })
+        };
+        state.seed_past_instances();
+        Ok(state)
     }
 
     pub fn next_seq(&mut self) -> u64 {
@@ -344,7 +346,15 @@ impl State {
             }
         };
         match result {
-            Ok(reply) => reply,
+            Ok(mut reply) => {
+                if self.cfg.has(Quirk::TotalRecordCountString)
+                    && let Body::Object { value, .. } = &mut reply.body
+                    && let Some(total) = value.get("total_record_count").and_then(|t| t.as_u64())
+                {
+                    value["total_record_count"] = total.to_string().into();
+                }
+                reply
+            }
             Err(Rejection::App(e)) => {
                 let tracking = self.tracking_id();
                 e.into_reply(req.format, &tracking)

@@ -503,7 +503,12 @@ async fn a_30_minute_job_is_polled_at_most_30_times() {
             "NOTIFY_PASSWORD_CHANGE".to_string(),
         ),
     ];
-    let instance = client.run_job(&job, &params).await.unwrap();
+    let instance = client
+        .run_job(&job, &params)
+        .await
+        .unwrap()
+        .instance
+        .expect("the link names the instance");
     let clock = sim.handle.clock().clone();
     let mut seen = Vec::new();
     let end = client

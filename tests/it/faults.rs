@@ -19,6 +19,10 @@ enum End {
     DoneAfterResume,
     /// Exit 3 and nothing at all written to Alma.
     Refused,
+    /// The job's submission has an unknown outcome: the run stops saying "Alma may have started
+    /// the job", a plain `resume` looks again and stops again; the operator checks Monitor Jobs
+    /// (here: the simulator's instances), sees none, and resumes with `--resubmit-job`.
+    OperatorResubmits,
 }
 
 async fn cell(name: &str, config: SimConfig, end: End, extra: &[&str]) {
@@ -42,6 +46,29 @@ async fn cell(name: &str, config: SimConfig, end: End, extra: &[&str]) {
             let resumed = run(&sim, &state, &["resume", &run_id, "--json"]).await;
             assert_eq!(resumed.code, 0, "{name}: {}", resumed.stderr);
             assert_eq!(last_json(&resumed.stdout)["resumed"], true);
+            assert_done_once(&sim);
+        }
+        End::OperatorResubmits => {
+            assert_eq!(first.code, 3, "{name}: {}", first.stderr);
+            assert!(
+                first.stderr.contains("Alma may have started the job"),
+                "{name}: {}",
+                first.stderr
+            );
+            let runs: serde_json::Value = runs_json(&sim, &state).await;
+            let run_id = runs[0]["run_id"].as_str().unwrap().to_string();
+            let looked = run(&sim, &state, &["resume", &run_id]).await;
+            assert_eq!(
+                looked.code, 3,
+                "{name}: resume never resubmits on its own: {}",
+                looked.stderr
+            );
+            assert!(
+                sim.handle.job_instances().is_empty(),
+                "{name}: Monitor Jobs shows nothing"
+            );
+            let resumed = run(&sim, &state, &["resume", &run_id, "--resubmit-job", "--json"]).await;
+            assert_eq!(resumed.code, 0, "{name}: {}", resumed.stderr);
             assert_done_once(&sim);
         }
         End::Refused => {
@@ -82,7 +109,8 @@ async fn storms_of_429() {
 #[tokio::test]
 async fn bursts_of_5xx_at_each_step() {
     // GETs are retried; POSTs that create things are not: the run stops cleanly and resume
-    // looks before acting.
+    // looks before acting. A 5xx to the job's submission leaves its outcome unknown: only the
+    // operator's word (after checking Alma) submits it again.
     for (name, target, end) in [
         ("5xx-first-page", Target::AnalyticsFirst, End::Done),
         ("5xx-page-3", Target::AnalyticsNext, End::Done),
@@ -90,12 +118,16 @@ async fn bursts_of_5xx_at_each_step() {
         ("5xx-set-create", Target::SetCreate, End::DoneAfterResume),
         ("5xx-add-members", Target::SetOp, End::Done),
         ("5xx-job-list", Target::JobList, End::Done),
-        ("5xx-job-run", Target::JobRun, End::DoneAfterResume),
+        ("5xx-job-run", Target::JobRun, End::OperatorResubmits),
         ("5xx-polling", Target::JobInstance, End::Done),
     ] {
         let skip = if target == Target::AnalyticsNext { 1 } else { 0 };
         // Creating calls fail once (the first attempt); reads get a burst of two.
-        let count = if end == End::DoneAfterResume { 1 } else { 2 };
+        let count = if matches!(end, End::DoneAfterResume | End::OperatorResubmits) {
+            1
+        } else {
+            2
+        };
         cell(name, with(FaultKind::ServerError, target, skip, count), end, &[]).await;
     }
 }

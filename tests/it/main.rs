@@ -10,6 +10,7 @@ mod crash;
 mod execute;
 mod extract;
 mod faults;
+mod once;
 mod operator;
 mod plan;
 mod security;

@@ -10,6 +10,7 @@ const COMMANDS: &[&str] = &[
     "plan",
     "run",
     "resume",
+    "abandon",
     "runs",
     "show",
     "extract",

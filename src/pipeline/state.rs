@@ -1,0 +1,273 @@
+//! The run's state machine: where a journaled run is, which step may follow, and what may start.
+//!
+//! ```text
+//!  planned ──► set_creating ──► set_created ──► members_done ──► job_submitting ──► job_submitted ──► completed
+//!     │             │               │              ▲    │              │    │            │      └──► failed
+//!     │             │               │              │    │              │    │            │
+//!     │             │               │              └────┼── refused ───┘    │            │
+//!     │             │               │                   │   (or resume      │            │
+//!     │             │               │                   │   --resubmit-job) │            │
+//!     └─────────────┴───────────────┴───────────────────┴──────► abandoned ◄┴────────────┘
+//!                                                           (after job_submitting: --i-checked-alma)
+//! ```
+//!
+//! Each state names the Alma call it guards: `set_creating` is written before `POST /conf/sets`,
+//! `set_created` when the set id is known, `members_done` once every `add_members` batch has
+//! landed, `job_submitting` before `POST /conf/jobs/{id}?op=run`, `job_submitted` as soon as any
+//! 2xx answer (or a lookup by the run's instance name) shows that Alma took the job. Once
+//! `job_submitting` is written, only a definite refusal from Alma or the operator's
+//! `resume --resubmit-job` leads back to `members_done`: the tool never decides on its own that a
+//! job it may have submitted was not submitted.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::journal::{Journal, RunRecord};
+
+/// Where a run is. Stored in the journal (`runs.state`); every change is one transaction that also
+/// writes an event row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    /// Recorded with its cohort; nothing written to Alma yet.
+    Planned,
+    /// The set may have been created (the POST was about to be sent, or was sent).
+    SetCreating,
+    /// The set exists in Alma (its id is in the journal); members are being added.
+    SetCreated,
+    /// Every member was added or refused; the job has not been submitted.
+    MembersDone,
+    /// The job run may have been sent: it must be found, never sent again by the tool itself.
+    JobSubmitting,
+    /// Alma took the job; the instance id is known, or to be found by the run's instance name.
+    JobSubmitted,
+    Completed,
+    Failed,
+    Abandoned,
+}
+
+impl RunState {
+    pub const ALL: [RunState; 9] = [
+        RunState::Planned,
+        RunState::SetCreating,
+        RunState::SetCreated,
+        RunState::MembersDone,
+        RunState::JobSubmitting,
+        RunState::JobSubmitted,
+        RunState::Completed,
+        RunState::Failed,
+        RunState::Abandoned,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Planned => "planned",
+            RunState::SetCreating => "set_creating",
+            RunState::SetCreated => "set_created",
+            RunState::MembersDone => "members_done",
+            RunState::JobSubmitting => "job_submitting",
+            RunState::JobSubmitted => "job_submitted",
+            RunState::Completed => "completed",
+            RunState::Failed => "failed",
+            RunState::Abandoned => "abandoned",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RunState> {
+        RunState::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// An ended run changes no more.
+    pub fn is_finished(self) -> bool {
+        matches!(self, RunState::Completed | RunState::Failed | RunState::Abandoned)
+    }
+
+    /// The coarse status kept beside the state (`running` until the run ends).
+    pub fn status(self) -> &'static str {
+        match self {
+            RunState::Completed => "completed",
+            RunState::Failed => "failed",
+            RunState::Abandoned => "abandoned",
+            _ => "running",
+        }
+    }
+
+    /// The transitions the pipeline may make. Everything else is a bug, refused by the journal.
+    pub fn can_go_to(self, next: RunState) -> bool {
+        use RunState::*;
+        matches!(
+            (self, next),
+            (Planned, SetCreating)
+                | (SetCreating, SetCreated)
+                | (SetCreated, MembersDone)
+                | (MembersDone, JobSubmitting)
+                | (JobSubmitting, JobSubmitted)
+                // Alma refused the run for sure, or the operator saw no instance (--resubmit-job).
+                | (JobSubmitting, MembersDone)
+                | (JobSubmitted, Completed)
+                | (JobSubmitted, Failed)
+        ) || (next == Abandoned && !self.is_finished())
+    }
+
+    /// From here on Alma may have started the job, so letters may have gone out.
+    pub fn job_may_have_run(self) -> bool {
+        self >= RunState::JobSubmitting
+    }
+
+    /// What `resume` will do next from this state, in words.
+    pub fn next_step(self) -> &'static str {
+        match self {
+            RunState::Planned => "create the set",
+            RunState::SetCreating => "look for the set by its name, create it if Alma has none",
+            RunState::SetCreated => "add the members the set does not hold yet",
+            RunState::MembersDone => "submit the job",
+            RunState::JobSubmitting => "look for the job instance by the run's instance name (never resubmit)",
+            RunState::JobSubmitted => "follow the job instance to its end",
+            RunState::Completed | RunState::Failed | RunState::Abandoned => "nothing: the run has ended",
+        }
+    }
+}
+
+impl std::fmt::Display for RunState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What `run --execute` may do, from the journal.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Start a new run.
+    Start,
+    /// The period is done: skip (exit 4, `skipped` in the JSON).
+    Skip { previous: String },
+}
+
+/// Decides whether a new run of `query` may start: never while a run of it is unfinished (with or
+/// without `--period`, with or without `--force`); with `--period`, not when the period is done or
+/// its last run may have mailed part of the cohort, unless `--force`.
+pub fn admit(journal: &Journal, query: &str, period: Option<&str>, force: bool) -> Result<Admission, Error> {
+    if let Some(open) = journal.unfinished(query)? {
+        return Err(Error::Refused {
+            message: format!(
+                "run {} of query {query:?} is unfinished (state {}, started {}){}; a new run could reset the same users twice",
+                open.run_id,
+                open.state,
+                open.started_at,
+                open.period
+                    .as_deref()
+                    .map(|p| format!(", period {p:?}"))
+                    .unwrap_or_default()
+            ),
+            hint: format!(
+                "continue it with `alma-cohort resume {0}` (next: {1}); if it must not go on, end it with `alma-cohort abandon {0} --reason \"…\"`{2}",
+                open.run_id,
+                open.state.next_step(),
+                if open.state.job_may_have_run() {
+                    " --i-checked-alma"
+                } else {
+                    ""
+                }
+            ),
+        });
+    }
+    let Some(period) = period else {
+        return Ok(Admission::Start);
+    };
+    if force {
+        return Ok(Admission::Start);
+    }
+    let ended = journal.ended_for_period(query, period)?;
+    if let Some(done) = ended.iter().find(|r| r.state == RunState::Completed) {
+        return Ok(Admission::Skip {
+            previous: done.run_id.clone(),
+        });
+    }
+    if let Some(mailed) = ended.iter().find(|r| r.job_submit_started_at.is_some()) {
+        return Err(Error::Refused {
+            message: format!(
+                "query {query:?} for period {period:?} ended {} in run {} after its job was submitted (job status {}): Alma may have mailed part of the cohort",
+                mailed.state,
+                mailed.run_id,
+                mailed.job_status.as_deref().unwrap_or("unknown")
+            ),
+            hint: format!(
+                "read its report (`alma-cohort show {}`) and check the job in Alma's Monitor Jobs; to run the period again anyway, pass --force",
+                mailed.run_id
+            ),
+        });
+    }
+    Ok(Admission::Start)
+}
+
+/// Checks that `resume` may go on with this run as asked: `--resubmit-job` only where the job's
+/// submission is unknown.
+pub fn check_resume(record: &RunRecord, resubmit_job: bool) -> Result<(), Error> {
+    if resubmit_job && record.state != RunState::JobSubmitting {
+        let why = match record.state {
+            RunState::JobSubmitted => format!(
+                "Alma took its job (instance {}); submitting it again would send every letter twice",
+                record.job_instance_id.as_deref().unwrap_or("to be found by name")
+            ),
+            s if s.is_finished() => format!("it has ended ({s})"),
+            s => format!("its job has not been submitted yet (state {s}); `resume` without it will submit it"),
+        };
+        return Err(Error::Refused {
+            message: format!(
+                "--resubmit-job does not apply to run {}: {why}",
+                record.run_id
+            ),
+            hint: "--resubmit-job is only for a run whose job submission was lost and whose instance the operator did not find in Monitor Jobs".into(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_order_follows_the_pipeline() {
+        for s in RunState::ALL {
+            assert_eq!(RunState::parse(s.as_str()), Some(s));
+            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{}\"", s.as_str()));
+        }
+        assert!(RunState::Planned < RunState::JobSubmitting);
+        assert!(!RunState::MembersDone.job_may_have_run());
+        assert!(RunState::JobSubmitting.job_may_have_run());
+        assert_eq!(RunState::parse("nope"), None);
+    }
+
+    #[test]
+    fn only_the_drawn_transitions_are_allowed() {
+        use RunState::*;
+        let allowed: Vec<(RunState, RunState)> = RunState::ALL
+            .into_iter()
+            .flat_map(|a| RunState::ALL.into_iter().map(move |b| (a, b)))
+            .filter(|(a, b)| a.can_go_to(*b))
+            .collect();
+        assert_eq!(
+            allowed,
+            [
+                (Planned, SetCreating),
+                (Planned, Abandoned),
+                (SetCreating, SetCreated),
+                (SetCreating, Abandoned),
+                (SetCreated, MembersDone),
+                (SetCreated, Abandoned),
+                (MembersDone, JobSubmitting),
+                (MembersDone, Abandoned),
+                (JobSubmitting, MembersDone),
+                (JobSubmitting, JobSubmitted),
+                (JobSubmitting, Abandoned),
+                (JobSubmitted, Completed),
+                (JobSubmitted, Failed),
+                (JobSubmitted, Abandoned),
+            ]
+        );
+        // Never back past a submission except from job_submitting (refused / --resubmit-job).
+        assert!(!JobSubmitted.can_go_to(MembersDone));
+        assert!(!JobSubmitted.can_go_to(JobSubmitting));
+    }
+}
