@@ -116,7 +116,24 @@ pub async fn execute(settings: Settings, args: RunArgs, quiet: bool) -> Result<E
     pipeline::check_offline(&spec)?;
     let _lock = journal::lock_query(&settings.state_dir, &spec.name)?;
     let mut journal = Journal::open(&settings.state_dir)?;
-    if let Admission::Skip { previous } = state::admit(&journal, &spec.name, args.period.as_deref(), args.force)? {
+    let admission = match state::admit(&journal, &spec.name, args.period.as_deref(), args.force) {
+        Ok(a) => a,
+        Err(e) => {
+            // Scripts reading --json learn why nothing ran (exit 4 also means "already done").
+            if json {
+                let refused = serde_json::json!({
+                    "query": spec.name,
+                    "period": args.period,
+                    "status": "refused",
+                    "skipped": false,
+                    "refused": e.to_string(),
+                });
+                println!("{refused}");
+            }
+            return Err(e);
+        }
+    };
+    if let Admission::Skip { previous } = admission {
         let period = args.period.as_deref().unwrap_or_default();
         let skipped = RunResult::skipped(&spec.name, period, &previous);
         if json {
@@ -187,7 +204,7 @@ async fn resume(settings: Settings, args: ResumeArgs) -> Result<Exit, Error> {
     let _lock = journal::lock_query(&settings.state_dir, &record.query)?;
     // Read again under the lock: another process may have moved it meanwhile.
     let record = journal.run(&args.run_id)?;
-    state::check_resume(&record, args.resubmit_job)?;
+    state::check_resume(&record, args.resubmit_job, args.recreate_set)?;
     let result = if !record.state.is_finished() {
         let client = AlmaClient::new(settings.client_config()?)?;
         tracing::info!(run_id = %record.run_id, state = %record.state, next = record.state.next_step(), "resuming");
@@ -199,6 +216,7 @@ async fn resume(settings: Settings, args: ResumeArgs) -> Result<Exit, Error> {
             &ContinueOptions {
                 resumed: true,
                 resubmit_job: args.resubmit_job,
+                recreate_set: args.recreate_set,
             },
             &settings.poll_policy(),
         )

@@ -204,6 +204,10 @@ pub struct ResumeArgs {
     /// it again if Alma still lists none (only for a run stopped with "Alma may have started the job")
     #[arg(long)]
     pub resubmit_job: bool,
+    /// The operator looked in Alma's Manage Sets and found no set of this run's name: create it
+    /// again if Alma still lists none (only for a run stopped with "Alma may have created the set")
+    #[arg(long)]
+    pub recreate_set: bool,
 }
 
 #[derive(Debug, Args)]

@@ -62,19 +62,29 @@ pub enum Error {
     Refused { message: String, hint: String },
     /// The job submission's answer was lost and Alma does not list an instance under the run's
     /// name: Alma may have started it. Nothing is submitted again without the operator.
+    #[error("{0}")]
+    JobMaybeStarted(Box<MaybeStarted>),
+    /// The set's creation may have reached Alma and no set of the run's name is listed.
     #[error(
-        "Alma may have started the job of run {run_id}: {cause}; no instance named {instance_name:?} is listed among job {job_id}'s instances from {window}\n\
-         hint: nothing will be submitted again on its own. In Alma, open Admin > Monitor Jobs (the Running and the History tabs) and look for an instance named \"{instance_name} - <date> <time>\" (job {job_id}, set {set_id}).\n\
-         hint: if it is there: `alma-cohort resume {run_id}` finds and follows it (Alma can list a new instance some minutes late)\n\
-         hint: if there is none: `alma-cohort resume {run_id} --resubmit-job` submits the job again (docs/operating.md)"
+        "Alma may have created the set of run {run_id}: {cause}; no set named {set_name:?} is listed\n\
+         hint: nothing will be created again on its own. In Alma, open Admin > Manage Sets and search for {set_name:?}.\n\
+         hint: if it is there: `alma-cohort resume {run_id}` finds it and goes on (Alma can list a new set some minutes late)\n\
+         hint: if there is none: `alma-cohort resume {run_id} --recreate-set` creates it (docs/operating.md)"
     )]
-    JobMaybeStarted {
+    SetMaybeCreated {
+        run_id: String,
+        set_name: String,
+        cause: String,
+    },
+    /// More than one job instance carries this run's name: Alma may have run the job twice.
+    #[error(
+        "Alma lists more than one instance of job {job_id} under the name of run {run_id} ({instances}): the job may have run twice\n\
+         hint: check them in Alma's Monitor Jobs; none is followed. When you know what happened, end the run with `alma-cohort abandon {run_id} --reason \"…\" --i-checked-alma`"
+    )]
+    SeveralInstances {
         run_id: String,
         job_id: String,
-        set_id: String,
-        instance_name: String,
-        window: String,
-        cause: String,
+        instances: String,
     },
     /// Alma took the job (a 2xx) but named no instance, and none is listed under the run's name yet.
     #[error(
@@ -117,7 +127,11 @@ impl Error {
                 Exit::Usage
             }
             Error::Input { .. } => Exit::Usage,
-            Error::JobThreshold { .. } | Error::JobMaybeStarted { .. } | Error::InstanceNotListed { .. } => Exit::Alma,
+            Error::JobThreshold { .. }
+            | Error::JobMaybeStarted(_)
+            | Error::InstanceNotListed { .. }
+            | Error::SetMaybeCreated { .. }
+            | Error::SeveralInstances { .. } => Exit::Alma,
             Error::Refused { .. } => Exit::Refused,
             Error::Interrupted { source, .. } => source.exit(),
             Error::NotConfirmed(_) => Exit::Refused,
@@ -136,6 +150,38 @@ impl Error {
                 _ => Exit::Alma,
             },
         }
+    }
+}
+
+/// What the operator needs to check when a job submission's outcome is unknown.
+#[derive(Debug)]
+pub struct MaybeStarted {
+    pub run_id: String,
+    pub job_id: String,
+    pub set_id: String,
+    pub instance_name: String,
+    /// The dates the instances were listed over.
+    pub window: String,
+    pub cause: String,
+}
+
+impl std::fmt::Display for MaybeStarted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let MaybeStarted {
+            run_id,
+            job_id,
+            set_id,
+            instance_name,
+            window,
+            cause,
+        } = self;
+        write!(
+            f,
+            "Alma may have started the job of run {run_id}: {cause}; no instance named {instance_name:?} is listed among job {job_id}'s instances from {window}\n\
+             hint: nothing will be submitted again on its own. In Alma, open Admin > Monitor Jobs (the Running and the History tabs) and look for an instance named \"{instance_name} - <date> <time>\" (job {job_id}, set {set_id}).\n\
+             hint: if it is there: `alma-cohort resume {run_id}` finds and follows it (Alma can list a new instance some minutes late)\n\
+             hint: if there is none: `alma-cohort resume {run_id} --resubmit-job` submits the job again (docs/operating.md)"
+        )
     }
 }
 

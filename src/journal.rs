@@ -93,6 +93,9 @@ pub struct RunRecord {
     pub invalid_ids: Vec<String>,
     pub job_id: Option<String>,
     pub job_submit_started_at: Option<String>,
+    /// Job submissions that may have started a job in Alma (sent, and not refused by Alma for
+    /// sure). Never lowered by anything but Alma's own refusal of that submission.
+    pub job_submissions: u32,
     pub job_instance_id: Option<String>,
     pub job_status: Option<String>,
     pub counters: Vec<(String, String, String)>,
@@ -319,17 +322,45 @@ impl Journal {
                     by TEXT NOT NULL,
                     detail TEXT NOT NULL
                  );
-                 CREATE INDEX events_by_run ON events (run_id, seq);",
+                 CREATE INDEX events_by_run ON events (run_id, seq);
+                 ALTER TABLE runs ADD COLUMN job_submissions INTEGER NOT NULL DEFAULT 0;
+                 UPDATE runs SET job_submissions = 1 WHERE job_submit_started_at IS NOT NULL OR job_instance_id IS NOT NULL;",
             )
             .map_err(sql)?;
             if found >= 1 {
+                let at = now();
                 tx.execute(
                     "INSERT INTO events (run_id, at, from_state, to_state, by, detail)
                      SELECT run_id, ?1, NULL, state, 'alma-cohort', ?2 FROM runs",
                     params![
-                        now(),
+                        at,
                         format!("journal migrated from schema {found}: state derived from the record")
                     ],
+                )
+                .map_err(sql)?;
+                // Before schema 3 a new run could start over an unfinished one. An unfinished run
+                // that a later run of the same query (and period) has since overtaken must never
+                // be resumed: its job would reach users the later run already reset.
+                let superseded = "state NOT IN ('completed', 'failed', 'abandoned') AND EXISTS (
+                        SELECT 1 FROM runs later WHERE later.query = runs.query
+                          AND later.period IS runs.period AND later.started_at > runs.started_at
+                          AND (later.status IN ('completed', 'failed') OR later.job_submit_started_at IS NOT NULL))";
+                tx.execute(
+                    &format!(
+                        "INSERT INTO events (run_id, at, from_state, to_state, by, detail)
+                         SELECT run_id, ?1, state, 'abandoned', 'alma-cohort', ?2 FROM runs WHERE {superseded}"
+                    ),
+                    params![
+                        at,
+                        "abandoned by the schema 3 migration: a later run of this query and period went on to its job, so resuming this one could reset the same users twice"
+                    ],
+                )
+                .map_err(sql)?;
+                tx.execute(
+                    &format!(
+                        "UPDATE runs SET state = 'abandoned', status = 'abandoned', finished_at = ?1 WHERE {superseded}"
+                    ),
+                    [&at],
                 )
                 .map_err(sql)?;
             }
@@ -619,7 +650,7 @@ impl Journal {
             .query_row(
                 "SELECT run_id, query, query_file, query_hash, params, period, started_at, finished_at, status, run_by,
                         cohort_size, execution, set_id, members_added, invalid_ids, job_id, job_submit_started_at,
-                        job_instance_id, job_status, counters, alerts, error, plan, state
+                        job_instance_id, job_status, counters, alerts, error, plan, state, job_submissions
                  FROM runs WHERE run_id = ?1",
                 [run_id],
                 |r| {
@@ -660,6 +691,7 @@ impl Journal {
                             r.get::<_, String>(22)?,
                         ),
                         r.get::<_, String>(23)?,
+                        r.get::<_, i64>(24)?,
                     ))
                 },
             )
@@ -762,6 +794,7 @@ impl Journal {
             invalid_ids: serde_json::from_str(&invalid_ids).map_err(corrupt)?,
             job_id,
             job_submit_started_at,
+            job_submissions: row.7.max(0) as u32,
             job_instance_id,
             job_status,
             counters: serde_json::from_str(&counters).map_err(corrupt)?,
@@ -834,6 +867,7 @@ mod tests {
             invalid_ids: vec![],
             job_id: None,
             job_submit_started_at: None,
+            job_submissions: 0,
             job_instance_id: None,
             job_status: None,
             counters: vec![],
@@ -951,7 +985,7 @@ mod tests {
         // Make it look like a journal written by schema 1.
         j.conn
             .execute_batch(
-                "DROP TABLE events; ALTER TABLE runs DROP COLUMN state; ALTER TABLE runs DROP COLUMN plan; PRAGMA user_version = 1;",
+                "DROP TABLE events; ALTER TABLE runs DROP COLUMN state; ALTER TABLE runs DROP COLUMN job_submissions; ALTER TABLE runs DROP COLUMN plan; PRAGMA user_version = 1;",
             )
             .unwrap();
         drop(j);

@@ -127,7 +127,7 @@ impl Error {
             // A 2xx whose body we could not read: Alma took the request.
             Error::Unexpected { status, .. } if (200..300).contains(status) => WriteFate::Applied,
             // A 4xx page from something in front of Alma (a proxy refusing the request).
-            Error::Unexpected { status, .. } if (400..500).contains(status) && *status != 408 => WriteFate::NotApplied,
+            Error::Unexpected { status, .. } if (400..500).contains(status) => WriteFate::NotApplied,
             // 5xx (Alma's or a gateway's), timeouts, dropped connections, cut-off bodies.
             _ => WriteFate::Unknown,
         }

@@ -47,6 +47,12 @@ fn set_info(v: &Value, call: &Call) -> Result<SetInfo, Error> {
     })
 }
 
+/// A set name as compared with the one asked for: trimmed, runs of spaces as one, any case (in
+/// case Alma normalizes what it stores).
+fn comparable(name: &str) -> String {
+    name.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
+}
+
 pub(crate) fn unexpected(call: &Call, v: &Value, what: &str) -> Error {
     Error::Unexpected {
         call: call.clone(),
@@ -128,8 +134,9 @@ impl AlmaClient {
                 path: "/almaws/v1/conf/sets".into(),
             };
             let page = list(&v, "set");
+            let wanted = comparable(name);
             for s in &page {
-                if s.get("name").and_then(Value::as_str) == Some(name) {
+                if s.get("name").and_then(Value::as_str).map(comparable).as_deref() == Some(wanted.as_str()) {
                     return Ok(Some(set_info(s, &call)?));
                 }
             }

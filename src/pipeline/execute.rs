@@ -173,6 +173,7 @@ pub fn start_run(
         invalid_ids: Vec::new(),
         job_id: None,
         job_submit_started_at: None,
+        job_submissions: 0,
         job_instance_id: None,
         job_status: None,
         counters: Vec::new(),
@@ -195,6 +196,9 @@ pub struct ContinueOptions {
     /// The operator saw no instance of this run's job in Alma: submit it again, once, if the
     /// lookup still finds none (`resume --resubmit-job`).
     pub resubmit_job: bool,
+    /// The operator saw no set of this run's name in Alma: create it again, once, if the lookup
+    /// still finds none (`resume --recreate-set`).
+    pub recreate_set: bool,
 }
 
 /// Takes a journaled run from wherever it stopped to its end. Used by `run --execute` right after
@@ -214,7 +218,11 @@ pub async fn continue_run(
             let _ = report::write_run_files(state_dir, &record, &cohort);
         }
         return Err(match e {
-            e @ (Error::JobThreshold { .. } | Error::JobMaybeStarted { .. } | Error::Refused { .. }) => e,
+            e @ (Error::JobThreshold { .. }
+            | Error::JobMaybeStarted(_)
+            | Error::SetMaybeCreated { .. }
+            | Error::SeveralInstances { .. }
+            | Error::Refused { .. }) => e,
             e => Error::Interrupted {
                 run_id: run_id.to_string(),
                 source: Box::new(e),
@@ -260,10 +268,14 @@ async fn drive(
     poll: &PollPolicy,
 ) -> Result<(), Error> {
     let mut resubmit = options.resubmit_job;
+    let mut recreate = options.recreate_set;
     loop {
         let record = journal.run(run_id)?;
         match record.state {
-            RunState::Planned | RunState::SetCreating => ensure_set(client, journal, &record).await?,
+            RunState::Planned | RunState::SetCreating => {
+                let recreate_now = std::mem::take(&mut recreate);
+                ensure_set(client, journal, &record, poll, recreate_now).await?
+            }
             RunState::SetCreated => add_members(client, journal, &record).await?,
             RunState::MembersDone => submit_job(client, journal, &record, poll).await?,
             RunState::JobSubmitting => {
@@ -277,9 +289,17 @@ async fn drive(
     }
 }
 
-/// `planned`/`set_creating` → `set_created`: the set Alma has under the run's unique name (a
-/// creation whose answer was lost), or a new one.
-async fn ensure_set(client: &AlmaClient, journal: &Journal, record: &RunRecord) -> Result<(), Error> {
+/// `planned`/`set_creating` → `set_created`. From `planned` the set is created; in
+/// `set_creating` a creation may have reached Alma (its answer lost, or the process stopped), so
+/// the set is looked up by the run's unique name, and when Alma does not list it the run stops:
+/// only the operator's `--recreate-set` creates it again.
+async fn ensure_set(
+    client: &AlmaClient,
+    journal: &Journal,
+    record: &RunRecord,
+    poll: &PollPolicy,
+    recreate: bool,
+) -> Result<(), Error> {
     let run_id = &record.run_id;
     let name = &record.execution.set_name;
     if record.state == RunState::Planned {
@@ -290,10 +310,27 @@ async fn ensure_set(client: &AlmaClient, journal: &Journal, record: &RunRecord) 
             &format!("creating the set {name:?}"),
             &[],
         )?;
-    } else if let Some(found) = client.find_set_by_name(name).await? {
-        // An earlier attempt may have created it.
-        tracing::info!(set_id = %found.id, "found the run's set from an earlier attempt");
-        return adopt_set(journal, record, found.id, "found by its name after an earlier attempt");
+    } else {
+        if let Some(found) = find_set(client, name, poll).await? {
+            tracing::info!(set_id = %found, "found the run's set from an earlier attempt");
+            return adopt_set(journal, record, found, "found by its name after an earlier attempt");
+        }
+        if !recreate {
+            return Err(Error::SetMaybeCreated {
+                run_id: run_id.clone(),
+                set_name: name.clone(),
+                cause: "an earlier attempt to create it ended without Alma's answer".into(),
+            });
+        }
+        journal.note(
+            run_id,
+            RunState::SetCreating,
+            &format!(
+                "resume --recreate-set by {}: the operator saw no set named {name:?} in Alma, and none is listed",
+                operator()
+            ),
+            &[],
+        )?;
     }
     journal.step_started(run_id, "set", Some(name))?;
     match client
@@ -304,16 +341,46 @@ async fn ensure_set(client: &AlmaClient, journal: &Journal, record: &RunRecord) 
             tracing::info!(set_id = %set.id, name = %name, "set created");
             adopt_set(journal, record, set.id, "created")
         }
-        Err(e) if e.fate() == WriteFate::NotApplied => Err(e.into()),
+        // Alma refused it: nothing was created; the next attempt may create it.
+        Err(e) if e.fate() == WriteFate::NotApplied => {
+            journal.note(
+                run_id,
+                RunState::SetCreating,
+                &format!("Alma did not create the set: {e}"),
+                &[],
+            )?;
+            Err(e.into())
+        }
         Err(e) => {
             // Alma may have created it before the answer was lost: look before deciding.
             tracing::warn!(error = %e, "creating the set failed; checking whether Alma created it anyway");
-            match client.find_set_by_name(name).await? {
-                Some(found) => adopt_set(journal, record, found.id, "found by its name after a lost answer"),
-                None => Err(e.into()),
+            match find_set(client, name, poll).await? {
+                Some(found) => adopt_set(journal, record, found, "found by its name after a lost answer"),
+                None => Err(Error::SetMaybeCreated {
+                    run_id: run_id.clone(),
+                    set_name: name.clone(),
+                    cause: e.to_string(),
+                }),
             }
         }
     }
+}
+
+/// The run's set, looked up by its unique name (compared trimmed, spaces collapsed, ignoring
+/// case, in case Alma normalizes names), a few times as for a job instance.
+async fn find_set(client: &AlmaClient, name: &str, poll: &PollPolicy) -> Result<Option<SetId>, Error> {
+    let mut wait = poll.first;
+    for attempt in 1..=LOOKUPS {
+        if let Some(found) = client.find_set_by_name(name).await? {
+            return Ok(Some(found.id));
+        }
+        tracing::info!(attempt, name, "the run's set is not listed (yet)");
+        if attempt < LOOKUPS {
+            tokio::time::sleep(wait).await;
+            wait = wait.mul_f64(2.0).min(Duration::from_secs(120));
+        }
+    }
+    Ok(None)
 }
 
 fn adopt_set(journal: &Journal, record: &RunRecord, id: SetId, how: &str) -> Result<(), Error> {
@@ -456,6 +523,30 @@ async fn explain_refused(client: &AlmaClient, invalid: &[String]) -> String {
     format!("{unknown} of the first {checked} checked are not users in Alma")
 }
 
+/// Just before the job: the set holds what this run put there. It is a public set by default, so
+/// anyone can change it in Alma between a stop and a `resume`; the job must reach the cohort that
+/// was planned, no one else.
+async fn check_set_unchanged(client: &AlmaClient, record: &RunRecord) -> Result<(), Error> {
+    let Some(set_id) = &record.set_id else {
+        return Ok(());
+    };
+    let expected = record.members_added.unwrap_or(0);
+    let now = client.get_set(&SetId(set_id.clone())).await?.members;
+    if now != expected {
+        return Err(Error::Refused {
+            message: format!(
+                "the run's set {set_id} now holds {now} members, but run {} put {expected} in it: it was changed in Alma since; the job was not submitted",
+                record.run_id
+            ),
+            hint: format!(
+                "check the set {:?} in Alma (Admin > Manage Sets); if it must not be used, `alma-cohort abandon {} --reason \"…\"` and run the query again",
+                record.execution.set_name, record.run_id
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// The job to run: the one recorded, the query's fixed id, or the one MANUAL job of that name.
 async fn job_of(client: &AlmaClient, record: &RunRecord) -> Result<JobId, Error> {
     Ok(match (&record.job_id, &record.execution.job_id) {
@@ -485,14 +576,20 @@ async fn submit_job(
             .filter(|(k, _)| k != "set_id")
             .cloned(),
     );
+    check_set_unchanged(client, record).await?;
     let at = now();
     journal.step_started(run_id, "job", Some(&job.0))?;
+    let submissions = i64::from(record.job_submissions) + 1;
     journal.transition(
         run_id,
         RunState::MembersDone,
         RunState::JobSubmitting,
         &format!("submitting job {job} as {:?}", record.instance_name().unwrap_or("")),
-        &[("job_id", &job.0), ("job_submit_started_at", &at)],
+        &[
+            ("job_id", &job.0),
+            ("job_submit_started_at", &at),
+            ("job_submissions", &submissions),
+        ],
     )?;
     let outcome = client.run_job(&job, &parameters).await;
     let record = journal.run(run_id)?;
@@ -505,16 +602,31 @@ async fn submit_job(
             tracing::info!(job = %job, instance = ?submitted.instance, "job submitted");
             job_submitted(journal, &record, submitted.instance.as_ref(), &how)
         }
+        // 60347 "overlaps with a running job on the same set": the set is this run's own, so the
+        // running job is this run's — an earlier submission whose answer was lost.
+        Err(e) if e.alma_code().is_some_and(|(_, c)| c == "60347") => {
+            tracing::warn!(error = %e, "Alma says a job already runs on this run's set: that is this run's job");
+            job_submitted(
+                journal,
+                &record,
+                None,
+                &format!("Alma says the job already runs on this set ({e})"),
+            )
+        }
         Err(e) => match e.fate() {
             WriteFate::NotApplied => {
+                let submissions = (i64::from(record.job_submissions) - 1).max(0);
                 journal.transition(
                     run_id,
                     RunState::JobSubmitting,
                     RunState::MembersDone,
                     &format!("Alma did not start the job: {e}"),
-                    &[("job_submit_started_at", &rusqlite::types::Null)],
+                    &[
+                        ("job_submit_started_at", &rusqlite::types::Null),
+                        ("job_submissions", &submissions),
+                    ],
                 )?;
-                if let Some((_, code @ ("402222" | "402223" | "60347"))) = e.alma_code() {
+                if let Some((_, code @ ("402222" | "402223"))) = e.alma_code() {
                     return Err(Error::JobThreshold {
                         code: code.to_string(),
                         run_id: run_id.clone(),
@@ -596,7 +708,7 @@ async fn recover_submission(
             operator(),
             record.instance_name().unwrap_or("")
         ),
-        &[("job_submit_started_at", &rusqlite::types::Null)],
+        &[],
     )?;
     tracing::warn!("submitting the job again on the operator's word (--resubmit-job)");
     Ok(())
@@ -604,7 +716,7 @@ async fn recover_submission(
 
 fn maybe_started(record: &RunRecord, job: &JobId, cause: Option<&alma::Error>) -> Error {
     let (from, to) = lookup_window(record.job_submit_started_at.as_deref().unwrap_or(&record.started_at));
-    Error::JobMaybeStarted {
+    Error::JobMaybeStarted(Box::new(crate::error::MaybeStarted {
         run_id: record.run_id.clone(),
         job_id: job.0.clone(),
         set_id: record.set_id.clone().unwrap_or_default(),
@@ -613,7 +725,7 @@ fn maybe_started(record: &RunRecord, job: &JobId, cause: Option<&alma::Error>) -
         cause: cause
             .map(|e| e.to_string())
             .unwrap_or_else(|| "the process stopped before Alma's answer was recorded".into()),
-    }
+    }))
 }
 
 /// The dates to list instances over for a submission made at `at` (UTC): Alma lists by the
@@ -651,13 +763,15 @@ async fn find_instance(
             .filter(|i| i.name == name || i.name.starts_with(&format!("{name} ")))
             .collect();
         if ours.len() > 1 {
-            tracing::warn!(
-                instances = ?ours.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(),
-                "Alma lists more than one instance under this run's name; following the first"
-            );
+            // Two jobs under one run's name: letters may have gone out twice. Say so; never pick one.
+            return Err(Error::SeveralInstances {
+                run_id: record.run_id.clone(),
+                job_id: job.0.clone(),
+                instances: ours.iter().map(|i| i.id.clone()).collect::<Vec<_>>().join(", "),
+            });
         }
-        if !ours.is_empty() {
-            return Ok(Some(InstanceId(ours.swap_remove(0).id)));
+        if let Some(found) = ours.pop() {
+            return Ok(Some(InstanceId(found.id)));
         }
         tracing::info!(attempt, name, from, to, "the run's job instance is not listed (yet)");
         if attempt < LOOKUPS {
@@ -728,7 +842,7 @@ pub fn abandon(journal: &Journal, run_id: &str, reason: &str, checked_alma: bool
             "--reason is empty: say why the run is abandoned (it is recorded in the journal)".into(),
         ));
     }
-    if record.state.job_may_have_run() && !checked_alma {
+    if super::state::job_may_have_run(&record) && !checked_alma {
         return Err(Error::Refused {
             message: format!(
                 "run {run_id} may have started its job (state {}): Alma may be resetting passwords and sending letters for it",

@@ -134,6 +134,12 @@ impl std::fmt::Display for RunState {
     }
 }
 
+/// Whether Alma may have started this run's job: it reached `job_submitting`, or a submission
+/// that Alma did not refuse for sure is on record (an operator's `--resubmit-job` keeps it).
+pub fn job_may_have_run(record: &RunRecord) -> bool {
+    record.state.job_may_have_run() || record.job_submissions > 0
+}
+
 /// What `run --execute` may do, from the journal.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Admission {
@@ -163,7 +169,7 @@ pub fn admit(journal: &Journal, query: &str, period: Option<&str>, force: bool) 
                 "continue it with `alma-cohort resume {0}` (next: {1}); if it must not go on, end it with `alma-cohort abandon {0} --reason \"…\"`{2}",
                 open.run_id,
                 open.state.next_step(),
-                if open.state.job_may_have_run() {
+                if job_may_have_run(&open) {
                     " --i-checked-alma"
                 } else {
                     ""
@@ -183,7 +189,10 @@ pub fn admit(journal: &Journal, query: &str, period: Option<&str>, force: bool) 
             previous: done.run_id.clone(),
         });
     }
-    if let Some(mailed) = ended.iter().find(|r| r.job_submit_started_at.is_some()) {
+    if let Some(mailed) = ended
+        .iter()
+        .find(|r| job_may_have_run(r) && r.state != RunState::Completed)
+    {
         return Err(Error::Refused {
             message: format!(
                 "query {query:?} for period {period:?} ended {} in run {} after its job was submitted (job status {}): Alma may have mailed part of the cohort",
@@ -201,8 +210,23 @@ pub fn admit(journal: &Journal, query: &str, period: Option<&str>, force: bool) 
 }
 
 /// Checks that `resume` may go on with this run as asked: `--resubmit-job` only where the job's
-/// submission is unknown.
-pub fn check_resume(record: &RunRecord, resubmit_job: bool) -> Result<(), Error> {
+/// submission is unknown, `--recreate-set` only where the set's creation is.
+pub fn check_resume(record: &RunRecord, resubmit_job: bool, recreate_set: bool) -> Result<(), Error> {
+    if recreate_set && record.state != RunState::SetCreating {
+        return Err(Error::Refused {
+            message: format!(
+                "--recreate-set does not apply to run {}: it is in state {}, not set_creating{}",
+                record.run_id,
+                record.state,
+                record
+                    .set_id
+                    .as_deref()
+                    .map(|s| format!(" (its set is {s})"))
+                    .unwrap_or_default()
+            ),
+            hint: "--recreate-set is only for a run whose set creation was lost and whose set the operator did not find in Alma".into(),
+        });
+    }
     if resubmit_job && record.state != RunState::JobSubmitting {
         let why = match record.state {
             RunState::JobSubmitted => format!(

@@ -1,7 +1,11 @@
-//! The crash harness: the real binary is killed (SIGKILL) at random points of an execute run —
-//! while a request is in flight, or just after Alma answered it — then `resume` (or a new run,
-//! if the journal has none yet) is repeated until the run is done. After each, the simulator must
-//! hold one set with exactly the cohort, one job instance, and one letter per internal member.
+//! The crash harness: the real binary is killed (SIGKILL) at random points of a scheduled execute
+//! run (`run --period P --execute --yes`) — while a request is in flight, or just after Alma
+//! answered it. Then the next action is chosen at random, as a real operator or cron would take
+//! it: `resume RUN_ID`, or the scheduled command again. When a run stops with "Alma may have
+//! started the job" (or "… created the set"), the operator looks in Monitor Jobs (Manage Sets) —
+//! here the simulator's state — and resumes with `--resubmit-job` (`--recreate-set`) only if
+//! there is none. After each, the simulator must hold one set with
+//! exactly the cohort, one job instance, and one letter per internal member.
 //!
 //! `ALMA_COHORT_CRASH_RUNS` (default 8) and `ALMA_COHORT_CRASH_SEED` set the count and the seed;
 //! the full 50 is `ALMA_COHORT_CRASH_RUNS=50 cargo nextest run crash`.
@@ -15,6 +19,8 @@ use rand::{Rng, SeedableRng};
 use crate::cli::temp_dir;
 use crate::execute::{all_users_query, assert_done_once, command, execute_run, run, runs_json, sim_config};
 use crate::support::*;
+
+const PERIOD: &str = "2027-spring";
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -37,7 +43,8 @@ async fn killed_at_random_points_then_resumed() {
         let q = all_users_query(&dir, 5000);
         let k = rng.random_range(1..=11usize);
         let after_answer = rng.random_bool(0.5);
-        let mut child = command(&sim, &state, &["run", q.to_str().unwrap(), "--execute", "--yes"])
+        let scheduled = ["run", q.to_str().unwrap(), "--period", PERIOD, "--execute", "--yes"];
+        let mut child = command(&sim, &state, &scheduled)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -72,21 +79,71 @@ async fn killed_at_random_points_then_resumed() {
             },
             if killed { "" } else { " — run ended first" }
         ));
-        // Finish it: resume the journaled run, or start again if the kill came before the journal had one.
+        // Finish it, one random next action at a time.
         let mut finished = false;
-        for _ in 0..5 {
+        let mut actions = Vec::new();
+        for _ in 0..30 {
             let listed: serde_json::Value = runs_json(&sim, &state).await;
             let list = listed.as_array().cloned().unwrap_or_default();
             if list.iter().any(|r| r["status"] == "completed") {
                 finished = true;
                 break;
             }
-            let r = match list.iter().find(|r| r["status"] == "running") {
-                Some(r) => run(&sim, &state, &["resume", r["run_id"].as_str().unwrap()]).await,
-                None => execute_run(&sim, &state, q.to_str().unwrap(), &[]).await,
+            let open = list.iter().find(|r| r["status"] == "running");
+            let r = match open {
+                Some(open) if rng.random_bool(0.5) => {
+                    let id = open["run_id"].as_str().unwrap().to_string();
+                    let r = run(&sim, &state, &["resume", &id]).await;
+                    actions.push("resume");
+                    if r.code == 3 && r.stderr.contains("Alma may have created the set") {
+                        // The operator checks Manage Sets before going on.
+                        let seen = !sim.handle.sets().is_empty();
+                        let next: &[&str] = if seen {
+                            &["resume", &id]
+                        } else {
+                            &["resume", &id, "--recreate-set"]
+                        };
+                        actions.push(if seen {
+                            "resume (saw the set)"
+                        } else {
+                            "resume --recreate-set"
+                        });
+                        run(&sim, &state, next).await
+                    } else if r.code == 3 && r.stderr.contains("Alma may have started the job") {
+                        // The operator checks Monitor Jobs before going on.
+                        let seen = !sim.handle.job_instances().is_empty();
+                        let next: &[&str] = if seen {
+                            &["resume", &id]
+                        } else {
+                            &["resume", &id, "--resubmit-job"]
+                        };
+                        actions.push(if seen {
+                            "resume (saw it)"
+                        } else {
+                            "resume --resubmit-job"
+                        });
+                        run(&sim, &state, next).await
+                    } else {
+                        r
+                    }
+                }
+                _ => {
+                    actions.push("scheduled run");
+                    let r = execute_run(&sim, &state, q.to_str().unwrap(), &["--period", PERIOD]).await;
+                    if open.is_some() {
+                        assert_eq!(
+                            r.code, 4,
+                            "#{i}: a scheduled run over an unfinished one is refused: {}",
+                            r.stderr
+                        );
+                    }
+                    r
+                }
             };
-            assert!(r.code == 0 || r.code == 3, "#{i}: {}", r.stderr);
+            assert!(matches!(r.code, 0 | 3 | 4), "#{i}: {}", r.stderr);
         }
+        let last = kills.last_mut().unwrap();
+        last.push_str(&format!(" → {}", actions.join(", ")));
         assert!(finished, "#{i} ({}) never finished", kills.last().unwrap());
         assert_done_once(&sim);
     }

@@ -15,14 +15,15 @@ use crate::support::*;
 enum End {
     /// Done in one run.
     Done,
-    /// The run stops with exit 3 (resumable); `resume` finishes it.
-    DoneAfterResume,
     /// Exit 3 and nothing at all written to Alma.
     Refused,
     /// The job's submission has an unknown outcome: the run stops saying "Alma may have started
     /// the job", a plain `resume` looks again and stops again; the operator checks Monitor Jobs
     /// (here: the simulator's instances), sees none, and resumes with `--resubmit-job`.
     OperatorResubmits,
+    /// The same for the set: "Alma may have created the set"; the operator sees none in Manage
+    /// Sets and resumes with `--recreate-set`.
+    OperatorRecreates,
 }
 
 async fn cell(name: &str, config: SimConfig, end: End, extra: &[&str]) {
@@ -36,16 +37,6 @@ async fn cell(name: &str, config: SimConfig, end: End, extra: &[&str]) {
     match end {
         End::Done => {
             assert_eq!(first.code, 0, "{name}: {}", first.stderr);
-            assert_done_once(&sim);
-        }
-        End::DoneAfterResume => {
-            assert_eq!(first.code, 3, "{name}: {}", first.stderr);
-            assert!(first.stderr.contains("alma-cohort resume"), "{name}: {}", first.stderr);
-            let runs: serde_json::Value = runs_json(&sim, &state).await;
-            let run_id = runs[0]["run_id"].as_str().unwrap().to_string();
-            let resumed = run(&sim, &state, &["resume", &run_id, "--json"]).await;
-            assert_eq!(resumed.code, 0, "{name}: {}", resumed.stderr);
-            assert_eq!(last_json(&resumed.stdout)["resumed"], true);
             assert_done_once(&sim);
         }
         End::OperatorResubmits => {
@@ -69,6 +60,28 @@ async fn cell(name: &str, config: SimConfig, end: End, extra: &[&str]) {
             );
             let resumed = run(&sim, &state, &["resume", &run_id, "--resubmit-job", "--json"]).await;
             assert_eq!(resumed.code, 0, "{name}: {}", resumed.stderr);
+            assert_eq!(last_json(&resumed.stdout)["resumed"], true);
+            assert_done_once(&sim);
+        }
+        End::OperatorRecreates => {
+            assert_eq!(first.code, 3, "{name}: {}", first.stderr);
+            assert!(
+                first.stderr.contains("Alma may have created the set"),
+                "{name}: {}",
+                first.stderr
+            );
+            let runs: serde_json::Value = runs_json(&sim, &state).await;
+            let run_id = runs[0]["run_id"].as_str().unwrap().to_string();
+            let looked = run(&sim, &state, &["resume", &run_id]).await;
+            assert_eq!(
+                looked.code, 3,
+                "{name}: resume never recreates on its own: {}",
+                looked.stderr
+            );
+            assert!(sim.handle.sets().is_empty(), "{name}: Manage Sets shows nothing");
+            let resumed = run(&sim, &state, &["resume", &run_id, "--recreate-set", "--json"]).await;
+            assert_eq!(resumed.code, 0, "{name}: {}", resumed.stderr);
+            assert_eq!(last_json(&resumed.stdout)["resumed"], true);
             assert_done_once(&sim);
         }
         End::Refused => {
@@ -115,7 +128,7 @@ async fn bursts_of_5xx_at_each_step() {
         ("5xx-first-page", Target::AnalyticsFirst, End::Done),
         ("5xx-page-3", Target::AnalyticsNext, End::Done),
         ("5xx-set-list", Target::SetList, End::Done),
-        ("5xx-set-create", Target::SetCreate, End::DoneAfterResume),
+        ("5xx-set-create", Target::SetCreate, End::OperatorRecreates),
         ("5xx-add-members", Target::SetOp, End::Done),
         ("5xx-job-list", Target::JobList, End::Done),
         ("5xx-job-run", Target::JobRun, End::OperatorResubmits),
@@ -123,7 +136,7 @@ async fn bursts_of_5xx_at_each_step() {
     ] {
         let skip = if target == Target::AnalyticsNext { 1 } else { 0 };
         // Creating calls fail once (the first attempt); reads get a burst of two.
-        let count = if matches!(end, End::DoneAfterResume | End::OperatorResubmits) {
+        let count = if matches!(end, End::OperatorRecreates | End::OperatorResubmits) {
             1
         } else {
             2
@@ -144,9 +157,10 @@ async fn dropped_connections_at_each_step() {
         ("drop-after-job-run", FaultKind::DropAfter, Target::JobRun),
         ("drop-polling", FaultKind::DropBefore, Target::JobInstance),
     ] {
-        // A POST dropped before Alma saw it surfaces as an error after the lookup finds nothing.
+        // A POST dropped before Alma saw it looks, to the client, like one whose answer was lost:
+        // the lookup finds nothing, and only the operator creates the set again.
         let end = if kind == FaultKind::DropBefore && target == Target::SetCreate {
-            End::DoneAfterResume
+            End::OperatorRecreates
         } else {
             End::Done
         };

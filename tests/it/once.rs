@@ -470,3 +470,115 @@ async fn abandon_before_and_after_the_job_and_its_bad_input() {
     assert!(again.stderr.contains("may have mailed"), "{}", again.stderr);
     assert_eq!(sim.handle.sets().len(), 1);
 }
+
+/// Journals written by the schema 1 and 2 code (fixtures/journal) are migrated in place: every
+/// run gets the state its record implies, a run overtaken by a later one of the same period is
+/// abandoned, and what comes next is safe — the period is skipped, a submission that was never
+/// confirmed is looked up and never resubmitted.
+#[tokio::test]
+async fn journals_of_schema_1_and_2_are_migrated_and_stay_safe() {
+    for version in ["v1", "v2"] {
+        // The simulator the files were written against (`alma-cohort sim` defaults: seed 42).
+        let sim = sim(sim_config().users(30).seed(42)).await;
+        let dir = temp_dir(&format!("migrate-{version}"));
+        let state = dir.join("state");
+        std::fs::create_dir_all(&state).unwrap();
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("fixtures/journal/{version}.sqlite"));
+        std::fs::copy(&fixture, state.join("journal.sqlite")).unwrap();
+
+        let runs = runs_json(&sim, &state).await;
+        let by_query = |q: &str| -> Vec<(String, String)> {
+            let mut v: Vec<(String, String)> = runs
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| r["query"] == q)
+                .map(|r| {
+                    (
+                        r["run_id"].as_str().unwrap().to_string(),
+                        r["state"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        let everyone = by_query("everyone");
+        assert_eq!(
+            everyone.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>(),
+            ["abandoned", "completed"],
+            "{version}: the overtaken run is abandoned"
+        );
+        assert_eq!(by_query("stuck-submit")[0].1, "job_submitting", "{version}");
+        assert_eq!(by_query("following")[0].1, "job_submitted", "{version}");
+        assert_eq!(by_query("stuck-members")[0].1, "members_done", "{version}");
+        let journal = alma_cohort::journal::Journal::open(&state).unwrap();
+        assert_eq!(journal.schema_version().unwrap(), 3);
+        drop(journal);
+        let show = run(&sim, &state, &["show", &everyone[0].0]).await;
+        assert!(
+            show.stdout.contains("abandoned by the schema 3 migration"),
+            "{}",
+            show.stdout
+        );
+
+        // The scheduled command for the completed period: skipped, nothing written.
+        let q = dir.join("everyone.toml");
+        std::fs::write(&q, format!("name = \"everyone\"\n[report]\npath = \"{ALL_USERS}\"\n[cohort]\nid_column = \"Primary Identifier\"\n[guard]\nmax_members = 5000\n")).unwrap();
+        let skipped = execute_run(
+            &sim,
+            &state,
+            q.to_str().unwrap(),
+            &["--period", "2026-spring", "--json"],
+        )
+        .await;
+        assert_eq!(skipped.code, 4, "{version}: {}", skipped.stderr);
+        assert_eq!(last_json(&skipped.stdout)["skipped"], true);
+        // The unconfirmed submission: looked up (this Alma has none), never resubmitted.
+        let stuck = run(&sim, &state, &["resume", &by_query("stuck-submit")[0].0]).await;
+        assert_eq!(stuck.code, 3, "{version}: {}", stuck.stderr);
+        assert!(
+            stuck.stderr.contains("Alma may have started the job"),
+            "{}",
+            stuck.stderr
+        );
+        // The overtaken run cannot be resumed.
+        let overtaken = run(&sim, &state, &["resume", &everyone[0].0]).await;
+        assert!(overtaken.stderr.contains("already ended"), "{}", overtaken.stderr);
+        assert!(
+            sim.handle.sets().is_empty() && sim.handle.job_instances().is_empty(),
+            "{version}"
+        );
+    }
+}
+
+/// The operator resumes with --resubmit-job too early (Alma lists the first instance late): Alma
+/// answers 60347, a job already runs on this run's own set — that job is this run's, so it is
+/// followed, never submitted a third time, and no one gets two letters.
+#[tokio::test]
+async fn a_job_already_running_on_the_runs_set_is_the_runs_own() {
+    let sim = sim(sim_config()
+        .manual_clock_at(today_at(10, 0))
+        .job_duration(Duration::from_secs(600))
+        .instance_listing_lag(Duration::from_secs(300))
+        .fault(Fault::new(FaultKind::DropAfter, Target::JobRun)))
+    .await;
+    let dir = temp_dir("overlap");
+    let state = dir.join("state");
+    let q = all_users_query(&dir, 5000);
+    let r = execute_run(&sim, &state, q.to_str().unwrap(), &[]).await;
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let run_id = runs_json(&sim, &state).await[0]["run_id"].as_str().unwrap().to_string();
+    let early = run(&sim, &state, &["resume", &run_id, "--resubmit-job"]).await;
+    assert_eq!(early.code, 3, "{}", early.stderr);
+    assert!(early.stderr.contains("Alma took the job"), "{}", early.stderr);
+    assert_eq!(
+        sim.handle.job_instances().len(),
+        1,
+        "Alma refused the second submission (60347)"
+    );
+    sim.handle.clock().advance(Duration::from_secs(601));
+    let resumed = run(&sim, &state, &["resume", &run_id]).await;
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert_done_once(&sim);
+}
