@@ -95,34 +95,16 @@ async fn killed_at_random_points_then_resumed() {
                     let id = open["run_id"].as_str().unwrap().to_string();
                     let r = run(&sim, &state, &["resume", &id]).await;
                     actions.push("resume");
-                    if r.code == 3 && r.stderr.contains("Alma may have created the set") {
-                        // The operator checks Manage Sets before going on.
-                        let seen = !sim.handle.sets().is_empty();
-                        let next: &[&str] = if seen {
-                            &["resume", &id]
-                        } else {
-                            &["resume", &id, "--recreate-set"]
-                        };
-                        actions.push(if seen {
-                            "resume (saw the set)"
-                        } else {
-                            "resume --recreate-set"
+                    if r.code == 3 && r.stderr.contains("Alma may have") {
+                        // The operator checks Alma (Manage Sets, Monitor Jobs) before going on.
+                        let mut next = vec!["resume", id.as_str()];
+                        next.extend(operator_flag(&sim, &r.stderr));
+                        actions.push(match next.get(2) {
+                            Some(&"--recreate-set") => "resume --recreate-set",
+                            Some(_) => "resume --resubmit-job",
+                            None => "resume (saw it in Alma)",
                         });
-                        run(&sim, &state, next).await
-                    } else if r.code == 3 && r.stderr.contains("Alma may have started the job") {
-                        // The operator checks Monitor Jobs before going on.
-                        let seen = !sim.handle.job_instances().is_empty();
-                        let next: &[&str] = if seen {
-                            &["resume", &id]
-                        } else {
-                            &["resume", &id, "--resubmit-job"]
-                        };
-                        actions.push(if seen {
-                            "resume (saw it)"
-                        } else {
-                            "resume --resubmit-job"
-                        });
-                        run(&sim, &state, next).await
+                        run(&sim, &state, &next).await
                     } else {
                         r
                     }

@@ -10,6 +10,9 @@ use crate::cli::temp_dir;
 use crate::execute::{all_users_query, assert_done_once, execute_run, last_json, run, runs_json, sim_config};
 use crate::support::*;
 
+const SET: &str = "Alma may have created the set";
+const JOB: &str = "Alma may have started the job";
+
 /// How a cell must end.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum End {
@@ -17,13 +20,11 @@ enum End {
     Done,
     /// Exit 3 and nothing at all written to Alma.
     Refused,
-    /// The job's submission has an unknown outcome: the run stops saying "Alma may have started
-    /// the job", a plain `resume` looks again and stops again; the operator checks Monitor Jobs
-    /// (here: the simulator's instances), sees none, and resumes with `--resubmit-job`.
-    OperatorResubmits,
-    /// The same for the set: "Alma may have created the set"; the operator sees none in Manage
-    /// Sets and resumes with `--recreate-set`.
-    OperatorRecreates,
+    /// A creating call has an unknown outcome: the run stops with this message ("Alma may have
+    /// created the set" / "… started the job"), a plain `resume` looks again and stops again; the
+    /// operator checks Alma (the simulator's state), sees nothing, and resumes with
+    /// `--recreate-set` / `--resubmit-job`.
+    OperatorConfirms(&'static str),
 }
 
 async fn cell(name: &str, config: SimConfig, end: End, extra: &[&str]) {
@@ -39,47 +40,19 @@ async fn cell(name: &str, config: SimConfig, end: End, extra: &[&str]) {
             assert_eq!(first.code, 0, "{name}: {}", first.stderr);
             assert_done_once(&sim);
         }
-        End::OperatorResubmits => {
+        End::OperatorConfirms(what) => {
             assert_eq!(first.code, 3, "{name}: {}", first.stderr);
-            assert!(
-                first.stderr.contains("Alma may have started the job"),
-                "{name}: {}",
-                first.stderr
-            );
+            assert!(first.stderr.contains(what), "{name}: {}", first.stderr);
             let runs: serde_json::Value = runs_json(&sim, &state).await;
             let run_id = runs[0]["run_id"].as_str().unwrap().to_string();
             let looked = run(&sim, &state, &["resume", &run_id]).await;
             assert_eq!(
                 looked.code, 3,
-                "{name}: resume never resubmits on its own: {}",
+                "{name}: resume never writes again on its own: {}",
                 looked.stderr
             );
-            assert!(
-                sim.handle.job_instances().is_empty(),
-                "{name}: Monitor Jobs shows nothing"
-            );
-            let resumed = run(&sim, &state, &["resume", &run_id, "--resubmit-job", "--json"]).await;
-            assert_eq!(resumed.code, 0, "{name}: {}", resumed.stderr);
-            assert_eq!(last_json(&resumed.stdout)["resumed"], true);
-            assert_done_once(&sim);
-        }
-        End::OperatorRecreates => {
-            assert_eq!(first.code, 3, "{name}: {}", first.stderr);
-            assert!(
-                first.stderr.contains("Alma may have created the set"),
-                "{name}: {}",
-                first.stderr
-            );
-            let runs: serde_json::Value = runs_json(&sim, &state).await;
-            let run_id = runs[0]["run_id"].as_str().unwrap().to_string();
-            let looked = run(&sim, &state, &["resume", &run_id]).await;
-            assert_eq!(
-                looked.code, 3,
-                "{name}: resume never recreates on its own: {}",
-                looked.stderr
-            );
-            assert!(sim.handle.sets().is_empty(), "{name}: Manage Sets shows nothing");
-            let resumed = run(&sim, &state, &["resume", &run_id, "--recreate-set", "--json"]).await;
+            let flag = operator_flag(&sim, &looked.stderr).expect("Alma shows nothing");
+            let resumed = run(&sim, &state, &["resume", &run_id, flag, "--json"]).await;
             assert_eq!(resumed.code, 0, "{name}: {}", resumed.stderr);
             assert_eq!(last_json(&resumed.stdout)["resumed"], true);
             assert_done_once(&sim);
@@ -128,19 +101,15 @@ async fn bursts_of_5xx_at_each_step() {
         ("5xx-first-page", Target::AnalyticsFirst, End::Done),
         ("5xx-page-3", Target::AnalyticsNext, End::Done),
         ("5xx-set-list", Target::SetList, End::Done),
-        ("5xx-set-create", Target::SetCreate, End::OperatorRecreates),
+        ("5xx-set-create", Target::SetCreate, End::OperatorConfirms(SET)),
         ("5xx-add-members", Target::SetOp, End::Done),
         ("5xx-job-list", Target::JobList, End::Done),
-        ("5xx-job-run", Target::JobRun, End::OperatorResubmits),
+        ("5xx-job-run", Target::JobRun, End::OperatorConfirms(JOB)),
         ("5xx-polling", Target::JobInstance, End::Done),
     ] {
         let skip = if target == Target::AnalyticsNext { 1 } else { 0 };
         // Creating calls fail once (the first attempt); reads get a burst of two.
-        let count = if matches!(end, End::OperatorRecreates | End::OperatorResubmits) {
-            1
-        } else {
-            2
-        };
+        let count = if matches!(end, End::OperatorConfirms(_)) { 1 } else { 2 };
         cell(name, with(FaultKind::ServerError, target, skip, count), end, &[]).await;
     }
 }
@@ -160,7 +129,7 @@ async fn dropped_connections_at_each_step() {
         // A POST dropped before Alma saw it looks, to the client, like one whose answer was lost:
         // the lookup finds nothing, and only the operator creates the set again.
         let end = if kind == FaultKind::DropBefore && target == Target::SetCreate {
-            End::OperatorRecreates
+            End::OperatorConfirms(SET)
         } else {
             End::Done
         };

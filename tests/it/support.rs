@@ -246,6 +246,20 @@ impl Sim {
     }
 }
 
+/// When a run stops saying that Alma may have created its set or started its job, the operator
+/// looks in Alma first (here: the simulator's sets and job instances). The `resume` flag they then
+/// pass: `Some(flag)` when Alma shows nothing, `None` when it shows the set or instance (a plain
+/// `resume` finds it) or the message is not one of these.
+pub fn operator_flag(sim: &Sim, stderr: &str) -> Option<&'static str> {
+    if stderr.contains("Alma may have created the set") && sim.handle.sets().is_empty() {
+        Some("--recreate-set")
+    } else if stderr.contains("Alma may have started the job") && sim.handle.job_instances().is_empty() {
+        Some("--resubmit-job")
+    } else {
+        None
+    }
+}
+
 pub fn enc(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
