@@ -103,7 +103,7 @@ async fn plan(settings: Settings, args: PlanArgs, quiet: bool) -> Result<Exit, E
     } else {
         println!("{}", plan.summary());
     }
-    if let Some(refusal) = plan.refusal_error() {
+    if let Some(refusal) = plan.refusal_error(false) {
         return Err(refusal);
     }
     Ok(Exit::Done)
@@ -157,7 +157,7 @@ pub async fn execute(settings: Settings, args: RunArgs, quiet: bool) -> Result<E
     } else {
         println!("{}", plan.summary());
     }
-    if let Some(refusal) = plan.refusal_error() {
+    if let Some(refusal) = plan.refusal_error(true) {
         return Err(refusal);
     }
     confirm(&plan, args.yes)?;

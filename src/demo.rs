@@ -53,7 +53,7 @@ pub async fn run(args: DemoArgs, quiet: bool) -> Result<Exit, Error> {
     if !quiet {
         println!("{}\n", plan.summary());
     }
-    if let Some(refusal) = plan.refusal_error() {
+    if let Some(refusal) = plan.refusal_error(true) {
         return Err(refusal);
     }
     let record = execute::start_run(&mut journal, &plan, &[], Some("demo"))?;

@@ -18,4 +18,5 @@ pub mod pipeline;
 pub mod query;
 pub mod settings;
 pub mod sim;
+pub mod text;
 pub mod transform;

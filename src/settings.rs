@@ -74,7 +74,7 @@ pub fn load_profile(name: &str) -> Result<Profile, Error> {
             path,
         });
     }
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::Config {
+    let text = crate::text::read_text(&path).map_err(|e| Error::Config {
         path: path.clone(),
         message: e.to_string(),
     })?;
@@ -272,7 +272,7 @@ fn read_key_file(path: &Path) -> Result<SecretString, Error> {
             });
         }
     }
-    let text = std::fs::read_to_string(path).map_err(|source| Error::KeyFile {
+    let text = crate::text::read_text(path).map_err(|source| Error::KeyFile {
         path: path.to_path_buf(),
         source,
     })?;

@@ -599,7 +599,8 @@ async fn submit_job(
                 Some(m) => format!("Alma took the job: {m}"),
                 None => "Alma took the job (HTTP 2xx)".into(),
             };
-            tracing::info!(job = %job, instance = ?submitted.instance, "job submitted");
+            let instance = submitted.instance.as_ref().map(|i| i.0.as_str()).unwrap_or("not named");
+            tracing::info!(job = %job, instance, "job submitted");
             job_submitted(journal, &record, submitted.instance.as_ref(), &how)
         }
         // 60347 "overlaps with a running job on the same set": the set is this run's own, so the

@@ -48,6 +48,8 @@ pub struct GuardCheck {
     pub detail: String,
     #[serde(skip)]
     pub hint: String,
+    /// `plan` only warns; `run --execute` refuses.
+    pub execute_only: bool,
 }
 
 /// What `plan` found: the report, the cohort, the guards' verdicts, where the cohort was written.
@@ -61,20 +63,25 @@ pub struct Plan {
     pub cohort: Cohort,
     pub guards: Vec<GuardCheck>,
     pub cohort_file: PathBuf,
+    /// The users left out for having no email address, with their report columns.
+    pub no_email_file: Option<PathBuf>,
     pub previous: Option<Change>,
     /// Rows per partition, when the report was read in partitions.
     pub partitions: Vec<(String, usize)>,
 }
 
 impl Plan {
-    /// The first guard that refused, if any.
-    pub fn refusal(&self) -> Option<&GuardCheck> {
-        self.guards.iter().find(|g| g.ok == Some(false))
+    /// The first guard that refuses: for `plan` (`execute` false) the guards that only warn there
+    /// are left out; for `run --execute` every one counts.
+    pub fn refusal(&self, execute: bool) -> Option<&GuardCheck> {
+        self.guards
+            .iter()
+            .find(|g| g.ok == Some(false) && (execute || !g.execute_only))
     }
 
     /// The refusal as the error that stops the run (exit 4).
-    pub fn refusal_error(&self) -> Option<Error> {
-        self.refusal().map(|g| Error::Guard {
+    pub fn refusal_error(&self, execute: bool) -> Option<Error> {
+        self.refusal(execute).map(|g| Error::Guard {
             guard: g.guard,
             detail: g.detail.clone(),
             hint: g.hint.clone(),
@@ -82,10 +89,12 @@ impl Plan {
     }
 }
 
-/// Reads the exclusion files: one ID per line, `#` comments and blank lines skipped, compared
-/// case-insensitively. A line that is not UTF-8 is an error naming file and line.
-pub fn read_exclusions(files: &[PathBuf]) -> Result<HashSet<String>, Error> {
-    let mut ids = HashSet::new();
+/// Reads the exclusion files: one ID per line, `#` comments and blank lines skipped, a BOM
+/// skipped. The IDs come back as written (trimmed): the transform normalizes them exactly as it
+/// normalizes the cohort's, and compares case-insensitively. A file that is not text is an error
+/// naming file and line.
+pub fn read_exclusions(files: &[PathBuf]) -> Result<Vec<String>, Error> {
+    let mut ids = Vec::new();
     for file in files {
         let bytes = std::fs::read(file).map_err(|source| Error::Input {
             path: file.clone(),
@@ -93,15 +102,27 @@ pub fn read_exclusions(files: &[PathBuf]) -> Result<HashSet<String>, Error> {
             message: source.to_string(),
         })?;
         for (n, raw) in bytes.split(|b| *b == b'\n').enumerate() {
-            let line = std::str::from_utf8(raw).map_err(|e| Error::Input {
+            let not_text = |message: String| Error::Input {
                 path: file.clone(),
                 line: Some(n + 1),
-                message: format!("not UTF-8 text (bad byte at column {})", e.valid_up_to() + 1),
+                message,
+            };
+            let line = std::str::from_utf8(raw).map_err(|e| {
+                not_text(format!(
+                    "not UTF-8 text (bad byte at column {}); save the file as UTF-8 text, one ID a line",
+                    e.valid_up_to() + 1
+                ))
             })?;
+            if let Some(at) = line.find(|c: char| c == '\0' || (c.is_control() && !c.is_whitespace())) {
+                return Err(not_text(format!(
+                    "not a text file (a control byte at column {}); give a list of IDs, one a line",
+                    at + 1
+                )));
+            }
+            let line = if n == 0 { crate::text::strip_bom(line) } else { line };
             let id = line.split('#').next().unwrap_or("").trim();
-            let id = id.strip_prefix('\'').unwrap_or(id).trim();
             if !id.is_empty() {
-                ids.insert(id.to_lowercase());
+                ids.push(id.to_string());
             }
         }
     }
@@ -109,20 +130,20 @@ pub fn read_exclusions(files: &[PathBuf]) -> Result<HashSet<String>, Error> {
 }
 
 /// The cohort rules of a query, with its exclusions read.
-fn rules<'a>(spec: &'a QuerySpec, exclusions: &'a HashSet<String>) -> CohortRules<'a> {
+fn rules<'a>(spec: &'a QuerySpec, exclusions: &'a [String]) -> CohortRules<'a> {
     CohortRules {
         id_column: &spec.cohort.id_column,
         where_sql: spec.cohort.where_sql.as_deref(),
         normalize: &spec.cohort.normalize,
         account_type_column: spec.guard.account_type_column.as_deref(),
         exclusions,
+        email_column: spec.guard.email_column.as_deref(),
     }
 }
 
 /// Checks a query against a report's headings (for `validate`).
 pub fn check_report_headings(spec: &QuerySpec, headings: &[&str]) -> Result<(), Error> {
-    let none = HashSet::new();
-    transform::check_headings(headings, &rules(spec, &none))?;
+    transform::check_headings(headings, &rules(spec, &[]))?;
     Ok(())
 }
 
@@ -166,7 +187,7 @@ pub async fn plan(
         }
         None => None,
     };
-    let guards = guards(&spec, &cohort, previous.as_ref());
+    let guards = guards(&spec, &cohort, previous.as_ref(), report_rows, &partitions);
     let run_id = new_run_id();
     let folder = state_dir.join("runs").join(&run_id);
     std::fs::create_dir_all(&folder).map_err(|source| Error::Output {
@@ -175,6 +196,14 @@ pub async fn plan(
     })?;
     let cohort_file = folder.join("cohort.csv");
     Output::Csv(cohort_file.clone()).write(&mut cohort.table)?;
+    let no_email_file = match cohort.no_email.as_mut() {
+        Some(table) => {
+            let file = folder.join("no-email.csv");
+            Output::Csv(file.clone()).write(table)?;
+            Some(file)
+        }
+        None => None,
+    };
     Ok(Plan {
         run_id,
         report_rows,
@@ -185,6 +214,7 @@ pub async fn plan(
         cohort,
         guards,
         cohort_file,
+        no_email_file,
         previous,
         partitions,
     })
@@ -284,41 +314,137 @@ pub struct Change {
     pub removed: usize,
 }
 
-fn guards(spec: &QuerySpec, cohort: &Cohort, previous: Option<&Change>) -> Vec<GuardCheck> {
+/// A report that ends at exactly this many rows may have been cut off by Alma (alma-api.md §8b:
+/// one source claims the Analytics API returns at most 500 000 rows).
+pub const ROW_CEILING: usize = 500_000;
+
+/// What ended at exactly [`ROW_CEILING`] rows: the report, or each partition on its own.
+fn at_row_ceiling(report_rows: usize, partitions: &[(String, usize)]) -> Vec<String> {
+    if partitions.is_empty() {
+        (report_rows == ROW_CEILING)
+            .then(|| "the report".to_string())
+            .into_iter()
+            .collect()
+    } else {
+        partitions
+            .iter()
+            .filter(|(_, n)| *n == ROW_CEILING)
+            .map(|(name, _)| format!("partition {name:?}"))
+            .collect()
+    }
+}
+
+fn guards(
+    spec: &QuerySpec,
+    cohort: &Cohort,
+    previous: Option<&Change>,
+    report_rows: usize,
+    partitions: &[(String, usize)],
+) -> Vec<GuardCheck> {
     let size = cohort.ids.len();
     let max = spec.guard.max_members;
-    let mut checks = vec![GuardCheck {
-        guard: "max_members",
-        ok: Some(size <= max),
-        detail: format!("the cohort has {size} members; the query allows at most {max}"),
-        hint: format!(
-            "if {size} is right, raise [guard] max_members in {}; otherwise narrow the report, its filter or where",
-            spec.file.display()
+    let file = spec.file.display();
+    let check = |guard: &'static str, ok: Option<bool>, detail: String, hint: String| GuardCheck {
+        guard,
+        ok,
+        detail,
+        hint,
+        execute_only: false,
+    };
+    let dropped: Vec<String> = cohort
+        .dropped
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(r, n)| format!("{n} {}", r.describe()))
+        .collect();
+    let mut checks = vec![
+        check(
+            "non_empty",
+            Some(size > 0),
+            if size > 0 {
+                format!("the cohort has {size} members")
+            } else {
+                format!(
+                    "the cohort is empty: {report_rows} rows in the report{}",
+                    if dropped.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", dropped: {}", dropped.join(", "))
+                    }
+                )
+            },
+            format!(
+                "check the report, its filter and the where expression in {file}: a reset with no one in it is never run"
+            ),
         ),
-    }];
+        check(
+            "max_members",
+            Some(size <= max),
+            format!("the cohort has {size} members; the query allows at most {max}"),
+            format!(
+                "if {size} is right, raise [guard] max_members in {file}; otherwise narrow the report, its filter or where"
+            ),
+        ),
+    ];
+    let not_checked = |guard: &'static str| {
+        check(
+            guard,
+            None,
+            "not checked: no completed run of this query is on record yet".into(),
+            String::new(),
+        )
+    };
     if let Some(factor) = spec.guard.max_growth {
         checks.push(match previous {
-            None => GuardCheck {
-                guard: "max_growth",
-                ok: None,
-                detail: "not checked: no completed run of this query is on record yet".into(),
-                hint: String::new(),
-            },
+            None => not_checked("max_growth"),
             Some(p) => {
                 let limit = (p.size as f64 * factor).floor() as usize;
-                GuardCheck {
-                    guard: "max_growth",
-                    ok: Some(size <= limit.max(1)),
-                    detail: format!(
+                check(
+                    "max_growth",
+                    Some(size <= limit.max(1)),
+                    format!(
                         "the cohort has {size} members; the last completed run ({}) had {}, and the query allows {factor}× that ({limit})",
                         p.run_id, p.size
                     ),
-                    hint: format!(
-                        "if the growth is expected, raise [guard] max_growth in {}; otherwise check the report and its filter",
-                        spec.file.display()
-                    ),
-                }
+                    format!("if the growth is expected, raise [guard] max_growth in {file}; otherwise check the report and its filter"),
+                )
             }
+        });
+    }
+    if let Some(ratio) = spec.guard.min_ratio {
+        checks.push(match previous {
+            None => not_checked("min_ratio"),
+            Some(p) => {
+                let floor = (p.size as f64 * ratio).ceil() as usize;
+                check(
+                    "min_ratio",
+                    Some(size >= floor),
+                    format!(
+                        "the cohort has {size} members; the last completed run ({}) had {}, and the query wants at least {ratio}× that ({floor})",
+                        p.run_id, p.size
+                    ),
+                    format!(
+                        "a report cut short (a timeout, a changed filter) shrinks the cohort silently: check the report; if the drop is expected, lower [guard] min_ratio in {file}"
+                    ),
+                )
+            }
+        });
+    }
+    let at_ceiling = at_row_ceiling(report_rows, partitions);
+    if !at_ceiling.is_empty() {
+        checks.push(GuardCheck {
+            execute_only: true,
+            ..check(
+                "row_ceiling",
+                Some(false),
+                format!(
+                    "{} ended at exactly {ROW_CEILING} rows, a ceiling the Analytics API is said to have: rows past it may be missing",
+                    at_ceiling.join(", ")
+                ),
+                format!(
+                    "split the report into [[report.partitions]] in {file} so that each stays well under {ROW_CEILING} rows (queries/README.md, \"Partitions\")"
+                ),
+            )
         });
     }
     checks
@@ -338,6 +464,9 @@ pub struct PlanJson<'a> {
     pub guards: &'a [GuardCheck],
     pub previous_run: Option<&'a Change>,
     pub cohort_file: String,
+    /// Users left out for having no email address: they keep their current password.
+    pub no_email_ids: &'a [String],
+    pub no_email_file: Option<String>,
     pub writes_to_alma: bool,
 }
 
@@ -391,6 +520,8 @@ impl Plan {
             guards: &self.guards,
             previous_run: self.previous.as_ref(),
             cohort_file: self.cohort_file.display().to_string(),
+            no_email_ids: &self.cohort.no_email_ids,
+            no_email_file: self.no_email_file.as_ref().map(|f| f.display().to_string()),
             writes_to_alma: false,
         }
     }
@@ -437,18 +568,36 @@ impl Plan {
                 sample.join(", ")
             }
         );
+        if let Some(file) = &self.no_email_file {
+            let n = self.cohort.no_email_ids.len();
+            if n > 0 {
+                let _ = writeln!(
+                    s,
+                    "  {n} users have no email address: they are left out and keep their current password (list: {})",
+                    file.display()
+                );
+            }
+        }
         for g in &self.guards {
             let verdict = match g.ok {
                 Some(true) => "ok",
+                Some(false) if g.execute_only => "WARNING (run --execute refuses)",
                 Some(false) => "REFUSED",
                 None => "note",
             };
             let _ = writeln!(s, "Guard {:<12} {verdict}: {}", g.guard, g.detail);
         }
-        let _ = writeln!(
-            s,
-            "Change since the last completed run: no completed run of this query on record yet"
-        );
+        let _ = match &self.previous {
+            Some(p) => writeln!(
+                s,
+                "Change since the last completed run ({}, {} members): {} added, {} removed",
+                p.run_id, p.size, p.added, p.removed
+            ),
+            None => writeln!(
+                s,
+                "Change since the last completed run: no completed run of this query on record yet"
+            ),
+        };
         let _ = writeln!(s, "Cohort written to {}", self.cohort_file.display());
         let _ = write!(s, "Nothing was changed in Alma.");
         s
@@ -458,6 +607,15 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_report_or_partition_ending_at_the_ceiling_is_flagged() {
+        assert!(at_row_ceiling(499_999, &[]).is_empty());
+        assert_eq!(at_row_ceiling(ROW_CEILING, &[]), ["the report"]);
+        let parts = [("a".to_string(), ROW_CEILING), ("b".to_string(), 12)];
+        assert_eq!(at_row_ceiling(ROW_CEILING + 12, &parts), ["partition \"a\""]);
+        assert!(at_row_ceiling(ROW_CEILING, &[("a".into(), 250_000), ("b".into(), 250_000)]).is_empty());
+    }
 
     #[test]
     fn run_ids_sort_by_time_and_are_plain() {
@@ -508,9 +666,18 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("excl-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let good = dir.join("good.txt");
-        std::fs::write(&good, "# protected staff\n0012345\n  AB12  # the dean\n\n'0099\n").unwrap();
+        std::fs::write(
+            &good,
+            "\u{feff}500006\r\n# protected staff\n0012345\n  AB12  # the dean\n\n'0099\n",
+        )
+        .unwrap();
+        // As written (trimmed, BOM gone); the transform normalizes them like the cohort's IDs.
         let ids = read_exclusions(&[good]).unwrap();
-        assert_eq!(ids, ["0012345", "ab12", "0099"].map(String::from).into());
+        assert_eq!(ids, ["500006", "0012345", "AB12", "'0099"]);
+        let binary = dir.join("binary.txt");
+        std::fs::write(&binary, b"0012345\n\x00\x01\x02PK\n").unwrap();
+        let e = read_exclusions(&[binary]).unwrap_err().to_string();
+        assert!(e.contains("binary.txt:2") && e.contains("not a text file"), "{e}");
         let bad = dir.join("bad.txt");
         std::fs::write(&bad, b"ok\n\xff\xfeid\n").unwrap();
         let e = read_exclusions(&[bad]).unwrap_err().to_string();

@@ -32,6 +32,14 @@ pub fn write_run_files(state_dir: &Path, record: &RunRecord, cohort: &[String]) 
     Ok(report)
 }
 
+/// The users the plan left out for having no email address (they keep their password).
+fn no_email_ids(r: &RunRecord) -> Vec<String> {
+    r.plan
+        .get("no_email_ids")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default()
+}
+
 pub fn markdown(r: &RunRecord, cohort: &[String]) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# Password reset run {}\n", r.run_id);
@@ -134,6 +142,17 @@ pub fn markdown(r: &RunRecord, cohort: &[String]) -> String {
             e.by.replace('|', "\\|"),
             e.detail.replace('|', "\\|")
         );
+    }
+    let no_email = no_email_ids(r);
+    if !no_email.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n## Left out: no email address ({})\n\nTheir letter could not arrive, so they were not reset and keep their current password. The list with their report columns is `no-email.csv` beside this report.\n",
+            no_email.len()
+        );
+        for id in &no_email {
+            let _ = writeln!(s, "- `{id}`");
+        }
     }
     if !r.invalid_ids.is_empty() {
         let _ = writeln!(s, "\n## IDs Alma did not add ({})\n", r.invalid_ids.len());
@@ -267,6 +286,7 @@ pub fn html_report(r: &RunRecord, cohort: &[String]) -> Result<String, Error> {
             charts => minijinja::Value::from(minijinja::value::Serde(&charts)),
             counters => minijinja::Value::from(minijinja::value::Serde(&counters)),
             notified => minijinja::Value::from(minijinja::value::Serde(&notified)),
+            no_email => minijinja::Value::from(minijinja::value::Serde(&no_email_ids(r))),
         })
         .map_err(|e| Error::Usage(format!("report template: {e}")))
 }

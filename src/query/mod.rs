@@ -142,6 +142,10 @@ pub struct GuardSpec {
     pub max_members: usize,
     pub max_growth: Option<f64>,
     pub account_type_column: Option<String>,
+    /// Users without an address in this column are left out (their letter could not arrive).
+    pub email_column: Option<String>,
+    /// Refuse a cohort smaller than this share of the last completed run (0 < x ≤ 1).
+    pub min_ratio: Option<f64>,
 }
 
 /// A validated query: everything the pipeline needs, nothing left to interpret.
@@ -161,7 +165,7 @@ pub struct QuerySpec {
 
 /// Reads and validates a query file, filling placeholders from `params`.
 pub fn load(path: &Path, params: &Params) -> Result<QuerySpec, Error> {
-    let source = std::fs::read_to_string(path).map_err(|source| Error::Read {
+    let source = crate::text::read_text(path).map_err(|source| Error::Read {
         path: path.to_path_buf(),
         source,
     })?;

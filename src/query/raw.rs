@@ -123,6 +123,8 @@ struct Guard {
     max_members: i64,
     max_growth: Option<f64>,
     account_type_column: Option<String>,
+    email_column: Option<String>,
+    min_ratio: Option<f64>,
 }
 
 impl QueryFile {
@@ -189,7 +191,7 @@ impl QueryFile {
         // A sawx filter file: read, placeholders filled (XML-escaped), layout whitespace removed.
         let read_filter = |p: &Path, what: &'static str| -> Result<(String, PathBuf), Error> {
             let full = resolve(p);
-            let text = std::fs::read_to_string(&full).map_err(|source| Error::Referenced {
+            let text = crate::text::read_text(&full).map_err(|source| Error::Referenced {
                 path: file.to_path_buf(),
                 what: "the filter file",
                 file: full.clone(),
@@ -413,6 +415,24 @@ impl QueryFile {
                 "name the report heading with the account type, or leave it out",
             ));
         }
+        if let Some(c) = &self.guard.email_column
+            && c.trim().is_empty()
+        {
+            return Err(invalid(
+                "guard.email_column",
+                "is empty".into(),
+                "name the report heading with the users' email address, e.g. \"Preferred Email\", or leave it out",
+            ));
+        }
+        if let Some(r) = self.guard.min_ratio
+            && !(r.is_finite() && r > 0.0 && r <= 1.0)
+        {
+            return Err(invalid(
+                "guard.min_ratio",
+                format!("is {r}"),
+                "use a share above 0 and at most 1, e.g. 0.5 (refuse a cohort less than half the last one)",
+            ));
+        }
         Ok(QuerySpec {
             file: file.to_path_buf(),
             name: self.name,
@@ -452,6 +472,8 @@ impl QueryFile {
                 max_members: self.guard.max_members as usize,
                 max_growth: self.guard.max_growth,
                 account_type_column: self.guard.account_type_column,
+                email_column: self.guard.email_column.map(|c| c.trim().to_string()),
+                min_ratio: self.guard.min_ratio,
             },
             source,
         })

@@ -80,6 +80,8 @@ pub struct UserSummary {
     pub internal: bool,
     pub active: bool,
     pub expiry_date: Option<String>,
+    /// `None`: the user has no email address in Alma.
+    pub email: Option<String>,
 }
 
 /// A running simulator. Dropping it stops the server.
@@ -215,6 +217,7 @@ impl SimHandle {
                 internal: u.account_type == institution::AccountType::Internal,
                 active: u.active,
                 expiry_date: u.expiry_date.map(|d| d.to_string()),
+                email: u.email.clone(),
             })
             .collect()
     }

@@ -1,8 +1,7 @@
 //! Report → cohort: the `where` expression (polars SQL over the report's headings, dates compared
-//! as dates), ID normalization, empty IDs, INTERNAL accounts only, exclusion files, and a
-//! case-insensitive dedupe keeping the first — every row that leaves counted by reason.
-
-use std::collections::HashSet;
+//! as dates), ID normalization, empty IDs, INTERNAL accounts only, exclusion files (normalized as
+//! the cohort's IDs are), a case-insensitive dedupe keeping the first, and users without an email
+//! address — every row that leaves counted by reason.
 
 use polars::prelude::*;
 
@@ -26,8 +25,11 @@ pub struct CohortRules<'a> {
     pub where_sql: Option<&'a str>,
     pub normalize: &'a Normalize,
     pub account_type_column: Option<&'a str>,
-    /// Lower-cased IDs from the exclusion files.
-    pub exclusions: &'a HashSet<String>,
+    /// IDs from the exclusion files as written there: they pass through the same normalization as
+    /// the cohort's IDs and compare case-insensitively.
+    pub exclusions: &'a [String],
+    /// With it, rows without a usable address in this column leave (their letter cannot arrive).
+    pub email_column: Option<&'a str>,
 }
 
 /// Why a row left the cohort.
@@ -40,6 +42,8 @@ pub enum DropReason {
     NotInternal,
     Excluded,
     Duplicate,
+    /// `email_column` is empty, null or not an address.
+    NoEmail,
 }
 
 impl DropReason {
@@ -50,6 +54,7 @@ impl DropReason {
             DropReason::NotInternal => "not an INTERNAL account",
             DropReason::Excluded => "in an exclusion file",
             DropReason::Duplicate => "duplicate ID (case-insensitive)",
+            DropReason::NoEmail => "no email address",
         }
     }
 }
@@ -70,6 +75,11 @@ pub struct Cohort {
     pub breakdown: Vec<Breakdown>,
     /// The cohort's rows with every report column (the ID normalized), for `cohort.csv`.
     pub table: Table,
+    /// The rows left out for having no email address (they keep their password), for
+    /// `no-email.csv`; `None` without `email_column`.
+    pub no_email: Option<Table>,
+    /// Their IDs.
+    pub no_email_ids: Vec<String>,
 }
 
 /// The headings a query names must exist in the report: `id_column`, the columns in `where`,
@@ -81,6 +91,9 @@ pub fn check_headings(headings: &[&str], rules: &CohortRules<'_>) -> Result<(), 
     }
     if let Some(c) = rules.account_type_column {
         named.push(("guard.account_type_column", c.to_string()));
+    }
+    if let Some(c) = rules.email_column {
+        named.push(("guard.email_column", c.to_string()));
     }
     for (key, heading) in named {
         if !headings.contains(&heading.as_str()) {
@@ -192,8 +205,7 @@ pub fn build_cohort(report: Report, rules: &CohortRules<'_>) -> Result<Cohort, E
     // 4. Exclusions and 5. case-insensitive dedupe, on the lower-cased ID.
     let key = || col(id).str().to_lowercase();
     if !rules.exclusions.is_empty() {
-        let excluded: Vec<&str> = rules.exclusions.iter().map(String::as_str).collect();
-        let list = lit(Series::new("excluded".into(), excluded)).implode(false);
+        let list = lit(normalized_exclusions(rules)?).implode(false);
         let kept = key().is_in(list, false).not();
         dropped.push((DropReason::Excluded, keep_where(&mut df, kept)?));
     }
@@ -210,14 +222,36 @@ pub fn build_cohort(report: Report, rules: &CohortRules<'_>) -> Result<Cohort, E
     dropped.push((DropReason::Duplicate, keep_rows(&mut df, &first)?));
     let _ = df.drop_in_place(ROW);
 
-    let ids: Vec<String> = df
-        .column(id)
-        .map_err(Error::Frame)?
-        .str()
-        .map_err(Error::Frame)?
-        .iter()
-        .map(|v| v.unwrap_or_default().to_string())
-        .collect();
+    // 6. No email address, no letter: Notify Password Change would reset a password nobody learns.
+    let (no_email, no_email_ids) = match rules.email_column {
+        None => (None, Vec::new()),
+        Some(email) => {
+            let has_address = col(email)
+                .str()
+                .strip_chars(lit(NULL))
+                .str()
+                .contains(lit(EMAIL_PATTERN), true)
+                .fill_null(lit(false));
+            let mask = df
+                .clone()
+                .lazy()
+                .select([has_address.alias(KEEP)])
+                .collect()
+                .map_err(Error::Frame)?;
+            let keep = mask
+                .column(KEEP)
+                .map_err(Error::Frame)?
+                .bool()
+                .map_err(Error::Frame)?
+                .clone();
+            let gone = df.filter(&!&keep).map_err(Error::Frame)?;
+            dropped.push((DropReason::NoEmail, keep_rows(&mut df, &keep)?));
+            let ids = string_column(&gone, id)?;
+            (Some(Table { df: gone }), ids)
+        }
+    };
+
+    let ids = string_column(&df, id)?;
     let breakdown = breakdown(&df, id)?;
     Ok(Cohort {
         ids,
@@ -225,7 +259,46 @@ pub fn build_cohort(report: Report, rules: &CohortRules<'_>) -> Result<Cohort, E
         dropped,
         breakdown,
         table: Table { df },
+        no_email,
+        no_email_ids,
     })
+}
+
+/// An address has text on both sides of one `@`, and no spaces.
+pub const EMAIL_PATTERN: &str = r"^[^@\s]+@[^@\s]+$";
+
+/// The values of a text column (nulls as "").
+fn string_column(df: &DataFrame, name: &str) -> Result<Vec<String>, Error> {
+    Ok(df
+        .column(name)
+        .map_err(Error::Frame)?
+        .str()
+        .map_err(Error::Frame)?
+        .iter()
+        .map(|v| v.unwrap_or_default().to_string())
+        .collect())
+}
+
+/// The exclusion IDs through exactly the cohort's normalization ([`normalized_id`]), lower-cased
+/// for the case-insensitive comparison: a protected `500006` matches the cohort's padded
+/// `00500006`, `'0012345` matches `0012345`.
+fn normalized_exclusions(rules: &CohortRules<'_>) -> Result<Series, Error> {
+    let id = rules.id_column;
+    let raw =
+        DataFrame::new(rules.exclusions.len(), vec![Column::new(id.into(), rules.exclusions)]).map_err(Error::Frame)?;
+    let out = raw
+        .lazy()
+        .select([normalized_id(id, rules.normalize)
+            .str()
+            .to_lowercase()
+            .alias("excluded")])
+        .collect()
+        .map_err(Error::Frame)?;
+    Ok(out
+        .column("excluded")
+        .map_err(Error::Frame)?
+        .as_materialized_series()
+        .clone())
 }
 
 /// Keeps the rows for which `keep` is true (null counts as false); the rows dropped.
@@ -460,7 +533,7 @@ mod tests {
 
     fn rules<'a>(
         n: &'a Normalize,
-        ex: &'a HashSet<String>,
+        ex: &'a [String],
         where_sql: Option<&'a str>,
         at: Option<&'a str>,
     ) -> CohortRules<'a> {
@@ -470,6 +543,7 @@ mod tests {
             normalize: n,
             account_type_column: at,
             exclusions: ex,
+            email_column: None,
         }
     }
 
@@ -501,7 +575,7 @@ mod tests {
             ],
         );
         let n = normalize();
-        let ex = HashSet::new();
+        let ex: Vec<String> = Vec::new();
         let c = build_cohort(r.clone(), &rules(&n, &ex, None, None)).unwrap();
         assert_eq!(c.ids, ["0012345", "ab12"]);
         assert_eq!(dropped(&c, DropReason::EmptyId), 3);
@@ -541,7 +615,7 @@ mod tests {
             pad_numeric_to: None,
             ..normalize()
         };
-        let ex: HashSet<String> = ["prot1".to_string()].into();
+        let ex: Vec<String> = vec!["prot1".to_string()];
         let c = build_cohort(r.clone(), &rules(&n, &ex, None, Some("Account Type"))).unwrap();
         assert_eq!(c.ids, ["1", "3"]);
         assert_eq!(dropped(&c, DropReason::NotInternal), 2);
@@ -549,6 +623,61 @@ mod tests {
         let groups = c.breakdown.iter().find(|b| b.column == "User Group").unwrap();
         assert_eq!(groups.counts, [(Some("UGRAD".into()), 1), (Some("STAFF".into()), 1)]);
         assert_eq!(c.table.height(), 2);
+    }
+
+    #[test]
+    fn exclusions_pass_through_the_cohorts_normalization() {
+        let r = report(
+            COLS,
+            &[
+                &[Some("00500006"), Some("STAFF"), Some("Internal"), None, None],
+                &[Some("0012345"), Some("STAFF"), Some("Internal"), None, None],
+                &[Some("ab12"), Some("STAFF"), Some("Internal"), None, None],
+                &[Some("00500007"), Some("UGRAD"), Some("Internal"), None, None],
+            ],
+        );
+        let n = Normalize {
+            pad_numeric_to: Some(8),
+            ..normalize()
+        };
+        // As staff write them: zeros lost to Excel, an apostrophe, another case, spaces.
+        let ex: Vec<String> = ["500006", "'12345", "AB12"].map(String::from).to_vec();
+        let c = build_cohort(r, &rules(&n, &ex, None, None)).unwrap();
+        assert_eq!(c.ids, ["00500007"]);
+        assert_eq!(dropped(&c, DropReason::Excluded), 3);
+    }
+
+    #[test]
+    fn users_without_an_email_address_are_left_out_and_listed() {
+        let cols: &[(&str, &str)] = &[("Primary Identifier", "varchar"), ("Preferred Email", "varchar")];
+        let r = report(
+            cols,
+            &[
+                &[Some("1"), Some("a@example.edu")],
+                &[Some("2"), None],
+                &[Some("3"), Some("  ")],
+                &[Some("4"), Some("not an address")],
+                &[Some("5"), Some("@example.edu")],
+                &[Some("6"), Some("b@")],
+                &[Some("7"), Some(" c@example.edu ")],
+            ],
+        );
+        let n = normalize();
+        let mut rules = rules(&n, &[], None, None);
+        rules.email_column = Some("Preferred Email");
+        let c = build_cohort(r, &rules).unwrap();
+        assert_eq!(c.ids, ["0000001", "0000007"]);
+        assert_eq!(dropped(&c, DropReason::NoEmail), 5);
+        assert_eq!(c.no_email_ids, ["0000002", "0000003", "0000004", "0000005", "0000006"]);
+        assert_eq!(c.no_email.as_ref().map(|t| t.height()), Some(5));
+        rules.email_column = Some("Email");
+        assert!(matches!(
+            build_cohort(report(cols, &[]), &rules),
+            Err(Error::UnknownHeading {
+                key: "guard.email_column",
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -579,7 +708,7 @@ mod tests {
             pad_numeric_to: None,
             ..normalize()
         };
-        let ex = HashSet::new();
+        let ex: Vec<String> = Vec::new();
         let ids = |sql: &str| build_cohort(r.clone(), &rules(&n, &ex, Some(sql), None)).unwrap().ids;
         assert_eq!(ids(r#""User Group" IN ('UGRAD', 'GRAD')"#), ["1", "2"]);
         assert_eq!(ids(r#""User Group" LIKE '%GRAD'"#), ["1", "2"]);
@@ -615,7 +744,7 @@ mod tests {
     fn unknown_headings_bad_sql_and_bad_ids_are_errors() {
         let r = report(COLS, &[&[Some("1"), Some("UGRAD"), Some("Internal"), None, None]]);
         let n = normalize();
-        let ex = HashSet::new();
+        let ex: Vec<String> = Vec::new();
         let e = build_cohort(r.clone(), &rules(&n, &ex, Some(r#""User Grop" = 'x'"#), None))
             .unwrap_err()
             .to_string();
