@@ -50,6 +50,16 @@ pub struct GlobalArgs {
     /// Log line format on stderr
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Colour in the text logs: auto (only on a terminal, never with NO_COLOR set), always, never
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "ALMA_COHORT_COLOR",
+        hide_env_values = true,
+        default_value_t = ColorChoice::Auto
+    )]
+    pub color: ColorChoice,
     /// Seconds one HTTP request to Alma may take, answer included
     #[arg(
         long,
@@ -108,6 +118,14 @@ pub enum Region {
     Aps,
     Ca,
     Cn,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// Colour only when stderr is a terminal and NO_COLOR is not set
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -22,7 +22,7 @@ pub async fn run(args: DemoArgs, quiet: bool) -> Result<Exit, Error> {
         .await
         .map_err(Error::SimStart)?;
     let work = std::env::temp_dir().join(format!("alma-cohort-demo-{}", pipeline::new_run_id()));
-    std::fs::create_dir_all(&work).map_err(|source| Error::Output {
+    crate::files::create_dir(&work).map_err(|source| Error::Output {
         path: work.clone(),
         source,
     })?;

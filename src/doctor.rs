@@ -21,6 +21,8 @@ const QUOTA_FLOOR: u64 = 1000;
 pub struct Check {
     pub name: String,
     pub ok: bool,
+    /// Passed, with something the operator should fix (printed `warn`).
+    pub warn: bool,
     pub detail: String,
     pub fix: Option<String>,
 }
@@ -29,8 +31,19 @@ fn ok(name: &str, detail: impl Into<String>) -> Check {
     Check {
         name: name.into(),
         ok: true,
+        warn: false,
         detail: detail.into(),
         fix: None,
+    }
+}
+
+fn warn(name: &str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+    Check {
+        name: name.into(),
+        ok: true,
+        warn: true,
+        detail: detail.into(),
+        fix: Some(fix.into()),
     }
 }
 
@@ -38,6 +51,7 @@ fn fail(name: &str, detail: impl Into<String>, fix: impl Into<String>) -> Check 
     Check {
         name: name.into(),
         ok: false,
+        warn: false,
         detail: detail.into(),
         fix: Some(fix.into()),
     }
@@ -46,7 +60,12 @@ fn fail(name: &str, detail: impl Into<String>, fix: impl Into<String>) -> Check 
 pub async fn run(settings: Settings, args: DoctorArgs) -> Result<Exit, Error> {
     let checks = checks(&settings, &args).await;
     for c in &checks {
-        println!("{} {}: {}", if c.ok { "ok  " } else { "FAIL" }, c.name, c.detail);
+        let verdict = match (c.ok, c.warn) {
+            (false, _) => "FAIL",
+            (true, true) => "warn",
+            (true, false) => "ok  ",
+        };
+        println!("{verdict} {}: {}", c.name, c.detail);
         if let Some(fix) = &c.fix {
             println!("     fix: {fix}");
         }
@@ -244,8 +263,8 @@ async fn query_checks(client: &AlmaClient, path: &std::path::Path, params: &[Str
 fn state_dir_check(settings: &Settings) -> Check {
     let dir = &settings.state_dir;
     let probe = dir.join(".doctor-write-test");
-    let writable = std::fs::create_dir_all(dir)
-        .and_then(|()| std::fs::write(&probe, b"ok"))
+    let writable = crate::files::create_dir(dir)
+        .and_then(|()| crate::files::write(&probe, b"ok"))
         .and_then(|()| std::fs::remove_file(&probe));
     if let Err(e) = writable {
         return fail(
@@ -255,10 +274,36 @@ fn state_dir_check(settings: &Settings) -> Check {
         );
     }
     match Journal::open(dir).and_then(|j| j.schema_version()) {
-        Ok(v) if v == SCHEMA_VERSION => ok(
-            "state dir",
-            format!("{} is writable; its journal is at schema {v}", dir.display()),
-        ),
+        Ok(v) if v == SCHEMA_VERSION => {
+            // Patron data (cohort.csv, reports) and the journal: not for other accounts.
+            let journal = dir.join("journal.sqlite");
+            let open: Vec<String> = [dir.as_path(), journal.as_path()]
+                .into_iter()
+                .filter_map(|p| match crate::files::open_to_others(p) {
+                    Ok(bits) if bits != 0 => Some(format!("{} (group/other bits {bits:03o})", p.display())),
+                    _ => None,
+                })
+                .collect();
+            if open.is_empty() {
+                ok(
+                    "state dir",
+                    format!(
+                        "{} is writable and private; its journal is at schema {v}",
+                        dir.display()
+                    ),
+                )
+            } else {
+                warn(
+                    "state dir",
+                    format!(
+                        "{} is writable, its journal at schema {v}, but other accounts on this machine can read patron data in it: {}",
+                        dir.display(),
+                        open.join(", ")
+                    ),
+                    format!("chmod -R go-rwx {}", dir.display()),
+                )
+            }
+        }
         Ok(v) => fail(
             "state dir",
             format!("journal schema {v}, expected {SCHEMA_VERSION}"),

@@ -164,14 +164,16 @@ pub struct QueryLock {
 
 pub fn lock_query(state_dir: &Path, query: &str) -> Result<QueryLock, Error> {
     let dir = state_dir.join("locks");
-    std::fs::create_dir_all(&dir).map_err(|source| Error::StateDir {
+    crate::files::create_dir(&dir).map_err(|source| Error::StateDir {
         path: dir.clone(),
         source,
     })?;
     let path = dir.join(format!("{query}.lock"));
+    crate::files::touch(&path).map_err(|source| Error::StateDir {
+        path: path.clone(),
+        source,
+    })?;
     let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
         .write(true)
         .open(&path)
         .map_err(|source| Error::StateDir {
@@ -191,11 +193,16 @@ pub fn lock_query(state_dir: &Path, query: &str) -> Result<QueryLock, Error> {
 impl Journal {
     /// Opens (creating and migrating) `<state_dir>/journal.sqlite`.
     pub fn open(state_dir: &Path) -> Result<Self, Error> {
-        std::fs::create_dir_all(state_dir).map_err(|source| Error::StateDir {
+        crate::files::create_dir(state_dir).map_err(|source| Error::StateDir {
             path: state_dir.to_path_buf(),
             source,
         })?;
         let path = state_dir.join("journal.sqlite");
+        // Created private before SQLite opens it: its -wal and -shm files take its permissions.
+        crate::files::touch(&path).map_err(|source| Error::StateDir {
+            path: path.clone(),
+            source,
+        })?;
         let sql = |source| Error::Sqlite {
             path: path.clone(),
             source,

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod demo;
 pub mod doctor;
 pub mod error;
+pub mod files;
 pub mod journal;
 pub mod output;
 pub mod pipeline;

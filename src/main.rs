@@ -3,13 +3,20 @@
 
 use std::process::ExitCode;
 
-use alma_cohort::cli::{Cli, LogFormat};
+use std::io::IsTerminal;
+
+use alma_cohort::cli::{Cli, ColorChoice, LogFormat};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.global.verbose, cli.global.quiet, cli.global.log_format);
+    init_logging(
+        cli.global.verbose,
+        cli.global.quiet,
+        cli.global.log_format,
+        cli.global.color,
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -26,7 +33,19 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(verbose: u8, quiet: bool, format: LogFormat) {
+/// Colour only where a person reads it: stderr is a terminal and NO_COLOR (https://no-color.org)
+/// is unset or empty — unless `--color` says otherwise. Cron mail and log files get plain text.
+fn use_color(choice: ColorChoice) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        }
+    }
+}
+
+fn init_logging(verbose: u8, quiet: bool, format: LogFormat, color: ColorChoice) {
     let default = match (quiet, verbose) {
         (true, _) => "alma_cohort=warn",
         (false, 0) => "alma_cohort=info",
@@ -38,7 +57,8 @@ fn init_logging(verbose: u8, quiet: bool, format: LogFormat) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.with_ansi(use_color(color)).init(),
+        // JSON logs are for machines: never colour.
+        LogFormat::Json => builder.json().with_ansi(false).init(),
     }
 }

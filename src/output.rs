@@ -76,7 +76,7 @@ impl Output {
                     source,
                 };
                 let result = (|| -> Result<(), Error> {
-                    let file = std::fs::File::create(&temp).map_err(io)?;
+                    let file = crate::files::create(&temp).map_err(io)?;
                     let mut writer = std::io::BufWriter::new(file);
                     match output {
                         Output::Parquet(_) => table.write_parquet(&mut writer)?,

@@ -520,27 +520,88 @@ pub(crate) fn snippet(text: &str) -> String {
 /// `scheme://host[:port]`, without a path: the client adds `/almaws/v1/...` itself.
 pub fn validate_base_url(raw: &str) -> Result<String, Error> {
     let trimmed = raw.trim().trim_end_matches('/');
-    let url = reqwest::Url::parse(trimmed).map_err(|e| Error::Setting(format!("base URL {trimmed:?}: {e}")))?;
+    // A refused URL is never echoed whole: a query string or user info can carry a key.
+    let shown = redacted_url(trimmed);
+    let url =
+        reqwest::Url::parse(trimmed).map_err(|e| Error::Setting(format!("base URL {shown:?} is not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(Error::Setting(format!("base URL {trimmed:?}: use http:// or https://")));
+        return Err(Error::Setting(format!("base URL {shown:?}: use http:// or https://")));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Error::Setting(format!(
+            "base URL {shown:?} carries a user name or password before the host; remove it (the API key goes in ALMA_API_KEY or --api-key-file, never in the URL)"
+        )));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(Error::Setting(format!(
+            "base URL {shown:?} has a query string (after '?'); remove it (the API key goes in ALMA_API_KEY or --api-key-file, never in the URL)"
+        )));
     }
     if url.path() != "/" && !url.path().is_empty() {
         return Err(Error::Setting(format!(
-            "base URL {trimmed:?} has a path ({}); give scheme, host and port only, e.g. https://api-eu.hosted.exlibrisgroup.com",
+            "base URL {shown:?} has a path ({}); give scheme, host and port only, e.g. https://api-eu.hosted.exlibrisgroup.com",
             url.path()
-        )));
-    }
-    if url.query().is_some() || !url.username().is_empty() || url.password().is_some() {
-        return Err(Error::Setting(format!(
-            "base URL {trimmed:?}: no query string or credentials, please"
         )));
     }
     Ok(trimmed.to_string())
 }
 
+/// A URL as an error may show it: no user info, no query string or fragment (cut at the first
+/// `?` or `#`), whatever else is wrong with it.
+pub fn redacted_url(raw: &str) -> String {
+    let cut = raw.split(['?', '#']).next().unwrap_or_default();
+    match cut.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = match rest.find('/') {
+                Some(i) => rest.split_at(i),
+                None => (rest, ""),
+            };
+            let host = authority
+                .rsplit_once('@')
+                .map(|(_, h)| format!("…@{h}"))
+                .unwrap_or(authority.to_string());
+            format!(
+                "{scheme}://{host}{path}{}",
+                if cut.len() < raw.len() { "?…" } else { "" }
+            )
+        }
+        None => {
+            let host = cut
+                .rsplit_once('@')
+                .map(|(_, h)| format!("…@{h}"))
+                .unwrap_or(cut.to_string());
+            format!("{host}{}", if cut.len() < raw.len() { "?…" } else { "" })
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refused_base_urls_never_show_their_secrets() {
+        for (raw, part) in [
+            (
+                "https://api-eu.hosted.exlibrisgroup.com/almaws/v1?apikey=l7xxSECRET",
+                "query string",
+            ),
+            ("http://user:SECRET@127.0.0.1:8089", "user name or password"),
+            ("http://SECRET@127.0.0.1:8089", "user name or password"),
+            ("https//api-eu.example?apikey=SECRET", "not a URL"),
+            ("ftp://host?SECRET", "http:// or https://"),
+            ("https://host/almaws/v1#SECRET", "query string"),
+        ] {
+            let e = validate_base_url(raw).unwrap_err().to_string();
+            assert!(!e.contains("SECRET"), "{e}");
+            assert!(e.contains(part), "{raw}: {e}");
+        }
+        assert_eq!(redacted_url("http://u:k@h:1/p?apikey=k"), "http://…@h:1/p?…");
+        assert_eq!(
+            validate_base_url(" http://127.0.0.1:8089/ ").unwrap(),
+            "http://127.0.0.1:8089"
+        );
+    }
 
     #[test]
     fn both_error_shapes_in_json_and_xml() {

@@ -190,7 +190,7 @@ pub async fn plan(
     let guards = guards(&spec, &cohort, previous.as_ref(), report_rows, &partitions);
     let run_id = new_run_id();
     let folder = state_dir.join("runs").join(&run_id);
-    std::fs::create_dir_all(&folder).map_err(|source| Error::Output {
+    crate::files::create_dir(&folder).map_err(|source| Error::Output {
         path: folder.clone(),
         source,
     })?;

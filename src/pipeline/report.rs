@@ -14,20 +14,20 @@ pub fn write_run_files(state_dir: &Path, record: &RunRecord, cohort: &[String]) 
         let path = path.to_path_buf();
         move |source| Error::Output { path, source }
     };
-    std::fs::create_dir_all(&folder).map_err(io(&folder))?;
+    crate::files::create_dir(&folder).map_err(io(&folder))?;
     let summary = folder.join("summary.json");
     let json = serde_json::to_string_pretty(record).map_err(|e| Error::Usage(e.to_string()))?;
-    std::fs::write(&summary, json).map_err(io(&summary))?;
+    crate::files::write(&summary, json).map_err(io(&summary))?;
     let report = folder.join("report.md");
-    std::fs::write(&report, markdown(record, cohort)).map_err(io(&report))?;
+    crate::files::write(&report, markdown(record, cohort)).map_err(io(&report))?;
     let html = folder.join("report.html");
-    std::fs::write(&html, html_report(record, cohort)?).map_err(io(&html))?;
+    crate::files::write(&html, html_report(record, cohort)?).map_err(io(&html))?;
     if !folder.join("cohort.csv").exists() {
         let mut csv = String::from("primary_id\n");
         for id in cohort {
             let _ = writeln!(csv, "{id}");
         }
-        std::fs::write(folder.join("cohort.csv"), csv).map_err(io(&folder))?;
+        crate::files::write(&folder.join("cohort.csv"), csv).map_err(io(&folder))?;
     }
     Ok(report)
 }

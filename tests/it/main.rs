@@ -15,6 +15,7 @@ mod once;
 mod operator;
 mod plan;
 mod security;
+mod server;
 mod sim_analytics;
 mod sim_gateway;
 mod sim_jobs;
