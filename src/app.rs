@@ -71,6 +71,23 @@ pub fn parse_params(raw: &[String]) -> Result<Params, Error> {
 async fn validate(settings: Settings, args: ValidateArgs) -> Result<Exit, Error> {
     let spec = load_query(&args.query)?;
     pipeline::check_offline(&spec)?;
+    let report = match &spec.origin {
+        query::Origin::File(file) => {
+            // A list file is checked offline, whole: readable, and with the headings the query names.
+            let list = crate::listfile::read(file, &spec.cohort.id_column, spec.cohort.normalize.pad_numeric_to)?;
+            let headings = list.report.headings();
+            pipeline::check_report_headings(&spec, &headings)?;
+            println!(
+                "ok: {} is valid; its file {} has the headings it names ({} rows; {})",
+                args.query.query.display(),
+                file.path.display(),
+                list.report.rows(),
+                list.notes.join("; ")
+            );
+            return Ok(Exit::Done);
+        }
+        query::Origin::Report(r) => r,
+    };
     let online = settings.base_url.is_some() && settings.api_key().is_ok();
     if !online {
         println!(
@@ -80,7 +97,7 @@ async fn validate(settings: Settings, args: ValidateArgs) -> Result<Exit, Error>
         return Ok(Exit::Done);
     }
     let client = AlmaClient::new(settings.client_config()?)?;
-    let headings = client.report_headings(&pipeline::report_query(&spec)).await?;
+    let headings = client.report_headings(&pipeline::report_query(report)).await?;
     let refs: Vec<&str> = headings.iter().map(String::as_str).collect();
     pipeline::check_report_headings(&spec, &refs)?;
     println!(
@@ -95,8 +112,12 @@ async fn validate(settings: Settings, args: ValidateArgs) -> Result<Exit, Error>
 async fn plan(settings: Settings, args: PlanArgs, quiet: bool) -> Result<Exit, Error> {
     let spec = load_query(&args.query)?;
     pipeline::check_offline(&spec)?;
-    let client = AlmaClient::new(settings.client_config()?)?;
-    let plan = plan_with_progress(&settings, &client, spec, quiet).await?;
+    // A list file needs no Alma: no address, no key, no call.
+    let client = match spec.report() {
+        Some(_) => Some(AlmaClient::new(settings.client_config()?)?),
+        None => None,
+    };
+    let plan = plan_with_progress(&settings, client.as_ref(), spec, quiet).await?;
     if args.json {
         let text = serde_json::to_string(&plan.to_json()).map_err(|e| Error::Usage(e.to_string()))?;
         println!("{text}");
@@ -150,7 +171,7 @@ pub async fn execute(settings: Settings, args: RunArgs, quiet: bool) -> Result<E
     }
     let params = parse_params(&args.plan.query.params)?.into_iter().collect::<Vec<_>>();
     let client = AlmaClient::new(settings.client_config()?)?;
-    let plan = plan_with_progress(&settings, &client, spec, quiet).await?;
+    let plan = plan_with_progress(&settings, Some(&client), spec, quiet).await?;
     // With --json, stdout carries only the final JSON object.
     if json {
         eprintln!("{}", plan.summary());
@@ -331,7 +352,7 @@ fn show(settings: Settings, args: ShowArgs) -> Result<Exit, Error> {
 /// `pipeline::plan` with a progress bar while the report is read.
 async fn plan_with_progress(
     settings: &Settings,
-    client: &AlmaClient,
+    client: Option<&AlmaClient>,
     spec: query::QuerySpec,
     quiet: bool,
 ) -> Result<pipeline::Plan, Error> {
@@ -360,13 +381,16 @@ fn page_progress(bar: &ProgressBar) -> impl FnMut(Progress) + Send + use<> {
 async fn extract(settings: Settings, args: ExtractArgs, quiet: bool) -> Result<Exit, Error> {
     let spec = load_query(&args.query)?;
     let output = Output::parse(&args.out)?;
-    let client = AlmaClient::new(settings.client_config()?)?;
+    let client = match spec.report() {
+        Some(_) => Some(AlmaClient::new(settings.client_config()?)?),
+        None => None,
+    };
     let bar = progress_bar(quiet);
     let mut on_page = page_progress(&bar);
     let started = std::time::Instant::now();
-    let fetched = pipeline::extract(&client, &spec, &settings.paging_policy(), &mut on_page).await;
+    let fetched = pipeline::extract(client.as_ref(), &spec, &settings.paging_policy(), &mut on_page).await;
     bar.finish_and_clear();
-    let (report, _partitions) = fetched?;
+    let report = fetched?.report;
     let (rows, pages, requests, restarts) = (report.rows(), report.pages, report.requests, report.restarts);
     let mut table = transform::report_into_table(report)?;
     let target = output.write(&mut table)?;

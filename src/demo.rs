@@ -49,7 +49,7 @@ pub async fn run(args: DemoArgs, quiet: bool) -> Result<Exit, Error> {
     };
     let client = AlmaClient::new(config)?;
     let mut journal = Journal::open(&state_dir)?;
-    let plan = pipeline::plan(&client, spec, &state_dir, &PagingPolicy::default(), &mut |_| {}).await?;
+    let plan = pipeline::plan(Some(&client), spec, &state_dir, &PagingPolicy::default(), &mut |_| {}).await?;
     if !quiet {
         println!("{}\n", plan.summary());
     }

@@ -225,19 +225,32 @@ async fn query_checks(client: &AlmaClient, path: &std::path::Path, params: &[Str
         }
     };
     out.push(ok("query file", format!("{} is valid", path.display())));
-    match client.report_headings(&pipeline::report_query(&spec)).await {
-        Ok(headings) => {
-            let refs: Vec<&str> = headings.iter().map(String::as_str).collect();
-            out.push(match pipeline::check_report_headings(&spec, &refs) {
-                Ok(()) => ok("report", format!("{} has the headings the query names", spec.report.path)),
-                Err(e) => fail("report", crate::error::chain(&e), "fix the heading in the query file, or add the column to the saved report"),
-            });
-        }
-        Err(e) => out.push(fail(
+    match &spec.origin {
+        query::Origin::File(file) => out.push(ok(
             "report",
-            format!("{}: {}", spec.report.path, crate::error::chain(&e)),
-            "check the report's path in Alma Analytics (Catalog → the report → Properties) and that the key may read Analytics",
+            format!(
+                "not checked: the query reads its IDs from the file {}, not from an Analytics report (`validate` checks the file)",
+                file.path.display()
+            ),
         )),
+        query::Origin::Report(report) => match client.report_headings(&pipeline::report_query(report)).await {
+            Ok(headings) => {
+                let refs: Vec<&str> = headings.iter().map(String::as_str).collect();
+                out.push(match pipeline::check_report_headings(&spec, &refs) {
+                    Ok(()) => ok("report", format!("{} has the headings the query names", report.path)),
+                    Err(e) => fail(
+                        "report",
+                        crate::error::chain(&e),
+                        "fix the heading in the query file, or add the column to the saved report",
+                    ),
+                });
+            }
+            Err(e) => out.push(fail(
+                "report",
+                format!("{}: {}", report.path, crate::error::chain(&e)),
+                "check the report's path in Alma Analytics (Catalog → the report → Properties) and that the key may read Analytics",
+            )),
+        },
     }
     let job = match &spec.job.id {
         Some(id) => client

@@ -77,6 +77,9 @@ pub struct RunRecord {
     pub query: String,
     pub query_file: String,
     pub query_hash: String,
+    /// The list file the cohort was read from (instead of a report), and its sha256.
+    pub input_file: Option<String>,
+    pub input_hash: Option<String>,
     pub params: Vec<(String, String)>,
     pub period: Option<String>,
     pub started_at: String,
@@ -331,6 +334,8 @@ impl Journal {
                  );
                  CREATE INDEX events_by_run ON events (run_id, seq);
                  ALTER TABLE runs ADD COLUMN job_submissions INTEGER NOT NULL DEFAULT 0;
+                 ALTER TABLE runs ADD COLUMN input_file TEXT;
+                 ALTER TABLE runs ADD COLUMN input_hash TEXT;
                  UPDATE runs SET job_submissions = 1 WHERE job_submit_started_at IS NOT NULL OR job_instance_id IS NOT NULL;",
             )
             .map_err(sql)?;
@@ -385,8 +390,8 @@ impl Journal {
         };
         let tx = self.conn.transaction().map_err(sql)?;
         tx.execute(
-            "INSERT INTO runs (run_id, query, query_file, query_hash, params, period, started_at, status, run_by, cohort_size, execution, plan, state)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            "INSERT INTO runs (run_id, query, query_file, query_hash, params, period, started_at, status, run_by, cohort_size, execution, plan, state, input_file, input_hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             params![
                 run.run_id,
                 run.query,
@@ -401,6 +406,8 @@ impl Journal {
                 json(&run.execution),
                 json(&run.plan),
                 run.state.as_str(),
+                run.input_file,
+                run.input_hash,
             ],
         )
         .map_err(sql)?;
@@ -657,7 +664,8 @@ impl Journal {
             .query_row(
                 "SELECT run_id, query, query_file, query_hash, params, period, started_at, finished_at, status, run_by,
                         cohort_size, execution, set_id, members_added, invalid_ids, job_id, job_submit_started_at,
-                        job_instance_id, job_status, counters, alerts, error, plan, state, job_submissions
+                        job_instance_id, job_status, counters, alerts, error, plan, state, job_submissions,
+                        input_file, input_hash
                  FROM runs WHERE run_id = ?1",
                 [run_id],
                 |r| {
@@ -699,6 +707,7 @@ impl Journal {
                         ),
                         r.get::<_, String>(23)?,
                         r.get::<_, i64>(24)?,
+                        (r.get::<_, Option<String>>(25)?, r.get::<_, Option<String>>(26)?),
                     ))
                 },
             )
@@ -787,6 +796,8 @@ impl Journal {
             query,
             query_file,
             query_hash,
+            input_file: row.8.0,
+            input_hash: row.8.1,
             params: serde_json::from_str(&params).map_err(corrupt)?,
             period,
             started_at,
@@ -853,6 +864,8 @@ mod tests {
             query: "q".into(),
             query_file: "q.toml".into(),
             query_hash: "abc".into(),
+            input_file: None,
+            input_hash: None,
             params: vec![("from".into(), "2026".into())],
             period: period.map(str::to_string),
             started_at: now(),
@@ -982,7 +995,7 @@ mod tests {
         // Make it look like a journal written by schema 1.
         j.conn
             .execute_batch(
-                "DROP TABLE events; ALTER TABLE runs DROP COLUMN state; ALTER TABLE runs DROP COLUMN job_submissions; ALTER TABLE runs DROP COLUMN plan; PRAGMA user_version = 1;",
+                "DROP TABLE events; ALTER TABLE runs DROP COLUMN state; ALTER TABLE runs DROP COLUMN job_submissions; ALTER TABLE runs DROP COLUMN input_file; ALTER TABLE runs DROP COLUMN input_hash; ALTER TABLE runs DROP COLUMN plan; PRAGMA user_version = 1;",
             )
             .unwrap();
         drop(j);

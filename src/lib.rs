@@ -14,6 +14,7 @@ pub mod doctor;
 pub mod error;
 pub mod files;
 pub mod journal;
+pub mod listfile;
 pub mod output;
 pub mod pipeline;
 pub mod query;

@@ -159,6 +159,8 @@ pub fn start_run(
         query: plan.spec.name.clone(),
         query_file: plan.spec.file.display().to_string(),
         query_hash: sha256(&plan.spec.source),
+        input_file: plan.file.as_ref().map(|f| f.path.clone()),
+        input_hash: plan.file.as_ref().map(|f| f.sha256.clone()),
         params: params.to_vec(),
         period: period.map(str::to_string),
         started_at: now(),

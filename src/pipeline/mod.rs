@@ -16,7 +16,7 @@ use crate::alma::{AlmaClient, PagingPolicy, Progress, Report, ReportQuery};
 use crate::error::Error;
 use crate::journal::Journal;
 use crate::output::Output;
-use crate::query::QuerySpec;
+use crate::query::{Origin, QuerySpec, ReportSpec};
 use crate::transform::{self, Breakdown, Cohort, CohortRules, DropReason};
 
 /// A new run's id: UTC time and four random hex digits, e.g. `20261125T030101Z-3f2a`. It sorts by
@@ -31,12 +31,30 @@ pub fn new_run_id() -> String {
 }
 
 /// The report part of a query as the Alma client wants it.
-pub fn report_query(spec: &QuerySpec) -> ReportQuery {
+pub fn report_query(report: &ReportSpec) -> ReportQuery {
     ReportQuery {
-        path: spec.report.path.clone(),
-        limit: spec.report.limit,
-        filter: spec.report.filter.clone(),
+        path: report.path.clone(),
+        limit: report.limit,
+        filter: report.filter.clone(),
     }
+}
+
+/// What a query's rows were read from.
+pub struct Extracted {
+    pub report: Report,
+    /// Rows per partition, when the report was read in partitions.
+    pub partitions: Vec<(String, usize)>,
+    /// The list file, when the rows came from one.
+    pub file: Option<FileRead>,
+}
+
+/// A list file as read: where, its hash, what `plan` says about it.
+#[derive(Clone, Debug, Serialize)]
+pub struct FileRead {
+    pub path: String,
+    pub sha256: String,
+    pub notes: Vec<String>,
+    pub numeric_ids: usize,
 }
 
 /// A guard's verdict.
@@ -68,6 +86,8 @@ pub struct Plan {
     pub previous: Option<Change>,
     /// Rows per partition, when the report was read in partitions.
     pub partitions: Vec<(String, usize)>,
+    /// The list file, when the rows came from one.
+    pub file: Option<FileRead>,
 }
 
 impl Plan {
@@ -159,9 +179,9 @@ pub fn check_offline(spec: &QuerySpec) -> Result<(), Error> {
 }
 
 /// extract + transform + guards; writes `<state_dir>/runs/<run_id>/cohort.csv`. No write call to
-/// Alma.
+/// Alma, and no call at all for a list file (`client` may then be `None`).
 pub async fn plan(
-    client: &AlmaClient,
+    client: Option<&AlmaClient>,
     spec: QuerySpec,
     state_dir: &Path,
     paging: &PagingPolicy,
@@ -170,7 +190,11 @@ pub async fn plan(
     check_offline(&spec)?;
     let journal = Journal::open(state_dir)?;
     let exclusions = read_exclusions(&spec.cohort.exclude_files)?;
-    let (report, partitions) = extract(client, &spec, paging, progress).await?;
+    let Extracted {
+        report,
+        partitions,
+        file,
+    } = extract(client, &spec, paging, progress).await?;
     let (report_rows, pages, requests) = (report.rows(), report.pages, report.requests);
     let headings: Vec<String> = report.headings().iter().map(|h| h.to_string()).collect();
     let mut cohort = transform::build_cohort(report, &rules(&spec, &exclusions))?;
@@ -217,30 +241,57 @@ pub async fn plan(
         no_email_file,
         previous,
         partitions,
+        file,
     })
 }
 
-/// Reads the query's report: in one go, or — with `[[report.partitions]]` — each partition
-/// concurrently under the client's shared pace, then concatenated in the order given. An ID in
-/// two partitions means they were not disjoint: an error.
+/// Reads the query's rows: from its list file (no Alma call at all), or its report in one go, or
+/// — with `[[report.partitions]]` — each partition concurrently under the client's shared pace,
+/// then concatenated in the order given. An ID in two partitions means they were not disjoint:
+/// an error.
 pub async fn extract(
-    client: &AlmaClient,
+    client: Option<&AlmaClient>,
     spec: &QuerySpec,
     paging: &PagingPolicy,
     progress: &mut (dyn FnMut(Progress) + Send),
-) -> Result<(Report, Vec<(String, usize)>), Error> {
-    if spec.report.partitions.is_empty() {
-        return Ok((
-            client.fetch_report(&report_query(spec), paging, progress).await?,
-            Vec::new(),
-        ));
+) -> Result<Extracted, Error> {
+    let report_spec = match &spec.origin {
+        Origin::File(file) => {
+            let list = crate::listfile::read(file, &spec.cohort.id_column, spec.cohort.normalize.pad_numeric_to)?;
+            return Ok(Extracted {
+                report: list.report,
+                partitions: Vec::new(),
+                file: Some(FileRead {
+                    path: file.path.display().to_string(),
+                    sha256: list.sha256,
+                    notes: list.notes,
+                    numeric_ids: list.numeric_ids,
+                }),
+            });
+        }
+        Origin::Report(r) => r,
+    };
+    let client = client.ok_or_else(|| {
+        Error::Usage(format!(
+            "reading the report {} needs Alma: give --base-url (or --region) and an API key",
+            report_spec.path
+        ))
+    })?;
+    if report_spec.partitions.is_empty() {
+        return Ok(Extracted {
+            report: client
+                .fetch_report(&report_query(report_spec), paging, progress)
+                .await?,
+            partitions: Vec::new(),
+            file: None,
+        });
     }
-    let shared = std::sync::Mutex::new((progress, vec![(0usize, 0usize); spec.report.partitions.len()]));
+    let shared = std::sync::Mutex::new((progress, vec![(0usize, 0usize); report_spec.partitions.len()]));
     let shared = &shared;
-    let reads = spec.report.partitions.iter().enumerate().map(|(i, part)| async move {
+    let reads = report_spec.partitions.iter().enumerate().map(|(i, part)| async move {
         let query = ReportQuery {
-            path: spec.report.path.clone(),
-            limit: spec.report.limit,
+            path: report_spec.path.clone(),
+            limit: report_spec.limit,
             filter: Some(part.filter.clone()),
         };
         let mut on_page = |p: Progress| {
@@ -273,13 +324,17 @@ pub async fn extract(
             .rowset
             .append(&part.rowset)
             .map_err(|message| crate::alma::Error::Report {
-                path: spec.report.path.clone(),
+                path: report_spec.path.clone(),
                 message: format!("partition {name:?}: {message}"),
             })?;
         report.pages += part.pages;
         report.requests += part.requests;
     }
-    Ok((report, counts))
+    Ok(Extracted {
+        report,
+        partitions: counts,
+        file: None,
+    })
 }
 
 /// An ID (compared as Alma does, trimmed and case-insensitively) in two partitions: which one,
@@ -463,6 +518,8 @@ pub struct PlanJson<'a> {
     pub sample_ids: &'a [String],
     pub guards: &'a [GuardCheck],
     pub previous_run: Option<&'a Change>,
+    /// The list file the rows came from (instead of a report).
+    pub file: Option<&'a FileRead>,
     pub cohort_file: String,
     /// Users left out for having no email address: they keep their current password.
     pub no_email_ids: &'a [String],
@@ -472,7 +529,8 @@ pub struct PlanJson<'a> {
 
 #[derive(Serialize)]
 pub struct ReportJson<'a> {
-    pub path: &'a str,
+    /// The report's path, or the list file's.
+    pub path: String,
     pub rows: usize,
     pub pages: usize,
     pub requests: usize,
@@ -497,7 +555,7 @@ impl Plan {
             query: &self.spec.name,
             query_file: self.spec.file.display().to_string(),
             report: ReportJson {
-                path: &self.spec.report.path,
+                path: self.spec.origin_label(),
                 rows: self.report_rows,
                 pages: self.pages,
                 requests: self.requests,
@@ -519,6 +577,7 @@ impl Plan {
             sample_ids: &self.cohort.ids[..self.cohort.ids.len().min(SAMPLE)],
             guards: &self.guards,
             previous_run: self.previous.as_ref(),
+            file: self.file.as_ref(),
             cohort_file: self.cohort_file.display().to_string(),
             no_email_ids: &self.cohort.no_email_ids,
             no_email_file: self.no_email_file.as_ref().map(|f| f.display().to_string()),
@@ -537,12 +596,27 @@ impl Plan {
             self.spec.file.display(),
             self.run_id
         );
-        let _ = writeln!(s, "Report   {}", self.spec.report.path);
-        let _ = writeln!(
-            s,
-            "{:<44}{:>9}   ({} pages, {} requests)",
-            "  rows in the report", self.report_rows, self.pages, self.requests
-        );
+        match &self.file {
+            None => {
+                let _ = writeln!(s, "Report   {}", self.spec.origin_label());
+                let _ = writeln!(
+                    s,
+                    "{:<44}{:>9}   ({} pages, {} requests)",
+                    "  rows in the report", self.report_rows, self.pages, self.requests
+                );
+            }
+            Some(f) => {
+                let _ = writeln!(s, "File     {} (sha256 {})", f.path, &f.sha256[..12]);
+                for note in &f.notes {
+                    let _ = writeln!(s, "  {note}");
+                }
+                let _ = writeln!(
+                    s,
+                    "{:<44}{:>9}   (no call to Alma)",
+                    "  rows in the file", self.report_rows
+                );
+            }
+        }
         for (name, rows) in &self.partitions {
             let _ = writeln!(s, "{:<44}{:>9}", format!("    partition {name}"), rows);
         }

@@ -57,6 +57,13 @@ pub fn markdown(r: &RunRecord, cohort: &[String]) -> String {
             &r.query_hash[..r.query_hash.len().min(12)]
         ),
     );
+    if let (Some(file), Some(hash)) = (&r.input_file, &r.input_hash) {
+        row(
+            &mut s,
+            "IDs from",
+            &format!("the file `{file}` (sha256 {})", &hash[..hash.len().min(12)]),
+        );
+    }
     let params: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let params = if params.is_empty() {
         "none".to_string()

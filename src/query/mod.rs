@@ -103,6 +103,50 @@ pub struct ReportSpec {
     pub partitions: Vec<Partition>,
 }
 
+/// Where a query's rows come from: an Analytics report, or a file of IDs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Origin {
+    Report(ReportSpec),
+    File(FileSpec),
+}
+
+/// `[file]`: a list of IDs made by hand or exported (Notepad, Excel, a registrar's CSV).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FileSpec {
+    /// Resolved against the query file's folder.
+    pub path: PathBuf,
+    pub format: FileFormat,
+    /// Spreadsheets only: the sheet to read (default: the first).
+    pub sheet: Option<String>,
+}
+
+/// The kinds of list file, by extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileFormat {
+    /// One ID a line, an optional heading line.
+    Text,
+    /// Headings in the first row; `,`, `;` or tab.
+    Csv,
+    /// xlsx, xlsm, xls, ods (calamine).
+    Spreadsheet,
+}
+
+impl FileFormat {
+    pub fn of(path: &Path) -> Option<FileFormat> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        Some(match ext.as_str() {
+            "txt" => FileFormat::Text,
+            "csv" => FileFormat::Csv,
+            "xlsx" | "xlsm" | "xls" | "ods" => FileFormat::Spreadsheet,
+            _ => return None,
+        })
+    }
+
+    pub fn is_spreadsheet(self) -> bool {
+        self == FileFormat::Spreadsheet
+    }
+}
+
 /// One slice of a partitioned report: its own sawx filter over a prompted column.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Partition {
@@ -154,13 +198,40 @@ pub struct QuerySpec {
     pub file: PathBuf,
     pub name: String,
     pub description: String,
-    pub report: ReportSpec,
+    /// Where the rows come from.
+    pub origin: Origin,
     pub cohort: CohortSpec,
     pub set: SetSpec,
     pub job: JobSpec,
     pub guard: GuardSpec,
     /// The file's bytes, for the journal's content hash.
     pub source: String,
+}
+
+impl QuerySpec {
+    /// The Analytics report the rows come from, if they come from one.
+    pub fn report(&self) -> Option<&ReportSpec> {
+        match &self.origin {
+            Origin::Report(r) => Some(r),
+            Origin::File(_) => None,
+        }
+    }
+
+    /// The file of IDs the rows come from, if they come from one.
+    pub fn list_file(&self) -> Option<&FileSpec> {
+        match &self.origin {
+            Origin::File(f) => Some(f),
+            Origin::Report(_) => None,
+        }
+    }
+
+    /// What the rows come from, for summaries: the report's path or the file's.
+    pub fn origin_label(&self) -> String {
+        match &self.origin {
+            Origin::Report(r) => r.path.clone(),
+            Origin::File(f) => f.path.display().to_string(),
+        }
+    }
 }
 
 /// Reads and validates a query file, filling placeholders from `params`.
@@ -247,7 +318,7 @@ max_members = 100
     fn defaults_fill_in() {
         let d = tempdir("defaults");
         let q = load(&write(&d, "q.toml", MINIMAL), &Params::new()).unwrap();
-        assert_eq!(q.report.limit, 1000);
+        assert_eq!(q.report().unwrap().limit, 1000);
         assert_eq!(
             q.cohort.normalize,
             Normalize {
@@ -313,7 +384,7 @@ max_members = 100
         params.insert("group".into(), "A&B</v><x>".into());
         let q = load(&p, &params).unwrap();
         assert_eq!(
-            q.report.filter.as_deref(),
+            q.report().unwrap().filter.as_deref(),
             Some("<sawx:expr op=\"equal\"><v>A&amp;B&lt;/v&gt;&lt;x&gt;</v></sawx:expr>")
         );
         let e = load(&p, &Params::new()).unwrap_err().to_string();
@@ -351,10 +422,18 @@ max_members = 100
         let p = write(&d, "q.toml", &with_two.replace("[cohort]\n[cohort]", "[cohort]"));
         let q = load(&p, &params).unwrap();
         assert_eq!(
-            q.report.partitions.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+            q.report()
+                .unwrap()
+                .partitions
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>(),
             ["a", "b"]
         );
-        assert_eq!(q.report.partitions[0].filter, "<sawx:expr>A&amp;A</sawx:expr>");
+        assert_eq!(
+            q.report().unwrap().partitions[0].filter,
+            "<sawx:expr>A&amp;A</sawx:expr>"
+        );
         let refused = |name: &str, text: &str| {
             load(
                 &write(&d, name, &text.replace("[cohort]\n[cohort]", "[cohort]")),

@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::placeholders::{Escape, FillError, fill, names};
-use super::{CohortSpec, Error, GuardSpec, JobSpec, Normalize, Params, QuerySpec, ReportSpec, SetSpec};
+use super::{
+    CohortSpec, Error, FileFormat, FileSpec, GuardSpec, JobSpec, Normalize, Origin, Params, QuerySpec, ReportSpec,
+    SetSpec,
+};
 
 pub const DEFAULT_SET_NAME: &str = "User Password Reset {query} {run_id}";
 pub const DEFAULT_SET_DESCRIPTION: &str = "Created by alma-cohort run {run_id}";
@@ -22,7 +25,8 @@ pub struct QueryFile {
     name: String,
     #[serde(default)]
     description: String,
-    report: Report,
+    report: Option<Report>,
+    file: Option<FileRaw>,
     cohort: Cohort,
     #[serde(default)]
     set: Set,
@@ -40,6 +44,14 @@ struct Report {
     filter: Option<PathBuf>,
     #[serde(default)]
     partitions: Vec<PartitionRaw>,
+}
+
+/// `[file]`: a list of IDs instead of a report (the manual workflow's options A and B).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRaw {
+    path: PathBuf,
+    sheet: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -173,70 +185,125 @@ impl QueryFile {
                 "use lowercase letters, digits and '-', e.g. \"term-start-students\"",
             ));
         }
-        let report_path = self.report.path.trim().to_string();
-        if !report_path.starts_with('/') {
-            return Err(invalid(
-                "report.path",
-                format!("is {report_path:?}"),
-                "give the report's full catalog path, e.g. \"/shared/<Institution>/Reports/<folder>/<report>\"",
-            ));
-        }
-        if !(25..=1000).contains(&self.report.limit) {
-            return Err(invalid(
-                "report.limit",
-                format!("is {}", self.report.limit),
-                "use 25..1000 (rows per page; Alma serves blocks of 25)",
-            ));
-        }
-        // A sawx filter file: read, placeholders filled (XML-escaped), layout whitespace removed.
-        let read_filter = |p: &Path, what: &'static str| -> Result<(String, PathBuf), Error> {
-            let full = resolve(p);
-            let text = crate::text::read_text(&full).map_err(|source| Error::Referenced {
-                path: file.to_path_buf(),
-                what: "the filter file",
-                file: full.clone(),
-                source,
-            })?;
-            let filled = fill(&text, params, Escape::XmlText).map_err(|e| fill_error(what, e))?;
-            Ok((filled.lines().map(str::trim).collect::<Vec<_>>().join(""), full))
-        };
-        let (filter, filter_file) = match &self.report.filter {
-            None => (None, None),
-            Some(p) => {
-                let (f, full) = read_filter(p, "the report filter")?;
-                (Some(f), Some(full))
-            }
-        };
-        if filter.is_some() && !self.report.partitions.is_empty() {
-            return Err(invalid(
-                "report.partitions",
-                "is given together with report.filter".into(),
-                "put the common condition into each partition's filter, or drop the partitions",
-            ));
-        }
-        let mut partitions = Vec::new();
-        for part in &self.report.partitions {
-            if part.name.trim().is_empty() || partitions.iter().any(|p: &super::Partition| p.name == part.name) {
+        let origin = match (&self.report, &self.file) {
+            (Some(_), Some(_)) => {
                 return Err(invalid(
-                    "report.partitions.name",
-                    format!("is {:?}", part.name),
-                    "give every partition its own non-empty name",
+                    "file",
+                    "is given together with [report]".into(),
+                    "a query takes its IDs from exactly one of [report] (an Analytics report) and [file] (a list of IDs)",
                 ));
             }
-            let (f, full) = read_filter(&part.filter, "a partition filter")?;
-            partitions.push(super::Partition {
-                name: part.name.clone(),
-                filter: f,
-                filter_file: full,
-            });
-        }
-        if partitions.len() == 1 {
-            return Err(invalid(
-                "report.partitions",
-                "has one partition".into(),
-                "use report.filter for one filter; partitions are for two or more",
-            ));
-        }
+            (None, None) => {
+                return Err(invalid(
+                    "report",
+                    "is missing, and so is [file]".into(),
+                    "give [report] path = \"/shared/…\" (an Analytics report) or [file] path = \"ids.xlsx\" (a list of IDs: .txt, .csv, .xlsx, .xls, .ods)",
+                ));
+            }
+            (None, Some(f)) => {
+                let full = resolve(&f.path);
+                let format = FileFormat::of(&full).ok_or_else(|| {
+                    invalid(
+                        "file.path",
+                        format!("names {}, whose extension is not one alma-cohort reads", full.display()),
+                        "use a .txt (one ID a line), .csv, .xlsx, .xlsm, .xls or .ods file",
+                    )
+                })?;
+                if !full.is_file() {
+                    return Err(invalid(
+                        "file.path",
+                        format!("names {}, which is not a file", full.display()),
+                        "paths are relative to the query file's folder",
+                    ));
+                }
+                if f.sheet.is_some() && !format.is_spreadsheet() {
+                    return Err(invalid(
+                        "file.sheet",
+                        format!("is given for {}, which is not a spreadsheet", full.display()),
+                        "sheet is for .xlsx, .xls and .ods files; leave it out",
+                    ));
+                }
+                Origin::File(FileSpec {
+                    path: full,
+                    format,
+                    sheet: f.sheet.clone().filter(|s| !s.trim().is_empty()),
+                })
+            }
+            (Some(report), None) => {
+                let report_path = report.path.trim().to_string();
+                if !report_path.starts_with('/') {
+                    return Err(invalid(
+                        "report.path",
+                        format!("is {report_path:?}"),
+                        "give the report's full catalog path, e.g. \"/shared/<Institution>/Reports/<folder>/<report>\"",
+                    ));
+                }
+                if !(25..=1000).contains(&report.limit) {
+                    return Err(invalid(
+                        "report.limit",
+                        format!("is {}", report.limit),
+                        "use 25..1000 (rows per page; Alma serves blocks of 25)",
+                    ));
+                }
+                // A sawx filter file: read, placeholders filled (XML-escaped), layout whitespace removed.
+                let read_filter = |p: &Path, what: &'static str| -> Result<(String, PathBuf), Error> {
+                    let full = resolve(p);
+                    let text = crate::text::read_text(&full).map_err(|source| Error::Referenced {
+                        path: file.to_path_buf(),
+                        what: "the filter file",
+                        file: full.clone(),
+                        source,
+                    })?;
+                    let filled = fill(&text, params, Escape::XmlText).map_err(|e| fill_error(what, e))?;
+                    Ok((filled.lines().map(str::trim).collect::<Vec<_>>().join(""), full))
+                };
+                let (filter, filter_file) = match &report.filter {
+                    None => (None, None),
+                    Some(p) => {
+                        let (f, full) = read_filter(p, "the report filter")?;
+                        (Some(f), Some(full))
+                    }
+                };
+                if filter.is_some() && !report.partitions.is_empty() {
+                    return Err(invalid(
+                        "report.partitions",
+                        "is given together with report.filter".into(),
+                        "put the common condition into each partition's filter, or drop the partitions",
+                    ));
+                }
+                let mut partitions = Vec::new();
+                for part in &report.partitions {
+                    if part.name.trim().is_empty() || partitions.iter().any(|p: &super::Partition| p.name == part.name)
+                    {
+                        return Err(invalid(
+                            "report.partitions.name",
+                            format!("is {:?}", part.name),
+                            "give every partition its own non-empty name",
+                        ));
+                    }
+                    let (f, full) = read_filter(&part.filter, "a partition filter")?;
+                    partitions.push(super::Partition {
+                        name: part.name.clone(),
+                        filter: f,
+                        filter_file: full,
+                    });
+                }
+                if partitions.len() == 1 {
+                    return Err(invalid(
+                        "report.partitions",
+                        "has one partition".into(),
+                        "use report.filter for one filter; partitions are for two or more",
+                    ));
+                }
+                Origin::Report(ReportSpec {
+                    path: report_path,
+                    limit: report.limit as u32,
+                    filter,
+                    filter_file,
+                    partitions,
+                })
+            }
+        };
         if self.cohort.id_column.trim().is_empty() {
             return Err(invalid(
                 "cohort.id_column",
@@ -437,13 +504,7 @@ impl QueryFile {
             file: file.to_path_buf(),
             name: self.name,
             description: self.description,
-            report: ReportSpec {
-                path: report_path,
-                limit: self.report.limit as u32,
-                filter,
-                filter_file,
-                partitions,
-            },
+            origin,
             cohort: CohortSpec {
                 id_column: self.cohort.id_column.trim().to_string(),
                 where_sql,

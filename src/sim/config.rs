@@ -385,6 +385,8 @@ pub struct SimConfig {
     pub past_instances: usize,
     /// Where a manual clock starts (default: Monday 2026-01-05 06:00 UTC).
     pub clock_start: Option<chrono::DateTime<chrono::Utc>>,
+    /// Users with these primary IDs, beside the seeded ones (internal, active, with an email).
+    pub named_users: Vec<String>,
 }
 
 impl Default for SimConfig {
@@ -410,6 +412,7 @@ impl Default for SimConfig {
             quirks: Vec::new(),
             past_instances: 0,
             clock_start: None,
+            named_users: Vec::new(),
         }
     }
 }
@@ -497,6 +500,11 @@ impl SimConfig {
     pub fn manual_clock_at(mut self, t: chrono::DateTime<chrono::Utc>) -> Self {
         self.manual_clock = true;
         self.clock_start = Some(t);
+        self
+    }
+    /// Adds users with these primary IDs (a rehearsal with the library's own list).
+    pub fn named_users(mut self, ids: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.named_users.extend(ids.into_iter().map(Into::into));
         self
     }
     pub fn has(&self, q: Quirk) -> bool {

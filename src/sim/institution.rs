@@ -293,6 +293,31 @@ pub fn users(n: usize, seed: u64) -> Vec<User> {
     out
 }
 
+/// Users with the primary IDs a library gives (a rehearsal with its own list): internal, active
+/// UGRAD accounts with an email address, added after the seeded ones (an ID already there is
+/// skipped).
+pub fn named_users(ids: &[String], existing: &[User]) -> Vec<User> {
+    let taken: std::collections::HashSet<String> = existing.iter().map(|u| u.primary_id.to_ascii_lowercase()).collect();
+    let mut seen = std::collections::HashSet::new();
+    ids.iter()
+        .filter(|id| !taken.contains(&id.to_ascii_lowercase()) && seen.insert(id.to_ascii_lowercase()))
+        .enumerate()
+        .map(|(i, id)| User {
+            primary_id: id.clone(),
+            first_name: "Named".into(),
+            last_name: format!("User {i}"),
+            email: Some(format!("named{i}@example.edu")),
+            user_group: USER_GROUPS[0].0,
+            account_type: AccountType::Internal,
+            active: true,
+            expiry_date: NaiveDate::from_ymd_opt(2027, 6, 30),
+            id_rendering: IdRendering::AsStored,
+            duplicated_in_joins: false,
+            temp_password: None,
+        })
+        .collect()
+}
+
 fn weighted(rng: &mut ChaCha8Rng, weights: &[u32]) -> usize {
     let total: u32 = weights.iter().sum();
     let mut pick = rng.random_range(0..total);

@@ -104,7 +104,9 @@ pub struct State {
 
 impl State {
     pub fn new(cfg: SimConfig, clock: Clock) -> Result<Self, String> {
-        let users = users(cfg.users, cfg.seed);
+        let mut users = users(cfg.users, cfg.seed);
+        let named = super::institution::named_users(&cfg.named_users, &users);
+        users.extend(named);
         let user_index = users
             .iter()
             .enumerate()

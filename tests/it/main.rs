@@ -11,6 +11,7 @@ mod crash;
 mod execute;
 mod extract;
 mod faults;
+mod listfile;
 mod once;
 mod operator;
 mod plan;

@@ -127,6 +127,21 @@ async fn the_shipped_examples_plan_the_cohorts_they_describe() {
         pages
     );
 
+    // The list-file example: ten users of the default simulator, no call to Alma.
+    let before = sim.handle.requests().len();
+    let (code, listed, err) = plan_json(&sim, &repo("queries/registrar-list.toml"), &[], &state).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(listed["cohort_size"], 10);
+    let known: HashSet<String> = users.iter().map(|u| u.primary_id.clone()).collect();
+    assert!(
+        listed["sample_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|id| known.contains(id.as_str().unwrap()))
+    );
+    assert_eq!(sim.handle.requests().len(), before, "a list file needs no Alma call");
+
     // The cohort file holds exactly the cohort, and nothing was written to Alma.
     let csv = std::fs::read_to_string(plan["cohort_file"].as_str().unwrap()).unwrap();
     assert_eq!(csv.lines().count(), expected + 1);

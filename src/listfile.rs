@@ -1,0 +1,480 @@
+//! A cohort from a file instead of a report — the manual workflow's options A and B: a Notepad
+//! list (`.txt`, one ID a line, optionally headed `User name`), a CSV, or a spreadsheet (`.xlsx`,
+//! `.xlsm`, `.xls`, `.ods`, read with calamine). The file becomes the same columns a report page
+//! fills, so everything after it — normalization, exclusions, guards, the journal — is the
+//! pipeline a report goes through. No Alma call is made to read it.
+
+use std::path::Path;
+
+use calamine::{Data, Reader};
+
+use crate::alma::Report;
+use crate::alma::rowset::{Column, ColumnBuffer, ColumnKind, Rowset};
+use crate::error::Error;
+use crate::query::{FileFormat, FileSpec};
+
+/// What was read from a list file, and what `plan` should say about it.
+#[derive(Debug)]
+pub struct ListFile {
+    pub report: Report,
+    /// The file's sha256, recorded with the run beside the query's.
+    pub sha256: String,
+    /// Lines for the plan: the format read, a heading line or none, IDs stored as numbers.
+    pub notes: Vec<String>,
+    /// IDs that a spreadsheet stored as numbers (their leading zeros are lost).
+    pub numeric_ids: usize,
+}
+
+/// Reads `spec`'s file; `id_column` is the heading of the IDs (a `.txt` file's optional first
+/// line). `pad_to` is the query's `pad_numeric_to`, for the note on numeric spreadsheet cells.
+pub fn read(spec: &FileSpec, id_column: &str, pad_to: Option<usize>) -> Result<ListFile, Error> {
+    let bytes = std::fs::read(&spec.path).map_err(|e| input(&spec.path, None, e.to_string()))?;
+    let sha256 = hex_sha256(&bytes);
+    let mut notes = Vec::new();
+    let mut numeric_ids = 0;
+    let columns = match spec.format {
+        FileFormat::Text => text(&spec.path, &bytes, id_column, &mut notes)?,
+        FileFormat::Csv => csv_file(&spec.path, &bytes, id_column, &mut notes)?,
+        FileFormat::Spreadsheet => {
+            let (columns, numeric) = spreadsheet(spec, id_column, &mut notes)?;
+            numeric_ids = numeric;
+            if numeric > 0 {
+                notes.push(match pad_to {
+                    Some(w) => format!(
+                        "{numeric} IDs were stored as numbers in the spreadsheet; Excel drops leading zeros from numbers, so they were padded to {w} digits (pad_numeric_to)"
+                    ),
+                    None => format!(
+                        "{numeric} IDs were stored as numbers in the spreadsheet; Excel drops leading zeros from numbers — set [cohort.normalize] pad_numeric_to to your IDs' width to restore them"
+                    ),
+                });
+            }
+            columns
+        }
+    };
+    let rowset = Rowset::from_columns(columns).map_err(|e| input(&spec.path, None, e.to_string()))?;
+    Ok(ListFile {
+        report: Report {
+            path: spec.path.display().to_string(),
+            rowset,
+            pages: 0,
+            requests: 0,
+            restarts: 0,
+        },
+        sha256,
+        notes,
+        numeric_ids,
+    })
+}
+
+fn input(path: &Path, line: Option<usize>, message: String) -> Error {
+    Error::Input {
+        path: path.to_path_buf(),
+        line,
+        message,
+    }
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn text_column(n: usize, heading: &str, cells: ColumnBuffer) -> Column {
+    Column {
+        name: format!("Column{n}"),
+        heading: heading.to_string(),
+        kind: ColumnKind::Text,
+        cells,
+    }
+}
+
+/// A line of a text file, checked: UTF-8, no control characters (a binary file renamed `.txt`).
+fn text_line<'a>(path: &Path, n: usize, raw: &'a [u8]) -> Result<&'a str, Error> {
+    let line = std::str::from_utf8(raw).map_err(|e| {
+        input(
+            path,
+            Some(n),
+            format!(
+                "not UTF-8 text (bad byte at column {}); save the list as UTF-8 text",
+                e.valid_up_to() + 1
+            ),
+        )
+    })?;
+    if let Some(at) = line.find(|c: char| c.is_control() && !matches!(c, '\t' | '\r')) {
+        return Err(input(
+            path,
+            Some(n),
+            format!(
+                "not a text file (a control byte at column {}); give a list of IDs, one a line",
+                at + 1
+            ),
+        ));
+    }
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    Ok(if n == 1 { crate::text::strip_bom(line) } else { line })
+}
+
+/// `.txt`: one ID a line, blank lines and `#` comments skipped; a first line equal to the
+/// heading is the heading.
+fn text(path: &Path, bytes: &[u8], id_column: &str, notes: &mut Vec<String>) -> Result<Vec<Column>, Error> {
+    let mut ids = ColumnBuffer::default();
+    let mut heading = None;
+    let mut first = true;
+    for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
+        let line = text_line(path, i + 1, raw)?;
+        let content = line.trim();
+        if content.is_empty() || content.starts_with('#') {
+            continue;
+        }
+        if first {
+            first = false;
+            if content.eq_ignore_ascii_case(id_column.trim()) {
+                heading = Some(i + 1);
+                continue;
+            }
+        }
+        ids.push(line);
+    }
+    notes.push(match heading {
+        Some(n) => format!(
+            "read {} as a text list: line {n} is the heading {id_column:?}, {} IDs below it",
+            path.display(),
+            ids.len()
+        ),
+        None => format!(
+            "read {} as a text list: no heading line {id_column:?}, so every line is an ID ({} IDs)",
+            path.display(),
+            ids.len()
+        ),
+    });
+    Ok(vec![text_column(1, id_column, ids)])
+}
+
+/// The delimiter of a CSV file, from its heading line: the most frequent of `,`, `;` and tab
+/// outside quotes (a comma when there is none: one column).
+fn detect_delimiter(first_line: &str) -> (u8, &'static str) {
+    let (mut counts, mut quoted) = ([0usize; 3], false);
+    for c in first_line.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => counts[0] += 1,
+            ';' if !quoted => counts[1] += 1,
+            '\t' if !quoted => counts[2] += 1,
+            _ => {}
+        }
+    }
+    let candidates = [(b',', "comma"), (b';', "semicolon"), (b'\t', "tab")];
+    let best = (0..3).max_by_key(|&i| (counts[i], 3 - i)).unwrap_or(0);
+    if counts[best] == 0 {
+        candidates[0]
+    } else {
+        candidates[best]
+    }
+}
+
+/// The index of the heading a query names: exact, else ignoring case and surrounding spaces.
+fn find_heading(headings: &[String], wanted: &str) -> Option<usize> {
+    let wanted = wanted.trim();
+    headings
+        .iter()
+        .position(|h| h == wanted)
+        .or_else(|| headings.iter().position(|h| h.eq_ignore_ascii_case(wanted)))
+}
+
+fn no_heading(path: &Path, wanted: &str, headings: &[String], place: &str) -> Error {
+    input(
+        path,
+        Some(1),
+        format!(
+            "no column headed {wanted:?} in {place} (the headings are {}); name the ID column's heading in [cohort] id_column",
+            headings.iter().map(|h| format!("{h:?}")).collect::<Vec<_>>().join(", ")
+        ),
+    )
+}
+
+/// Columns from headings and rows of optional cells; the ID column takes the query's spelling.
+fn columns_of(headings: &[String], id_index: usize, id_column: &str, cells: Vec<ColumnBuffer>) -> Vec<Column> {
+    headings
+        .iter()
+        .zip(cells)
+        .enumerate()
+        .map(|(i, (h, c))| text_column(i + 1, if i == id_index { id_column } else { h }, c))
+        .collect()
+}
+
+fn check_headings_unique(path: &Path, headings: &[String]) -> Result<(), Error> {
+    for (i, h) in headings.iter().enumerate() {
+        if h.is_empty() {
+            return Err(input(path, Some(1), format!("column {} has no heading", i + 1)));
+        }
+        if headings[..i].contains(h) {
+            return Err(input(path, Some(1), format!("the heading {h:?} is there twice")));
+        }
+    }
+    Ok(())
+}
+
+/// `.csv`: headings in the first row; `,` `;` or tab (detected); quoted fields; a BOM skipped.
+fn csv_file(path: &Path, bytes: &[u8], id_column: &str, notes: &mut Vec<String>) -> Result<Vec<Column>, Error> {
+    // Every line must be text first: a binary file is refused with its line.
+    for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
+        text_line(path, i + 1, raw)?;
+    }
+    let text = crate::text::strip_bom(std::str::from_utf8(bytes).unwrap_or_default());
+    let (delimiter, name) = detect_delimiter(text.lines().next().unwrap_or_default());
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .flexible(true)
+        .has_headers(true)
+        .from_reader(text.as_bytes());
+    let csv_error = |e: csv::Error| {
+        let line = e.position().map(|p| p.line() as usize);
+        input(path, line, format!("not a readable CSV file: {e}"))
+    };
+    let headings: Vec<String> = reader
+        .headers()
+        .map_err(csv_error)?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
+    check_headings_unique(path, &headings)?;
+    let id_index = find_heading(&headings, id_column)
+        .ok_or_else(|| no_heading(path, id_column, &headings, "the CSV file's first row"))?;
+    let mut cells: Vec<ColumnBuffer> = headings.iter().map(|_| ColumnBuffer::default()).collect();
+    let mut rows = 0;
+    for record in reader.records() {
+        let record = record.map_err(csv_error)?;
+        if record.iter().all(|f| f.trim().is_empty()) {
+            continue;
+        }
+        rows += 1;
+        for (i, column) in cells.iter_mut().enumerate() {
+            match record.get(i) {
+                Some(v) if !v.trim().is_empty() => column.push(v),
+                _ => column.push_null(),
+            }
+        }
+    }
+    notes.push(format!(
+        "read {} as CSV: {name}-separated, {} columns, {rows} rows",
+        path.display(),
+        headings.len()
+    ));
+    Ok(columns_of(&headings, id_index, id_column, cells))
+}
+
+/// `A`, `B`, … `Z`, `AA`, … for a 0-based column index.
+fn column_letters(mut index: u32) -> String {
+    let mut letters = Vec::new();
+    loop {
+        letters.push(b'A' + (index % 26) as u8);
+        if index < 26 {
+            break;
+        }
+        index = index / 26 - 1;
+    }
+    letters.reverse();
+    String::from_utf8(letters).unwrap_or_default()
+}
+
+/// A number as the digits a person typed: no `.0`, no exponent; `None` if it is not whole.
+fn integer_digits(f: f64) -> Option<String> {
+    (f.is_finite() && f.fract() == 0.0 && f.abs() < 1e15).then(|| format!("{}", f as i64))
+}
+
+/// A non-ID cell as text.
+fn cell_text(cell: &Data) -> Option<String> {
+    match cell {
+        Data::Empty => None,
+        Data::String(s) => Some(s.clone()).filter(|s| !s.trim().is_empty()),
+        Data::Int(i) => Some(i.to_string()),
+        Data::Float(f) => Some(integer_digits(*f).unwrap_or_else(|| f.to_string())),
+        Data::Bool(b) => Some(b.to_string()),
+        Data::DateTime(d) => d.as_datetime().map(|t| {
+            if t.time() == chrono::NaiveTime::MIN {
+                t.format("%Y-%m-%d").to_string()
+            } else {
+                t.format("%Y-%m-%dT%H:%M:%S").to_string()
+            }
+        }),
+        Data::DateTimeIso(s) | Data::DurationIso(s) => Some(s.clone()),
+        Data::Error(_) => None,
+    }
+}
+
+/// `.xlsx`/`.xlsm`/`.xls`/`.ods`: the first row of the sheet is the headings. In the ID column,
+/// text stays as it is and whole numbers become their digits (counted); a date, a boolean, an
+/// error or a fraction refuses the file, naming the cell.
+fn spreadsheet(spec: &FileSpec, id_column: &str, notes: &mut Vec<String>) -> Result<(Vec<Column>, usize), Error> {
+    let path = &spec.path;
+    let mut book = calamine::open_workbook_auto(path)
+        .map_err(|e| input(path, None, format!("not a spreadsheet alma-cohort can read: {e}")))?;
+    let sheets = book.sheet_names();
+    let sheet = match &spec.sheet {
+        Some(wanted) => sheets
+            .iter()
+            .find(|s| s.as_str() == wanted.as_str())
+            .or_else(|| sheets.iter().find(|s| s.eq_ignore_ascii_case(wanted)))
+            .cloned()
+            .ok_or_else(|| {
+                input(
+                    path,
+                    None,
+                    format!(
+                        "no sheet named {wanted:?} (the sheets are {}); fix [file] sheet",
+                        sheets.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ")
+                    ),
+                )
+            })?,
+        None => sheets
+            .first()
+            .cloned()
+            .ok_or_else(|| input(path, None, "the workbook has no sheet".into()))?,
+    };
+    let range = book
+        .worksheet_range(&sheet)
+        .map_err(|e| input(path, None, format!("sheet {sheet:?} cannot be read: {e}")))?;
+    let (top, left) = range.start().unwrap_or((0, 0));
+    let mut rows = range.rows();
+    let headings: Vec<String> = rows
+        .next()
+        .unwrap_or_default()
+        .iter()
+        .map(|c| cell_text(c).unwrap_or_default().trim().to_string())
+        .collect();
+    let cell_ref = |row: usize, col: usize| {
+        format!(
+            "{sheet}!{}{}",
+            column_letters(left + col as u32),
+            top as usize + row + 1
+        )
+    };
+    // Trailing columns with no heading and no data are not columns.
+    let width = headings.iter().rposition(|h| !h.is_empty()).map_or(0, |i| i + 1);
+    let headings = headings[..width].to_vec();
+    check_headings_unique(path, &headings).map_err(|_| {
+        input(
+            path,
+            None,
+            format!("sheet {sheet:?}: every column needs its own heading in row {}", top + 1),
+        )
+    })?;
+    let id_index = find_heading(&headings, id_column)
+        .ok_or_else(|| no_heading(path, id_column, &headings, &format!("the first row of sheet {sheet:?}")))?;
+    let mut cells: Vec<ColumnBuffer> = headings.iter().map(|_| ColumnBuffer::default()).collect();
+    let (mut numeric, mut count) = (0, 0);
+    for (r, row) in rows.enumerate() {
+        let row_no = r + 1;
+        if row.iter().take(width).all(|c| cell_text(c).is_none()) {
+            continue;
+        }
+        count += 1;
+        for (i, column) in cells.iter_mut().enumerate() {
+            let cell = row.get(i).unwrap_or(&Data::Empty);
+            if i != id_index {
+                match cell_text(cell) {
+                    Some(v) => column.push(&v),
+                    None => column.push_null(),
+                }
+                continue;
+            }
+            let refuse = |what: String| {
+                input(
+                    path,
+                    None,
+                    format!(
+                        "{}: {what} in the ID column {id_column:?}; IDs are text or whole numbers — format the column as text",
+                        cell_ref(row_no, i)
+                    ),
+                )
+            };
+            match cell {
+                Data::Empty => column.push_null(),
+                Data::String(s) => column.push(s),
+                Data::Int(n) => {
+                    numeric += 1;
+                    column.push(&n.to_string());
+                }
+                Data::Float(f) => {
+                    let digits = integer_digits(*f).ok_or_else(|| refuse(format!("the number {f}")))?;
+                    numeric += 1;
+                    column.push(&digits);
+                }
+                Data::DateTime(_) | Data::DateTimeIso(_) => {
+                    return Err(refuse(format!("a date ({})", cell_text(cell).unwrap_or_default())));
+                }
+                Data::DurationIso(d) => return Err(refuse(format!("a duration ({d})"))),
+                Data::Bool(b) => return Err(refuse(format!("a {} cell", if *b { "TRUE" } else { "FALSE" }))),
+                Data::Error(e) => return Err(refuse(format!("an error cell ({e})"))),
+            }
+        }
+    }
+    notes.push(format!(
+        "read {} as a spreadsheet: sheet {sheet:?}, {} columns, {count} rows",
+        path.display(),
+        headings.len()
+    ));
+    Ok((columns_of(&headings, id_index, id_column, cells), numeric))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delimiters_columns_and_numbers() {
+        assert_eq!(detect_delimiter("User name;Group;Email").1, "semicolon");
+        assert_eq!(detect_delimiter("\"a;b\",c").1, "comma");
+        assert_eq!(detect_delimiter("a\tb\tc").1, "tab");
+        assert_eq!(detect_delimiter("User name").1, "comma");
+        assert_eq!(
+            [0, 25, 26, 27, 701, 702].map(column_letters),
+            ["A", "Z", "AA", "AB", "ZZ", "AAA"]
+        );
+        assert_eq!(integer_digits(123456.0).as_deref(), Some("123456"));
+        assert_eq!(integer_digits(1.23e5).as_deref(), Some("123000"));
+        assert_eq!(integer_digits(123.5), None);
+    }
+
+    #[test]
+    fn a_notepad_list_with_and_without_its_heading() {
+        let dir = std::env::temp_dir().join(format!("listfile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let spec = |name: &str, bytes: &[u8]| {
+            let path = dir.join(name);
+            std::fs::write(&path, bytes).unwrap();
+            FileSpec {
+                path,
+                format: FileFormat::Text,
+                sheet: None,
+            }
+        };
+        let ids = |l: &ListFile| -> Vec<String> {
+            l.report.rowset.columns[0]
+                .cells
+                .iter()
+                .map(|c| c.unwrap_or_default().to_string())
+                .collect()
+        };
+        let a = read(
+            &spec(
+                "a.txt",
+                b"\xef\xbb\xbfUser name\r\n0123456\r\n\r\n# a comment\r\n0123457\r\n",
+            ),
+            "User name",
+            None,
+        )
+        .unwrap();
+        assert_eq!(ids(&a), ["0123456", "0123457"]);
+        assert!(a.notes[0].contains("line 1 is the heading"), "{:?}", a.notes);
+        let b = read(&spec("b.txt", b"0123456\n0123457\n"), "User name", None).unwrap();
+        assert_eq!(ids(&b), ["0123456", "0123457"]);
+        assert!(b.notes[0].contains("every line is an ID"), "{:?}", b.notes);
+        let e = read(&spec("c.txt", b"0123456\nPK\x03\x04\x00\x00\n"), "User name", None).unwrap_err();
+        assert!(
+            e.to_string().contains("c.txt:2") && e.to_string().contains("not a text file"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,275 @@
+//! Cohorts from a file (the manual workflow's options A and B): a Notepad list, an Excel sheet, a
+//! semicolon CSV — through the same safe pipeline, against the simulator, with no Alma call to
+//! read them.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use alma_cohort::sim::Target;
+
+use crate::cli::temp_dir;
+use crate::execute::{execute_run, last_json, run, sim_config};
+use crate::support::*;
+
+fn query(dir: &Path, file_section: &str, cohort: &str) -> PathBuf {
+    let p = dir.join("list.toml");
+    std::fs::write(
+        &p,
+        format!(
+            "name = \"registrar-list\"\n{file_section}\n[cohort]\nid_column = \"User name\"\n{cohort}\n[cohort.normalize]\npad_numeric_to = 7\n[guard]\nmax_members = 100\n"
+        ),
+    )
+    .unwrap();
+    p
+}
+
+fn set_members(sim: &Sim) -> Vec<String> {
+    let sets = sim.handle.sets();
+    assert_eq!(sets.len(), 1, "one set: {sets:?}");
+    sim.handle.set_members(&sets[0].id).unwrap()
+}
+
+/// No report call of any kind.
+fn no_analytics(sim: &Sim) {
+    assert!(
+        sim.handle.requests().iter().all(|r| !matches!(
+            r.target,
+            Target::AnalyticsFirst | Target::AnalyticsNext | Target::AnalyticsPaths
+        )),
+        "a file source makes no Analytics call"
+    );
+}
+
+/// The seed's own Option A file, exactly: `User name`, four IDs, CRLF.
+#[tokio::test]
+async fn the_seeds_notepad_file() {
+    let ids = ["0123456", "0123457", "0234568", "0124066"];
+    let sim = sim(sim_config().users(50).named_users(ids)).await;
+    let dir = temp_dir("option-a");
+    std::fs::write(
+        dir.join("ids.txt"),
+        "User name\r\n0123456\r\n0123457\r\n0234568\r\n0124066\r\n",
+    )
+    .unwrap();
+    let q = query(&dir, "[file]\npath = \"ids.txt\"", "");
+    let state = dir.join("state");
+
+    let plan = run(&sim, &state, &["plan", q.to_str().unwrap()]).await;
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    assert!(
+        plan.stdout
+            .contains("line 1 is the heading \"User name\", 4 IDs below it")
+            && plan.stdout.contains("no call to Alma"),
+        "{}",
+        plan.stdout
+    );
+    assert!(sim.handle.requests().is_empty(), "plan made no Alma call at all");
+
+    let r = execute_run(
+        &sim,
+        &state,
+        q.to_str().unwrap(),
+        &["--json", "--period", "2027-spring"],
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = last_json(&r.stdout);
+    assert_eq!(
+        (v["cohort_size"].as_u64(), v["members_added"].as_u64()),
+        (Some(4), Some(4))
+    );
+    let mut members = set_members(&sim);
+    members.sort();
+    assert_eq!(members, ["0123456", "0123457", "0124066", "0234568"]);
+    assert_eq!(sim.handle.outbox().len(), 4, "one letter each");
+    no_analytics(&sim);
+    // The file's sha256 is recorded with the run, beside the query's.
+    let show = run(&sim, &state, &["show", v["run_id"].as_str().unwrap(), "--json"]).await;
+    let record: serde_json::Value = serde_json::from_str(&show.stdout).unwrap();
+    assert_eq!(record["input_hash"].as_str().map(str::len), Some(64), "{record}");
+    assert!(record["input_file"].as_str().unwrap().ends_with("ids.txt"));
+    // The schedule fires again: the period is done.
+    let again = execute_run(&sim, &state, q.to_str().unwrap(), &["--period", "2027-spring"]).await;
+    assert_eq!(again.code, 4, "{}", again.stderr);
+
+    // extract writes the rows it read, without any Alma (no address, no key); doctor says why it
+    // skips the report check.
+    let out = dir.join("rows.csv");
+    let extracted =
+        crate::cli::alma_cohort(&["extract", q.to_str().unwrap(), "--out", out.to_str().unwrap()], None).await;
+    assert_eq!(extracted.code, 0, "{}", extracted.stderr);
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap().lines().collect::<Vec<_>>(),
+        ["User name", "0123456", "0123457", "0234568", "0124066"]
+    );
+    let doctor = run(&sim, &state, &["doctor", q.to_str().unwrap()]).await;
+    assert!(
+        doctor
+            .stdout
+            .contains("ok   report: not checked: the query reads its IDs from the file"),
+        "{}",
+        doctor.stdout
+    );
+}
+
+/// Option B: an Excel sheet with text IDs, numeric IDs that lost their zeros, an apostrophe
+/// text ID, a duplicate, and a column used by `where`.
+#[tokio::test]
+async fn an_excel_sheet_with_numbers_apostrophes_duplicates_and_a_where() {
+    let ids = ["0012345", "0012346", "0099001", "AB12345", "0500006", "0777777"];
+    let sim = sim(sim_config().users(50).named_users(ids)).await;
+    let dir = temp_dir("option-b");
+    let path = dir.join("ids.xlsx");
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    sheet.set_name("Users").unwrap();
+    sheet.write_string(0, 0, "User name").unwrap();
+    sheet.write_string(0, 1, "Program").unwrap();
+    let rows: [(Option<&str>, Option<f64>, &str); 7] = [
+        (Some("0012345"), None, "BA"),     // text, zeros kept
+        (None, Some(12346.0), "BA"),       // a number: Excel dropped the zeros
+        (Some("'0099001"), None, "MA"),    // Excel's apostrophe, typed into the text
+        (Some("AB12345"), None, "BA"),     // letters
+        (None, Some(500006.0), "PHD"),     // a number
+        (Some("0012345"), None, "BA"),     // the same ID again
+        (Some("0777777"), None, "ALUMNI"), // left out by where
+    ];
+    for (i, (text, number, program)) in rows.iter().enumerate() {
+        let r = i as u32 + 1;
+        match (text, number) {
+            (Some(t), _) => sheet.write_string(r, 0, *t).unwrap(),
+            (None, Some(n)) => sheet.write_number(r, 0, *n).unwrap(),
+            _ => unreachable!(),
+        };
+        sheet.write_string(r, 1, *program).unwrap();
+    }
+    book.save(&path).unwrap();
+    let q = query(
+        &dir,
+        "[file]\npath = \"ids.xlsx\"\nsheet = \"Users\"",
+        "where = \"\\\"Program\\\" <> 'ALUMNI'\"",
+    );
+    let state = dir.join("state");
+    let plan = run(&sim, &state, &["plan", q.to_str().unwrap(), "--json"]).await;
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    let v = last_json(&plan.stdout);
+    let notes = v["file"]["notes"].to_string();
+    assert!(
+        notes.contains("2 IDs were stored as numbers in the spreadsheet; Excel drops leading zeros from numbers")
+            && notes.contains("padded to 7 digits"),
+        "{notes}"
+    );
+    assert!(sim.handle.requests().is_empty(), "plan made no Alma call at all");
+
+    let r = execute_run(&sim, &state, q.to_str().unwrap(), &["--json"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let members: HashSet<String> = set_members(&sim).into_iter().collect();
+    let expected: HashSet<String> = ["0012345", "0012346", "0099001", "AB12345", "0500006"]
+        .map(String::from)
+        .into();
+    assert_eq!(
+        members, expected,
+        "zeros restored, the apostrophe gone, the duplicate once, ALUMNI out"
+    );
+    assert_eq!(sim.handle.outbox().len(), 5);
+    no_analytics(&sim);
+}
+
+#[tokio::test]
+async fn a_semicolon_csv_with_a_bom() {
+    let ids = ["0123456", "0123457", "XY00001"];
+    let sim = sim(sim_config().users(50).named_users(ids)).await;
+    let dir = temp_dir("csv");
+    std::fs::write(
+        dir.join("ids.csv"),
+        "\u{feff}User name;Name;Email\r\n0123456;\"Smith; Jane\";jane@example.edu\r\n123457;Doe;j.doe@example.edu\r\nXY00001;Roe;\r\n",
+    )
+    .unwrap();
+    let q = query(&dir, "[file]\npath = \"ids.csv\"", "");
+    let state = dir.join("state");
+    let plan = run(&sim, &state, &["plan", q.to_str().unwrap()]).await;
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    assert!(
+        plan.stdout.contains("semicolon-separated, 3 columns, 3 rows"),
+        "{}",
+        plan.stdout
+    );
+    let r = execute_run(&sim, &state, q.to_str().unwrap(), &[]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let mut members = set_members(&sim);
+    members.sort();
+    assert_eq!(members, ["0123456", "0123457", "XY00001"]);
+    // The email column works like a report's.
+    let dir2 = temp_dir("csv-email");
+    std::fs::copy(dir.join("ids.csv"), dir2.join("ids.csv")).unwrap();
+    let q2 = query(&dir2, "[file]\npath = \"ids.csv\"", "");
+    let text = std::fs::read_to_string(&q2).unwrap() + "email_column = \"Email\"\n";
+    std::fs::write(&q2, text).unwrap();
+    let plan = run(&sim, &dir2.join("state"), &["plan", q2.to_str().unwrap(), "--json"]).await;
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    assert_eq!(last_json(&plan.stdout)["no_email_ids"], serde_json::json!(["XY00001"]));
+}
+
+#[tokio::test]
+async fn bad_list_files_are_refused_with_one_line_and_no_call() {
+    let sim = sim(sim_config().users(20)).await;
+    let dir = temp_dir("bad-lists");
+    let state = dir.join("state");
+    std::fs::write(dir.join("ids.csv"), "Primary ID,Email\n0012345,a@example.edu\n").unwrap();
+    std::fs::write(dir.join("ids.docx"), "not a list").unwrap();
+    std::fs::write(dir.join("binary.txt"), b"User name\n\x00\x01\x02\x03PK\x03\x04\n").unwrap();
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    sheet.set_name("Users").unwrap();
+    sheet.write_string(0, 0, "User name").unwrap();
+    for r in 1..16 {
+        sheet.write_string(r, 0, format!("00123{r:02}")).unwrap();
+    }
+    let date = rust_xlsxwriter::ExcelDateTime::from_ymd(2024, 1, 5).unwrap();
+    let format = rust_xlsxwriter::Format::new().set_num_format("yyyy-mm-dd");
+    sheet.write_datetime_with_format(16, 0, &date, &format).unwrap();
+    book.save(dir.join("dates.xlsx")).unwrap();
+    let mut book = rust_xlsxwriter::Workbook::new();
+    book.add_worksheet().write_string(0, 0, "ID").unwrap();
+    book.save(dir.join("no-heading.xlsx")).unwrap();
+
+    let report = format!("[report]\npath = \"{ALL_USERS}\"\n");
+    let cases: Vec<(String, &str)> = vec![
+        ("[file]\npath = \"missing.txt\"".into(), "missing.txt"),
+        ("[file]\npath = \"ids.docx\"".into(), "ids.docx"),
+        (
+            "[file]\npath = \"dates.xlsx\"\nsheet = \"Students\"".into(),
+            "no sheet named \"Students\"",
+        ),
+        ("[file]\npath = \"ids.csv\"".into(), "no column headed \"User name\""),
+        (
+            "[file]\npath = \"no-heading.xlsx\"".into(),
+            "no column headed \"User name\"",
+        ),
+        (
+            "[file]\npath = \"dates.xlsx\"".into(),
+            "Users!A17: a date (2024-01-05) in the ID column",
+        ),
+        ("[file]\npath = \"binary.txt\"".into(), "binary.txt:2: not a text file"),
+        (format!("{report}[file]\npath = \"ids.csv\""), "exactly one of [report]"),
+        (String::new(), "is missing, and so is [file]"),
+    ];
+    for (section, wanted) in &cases {
+        let q = query(&dir, section, "");
+        for args in [
+            vec!["validate", q.to_str().unwrap()],
+            vec!["plan", q.to_str().unwrap()],
+            vec!["run", q.to_str().unwrap(), "--execute", "--yes"],
+        ] {
+            let r = run(&sim, &state, &args).await;
+            assert_eq!(r.code, 2, "{wanted}: {}", r.stderr);
+            assert!(r.stderr.contains(wanted), "{wanted}: {}", r.stderr);
+            assert_eq!(r.stderr.matches("error:").count(), 1, "{}", r.stderr);
+            if !section.is_empty() && !section.starts_with("[report]") {
+                let file = section.split('"').nth(1).unwrap();
+                assert!(r.stderr.contains(file), "names the file {file}: {}", r.stderr);
+            }
+        }
+    }
+    assert!(sim.handle.requests().is_empty(), "no call to Alma");
+}
