@@ -36,7 +36,8 @@ pub fn read(spec: &FileSpec, id_column: &str, pad_to: Option<usize>) -> Result<L
         FileFormat::Text => text(&spec.path, &bytes, id_column, &mut notes)?,
         FileFormat::Csv => csv_file(&spec.path, &bytes, id_column, &mut notes)?,
         FileFormat::Spreadsheet => {
-            let (columns, numeric) = spreadsheet(spec, id_column, &mut notes)?;
+            // Parsed from the bytes just hashed: the sha256 is of the very file that was read.
+            let (columns, numeric) = spreadsheet(spec, bytes.clone(), id_column, &mut notes)?;
             numeric_ids = numeric;
             if numeric > 0 {
                 notes.push(match pad_to {
@@ -247,6 +248,30 @@ fn csv_file(path: &Path, bytes: &[u8], id_column: &str, notes: &mut Vec<String>)
         if record.iter().all(|f| f.trim().is_empty()) {
             continue;
         }
+        let line = record.position().map(|p| p.line() as usize);
+        // More fields than headings shifts every value after the extra one: a comma in a name.
+        if record.iter().skip(headings.len()).any(|f| !f.trim().is_empty()) {
+            return Err(input(
+                path,
+                line,
+                format!(
+                    "{} fields, but the heading row has {}: a value with a {name} in it needs quotes",
+                    record.len(),
+                    headings.len()
+                ),
+            ));
+        }
+        if let Some(id) = record.get(id_index)
+            && let Some(c) = id.trim().chars().find(|c| matches!(c, ',' | ';' | '\t'))
+        {
+            return Err(input(
+                path,
+                line,
+                format!(
+                    "the ID {id:?} holds {c:?}: the heading row says the file is {name}-separated; check the file's separator"
+                ),
+            ));
+        }
         rows += 1;
         for (i, column) in cells.iter_mut().enumerate() {
             match record.get(i) {
@@ -305,11 +330,29 @@ fn cell_text(cell: &Data) -> Option<String> {
 /// `.xlsx`/`.xlsm`/`.xls`/`.ods`: the first row of the sheet is the headings. In the ID column,
 /// text stays as it is and whole numbers become their digits (counted); a date, a boolean, an
 /// error or a fraction refuses the file, naming the cell.
-fn spreadsheet(spec: &FileSpec, id_column: &str, notes: &mut Vec<String>) -> Result<(Vec<Column>, usize), Error> {
+fn spreadsheet(
+    spec: &FileSpec,
+    bytes: Vec<u8>,
+    id_column: &str,
+    notes: &mut Vec<String>,
+) -> Result<(Vec<Column>, usize), Error> {
     let path = &spec.path;
-    let mut book = calamine::open_workbook_auto(path)
+    let mut book = calamine::open_workbook_auto_from_rs(std::io::Cursor::new(bytes))
         .map_err(|e| input(path, None, format!("not a spreadsheet alma-cohort can read: {e}")))?;
     let sheets = book.sheet_names();
+    // Which sheet is "the first" is not what a person sees when sheets are hidden or reordered:
+    // with more than one, the query must name it.
+    if spec.sheet.is_none() && sheets.len() > 1 {
+        return Err(input(
+            path,
+            None,
+            format!(
+                "the workbook has {} sheets ({}); name the one with the IDs in [file] sheet",
+                sheets.len(),
+                sheets.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    }
     let sheet = match &spec.sheet {
         Some(wanted) => sheets
             .iter()
@@ -331,9 +374,20 @@ fn spreadsheet(spec: &FileSpec, id_column: &str, notes: &mut Vec<String>) -> Res
             .cloned()
             .ok_or_else(|| input(path, None, "the workbook has no sheet".into()))?,
     };
+    if let Some(meta) = book.sheets_metadata().iter().find(|m| m.name == sheet)
+        && meta.visible != calamine::SheetVisible::Visible
+    {
+        return Err(input(
+            path,
+            None,
+            format!("sheet {sheet:?} is hidden in the workbook; unhide it and check it, or name the sheet you see"),
+        ));
+    }
     let range = book
         .worksheet_range(&sheet)
         .map_err(|e| input(path, None, format!("sheet {sheet:?} cannot be read: {e}")))?;
+    // A formula in the ID column (a total, a lookup) is not an ID someone typed.
+    let formulas = book.worksheet_formula(&sheet).ok();
     let (top, left) = range.start().unwrap_or((0, 0));
     let mut rows = range.rows();
     let headings: Vec<String> = rows
@@ -371,6 +425,21 @@ fn spreadsheet(spec: &FileSpec, id_column: &str, notes: &mut Vec<String>) -> Res
         count += 1;
         for (i, column) in cells.iter_mut().enumerate() {
             let cell = row.get(i).unwrap_or(&Data::Empty);
+            if i == id_index
+                && let Some(f) = formulas.as_ref().and_then(|fs| {
+                    fs.get_value((top + row_no as u32, left + i as u32))
+                        .filter(|f| !f.trim().is_empty())
+                })
+            {
+                return Err(input(
+                    path,
+                    None,
+                    format!(
+                        "{}: a formula (={f}) in the ID column {id_column:?}; IDs are typed or pasted as values",
+                        cell_ref(row_no, i)
+                    ),
+                ));
+            }
             if i != id_index {
                 match cell_text(cell) {
                     Some(v) => column.push(&v),
@@ -391,15 +460,17 @@ fn spreadsheet(spec: &FileSpec, id_column: &str, notes: &mut Vec<String>) -> Res
             match cell {
                 Data::Empty => column.push_null(),
                 Data::String(s) => column.push(s),
-                Data::Int(n) => {
+                Data::Int(n) if *n > 0 => {
                     numeric += 1;
                     column.push(&n.to_string());
                 }
-                Data::Float(f) => {
+                Data::Float(f) if *f >= 1.0 => {
                     let digits = integer_digits(*f).ok_or_else(|| refuse(format!("the number {f}")))?;
                     numeric += 1;
                     column.push(&digits);
                 }
+                Data::Int(n) => return Err(refuse(format!("the number {n}"))),
+                Data::Float(f) => return Err(refuse(format!("the number {f}"))),
                 Data::DateTime(_) | Data::DateTimeIso(_) => {
                     return Err(refuse(format!("a date ({})", cell_text(cell).unwrap_or_default())));
                 }

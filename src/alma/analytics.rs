@@ -156,6 +156,7 @@ impl AlmaClient {
         let mut token: Option<String> = None;
         let mut page = 0usize;
         let mut empty_streak = 0u32;
+        let mut warned_unnamespaced = false;
         let mut empty_waits = policy.empty_page_waits.delays();
         // The next page, asked for while this one was being parsed.
         let mut prefetched: Option<Fetched> = None;
@@ -226,9 +227,26 @@ impl AlmaClient {
             })?;
             rowset = returned;
             let info = result.map_err(|source| Error::Page { page, source })?;
-            if token.is_none() {
-                // Only the first answer carries the token; it is kept for every later call.
-                token = info.token.clone();
+            if info.unnamespaced && !warned_unnamespaced {
+                warned_unnamespaced = true;
+                tracing::warn!(
+                    page,
+                    "the report's rowset is in no XML namespace (Alma left it out for some weeks in October 2019, then put it back); its rows are read as they are"
+                );
+            }
+            match (&token, &info.token) {
+                // Only the first answer must carry the token; it is kept for every later call.
+                (None, _) => token = info.token.clone(),
+                // A later page may repeat it (real Alma has), but never change it.
+                (Some(first), Some(this)) if first != this => {
+                    return Err(Error::Report {
+                        path: query.path.clone(),
+                        message: format!(
+                            "page {page} carries a ResumptionToken that differs from the first page's: the pages may belong to two reports"
+                        ),
+                    });
+                }
+                _ => {}
             }
             match next {
                 Some(Ok(fetched)) => prefetched = Some(fetched),

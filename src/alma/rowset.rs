@@ -263,6 +263,9 @@ pub struct PageInfo {
     pub is_finished: bool,
     pub rows: usize,
     pub had_schema: bool,
+    /// The rowset, its rows and cells were in no namespace (as Alma sent them for some weeks in
+    /// October 2019).
+    pub unnamespaced: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -316,6 +319,11 @@ struct PageParser<'a> {
     schema: Option<Vec<SchemaEntry>>,
     in_schema: bool,
     saw_rowset: bool,
+    /// `<ResultXml>` was there (empty when Alma is "still loading": `<ResultXml/>`).
+    saw_result_xml: bool,
+    /// The namespace the page's rowset is in: Alma's rowset namespace, or none at all. Its rows
+    /// and cells must be in the same one.
+    rowset_ns: NsKind,
     in_row: bool,
     /// The current row is unprefixed, has no attributes and is in the rowset namespace: its
     /// plain cells are too.
@@ -336,6 +344,8 @@ impl<'a> PageParser<'a> {
             schema: None,
             in_schema: false,
             saw_rowset: false,
+            saw_result_xml: false,
+            rowset_ns: NsKind::Rowset,
             in_row: false,
             plain_row: false,
             filled: Vec::new(),
@@ -418,7 +428,10 @@ impl<'a> PageParser<'a> {
             }
         }
         let is_finished = self.is_finished.ok_or(ParseError::NoIsFinished)?;
-        if !self.saw_rowset && self.page_rows == 0 && self.schema.is_none() {
+        // Alma's "still loading" (also its "invalid 200"): IsFinished=false and an empty
+        // <ResultXml/>, with or without a token, first or between two pages — a page of no rows.
+        let still_loading = !is_finished && self.saw_result_xml;
+        if !self.saw_rowset && self.page_rows == 0 && self.schema.is_none() && !still_loading {
             return Err(ParseError::NoRowset);
         }
         Ok(PageInfo {
@@ -426,13 +439,14 @@ impl<'a> PageParser<'a> {
             is_finished,
             rows: self.page_rows,
             had_schema: self.schema.is_some(),
+            unnamespaced: self.saw_rowset && self.rowset_ns == NsKind::Unbound,
         })
     }
 
     /// The element's namespace: inherited without a lookup for a plain cell of a plain row.
     fn namespace<R>(&self, reader: &NsReader<R>, e: &BytesStart<'_>) -> NsKind {
         if self.in_row && self.plain_row && is_plain(e) {
-            return NsKind::Rowset;
+            return self.rowset_ns.clone();
         }
         NsKind::of(&reader.resolver().resolve_element(e.name()).0)
     }
@@ -466,8 +480,14 @@ impl<'a> PageParser<'a> {
                 self.capture = Capture::IsFinished;
                 self.text.clear();
             }
+            "ResultXml" => self.saw_result_xml = true,
             "rowset" => {
-                ns.expect_rowset(name)?;
+                // In Alma's namespace, or — as for some weeks in 2019 — in none; then its rows
+                // and cells must be in none too.
+                if ns != NsKind::Unbound {
+                    ns.expect_rowset(name)?;
+                }
+                self.rowset_ns = ns;
                 self.saw_rowset = true;
             }
             "schema" if ns == NsKind::Xsd => self.in_schema = true,
@@ -504,7 +524,7 @@ impl<'a> PageParser<'a> {
                 }
             }
             "Row" => {
-                ns.expect_rowset(name)?;
+                self.expect_rowset_ns(&ns, name)?;
                 self.begin_row()?;
                 self.plain_row = is_plain(e);
                 if empty {
@@ -512,7 +532,7 @@ impl<'a> PageParser<'a> {
                 }
             }
             column if self.in_row => {
-                ns.expect_rowset(column)?;
+                self.expect_rowset_ns(&ns, column)?;
                 if column == "Column0" {
                     self.capture = if empty { Capture::None } else { Capture::Column0 };
                     return Ok(());
@@ -549,6 +569,26 @@ impl<'a> PageParser<'a> {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Rows and cells are in the rowset's own namespace: a mix is an error.
+    fn expect_rowset_ns(&self, ns: &NsKind, element: &str) -> Result<(), ParseError> {
+        if *ns == self.rowset_ns {
+            return Ok(());
+        }
+        if self.rowset_ns == NsKind::Unbound {
+            return Err(ParseError::WrongNamespace {
+                element: element.to_string(),
+                namespace: match ns {
+                    NsKind::Rowset => ROWSET_NS.to_string(),
+                    NsKind::Xsd => XSD_NS.to_string(),
+                    NsKind::Unbound => String::new(),
+                    NsKind::Other(n) => n.clone(),
+                },
+                expected: "",
+            });
+        }
+        ns.expect_rowset(element)
     }
 
     fn begin_row(&mut self) -> Result<(), ParseError> {
@@ -702,6 +742,44 @@ mod tests {
     fn column(rowset: &Rowset, heading: &str) -> Vec<Option<String>> {
         let c = rowset.columns.iter().find(|c| c.heading == heading).expect("heading");
         c.cells.iter().map(|v| v.map(str::to_string)).collect()
+    }
+
+    #[test]
+    fn still_loading_as_an_empty_result_xml_with_or_without_a_token() {
+        let mut r = Rowset::default();
+        let info = parse(&fixture("still-loading-empty.xml"), &mut r).unwrap();
+        assert_eq!(
+            (info.rows, info.is_finished, info.had_schema, info.token),
+            (0, false, false, None)
+        );
+        // The token split over lines with indentation inside the element reads trimmed.
+        let info = parse(&fixture("still-loading-with-token.xml"), &mut r).unwrap();
+        assert_eq!(info.token.as_deref().map(str::len), Some(128));
+        // Between two pages of a report: the rows so far are kept, nothing added.
+        parse(&fixture("pretty-first.xml"), &mut r).unwrap();
+        let info = parse(&fixture("still-loading-empty.xml"), &mut r).unwrap();
+        assert_eq!((info.rows, r.rows), (0, 3));
+        // Finished with no rowset at all is still no page.
+        let finished = String::from_utf8(fixture("still-loading-empty.xml"))
+            .unwrap()
+            .replace("false", "true");
+        assert!(matches!(parse(finished.as_bytes(), &mut r), Err(ParseError::NoRowset)));
+    }
+
+    #[test]
+    fn a_rowset_in_no_namespace_is_read_and_a_mix_refused() {
+        let mut plain = Rowset::default();
+        let info = parse(&fixture("rowset-no-namespace.xml"), &mut plain).unwrap();
+        assert!(info.unnamespaced && info.rows == 3, "{info:?}");
+        let mut usual = Rowset::default();
+        let info = parse(&fixture("pretty-first.xml"), &mut usual).unwrap();
+        assert!(!info.unnamespaced);
+        assert_eq!(plain, usual, "the same report either way");
+        let err = parse(&fixture("rowset-mixed-namespace.xml"), &mut Rowset::default()).unwrap_err();
+        assert!(
+            matches!(&err, ParseError::WrongNamespace { element, .. } if element == "Row"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -116,6 +116,7 @@ impl Plan {
 pub fn read_exclusions(files: &[PathBuf]) -> Result<Vec<String>, Error> {
     let mut ids = Vec::new();
     for file in files {
+        let before = ids.len();
         let bytes = std::fs::read(file).map_err(|source| Error::Input {
             path: file.clone(),
             line: None,
@@ -139,14 +140,51 @@ pub fn read_exclusions(files: &[PathBuf]) -> Result<Vec<String>, Error> {
                     at + 1
                 )));
             }
-            let line = if n == 0 { crate::text::strip_bom(line) } else { line };
-            let id = line.split('#').next().unwrap_or("").trim();
-            if !id.is_empty() {
-                ids.push(id.to_string());
+            // A BOM starts the file, or a file joined to it (`cat a.txt b.txt`).
+            let line = crate::text::strip_bom(line);
+            // `#` starts a comment at the start of a line or after a space; inside an ID it is
+            // part of the ID.
+            let content = match line
+                .char_indices()
+                .find(|&(i, c)| c == '#' && (i == 0 || line[..i].ends_with(char::is_whitespace)))
+            {
+                Some((i, _)) => &line[..i],
+                None => line,
+            };
+            let id = content.trim();
+            if id.is_empty() {
+                continue;
             }
+            // One ID a line: a row pasted from a CSV or a name after the ID would protect nobody.
+            if let Some(c) = id.chars().find(|c| c.is_whitespace() || matches!(c, ',' | ';')) {
+                return Err(not_text(format!(
+                    "{id:?} is not one ID (it holds {c:?}); write one primary ID a line, a comment after a space and #"
+                )));
+            }
+            if let Some(c) = id.chars().find(|c| is_invisible(*c)) {
+                return Err(not_text(format!(
+                    "{id:?} holds an invisible character (U+{:04X}); retype the ID",
+                    c as u32
+                )));
+            }
+            ids.push(id.to_string());
+        }
+        if ids.len() == before {
+            return Err(Error::Input {
+                path: file.clone(),
+                line: None,
+                message:
+                    "names no ID (an empty or truncated exclusion file protects nobody); list one protected ID a line"
+                        .into(),
+            });
         }
     }
     Ok(ids)
+}
+
+/// Zero-width and other format characters (Unicode category Cf) that text editors do not show.
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{00ad}' | '\u{061c}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206f}' | '\u{feff}')
 }
 
 /// The cohort rules of a query, with its exclusions read.
@@ -485,7 +523,11 @@ fn guards(
             }
         });
     }
-    let at_ceiling = at_row_ceiling(report_rows, partitions);
+    // A list file has no API ceiling.
+    let at_ceiling = match spec.report() {
+        Some(_) => at_row_ceiling(report_rows, partitions),
+        None => Vec::new(),
+    };
     if !at_ceiling.is_empty() {
         checks.push(GuardCheck {
             execute_only: true,

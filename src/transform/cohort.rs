@@ -3,6 +3,8 @@
 //! the cohort's IDs are), a case-insensitive dedupe keeping the first, and users without an email
 //! address — every row that leaves counted by reason.
 
+use std::collections::HashSet;
+
 use polars::prelude::*;
 
 use super::{Error, Table, report_into_frame};
@@ -206,23 +208,11 @@ pub fn build_cohort(report: Report, rules: &CohortRules<'_>) -> Result<Cohort, E
     let key = || col(id).str().to_lowercase();
     if !rules.exclusions.is_empty() {
         let list = lit(normalized_exclusions(rules)?).implode(false);
-        let kept = key().is_in(list, false).not();
+        let kept = exclusion_key(col(id)).is_in(list, false).not();
         dropped.push((DropReason::Excluded, keep_where(&mut df, kept)?));
     }
-    let keys = df
-        .clone()
-        .lazy()
-        .select([key().alias(KEY)])
-        .collect()
-        .map_err(Error::Frame)?;
-    let keys = keys.column(KEY).map_err(Error::Frame)?.str().map_err(Error::Frame)?;
-    let mut seen = std::collections::HashSet::with_capacity(keys.len());
-    let first: BooleanChunked = keys.iter().map(|k| seen.insert(k)).collect();
-    drop(seen);
-    dropped.push((DropReason::Duplicate, keep_rows(&mut df, &first)?));
-    let _ = df.drop_in_place(ROW);
-
-    // 6. No email address, no letter: Notify Password Change would reset a password nobody learns.
+    // 5. No email address, no letter: Notify Password Change would reset a password nobody learns.
+    // Before the dedupe, so that a user whose first row has no address but a later one does stays.
     let (no_email, no_email_ids) = match rules.email_column {
         None => (None, Vec::new()),
         Some(email) => {
@@ -251,7 +241,43 @@ pub fn build_cohort(report: Report, rules: &CohortRules<'_>) -> Result<Cohort, E
         }
     };
 
+    let keys = df
+        .clone()
+        .lazy()
+        .select([key().alias(KEY)])
+        .collect()
+        .map_err(Error::Frame)?;
+    let keys = keys.column(KEY).map_err(Error::Frame)?.str().map_err(Error::Frame)?;
+    let mut seen = std::collections::HashSet::with_capacity(keys.len());
+    let first: BooleanChunked = keys.iter().map(|k| seen.insert(k)).collect();
+    drop(seen);
+    dropped.push((DropReason::Duplicate, keep_rows(&mut df, &first)?));
+    let _ = df.drop_in_place(ROW);
+
     let ids = string_column(&df, id)?;
+    let (no_email, no_email_ids) = match no_email {
+        None => (None, Vec::new()),
+        Some(mut table) => {
+            // A user with another row that has an address is in the cohort, not on this list.
+            let in_cohort: HashSet<String> = ids.iter().map(|i| i.to_lowercase()).collect();
+            let mut listed = HashSet::new();
+            let keep: BooleanChunked = no_email_ids
+                .iter()
+                .map(|i| {
+                    let k = i.to_lowercase();
+                    !in_cohort.contains(&k) && listed.insert(k)
+                })
+                .collect();
+            let ids: Vec<String> = no_email_ids
+                .into_iter()
+                .zip(keep.iter())
+                .filter_map(|(i, k)| k.unwrap_or(false).then_some(i))
+                .collect();
+            keep_rows(&mut table.df, &keep)?;
+            let _ = table.df.drop_in_place(ROW);
+            (Some(table), ids)
+        }
+    };
     let breakdown = breakdown(&df, id)?;
     Ok(Cohort {
         ids,
@@ -279,19 +305,33 @@ fn string_column(df: &DataFrame, name: &str) -> Result<Vec<String>, Error> {
         .collect())
 }
 
-/// The exclusion IDs through exactly the cohort's normalization ([`normalized_id`]), lower-cased
-/// for the case-insensitive comparison: a protected `500006` matches the cohort's padded
-/// `00500006`, `'0012345` matches `0012345`.
+/// How an exclusion and a cohort ID are compared, whatever `[cohort.normalize]` says: trimmed,
+/// without Excel's apostrophe, all-digit IDs without their leading zeros, lower-cased. Broader
+/// than the cohort's own normalization on purpose: protecting too many is the safe side.
+fn exclusion_key(id: Expr) -> Expr {
+    let id = id
+        .str()
+        .strip_chars(lit(NULL))
+        .str()
+        .strip_prefix(lit("'"))
+        .str()
+        .strip_chars(lit(NULL));
+    let digits = id.clone().str().contains(lit("^[0-9]+$"), true).fill_null(lit(false));
+    let unpadded = id.clone().str().strip_chars_start(lit("0"));
+    let unpadded = when(unpadded.clone().eq(lit(""))).then(lit("0")).otherwise(unpadded);
+    when(digits).then(unpadded).otherwise(id).str().to_lowercase()
+}
+
+/// The exclusion IDs through the cohort's normalization ([`normalized_id`]) and then the
+/// comparison key ([`exclusion_key`]): a protected `500006` matches the cohort's padded
+/// `00500006`, `'0012345` matches `0012345`, also where the query pads or trims nothing.
 fn normalized_exclusions(rules: &CohortRules<'_>) -> Result<Series, Error> {
     let id = rules.id_column;
     let raw =
         DataFrame::new(rules.exclusions.len(), vec![Column::new(id.into(), rules.exclusions)]).map_err(Error::Frame)?;
     let out = raw
         .lazy()
-        .select([normalized_id(id, rules.normalize)
-            .str()
-            .to_lowercase()
-            .alias("excluded")])
+        .select([exclusion_key(normalized_id(id, rules.normalize)).alias("excluded")])
         .collect()
         .map_err(Error::Frame)?;
     Ok(out
@@ -642,9 +682,20 @@ mod tests {
         };
         // As staff write them: zeros lost to Excel, an apostrophe, another case, spaces.
         let ex: Vec<String> = ["500006", "'12345", "AB12"].map(String::from).to_vec();
-        let c = build_cohort(r, &rules(&n, &ex, None, None)).unwrap();
+        let c = build_cohort(r.clone(), &rules(&n, &ex, None, None)).unwrap();
         assert_eq!(c.ids, ["00500007"]);
         assert_eq!(dropped(&c, DropReason::Excluded), 3);
+        // The comparison does not depend on the query's normalization: nothing padded, trimmed
+        // or stripped, and still protected.
+        let bare = Normalize {
+            trim: false,
+            strip_apostrophe: false,
+            pad_numeric_to: None,
+            case: Case::Preserve,
+        };
+        let written: Vec<String> = [" 0500006 ", "'0012345", "ab12"].map(String::from).to_vec();
+        let c = build_cohort(r, &rules(&bare, &written, None, None)).unwrap();
+        assert_eq!(c.ids, ["00500007"]);
     }
 
     #[test]
@@ -660,16 +711,19 @@ mod tests {
                 &[Some("5"), Some("@example.edu")],
                 &[Some("6"), Some("b@")],
                 &[Some("7"), Some(" c@example.edu ")],
+                // The same user again, this time with an address: in the cohort, not on the list.
+                &[Some("2"), Some("d@example.edu")],
+                &[Some("3"), None],
             ],
         );
         let n = normalize();
         let mut rules = rules(&n, &[], None, None);
         rules.email_column = Some("Preferred Email");
         let c = build_cohort(r, &rules).unwrap();
-        assert_eq!(c.ids, ["0000001", "0000007"]);
-        assert_eq!(dropped(&c, DropReason::NoEmail), 5);
-        assert_eq!(c.no_email_ids, ["0000002", "0000003", "0000004", "0000005", "0000006"]);
-        assert_eq!(c.no_email.as_ref().map(|t| t.height()), Some(5));
+        assert_eq!(c.ids, ["0000001", "0000007", "0000002"]);
+        assert_eq!(dropped(&c, DropReason::NoEmail), 6);
+        assert_eq!(c.no_email_ids, ["0000003", "0000004", "0000005", "0000006"]);
+        assert_eq!(c.no_email.as_ref().map(|t| t.height()), Some(4));
         rules.email_column = Some("Email");
         assert!(matches!(
             build_cohort(report(cols, &[]), &rules),

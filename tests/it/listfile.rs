@@ -232,6 +232,26 @@ async fn bad_list_files_are_refused_with_one_line_and_no_call() {
     let mut book = rust_xlsxwriter::Workbook::new();
     book.add_worksheet().write_string(0, 0, "ID").unwrap();
     book.save(dir.join("no-heading.xlsx")).unwrap();
+    // Two sheets, the first hidden (an old list): the query must name one, and not the hidden one.
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let old = book.add_worksheet();
+    old.set_name("Old").unwrap().write_string(0, 0, "User name").unwrap();
+    old.write_string(1, 0, "0000001").unwrap();
+    old.set_hidden(true);
+    let new = book.add_worksheet();
+    new.set_name("Now").unwrap().write_string(0, 0, "User name").unwrap();
+    new.write_string(1, 0, "0000002").unwrap();
+    new.set_active(true);
+    book.save(dir.join("two.xlsx")).unwrap();
+    // A total under the IDs, as a formula.
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    sheet.write_string(0, 0, "User name").unwrap();
+    sheet.write_string(1, 0, "0012345").unwrap();
+    sheet.write_formula(2, 0, "=COUNTA(A2:A2)").unwrap();
+    book.save(dir.join("formula.xlsx")).unwrap();
+    std::fs::write(dir.join("shifted.csv"), "Name,User name\nSmith, John,0012345\n").unwrap();
+    std::fs::write(dir.join("semicolons.csv"), "User name\n0012345;Smith\n").unwrap();
 
     let report = format!("[report]\npath = \"{ALL_USERS}\"\n");
     let cases: Vec<(String, &str)> = vec![
@@ -251,6 +271,26 @@ async fn bad_list_files_are_refused_with_one_line_and_no_call() {
             "Users!A17: a date (2024-01-05) in the ID column",
         ),
         ("[file]\npath = \"binary.txt\"".into(), "binary.txt:2: not a text file"),
+        (
+            "[file]\npath = \"two.xlsx\"".into(),
+            "the workbook has 2 sheets (\"Old\", \"Now\")",
+        ),
+        (
+            "[file]\npath = \"two.xlsx\"\nsheet = \"Old\"".into(),
+            "sheet \"Old\" is hidden",
+        ),
+        (
+            "[file]\npath = \"formula.xlsx\"".into(),
+            "Sheet1!A3: a formula (=COUNTA(A2:A2))",
+        ),
+        (
+            "[file]\npath = \"shifted.csv\"".into(),
+            "shifted.csv:2: 3 fields, but the heading row has 2",
+        ),
+        (
+            "[file]\npath = \"semicolons.csv\"".into(),
+            "semicolons.csv:2: the ID \"0012345;Smith\" holds ';'",
+        ),
         (format!("{report}[file]\npath = \"ids.csv\""), "exactly one of [report]"),
         (String::new(), "is missing, and so is [file]"),
     ];
