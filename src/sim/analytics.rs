@@ -13,6 +13,8 @@ use super::state::{Outcome, Req, State};
 use super::wire::{AppError, Format, Reply};
 use super::xml::{DECLARATION, XmlWriter};
 
+use super::config::Quirk;
+
 const ROWSET_NS: &str = "urn:schemas-microsoft-com:xml-analysis:rowset";
 /// How many paging sessions are kept (finished ones too, so a late call gets 420033).
 const MAX_SESSIONS: usize = 2000;
@@ -26,6 +28,11 @@ pub struct Session {
     cursor: usize,
     col_names: bool,
     loading_left: u32,
+    /// With the `result-xml-still-loading` quirk: one "still loading" answer after the first data
+    /// page, as php-alma-client's recorded sequence has it (part1 → still loading → part2).
+    pause_after_first: bool,
+    /// The schema goes on the first answer that has a rowset (not on a `<ResultXml/>`).
+    schema_sent: bool,
     data_pages: u32,
     finished: bool,
     as_of: NaiveDate,
@@ -99,6 +106,8 @@ impl State {
             cursor: 0,
             col_names,
             loading_left: self.cfg.still_loading,
+            pause_after_first: self.cfg.has(Quirk::ResultXmlStillLoading),
+            schema_sent: false,
             data_pages: 0,
             finished: false,
             as_of,
@@ -121,8 +130,14 @@ impl State {
         if session.finished {
             return Err(no_more_rows().into());
         }
-        let range = if session.loading_left > 0 {
-            session.loading_left -= 1;
+        let pause = session.pause_after_first && session.data_pages == 1 && !session.finished;
+        let loading = session.loading_left > 0 || pause;
+        let range = if session.loading_left > 0 || pause {
+            if pause {
+                session.pause_after_first = false;
+            } else {
+                session.loading_left -= 1;
+            }
             session.cursor..session.cursor
         } else {
             let end = (session.cursor + session.limit).min(session.rows.len());
@@ -135,6 +150,9 @@ impl State {
             range
         };
         let finished = session.finished;
+        let empty_result = loading && self.cfg.has(Quirk::ResultXmlStillLoading);
+        let schema = !session.schema_sent && !empty_result;
+        session.schema_sent |= schema;
         let (report, col_names, as_of) = (session.report, session.col_names, session.as_of);
         let rows = &session.rows[range];
         let report = &self.reports[report];
@@ -146,8 +164,11 @@ impl State {
             as_of,
             pretty: self.cfg.pretty,
             col_names,
+            // Alma's "still loading": `<ResultXml/>` with nothing in it.
+            empty_result,
+            rowset_ns: !self.cfg.has(Quirk::RowsetNoNamespace),
         }
-        .render(token_shown, finished, first, rows, format);
+        .render(token_shown, finished, schema, rows, format);
         Ok(page)
     }
 
@@ -173,6 +194,9 @@ struct PageWriter<'a> {
     as_of: NaiveDate,
     pretty: bool,
     col_names: bool,
+    empty_result: bool,
+    /// The rowset in Alma's namespace (off: in none, as for some weeks in October 2019).
+    rowset_ns: bool,
 }
 
 impl PageWriter<'_> {
@@ -193,8 +217,14 @@ impl PageWriter<'_> {
         w.raw(ind)
             .leaf("IsFinished", if finished { "true" } else { "false" })
             .raw(nl);
+        if self.empty_result {
+            w.raw(ind).empty("ResultXml", &[]).raw(nl);
+            w.close("QueryResult");
+            return self.finish(w, nl, format);
+        }
         w.raw(ind).open("ResultXml", &[]).raw(nl);
-        w.raw(ind).raw(ind).open("rowset", &[("xmlns", ROWSET_NS)]).raw(nl);
+        let rowset_attrs: &[(&str, &str)] = if self.rowset_ns { &[("xmlns", ROWSET_NS)] } else { &[] };
+        w.raw(ind).raw(ind).open("rowset", rowset_attrs).raw(nl);
         if schema {
             self.schema(&mut w, nl, ind);
         }
@@ -218,6 +248,10 @@ impl PageWriter<'_> {
         w.raw(ind).raw(ind).close("rowset").raw(nl);
         w.raw(ind).close("ResultXml").raw(nl);
         w.close("QueryResult");
+        self.finish(w, nl, format)
+    }
+
+    fn finish(&self, mut w: XmlWriter, nl: &str, format: Format) -> Reply {
         match format {
             Format::Xml => {
                 w.raw(nl).close("report").raw(nl);
@@ -243,7 +277,7 @@ impl PageWriter<'_> {
                 &[
                     ("xmlns:xsd", "http://www.w3.org/2001/XMLSchema"),
                     ("xmlns:saw-sql", "urn:saw-sql"),
-                    ("targetNamespace", ROWSET_NS),
+                    ("targetNamespace", if self.rowset_ns { ROWSET_NS } else { "" }),
                 ],
             )
             .raw(nl);

@@ -178,6 +178,11 @@ pub enum Quirk {
     RunWithoutLink,
     /// `op=run` answers 200 with the job object and no `additional_info` at all.
     RunWithoutInstance,
+    /// "Still loading" answers as `<IsFinished>false</IsFinished><ResultXml/>` (with the token
+    /// on a first page), and one such answer between the first and second data pages.
+    ResultXmlStillLoading,
+    /// The rowset, its rows and cells in no XML namespace (Alma, October 2019).
+    RowsetNoNamespace,
 }
 
 impl Quirk {
@@ -192,6 +197,8 @@ impl Quirk {
             Quirk::TotalRecordCountString => "total-record-count-string",
             Quirk::RunWithoutLink => "run-without-link",
             Quirk::RunWithoutInstance => "run-without-instance",
+            Quirk::ResultXmlStillLoading => "result-xml-still-loading",
+            Quirk::RowsetNoNamespace => "rowset-no-namespace",
         }
     }
 }

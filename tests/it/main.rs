@@ -17,6 +17,7 @@ mod operator;
 mod plan;
 mod security;
 mod server;
+mod shapes;
 mod sim_analytics;
 mod sim_gateway;
 mod sim_jobs;
