@@ -25,6 +25,16 @@ pub struct SimSet {
     pub created: DateTime<Utc>,
     /// Member ids in the order they were added (users: the user's primary id as stored).
     pub members: Vec<String>,
+    /// The members lower-cased, so that "already in the set" is one lookup (an institution's
+    /// 91 000-member set is built 1000 at a time).
+    pub member_keys: std::collections::HashSet<String>,
+}
+
+impl SimSet {
+    fn set_members(&mut self, members: Vec<String>) {
+        self.member_keys = members.iter().map(|m| m.to_ascii_lowercase()).collect();
+        self.members = members;
+    }
 }
 
 /// What a create or members request carried.
@@ -172,10 +182,12 @@ impl State {
             note: body.note.unwrap_or_default(),
             created: self.clock.now(),
             members: Vec::new(),
+            member_keys: Default::default(),
         };
         if let Some(members) = body.members.filter(|m| !m.is_empty()) {
             // Members at create time are undocumented; the simulator applies add_members' rules.
-            set.members = self.checked_additions(&set, &members, true)?;
+            let added = self.checked_additions(&set.content, &set.member_keys, &members, true)?;
+            set.set_members(added);
         }
         let reply = Reply::ok("set", set_json(&set, req));
         self.sets.insert(set.id.clone(), set);
@@ -290,41 +302,37 @@ impl State {
             )
             .into());
         }
-        let set = self.sets[&id].clone();
-        let new_members = match op {
+        let set = &self.sets[&id];
+        match op {
             "add_members" => {
-                let mut all = set.members.clone();
-                all.extend(self.checked_additions(&set, &members, fail_on_invalid)?);
-                all
+                let added = self.checked_additions(&set.content, &set.member_keys, &members, fail_on_invalid)?;
+                let set = self.sets.get_mut(&id).ok_or_else(|| invalid_set_id(&id))?;
+                set.member_keys.extend(added.iter().map(|m| m.to_ascii_lowercase()));
+                set.members.extend(added);
             }
             "replace_members" => {
-                let empty = SimSet {
-                    members: Vec::new(),
-                    ..set.clone()
-                };
-                self.checked_additions(&empty, &members, fail_on_invalid)?
+                let none = std::collections::HashSet::new();
+                let added = self.checked_additions(&set.content, &none, &members, fail_on_invalid)?;
+                let set = self.sets.get_mut(&id).ok_or_else(|| invalid_set_id(&id))?;
+                set.set_members(added);
             }
             _ => {
                 let ids = distinct_ids(&members)?;
-                let mut keep = set.members.clone();
+                let mut gone = std::collections::HashSet::new();
                 for wanted in &ids {
-                    match keep.iter().position(|m| m.eq_ignore_ascii_case(wanted)) {
-                        Some(pos) => {
-                            keep.remove(pos);
-                        }
-                        None if fail_on_invalid => {
-                            return Err(
-                                AppError::bad_request("60117", format!("Member {wanted} is not in the set")).into(),
-                            );
-                        }
-                        None => {}
+                    let key = wanted.to_ascii_lowercase();
+                    if set.member_keys.contains(&key) {
+                        gone.insert(key);
+                    } else if fail_on_invalid {
+                        return Err(AppError::bad_request("60117", format!("Member {wanted} is not in the set")).into());
                     }
                 }
-                keep
+                let set = self.sets.get_mut(&id).ok_or_else(|| invalid_set_id(&id))?;
+                set.members.retain(|m| !gone.contains(&m.to_ascii_lowercase()));
+                set.member_keys.retain(|k| !gone.contains(k));
             }
-        };
-        let set = self.sets.get_mut(&id).ok_or_else(|| invalid_set_id(&id))?;
-        set.members = new_members;
+        }
+        let set = &self.sets[&id];
         Ok(Reply::ok("set", set_json(set, req)))
     }
 
@@ -334,17 +342,18 @@ impl State {
     /// `fail_on_invalid_id=false`, when it is skipped).
     fn checked_additions(
         &self,
-        set: &SimSet,
+        content: &str,
+        present: &std::collections::HashSet<String>,
         requested: &[Option<String>],
         fail_on_invalid: bool,
     ) -> Result<Vec<String>, Rejection> {
         let ids = distinct_ids(requested)?;
         let mut added = Vec::new();
         for id in ids {
-            if set.members.iter().any(|m| m.eq_ignore_ascii_case(&id)) {
+            if present.contains(&id.to_ascii_lowercase()) {
                 return Err(AppError::bad_request("60115", format!("Member {id} is already in the set")).into());
             }
-            let canonical = if set.content == "USER" {
+            let canonical = if content == "USER" {
                 self.user_index
                     .get(&id.to_ascii_lowercase())
                     .map(|i| self.users[*i].primary_id.clone())
@@ -356,7 +365,7 @@ impl State {
                 None if fail_on_invalid => {
                     return Err(AppError::bad_request(
                         "60116",
-                        format!("Member ID {id} is not valid for content type {}", set.content),
+                        format!("Member ID {id} is not valid for content type {content}"),
                     )
                     .into());
                 }
