@@ -353,7 +353,8 @@ pub struct SimArgs {
     #[arg(long, default_value_t = 0)]
     pub past_instances: usize,
     /// Send an answer shape real Alma sends (may repeat): total-record-count-string,
-    /// run-without-link, run-without-instance, result-xml-still-loading, rowset-no-namespace
+    /// run-without-link, run-without-instance, result-xml-still-loading, rowset-no-namespace,
+    /// test-endpoints-text
     #[arg(long = "quirk", value_name = "NAME")]
     pub quirks: Vec<String>,
 }

@@ -183,6 +183,9 @@ pub enum Quirk {
     ResultXmlStillLoading,
     /// The rowset, its rows and cells in no XML namespace (Alma, October 2019).
     RowsetNoNamespace,
+    /// The key test endpoints (`/analytics/test`, `/conf/test`, `/users/operation/test`) answer
+    /// 200 with a plain-text body (their body is not documented).
+    TestEndpointsText,
 }
 
 impl Quirk {
@@ -199,6 +202,7 @@ impl Quirk {
             Quirk::RunWithoutInstance => "run-without-instance",
             Quirk::ResultXmlStillLoading => "result-xml-still-loading",
             Quirk::RowsetNoNamespace => "rowset-no-namespace",
+            Quirk::TestEndpointsText => "test-endpoints-text",
         }
     }
 }

@@ -339,6 +339,11 @@ impl State {
             Target::JobInstances => self.list_instances(req),
             Target::JobInstance => self.get_instance(req),
             Target::UserGet => self.get_user(req),
+            Target::Test if self.cfg.has(Quirk::TestEndpointsText) => Ok(Reply::rendered(
+                StatusCode::OK,
+                "text/plain",
+                format!("{} request was successful.", req.method),
+            )),
             Target::Test => Ok(Reply::ok(
                 "test",
                 serde_json::json!({"result": format!("{} request was successful.", req.method)}),

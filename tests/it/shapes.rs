@@ -50,3 +50,21 @@ async fn a_rowset_in_no_namespace_is_read_with_one_warning() {
     assert_eq!(stderr.matches("in no XML namespace").count(), 1, "{stderr}");
     assert!(stderr.contains("October 2019"), "{stderr}");
 }
+
+/// The key test endpoints answer with a body nobody documented (here plain text): any 2xx is "yes".
+#[tokio::test]
+async fn doctor_takes_any_2xx_from_the_key_test_endpoints() {
+    let sim = sim(sim_config().users(20).quirk(Quirk::TestEndpointsText)).await;
+    let dir = temp_dir("doctor-text");
+    let base = sim.handle.base_url();
+    let state = dir.join("state");
+    let r = alma_cohort(&["--base-url", &base, "--state-dir", state.to_str().unwrap(), "doctor"], Some(KEY)).await;
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    for line in [
+        "ok   key may read Analytics: yes",
+        "ok   key may write Configuration: yes",
+        "ok   key may read Users: yes",
+    ] {
+        assert!(r.stdout.contains(line), "{line}: {}", r.stdout);
+    }
+}
