@@ -188,6 +188,12 @@ impl AlmaClient {
                         Err(e) if token.is_some() && e.maybe_served() => {
                             return Ok(Attempt::Restart { page, error: e });
                         }
+                        Err(e) if token.is_none() && is_path_not_found(&e) => {
+                            return Err(Error::ReportNotFound {
+                                path: query.path.clone(),
+                                source: Box::new(e),
+                            });
+                        }
                         Err(e) => return Err(e),
                     }
                 }
@@ -401,4 +407,11 @@ mod tests {
             [25, 25, 25, 50, 1000, 1000, 1000]
         );
     }
+}
+
+/// Alma's answer for a report path it does not know: 400 with the (non-numeric) code
+/// `INTERNAL_SERVER_ERROR` and "Path not found (…)".
+fn is_path_not_found(e: &Error) -> bool {
+    matches!(e, Error::Api { status: 400, code, message, .. }
+        if code == "INTERNAL_SERVER_ERROR" || message.to_ascii_lowercase().contains("path not found"))
 }

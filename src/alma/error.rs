@@ -77,6 +77,17 @@ pub enum Error {
         source: ParseError,
     },
 
+    /// Alma does not find the report at this path (its answer: 400 `INTERNAL_SERVER_ERROR` "Path
+    /// not found (…)", the code not a number).
+    #[error(
+        "report {path:?} was not found in Alma Analytics: {source}\nhint: check the report's path in Alma Analytics (Catalog → the report → Properties → Location) and that the key's institution has it; the query's [report] path must be the whole catalog path"
+    )]
+    ReportNotFound {
+        path: String,
+        #[source]
+        source: Box<Error>,
+    },
+
     /// A whole-report condition: still loading for too long, a first page without a token, …
     #[error("report {path:?}: {message}")]
     Report { path: String, message: String },
@@ -143,6 +154,7 @@ impl Error {
     pub fn alma_code(&self) -> Option<(u16, &str)> {
         match self {
             Error::Api { status, code, .. } => Some((*status, code)),
+            Error::ReportNotFound { source, .. } => source.alma_code(),
             _ => None,
         }
     }

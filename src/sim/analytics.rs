@@ -77,7 +77,9 @@ impl State {
             .reports
             .iter()
             .position(|r| r.path == path)
-            .ok_or_else(|| AppError::bad_request("SIM_REPORT_NOT_FOUND", format!("Report not found: {path}")))?;
+            // What real Alma answers for a wrong path (recorded, shared/real-alma §1): a 400 whose
+            // errorCode is not a number.
+            .ok_or_else(|| AppError::bad_request("INTERNAL_SERVER_ERROR", format!("Path not found ({path})")))?;
         let limit = effective_limit(req.q("limit"))?;
         let col_names = !matches!(req.q("col_names"), Some(v) if v.eq_ignore_ascii_case("false"));
         let filter = match req.q("filter").filter(|f| !f.trim().is_empty()) {

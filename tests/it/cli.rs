@@ -143,7 +143,10 @@ async fn alma_refusals_exit_3_with_one_line_and_no_file() {
     let lines = error_lines(&run.stderr);
     assert_eq!(lines.len(), 1, "{}", run.stderr);
     assert!(
-        lines[0].contains("HTTP 400 SIM_REPORT_NOT_FOUND") && lines[0].contains("trackingId"),
+        lines[0].contains("report \"/shared/Example University/Reports/Nope\" was not found in Alma Analytics")
+            && lines[0].contains("HTTP 400 INTERNAL_SERVER_ERROR")
+            && lines[0].contains("trackingId")
+            && run.stderr.contains("hint: check the report's path in Alma Analytics"),
         "{}",
         lines[0]
     );

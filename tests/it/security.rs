@@ -120,7 +120,7 @@ async fn the_key_appears_nowhere() {
         "the logs were verbose"
     );
     assert!(
-        seen.contains("SIM_REPORT_NOT_FOUND"),
+        seen.contains("INTERNAL_SERVER_ERROR"),
         "an error message was among the outputs"
     );
 

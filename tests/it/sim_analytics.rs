@@ -306,7 +306,8 @@ async fn unknown_report_paths_are_refused() {
     let sim = sim(config(10)).await;
     let r = sim.report("/shared/Example University/Reports/Nope", 25, "").await;
     assert_eq!(r.status, 400);
-    assert_eq!(r.error_code(), "SIM_REPORT_NOT_FOUND");
+    assert_eq!(r.error_code(), "INTERNAL_SERVER_ERROR");
+    assert!(r.text.contains("Path not found (/shared/Example University/Reports/Nope)"), "{}", r.text);
     let r = sim.get("analytics/reports").await;
     assert_eq!(r.status, 400);
 }
