@@ -389,6 +389,13 @@ enum Fetched {
     Lost(Error),
 }
 
+/// Alma's answer for a report path it does not know: 400 with the (non-numeric) code
+/// `INTERNAL_SERVER_ERROR` and "Path not found (…)".
+fn is_path_not_found(e: &Error) -> bool {
+    matches!(e, Error::Api { status: 400, code, message, .. }
+        if code == "INTERNAL_SERVER_ERROR" || message.to_ascii_lowercase().contains("path not found"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,11 +414,4 @@ mod tests {
             [25, 25, 25, 50, 1000, 1000, 1000]
         );
     }
-}
-
-/// Alma's answer for a report path it does not know: 400 with the (non-numeric) code
-/// `INTERNAL_SERVER_ERROR` and "Path not found (…)".
-fn is_path_not_found(e: &Error) -> bool {
-    matches!(e, Error::Api { status: 400, code, message, .. }
-        if code == "INTERNAL_SERVER_ERROR" || message.to_ascii_lowercase().contains("path not found"))
 }

@@ -324,7 +324,9 @@ impl State {
                     if set.member_keys.contains(&key) {
                         gone.insert(key);
                     } else if fail_on_invalid {
-                        return Err(AppError::bad_request("60117", format!("Member {wanted} is not in the set")).into());
+                        return Err(
+                            AppError::bad_request("60117", format!("Member {wanted} is not in the set")).into(),
+                        );
                     }
                 }
                 let set = self.sets.get_mut(&id).ok_or_else(|| invalid_set_id(&id))?;

@@ -25,7 +25,9 @@ async fn extract_all(sim: &Sim, tag: &str) -> (i32, String, usize) {
         Some(KEY),
     )
     .await;
-    let rows = std::fs::read_to_string(&out).map(|t| t.lines().count().saturating_sub(1)).unwrap_or(0);
+    let rows = std::fs::read_to_string(&out)
+        .map(|t| t.lines().count().saturating_sub(1))
+        .unwrap_or(0);
     (r.code, r.stderr, rows)
 }
 
@@ -33,7 +35,11 @@ async fn extract_all(sim: &Sim, tag: &str) -> (i32, String, usize) {
 /// first and the second page of the report — waited out, every row read.
 #[tokio::test]
 async fn still_loading_as_an_empty_result_xml_first_and_between_pages() {
-    let sim = sim(sim_config().users(2600).still_loading(2).quirk(Quirk::ResultXmlStillLoading)).await;
+    let sim = sim(sim_config()
+        .users(2600)
+        .still_loading(2)
+        .quirk(Quirk::ResultXmlStillLoading))
+    .await;
     let (code, stderr, rows) = extract_all(&sim, "result-xml").await;
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(rows, 2600);
@@ -58,7 +64,11 @@ async fn doctor_takes_any_2xx_from_the_key_test_endpoints() {
     let dir = temp_dir("doctor-text");
     let base = sim.handle.base_url();
     let state = dir.join("state");
-    let r = alma_cohort(&["--base-url", &base, "--state-dir", state.to_str().unwrap(), "doctor"], Some(KEY)).await;
+    let r = alma_cohort(
+        &["--base-url", &base, "--state-dir", state.to_str().unwrap(), "doctor"],
+        Some(KEY),
+    )
+    .await;
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     for line in [
         "ok   key may read Analytics: yes",

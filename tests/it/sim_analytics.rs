@@ -307,7 +307,12 @@ async fn unknown_report_paths_are_refused() {
     let r = sim.report("/shared/Example University/Reports/Nope", 25, "").await;
     assert_eq!(r.status, 400);
     assert_eq!(r.error_code(), "INTERNAL_SERVER_ERROR");
-    assert!(r.text.contains("Path not found (/shared/Example University/Reports/Nope)"), "{}", r.text);
+    assert!(
+        r.text
+            .contains("Path not found (/shared/Example University/Reports/Nope)"),
+        "{}",
+        r.text
+    );
     let r = sim.get("analytics/reports").await;
     assert_eq!(r.status, 400);
 }
