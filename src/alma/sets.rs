@@ -35,7 +35,9 @@ fn set_info(v: &Value, call: &Call) -> Result<SetInfo, Error> {
     let Some(id) = id else {
         return Err(unexpected(call, v, "a set without an id"));
     };
-    let members = match v.get("number_of_members").and_then(|n| n.get("value")) {
+    // `{"value": 5, "link": …}` (recorded), or the number (or its string) on its own.
+    let count = v.get("number_of_members");
+    let members = match count.and_then(|n| n.get("value")).or(count) {
         Some(Value::Number(n)) => n.as_u64().unwrap_or(0) as usize,
         Some(Value::String(s)) => s.trim().parse().unwrap_or(0),
         _ => 0,

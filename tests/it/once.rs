@@ -582,3 +582,42 @@ async fn a_job_already_running_on_the_runs_set_is_the_runs_own() {
     assert_eq!(resumed.code, 0, "{}", resumed.stderr);
     assert_done_once(&sim);
 }
+
+/// Between a stop and `resume`, someone adds a person to the run's (public) set in Alma: the job
+/// is not submitted on it.
+#[tokio::test]
+async fn a_set_changed_in_alma_is_not_used() {
+    let sim = sim(sim_config().users(300).job_outcome(JobOutcome::NeverFinishes)).await;
+    sim.busy_jobs(3).await;
+    let dir = temp_dir("set-changed");
+    let state = dir.join("state");
+    let q = dir.join("some.toml");
+    std::fs::write(
+        &q,
+        format!("name = \"some\"\n[report]\npath = \"{ALL_USERS}\"\n[cohort]\nid_column = \"Primary Identifier\"\nwhere = \"\\\"User Group\\\" = 'UGRAD'\"\n[guard]\nmax_members = 5000\n"),
+    )
+    .unwrap();
+    let r = execute_run(&sim, &state, q.to_str().unwrap(), &[]).await;
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let runs = runs_json(&sim, &state).await;
+    assert_eq!(state_of(&runs, 0), "members_done");
+    let run_id = runs[0]["run_id"].as_str().unwrap().to_string();
+    let set_id = runs[0]["set_id"].as_str().unwrap().to_string();
+    let outsider = sim
+        .handle
+        .users()
+        .into_iter()
+        .find(|u| u.user_group != "UGRAD")
+        .unwrap()
+        .primary_id;
+    assert_eq!(sim.add_members(&set_id, &[outsider.as_str()], None).await.status, 200);
+    let before = sim.handle.job_instances().len();
+    let resumed = run(&sim, &state, &["resume", &run_id]).await;
+    assert_eq!(resumed.code, 4, "{}", resumed.stderr);
+    assert!(
+        resumed.stderr.contains("it was changed in Alma since"),
+        "{}",
+        resumed.stderr
+    );
+    assert_eq!(sim.handle.job_instances().len(), before, "nothing submitted");
+}
