@@ -179,7 +179,10 @@ pub async fn checks(settings: &Settings, args: &DoctorArgs) -> Vec<Check> {
         area_checks.push(match result {
             // The test endpoints' answer body is not documented: any 2xx says yes.
             Ok(_) => ok(name, "yes"),
-            Err(AlmaError::Unexpected { status, .. }) if (200..300).contains(&status) => ok(name, "yes"),
+            // …unless it is a web page: something other than Alma answers at this address.
+            Err(AlmaError::Unexpected {
+                status, content_type, ..
+            }) if (200..300).contains(&status) && !content_type.contains("html") => ok(name, "yes"),
             Err(e) if e.alma_code().is_some_and(|(status, _)| status == 404)
                 || matches!(e, AlmaError::Unexpected { status: 404, .. }) =>
             {
@@ -197,8 +200,17 @@ pub async fn checks(settings: &Settings, args: &DoctorArgs) -> Vec<Check> {
         });
     }
     let accepted = area_checks.iter().any(|c| c.ok);
+    let all_missing = area_checks
+        .iter()
+        .all(|c| c.fix.as_deref().is_some_and(|f| f.contains("base URL looks wrong")));
     out.push(if accepted {
         ok("API key accepted", "Alma knows the key")
+    } else if all_missing {
+        fail(
+            "API key accepted",
+            "not checked: no Alma API answers at this address",
+            "check --base-url or --region (scheme and host only, e.g. https://api-eu.hosted.exlibrisgroup.com)",
+        )
     } else {
         fail(
             "API key accepted",

@@ -141,6 +141,8 @@ impl Error {
             Error::Journal(_) => Exit::Usage,
             Error::Guard { .. } => Exit::Refused,
             Error::Alma(crate::alma::Error::Setting(_)) => Exit::Usage,
+            // The query names a report Alma does not have: fix the query file.
+            Error::Alma(crate::alma::Error::ReportNotFound { .. }) => Exit::Usage,
             Error::Alma(_) => Exit::Alma,
             Error::Transform(e) => match e {
                 crate::transform::Error::UnknownHeading { .. } | crate::transform::Error::BadWhere { .. } => {

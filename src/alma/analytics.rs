@@ -279,13 +279,14 @@ impl AlmaClient {
                     restarts: 0,
                 }));
             }
-            if token.is_none() {
+            if token.is_none() && info.rows > 0 {
                 return Err(Error::Report {
                     path: query.path.clone(),
                     message: "the first page says IsFinished=false but carries no ResumptionToken".into(),
                 });
             }
             if info.rows == 0 {
+                // Still loading (without a token, the report is asked for by its path again).
                 // Still loading: Alma answers with no rows until the report has run.
                 empty_streak += 1;
                 page -= 1;
@@ -392,8 +393,7 @@ enum Fetched {
 /// Alma's answer for a report path it does not know: 400 with the (non-numeric) code
 /// `INTERNAL_SERVER_ERROR` and "Path not found (…)".
 fn is_path_not_found(e: &Error) -> bool {
-    matches!(e, Error::Api { status: 400, code, message, .. }
-        if code == "INTERNAL_SERVER_ERROR" || message.to_ascii_lowercase().contains("path not found"))
+    matches!(e, Error::Api { status: 400, message, .. } if message.to_ascii_lowercase().contains("path not found"))
 }
 
 #[cfg(test)]

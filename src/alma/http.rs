@@ -290,14 +290,23 @@ impl AlmaClient {
             method: method_name(&method),
             path: format!("/almaws/v1/{path}"),
         };
+        let (status, content_type) = (
+            response.status().as_u16(),
+            response
+                .headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string(),
+        );
         let bytes = response.bytes().await.map_err(|e| transport(&call, e))?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(serde_json::Value::Null);
         }
         serde_json::from_slice(&bytes).map_err(|e| Error::Unexpected {
             call,
-            status: 200,
-            content_type: "application/json".into(),
+            status,
+            content_type,
             snippet: format!("not JSON ({e}): {}", snippet(&String::from_utf8_lossy(&bytes))),
         })
     }

@@ -279,11 +279,15 @@ async fn drive(
                 ensure_set(client, journal, &record, poll, recreate_now).await?
             }
             RunState::SetCreated => add_members(client, journal, &record).await?,
-            RunState::MembersDone => submit_job(client, journal, &record, poll).await?,
+            RunState::MembersDone => {
+                // After an earlier submission that may have started the job, only the operator's
+                // --resubmit-job of this invocation lets it go again (used once).
+                let may_resubmit = std::mem::take(&mut resubmit);
+                submit_job(client, journal, &record, poll, options.resumed, may_resubmit).await?
+            }
             RunState::JobSubmitting => {
-                // The operator's word is used once: a second lost answer stops the run again.
-                let resubmit_now = std::mem::take(&mut resubmit);
-                recover_submission(client, journal, &record, poll, resubmit_now).await?
+                // With the operator's word this goes back to members_done, where it is used once.
+                recover_submission(client, journal, &record, poll, resubmit).await?
             }
             RunState::JobSubmitted => follow(client, journal, &record, poll).await?,
             RunState::Completed | RunState::Failed | RunState::Abandoned => return Ok(()),
@@ -343,11 +347,12 @@ async fn ensure_set(
             tracing::info!(set_id = %set.id, name = %name, "set created");
             adopt_set(journal, record, set.id, "created")
         }
-        // Alma refused it: nothing was created; the next attempt may create it.
+        // Alma refused it: nothing was created; a plain resume creates it.
         Err(e) if e.fate() == WriteFate::NotApplied => {
-            journal.note(
+            journal.transition(
                 run_id,
                 RunState::SetCreating,
+                RunState::Planned,
                 &format!("Alma did not create the set: {e}"),
                 &[],
             )?;
@@ -528,16 +533,41 @@ async fn explain_refused(client: &AlmaClient, invalid: &[String]) -> String {
 /// Just before the job: the set holds what this run put there. It is a public set by default, so
 /// anyone can change it in Alma between a stop and a `resume`; the job must reach the cohort that
 /// was planned, no one else.
-async fn check_set_unchanged(client: &AlmaClient, record: &RunRecord) -> Result<(), Error> {
+async fn check_set_unchanged(
+    client: &AlmaClient,
+    record: &RunRecord,
+    cohort: &[String],
+    resumed: bool,
+) -> Result<(), Error> {
     let Some(set_id) = &record.set_id else {
         return Ok(());
     };
     let expected = record.members_added.unwrap_or(0);
     let set = SetId(set_id.clone());
     let mut now = client.get_set(&set).await?.members;
-    if now != expected {
-        // The count may be missing or odd in the answer: the members list is the word.
-        now = client.set_members(&set).await?.len();
+    // Resumed, time has passed and someone may have swapped a member for another (the count
+    // alike); and the count may be missing or odd in an answer: then the members list is the word.
+    if resumed || now != expected {
+        let members = lowercase_set(client.set_members(&set).await?);
+        let invalid: HashSet<String> = record.invalid_ids.iter().map(|i| i.to_lowercase()).collect();
+        let cohort: HashSet<String> = cohort
+            .iter()
+            .map(|i| i.to_lowercase())
+            .filter(|i| !invalid.contains(i))
+            .collect();
+        now = members.len();
+        if let Some(stranger) = members.iter().find(|m| !cohort.is_empty() && !cohort.contains(*m)) {
+            return Err(Error::Refused {
+                message: format!(
+                    "the run's set {set_id} holds {stranger:?}, who is not in run {}'s cohort: it was changed in Alma since; the job was not submitted",
+                    record.run_id
+                ),
+                hint: format!(
+                    "check the set {:?} in Alma (Admin > Manage Sets); if it must not be used, `alma-cohort abandon {} --reason \"…\"` and run the query again",
+                    record.execution.set_name, record.run_id
+                ),
+            });
+        }
     }
     if now != expected {
         return Err(Error::Refused {
@@ -570,9 +600,29 @@ async fn submit_job(
     journal: &Journal,
     record: &RunRecord,
     poll: &PollPolicy,
+    resumed: bool,
+    may_resubmit: bool,
 ) -> Result<(), Error> {
     let run_id = &record.run_id;
     let job = job_of(client, record).await?;
+    if record.job_submissions > 0 {
+        // An earlier submission may have started the job (an operator resubmitted, and that try
+        // was refused or stopped): look for it before anything else.
+        if let Some(found) = find_instance(client, &job, record, poll).await? {
+            journal.transition(
+                run_id,
+                RunState::MembersDone,
+                RunState::JobSubmitting,
+                "an earlier submission's instance is listed now",
+                &[("job_id", &job.0)],
+            )?;
+            let record = journal.run(run_id)?;
+            return job_submitted(journal, &record, Some(&found), "found by its instance name");
+        }
+        if !may_resubmit {
+            return Err(maybe_started(record, &job, None));
+        }
+    }
     let set = record.set_id.clone().unwrap_or_default();
     let mut parameters = vec![("set_id".to_string(), set)];
     parameters.extend(
@@ -583,8 +633,9 @@ async fn submit_job(
             .filter(|(k, _)| k != "set_id")
             .cloned(),
     );
-    check_set_unchanged(client, record).await?;
-    let at = now();
+    check_set_unchanged(client, record, &journal.cohort(run_id)?, resumed).await?;
+    // The lookup window starts at the first submission that may have started a job.
+    let at = record.job_submit_started_at.clone().unwrap_or_else(now);
     journal.step_started(run_id, "job", Some(&job.0))?;
     let submissions = i64::from(record.job_submissions) + 1;
     journal.transition(
@@ -610,29 +661,54 @@ async fn submit_job(
             tracing::info!(job = %job, instance, "job submitted");
             job_submitted(journal, &record, submitted.instance.as_ref(), &how)
         }
-        // 60347 "overlaps with a running job on the same set": the set is this run's own, so the
-        // running job is this run's — an earlier submission whose answer was lost.
+        // 60347 "overlaps with a running job on the same set": this run's own earlier submission
+        // (whose answer was lost), or someone else's job on this run's set. Alma did not start
+        // this one; which job runs is looked up by the run's instance name.
         Err(e) if e.alma_code().is_some_and(|(_, c)| c == "60347") => {
-            tracing::warn!(error = %e, "Alma says a job already runs on this run's set: that is this run's job");
-            job_submitted(
-                journal,
-                &record,
-                None,
-                &format!("Alma says the job already runs on this set ({e})"),
-            )
+            tracing::warn!(error = %e, "Alma says a job already runs on this run's set; looking for this run's instance");
+            if let Some(found) = find_instance(client, &job, &record, poll).await? {
+                return job_submitted(
+                    journal,
+                    &record,
+                    Some(&found),
+                    &format!("Alma says the run's job already runs on its set ({e})"),
+                );
+            }
+            if record.job_submissions > 1 {
+                // An earlier submission of this run may be the one running, listed late.
+                return Err(maybe_started(&record, &job, Some(&e)));
+            }
+            journal.transition(
+                run_id,
+                RunState::JobSubmitting,
+                RunState::MembersDone,
+                &format!("Alma did not start the job: another job runs on this run's set ({e})"),
+                &[
+                    ("job_submit_started_at", &rusqlite::types::Null),
+                    ("job_submissions", &0i64),
+                ],
+            )?;
+            Err(Error::JobThreshold {
+                code: "60347".into(),
+                run_id: run_id.clone(),
+                source: Box::new(e),
+            })
         }
         Err(e) => match e.fate() {
             WriteFate::NotApplied => {
                 let submissions = (i64::from(record.job_submissions) - 1).max(0);
+                // The first submission's time stays while an earlier one may have started a job.
+                let since: &dyn rusqlite::ToSql = if submissions == 0 {
+                    &rusqlite::types::Null
+                } else {
+                    &record.job_submit_started_at
+                };
                 journal.transition(
                     run_id,
                     RunState::JobSubmitting,
                     RunState::MembersDone,
                     &format!("Alma did not start the job: {e}"),
-                    &[
-                        ("job_submit_started_at", &rusqlite::types::Null),
-                        ("job_submissions", &submissions),
-                    ],
+                    &[("job_submit_started_at", since), ("job_submissions", &submissions)],
                 )?;
                 if let Some((_, code @ ("402222" | "402223"))) = e.alma_code() {
                     return Err(Error::JobThreshold {
@@ -739,11 +815,13 @@ fn maybe_started(record: &RunRecord, job: &JobId, cause: Option<&alma::Error>) -
 /// The dates to list instances over for a submission made at `at` (UTC): Alma lists by the
 /// institution's local date, which can be the day before or after the UTC date.
 fn lookup_window(at: &str) -> (String, String) {
-    let date = chrono::NaiveDate::parse_from_str(at.get(..10).unwrap_or(at), "%Y-%m-%d")
-        .unwrap_or_else(|_| chrono::Utc::now().date_naive());
+    let today = chrono::Utc::now().date_naive();
+    let date = chrono::NaiveDate::parse_from_str(at.get(..10).unwrap_or(at), "%Y-%m-%d").unwrap_or(today);
     let day = chrono::Days::new(1);
+    // From the day before the first submission to the day after today (a resumed run may look
+    // days later; the instance can be listed under either local date).
     let from = date.checked_sub_days(day).unwrap_or(date);
-    let to = date.checked_add_days(day).unwrap_or(date);
+    let to = date.max(today).checked_add_days(day).unwrap_or(today);
     (from.format("%Y-%m-%d").to_string(), to.format("%Y-%m-%d").to_string())
 }
 

@@ -1,7 +1,7 @@
 //! The run's state machine: where a journaled run is, which step may follow, and what may start.
 //!
 //! ```text
-//!  planned ──► set_creating ──► set_created ──► members_done ──► job_submitting ──► job_submitted ──► completed
+//!  planned ◄─► set_creating ──► set_created ──► members_done ──► job_submitting ──► job_submitted ──► completed
 //!     │             │               │              ▲    │              │    │            │      └──► failed
 //!     │             │               │              │    │              │    │            │
 //!     │             │               │              └────┼── refused ───┘    │            │
@@ -99,6 +99,8 @@ impl RunState {
             (self, next),
             (Planned, SetCreating)
                 | (SetCreating, SetCreated)
+                // Alma refused the set for sure: nothing was created.
+                | (SetCreating, Planned)
                 | (SetCreated, MembersDone)
                 | (MembersDone, JobSubmitting)
                 | (JobSubmitting, JobSubmitted)
@@ -276,6 +278,7 @@ mod tests {
             [
                 (Planned, SetCreating),
                 (Planned, Abandoned),
+                (SetCreating, Planned),
                 (SetCreating, SetCreated),
                 (SetCreating, Abandoned),
                 (SetCreated, MembersDone),

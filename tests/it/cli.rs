@@ -139,7 +139,8 @@ async fn alma_refusals_exit_3_with_one_line_and_no_file() {
     let out = dir.join("out.csv");
     let q = query_file(&dir, "/shared/Example University/Reports/Nope", "");
     let run = extract(&base, &q, &out, Some(KEY)).await;
-    assert_eq!(run.code, 3);
+    // A report Alma does not have is the query file's to fix: exit 2, not "try again later".
+    assert_eq!(run.code, 2);
     let lines = error_lines(&run.stderr);
     assert_eq!(lines.len(), 1, "{}", run.stderr);
     assert!(

@@ -571,20 +571,28 @@ async fn a_job_already_running_on_the_runs_set_is_the_runs_own() {
     let run_id = runs_json(&sim, &state).await[0]["run_id"].as_str().unwrap().to_string();
     let early = run(&sim, &state, &["resume", &run_id, "--resubmit-job"]).await;
     assert_eq!(early.code, 3, "{}", early.stderr);
-    assert!(early.stderr.contains("Alma took the job"), "{}", early.stderr);
+    assert!(
+        early.stderr.contains("Alma may have started the job") && early.stderr.contains("60347"),
+        "{}",
+        early.stderr
+    );
     assert_eq!(
         sim.handle.job_instances().len(),
         1,
         "Alma refused the second submission (60347)"
     );
+    // The cron fires again and a plain resume runs: it looks, and never submits on its own.
+    let plain = run(&sim, &state, &["resume", &run_id]).await;
+    assert_eq!(plain.code, 3, "{}", plain.stderr);
+    assert_eq!(sim.handle.job_instances().len(), 1);
     sim.handle.clock().advance(Duration::from_secs(601));
     let resumed = run(&sim, &state, &["resume", &run_id]).await;
     assert_eq!(resumed.code, 0, "{}", resumed.stderr);
     assert_done_once(&sim);
 }
 
-/// Between a stop and `resume`, someone adds a person to the run's (public) set in Alma: the job
-/// is not submitted on it.
+/// Between a stop and `resume`, someone swaps a person of the run's (public) set for another in
+/// Alma — the count stays the same: the job is not submitted on it.
 #[tokio::test]
 async fn a_set_changed_in_alma_is_not_used() {
     let sim = sim(sim_config().users(300).job_outcome(JobOutcome::NeverFinishes)).await;
@@ -610,12 +618,21 @@ async fn a_set_changed_in_alma_is_not_used() {
         .find(|u| u.user_group != "UGRAD")
         .unwrap()
         .primary_id;
+    // One member swapped for another: the count is the same.
+    let member = sim.handle.set_members(&set_id).unwrap()[0].clone();
+    let removed = sim
+        .post_json(
+            &format!("conf/sets/{set_id}?op=delete_members"),
+            &serde_json::json!({"members": {"member": [{"id": member}]}}),
+        )
+        .await;
+    assert_eq!(removed.status, 200, "{}", removed.text);
     assert_eq!(sim.add_members(&set_id, &[outsider.as_str()], None).await.status, 200);
     let before = sim.handle.job_instances().len();
     let resumed = run(&sim, &state, &["resume", &run_id]).await;
     assert_eq!(resumed.code, 4, "{}", resumed.stderr);
     assert!(
-        resumed.stderr.contains("it was changed in Alma since"),
+        resumed.stderr.contains("it was changed in Alma since") && resumed.stderr.contains(&outsider),
         "{}",
         resumed.stderr
     );
