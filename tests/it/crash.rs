@@ -41,7 +41,9 @@ async fn killed_at_random_points_then_resumed() {
         let dir = temp_dir(&format!("crash-{i}"));
         let state = dir.join("state");
         let q = all_users_query(&dir, 5000);
-        let k = rng.random_range(1..=11usize);
+        // Requests 1..=13 of a 2600-user run: 3 report pages, the set, 3 add-members batches, the job
+        // list (2 pages), the set check, the job run, the first polls.
+        let k = rng.random_range(1..=13usize);
         let after_answer = rng.random_bool(0.5);
         let scheduled = ["run", q.to_str().unwrap(), "--period", PERIOD, "--execute", "--yes"];
         let mut child = command(&sim, &state, &scheduled)
