@@ -207,33 +207,27 @@ pub fn build_cohort(report: Report, rules: &CohortRules<'_>) -> Result<Cohort, E
     // 4. Exclusions and 5. case-insensitive dedupe, on the lower-cased ID.
     let key = || col(id).str().to_lowercase();
     if !rules.exclusions.is_empty() {
-        let list = lit(normalized_exclusions(rules)?).implode(false);
-        let kept = exclusion_key(col(id)).is_in(list, false).not();
-        dropped.push((DropReason::Excluded, keep_where(&mut df, kept)?));
+        let excluded = normalized_exclusions(rules)?;
+        let ids = df.column(id).map_err(Error::Frame)?.str().map_err(Error::Frame)?;
+        let kept: BooleanChunked = ids
+            .iter()
+            .map(|v| v.is_none_or(|i| !excluded.contains(exclusion_key(i).as_ref())))
+            .collect();
+        dropped.push((DropReason::Excluded, keep_rows(&mut df, &kept)?));
     }
     // 5. No email address, no letter: Notify Password Change would reset a password nobody learns.
     // Before the dedupe, so that a user whose first row has no address but a later one does stays.
     let (no_email, no_email_ids) = match rules.email_column {
         None => (None, Vec::new()),
         Some(email) => {
-            let has_address = col(email)
-                .str()
-                .strip_chars(lit(NULL))
-                .str()
-                .contains(lit(EMAIL_PATTERN), true)
-                .fill_null(lit(false));
-            let mask = df
-                .clone()
-                .lazy()
-                .select([has_address.alias(KEEP)])
-                .collect()
-                .map_err(Error::Frame)?;
-            let keep = mask
-                .column(KEEP)
+            let keep: BooleanChunked = df
+                .column(email)
                 .map_err(Error::Frame)?
-                .bool()
+                .str()
                 .map_err(Error::Frame)?
-                .clone();
+                .iter()
+                .map(|v| v.is_some_and(is_address))
+                .collect();
             let gone = df.filter(&!&keep).map_err(Error::Frame)?;
             dropped.push((DropReason::NoEmail, keep_rows(&mut df, &keep)?));
             let ids = string_column(&gone, id)?;
@@ -290,8 +284,16 @@ pub fn build_cohort(report: Report, rules: &CohortRules<'_>) -> Result<Cohort, E
     })
 }
 
-/// An address has text on both sides of one `@`, and no spaces.
-pub const EMAIL_PATTERN: &str = r"^[^@\s]+@[^@\s]+$";
+/// An address has text on both sides of one `@`, and no spaces (around it spaces are trimmed).
+pub fn is_address(cell: &str) -> bool {
+    let t = cell.trim();
+    match t.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty() && !domain.is_empty() && !domain.contains('@') && !t.chars().any(char::is_whitespace)
+        }
+        None => false,
+    }
+}
 
 /// The values of a text column (nulls as "").
 fn string_column(df: &DataFrame, name: &str) -> Result<Vec<String>, Error> {
@@ -307,38 +309,47 @@ fn string_column(df: &DataFrame, name: &str) -> Result<Vec<String>, Error> {
 
 /// How an exclusion and a cohort ID are compared, whatever `[cohort.normalize]` says: trimmed,
 /// without Excel's apostrophe, all-digit IDs without their leading zeros, lower-cased. Broader
-/// than the cohort's own normalization on purpose: protecting too many is the safe side.
-fn exclusion_key(id: Expr) -> Expr {
-    let id = id
-        .str()
-        .strip_chars(lit(NULL))
-        .str()
-        .strip_prefix(lit("'"))
-        .str()
-        .strip_chars(lit(NULL));
-    let digits = id.clone().str().contains(lit("^[0-9]+$"), true).fill_null(lit(false));
-    let unpadded = id.clone().str().strip_chars_start(lit("0"));
-    let unpadded = when(unpadded.clone().eq(lit(""))).then(lit("0")).otherwise(unpadded);
-    when(digits).then(unpadded).otherwise(id).str().to_lowercase()
+/// than the cohort's own normalization on purpose: protecting too many is the safe side. Borrowed
+/// where nothing changes (the usual case, one lookup a row and no allocation).
+fn exclusion_key(id: &str) -> std::borrow::Cow<'_, str> {
+    let t = id.trim();
+    let t = t.strip_prefix('\'').map(str::trim).unwrap_or(t);
+    let t = if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        match t.trim_start_matches('0') {
+            "" => "0",
+            rest => rest,
+        }
+    } else {
+        t
+    };
+    if t.chars().any(char::is_uppercase) {
+        std::borrow::Cow::Owned(t.to_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(t)
+    }
 }
 
 /// The exclusion IDs through the cohort's normalization ([`normalized_id`]) and then the
 /// comparison key ([`exclusion_key`]): a protected `500006` matches the cohort's padded
 /// `00500006`, `'0012345` matches `0012345`, also where the query pads or trims nothing.
-fn normalized_exclusions(rules: &CohortRules<'_>) -> Result<Series, Error> {
+fn normalized_exclusions(rules: &CohortRules<'_>) -> Result<HashSet<String>, Error> {
     let id = rules.id_column;
     let raw =
         DataFrame::new(rules.exclusions.len(), vec![Column::new(id.into(), rules.exclusions)]).map_err(Error::Frame)?;
     let out = raw
         .lazy()
-        .select([exclusion_key(normalized_id(id, rules.normalize)).alias("excluded")])
+        .select([normalized_id(id, rules.normalize)])
         .collect()
         .map_err(Error::Frame)?;
     Ok(out
-        .column("excluded")
+        .column(id)
         .map_err(Error::Frame)?
-        .as_materialized_series()
-        .clone())
+        .str()
+        .map_err(Error::Frame)?
+        .iter()
+        .flatten()
+        .map(|i| exclusion_key(i).into_owned())
+        .collect())
 }
 
 /// Keeps the rows for which `keep` is true (null counts as false); the rows dropped.
