@@ -216,25 +216,20 @@ pub fn build_cohort(report: Report, rules: &CohortRules<'_>) -> Result<Cohort, E
         dropped.push((DropReason::Excluded, keep_rows(&mut df, &kept)?));
     }
     // 5. No email address, no letter: Notify Password Change would reset a password nobody learns.
-    // Before the dedupe, so that a user whose first row has no address but a later one does stays.
-    let (no_email, no_email_ids) = match rules.email_column {
-        None => (None, Vec::new()),
-        Some(email) => {
-            let keep: BooleanChunked = df
-                .column(email)
+    // Checked before the dedupe (a user whose first row has no address but a later one does
+    // stays), and both applied in one pass over the table.
+    let has_address: Option<BooleanChunked> = match rules.email_column {
+        None => None,
+        Some(email) => Some(
+            df.column(email)
                 .map_err(Error::Frame)?
                 .str()
                 .map_err(Error::Frame)?
                 .iter()
                 .map(|v| v.is_some_and(is_address))
-                .collect();
-            let gone = df.filter(&!&keep).map_err(Error::Frame)?;
-            dropped.push((DropReason::NoEmail, keep_rows(&mut df, &keep)?));
-            let ids = string_column(&gone, id)?;
-            (Some(Table { df: gone }), ids)
-        }
+                .collect(),
+        ),
     };
-
     let keys = df
         .clone()
         .lazy()
@@ -242,34 +237,45 @@ pub fn build_cohort(report: Report, rules: &CohortRules<'_>) -> Result<Cohort, E
         .collect()
         .map_err(Error::Frame)?;
     let keys = keys.column(KEY).map_err(Error::Frame)?.str().map_err(Error::Frame)?;
-    let mut seen = std::collections::HashSet::with_capacity(keys.len());
-    let first: BooleanChunked = keys.iter().map(|k| seen.insert(k)).collect();
+    let mut seen = HashSet::with_capacity(keys.len());
+    let first: BooleanChunked = match &has_address {
+        None => keys.iter().map(|k| seen.insert(k)).collect(),
+        Some(ok) => keys
+            .iter()
+            .zip(ok.iter())
+            .map(|(k, ok)| ok.unwrap_or(false) && seen.insert(k))
+            .collect(),
+    };
+    let no_email = match &has_address {
+        None => None,
+        Some(ok) => {
+            // Listed once each, and not when another row of the same user has an address.
+            let mut listed = HashSet::new();
+            let list: BooleanChunked = keys
+                .iter()
+                .zip(ok.iter())
+                .map(|(k, ok)| !ok.unwrap_or(false) && !seen.contains(&k) && listed.insert(k))
+                .collect();
+            let no_email_rows = ok.len() - ok.num_trues();
+            dropped.push((DropReason::NoEmail, no_email_rows));
+            let mut gone = df.filter(&list).map_err(Error::Frame)?;
+            let _ = gone.drop_in_place(ROW);
+            Some(gone)
+        }
+    };
+    let kept_before_dedupe = has_address.as_ref().map_or(df.height(), |ok| ok.num_trues());
+    let duplicates = kept_before_dedupe - first.num_trues();
     drop(seen);
-    dropped.push((DropReason::Duplicate, keep_rows(&mut df, &first)?));
+    keep_rows(&mut df, &first)?;
+    dropped.push((DropReason::Duplicate, duplicates));
     let _ = df.drop_in_place(ROW);
 
     let ids = string_column(&df, id)?;
     let (no_email, no_email_ids) = match no_email {
         None => (None, Vec::new()),
-        Some(mut table) => {
-            // A user with another row that has an address is in the cohort, not on this list.
-            let in_cohort: HashSet<String> = ids.iter().map(|i| i.to_lowercase()).collect();
-            let mut listed = HashSet::new();
-            let keep: BooleanChunked = no_email_ids
-                .iter()
-                .map(|i| {
-                    let k = i.to_lowercase();
-                    !in_cohort.contains(&k) && listed.insert(k)
-                })
-                .collect();
-            let ids: Vec<String> = no_email_ids
-                .into_iter()
-                .zip(keep.iter())
-                .filter_map(|(i, k)| k.unwrap_or(false).then_some(i))
-                .collect();
-            keep_rows(&mut table.df, &keep)?;
-            let _ = table.df.drop_in_place(ROW);
-            (Some(table), ids)
+        Some(gone) => {
+            let ids = string_column(&gone, id)?;
+            (Some(Table { df: gone }), ids)
         }
     };
     let breakdown = breakdown(&df, id)?;
