@@ -74,15 +74,12 @@ async fn validate(settings: Settings, args: ValidateArgs) -> Result<Exit, Error>
     let report = match &spec.origin {
         query::Origin::File(file) => {
             // A list file is checked offline, whole: readable, and with the headings the query names.
-            let list = crate::listfile::read(file, &spec.cohort.id_column, spec.cohort.normalize.pad_numeric_to)?;
-            let headings = list.report.headings();
-            pipeline::check_report_headings(&spec, &headings)?;
+            let (rows, notes) = pipeline::check_list_file(&spec, file)?;
             println!(
-                "ok: {} is valid; its file {} has the headings it names ({} rows; {})",
+                "ok: {} is valid; its file {} has the headings it names ({rows} rows; {})",
                 args.query.query.display(),
                 file.path.display(),
-                list.report.rows(),
-                list.notes.join("; ")
+                notes.join("; ")
             );
             return Ok(Exit::Done);
         }

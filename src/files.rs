@@ -71,6 +71,13 @@ fn make_private(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// The sha256 of `bytes` in hex: the content hash the journal records for a query file and a
+/// list file.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The permission bits of `path` that let group or others in (Unix), e.g. `0o055`; 0 elsewhere.
 pub fn open_to_others(path: &Path) -> io::Result<u32> {
     #[cfg(unix)]

@@ -29,7 +29,7 @@ pub struct ListFile {
 /// line). `pad_to` is the query's `pad_numeric_to`, for the note on numeric spreadsheet cells.
 pub fn read(spec: &FileSpec, id_column: &str, pad_to: Option<usize>) -> Result<ListFile, Error> {
     let bytes = std::fs::read(&spec.path).map_err(|e| input(&spec.path, None, e.to_string()))?;
-    let sha256 = hex_sha256(&bytes);
+    let sha256 = crate::files::sha256_hex(&bytes);
     let mut notes = Vec::new();
     let mut numeric_ids = 0;
     let columns = match spec.format {
@@ -73,11 +73,6 @@ fn input(path: &Path, line: Option<usize>, message: String) -> Error {
         line,
         message,
     }
-}
-
-fn hex_sha256(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn text_column(n: usize, heading: &str, cells: ColumnBuffer) -> Column {

@@ -140,12 +140,6 @@ pub fn execution(spec: &QuerySpec, run_id: &str, period: Option<&str>) -> Result
     })
 }
 
-fn sha256(text: &str) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(text.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Records a confirmed plan as a new run in the journal (state `planned`).
 pub fn start_run(
     journal: &mut Journal,
@@ -158,7 +152,7 @@ pub fn start_run(
         run_id: plan.run_id.clone(),
         query: plan.spec.name.clone(),
         query_file: plan.spec.file.display().to_string(),
-        query_hash: sha256(&plan.spec.source),
+        query_hash: crate::files::sha256_hex(plan.spec.source.as_bytes()),
         input_file: plan.file.as_ref().map(|f| f.path.clone()),
         input_hash: plan.file.as_ref().map(|f| f.sha256.clone()),
         params: params.to_vec(),

@@ -216,6 +216,14 @@ pub fn check_offline(spec: &QuerySpec) -> Result<(), Error> {
     Ok(())
 }
 
+/// Checks a list file offline (for `validate`): readable, with the headings the query names. Its
+/// rows and what was read, for the message.
+pub fn check_list_file(spec: &QuerySpec, file: &crate::query::FileSpec) -> Result<(usize, Vec<String>), Error> {
+    let list = crate::listfile::read(file, &spec.cohort.id_column, spec.cohort.normalize.pad_numeric_to)?;
+    check_report_headings(spec, &list.report.headings())?;
+    Ok((list.report.rows(), list.notes))
+}
+
 /// extract + transform + guards; writes `<state_dir>/runs/<run_id>/cohort.csv`. No write call to
 /// Alma, and no call at all for a list file (`client` may then be `None`).
 pub async fn plan(

@@ -13,15 +13,13 @@ use crate::support::*;
 
 /// A query over "All users" with `extra` TOML lines added to `[cohort]`/`[guard]` sections.
 fn query(dir: &Path, report: &str, cohort: &str, guard: &str) -> PathBuf {
-    let p = dir.join("cohort.toml");
-    std::fs::write(
-        &p,
-        format!(
+    write_query(
+        dir,
+        "cohort.toml",
+        &format!(
             "name = \"cohort-test\"\n[report]\npath = \"{report}\"\n[cohort]\nid_column = \"Primary Identifier\"\n{cohort}\n[guard]\nmax_members = 100000\n{guard}\n"
         ),
     )
-    .unwrap();
-    p
 }
 
 fn set_members(sim: &Sim) -> HashSet<String> {

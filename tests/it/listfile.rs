@@ -12,15 +12,13 @@ use crate::execute::{execute_run, last_json, run, sim_config};
 use crate::support::*;
 
 fn query(dir: &Path, file_section: &str, cohort: &str) -> PathBuf {
-    let p = dir.join("list.toml");
-    std::fs::write(
-        &p,
-        format!(
+    write_query(
+        dir,
+        "list.toml",
+        &format!(
             "name = \"registrar-list\"\n{file_section}\n[cohort]\nid_column = \"User name\"\n{cohort}\n[cohort.normalize]\npad_numeric_to = 7\n[guard]\nmax_members = 100\n"
         ),
     )
-    .unwrap();
-    p
 }
 
 fn set_members(sim: &Sim) -> Vec<String> {

@@ -292,15 +292,15 @@ async fn resubmission_only_on_the_operators_word() {
 }
 
 fn query_with(dir: &Path, job: &str) -> String {
-    let p = dir.join("params.toml");
-    std::fs::write(
-        &p,
-        format!(
+    write_query(
+        dir,
+        "params.toml",
+        &format!(
             "name = \"params\"\n[report]\npath = \"{ALL_USERS}\"\n[cohort]\nid_column = \"Primary Identifier\"\n[job]\n{job}\n[guard]\nmax_members = 5000\n"
         ),
     )
-    .unwrap();
-    p.display().to_string()
+    .display()
+    .to_string()
 }
 
 #[tokio::test]

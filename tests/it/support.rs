@@ -260,6 +260,13 @@ pub fn operator_flag(sim: &Sim, stderr: &str) -> Option<&'static str> {
     }
 }
 
+/// Writes a query file `name` in `dir` with `text`; its path.
+pub fn write_query(dir: &std::path::Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
 pub fn enc(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
