@@ -496,8 +496,8 @@ pub fn sim_config(args: &SimArgs) -> Result<SimConfig, Error> {
     config = config
         .instance_listing_lag(Duration::from_secs_f64(args.instance_listing_lag_secs))
         .past_instances(args.past_instances);
-    for name in &args.quirks {
-        config = config.quirk(name.parse().map_err(|e| Error::Usage(format!("--quirk: {e}")))?);
+    for &quirk in &args.quirks {
+        config = config.quirk(quirk);
     }
     if args.compact {
         config = config.compact();

@@ -352,9 +352,7 @@ pub struct SimArgs {
     /// Finished Update/Notify Users instances of other runs, 2-3 hours before the start
     #[arg(long, default_value_t = 0)]
     pub past_instances: usize,
-    /// Send an answer shape real Alma sends (may repeat): total-record-count-string,
-    /// run-without-link, run-without-instance, result-xml-still-loading, rowset-no-namespace,
-    /// test-endpoints-text
-    #[arg(long = "quirk", value_name = "NAME")]
-    pub quirks: Vec<String>,
+    /// Send an answer shape that real Alma sends (may repeat; docs/simulator.md)
+    #[arg(long = "quirk", value_name = "NAME", value_enum)]
+    pub quirks: Vec<crate::sim::Quirk>,
 }

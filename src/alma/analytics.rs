@@ -157,6 +157,7 @@ impl AlmaClient {
         let mut page = 0usize;
         let mut empty_streak = 0u32;
         let mut warned_unnamespaced = false;
+        let mut warned_no_headings = false;
         let mut empty_waits = policy.empty_page_waits.delays();
         // The next page, asked for while this one was being parsed.
         let mut prefetched: Option<Fetched> = None;
@@ -233,6 +234,13 @@ impl AlmaClient {
             })?;
             rowset = returned;
             let info = result.map_err(|source| Error::Page { page, source })?;
+            if !warned_no_headings && rowset.has_schema() && !rowset.has_headings() {
+                warned_no_headings = true;
+                tracing::warn!(
+                    page,
+                    "the report's schema has no headings (saw-sql:columnHeading): its columns are named Column0, Column1, …; a query should name columns by their headings — give the report's columns headings in Analytics"
+                );
+            }
             if info.unnamespaced && !warned_unnamespaced {
                 warned_unnamespaced = true;
                 tracing::warn!(

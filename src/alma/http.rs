@@ -283,6 +283,37 @@ impl AlmaClient {
         body: Option<&serde_json::Value>,
         repeat: Repeat,
     ) -> Result<serde_json::Value, Error> {
+        let bytes = self.call_body(method, path, query, body, repeat).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(serde_json::Value::Null);
+        }
+        serde_json::from_slice(&bytes).map_err(|e| bytes.unreadable(&e))
+    }
+
+    /// A JSON call whose answer is decoded into `T` (the typed answers private to each
+    /// endpoint's file). An answer that is not `T` is [`Error::Unexpected`] with its status, so
+    /// that a write's 2xx stays "Alma took it" ([`Error::fate`]).
+    pub(crate) async fn call_typed<T: serde::de::DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&serde_json::Value>,
+        repeat: Repeat,
+    ) -> Result<T, Error> {
+        let bytes = self.call_body(method, path, query, body, repeat).await?;
+        serde_json::from_slice(&bytes).map_err(|e| bytes.unreadable(&e))
+    }
+
+    /// The body of a successful JSON call, with what an error about it must name.
+    async fn call_body(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&serde_json::Value>,
+        repeat: Repeat,
+    ) -> Result<Answer, Error> {
         let response = self
             .request(method.clone(), path, query, body, "application/json", repeat)
             .await?;
@@ -300,14 +331,11 @@ impl AlmaClient {
                 .to_string(),
         );
         let bytes = response.bytes().await.map_err(|e| transport(&call, e))?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(serde_json::Value::Null);
-        }
-        serde_json::from_slice(&bytes).map_err(|e| Error::Unexpected {
+        Ok(Answer {
             call,
             status,
             content_type,
-            snippet: format!("not JSON ({e}): {}", snippet(&String::from_utf8_lossy(&bytes))),
+            bytes,
         })
     }
 
@@ -379,6 +407,36 @@ impl AlmaClient {
             self.pacer.throttled().await;
         }
         Err(error)
+    }
+}
+
+/// A successful answer's body, with the call and status an error about it names.
+struct Answer {
+    call: Call,
+    status: u16,
+    content_type: String,
+    bytes: bytes::Bytes,
+}
+
+impl std::ops::Deref for Answer {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl Answer {
+    /// The answer could not be read as what was asked for.
+    fn unreadable(&self, e: &serde_json::Error) -> Error {
+        Error::Unexpected {
+            call: self.call.clone(),
+            status: self.status,
+            content_type: self.content_type.clone(),
+            snippet: format!(
+                "not the expected JSON ({e}): {}",
+                snippet(&String::from_utf8_lossy(&self.bytes))
+            ),
+        }
     }
 }
 
@@ -456,24 +514,50 @@ pub(crate) async fn decode_error(call: &Call, response: reqwest::Response) -> Er
     }
 }
 
-/// `(code, message, trackingId)` from either error shape, JSON or XML.
+/// An error answer in JSON: Alma's (`errorList.error` an array, `"result": null`, keys in any
+/// order) or the gateway's (the same inside `web_service_result`, `error` one object).
+#[derive(serde::Deserialize)]
+struct ErrorAnswer {
+    #[serde(default)]
+    web_service_result: Option<Box<ErrorAnswer>>,
+    #[serde(rename = "errorList", default)]
+    error_list: Option<ErrorList>,
+}
+
+#[derive(serde::Deserialize)]
+struct ErrorList {
+    #[serde(default, deserialize_with = "super::model::one_or_many")]
+    error: Vec<ErrorItem>,
+}
+
+#[derive(serde::Deserialize)]
+struct ErrorItem {
+    #[serde(rename = "errorCode", default)]
+    error_code: super::model::Code,
+    #[serde(rename = "errorMessage", default)]
+    error_message: super::model::Code,
+    #[serde(rename = "trackingId", default)]
+    tracking_id: Option<super::model::Code>,
+}
+
+/// `(code, message, trackingId)` from either error shape, JSON or XML; the message trimmed (one
+/// recorded gateway message ends in a space).
 pub fn parse_alma_error(text: &str) -> Option<(String, String, Option<String>)> {
     let trimmed = text.trim_start();
     if trimmed.starts_with('{') {
-        let v: serde_json::Value = serde_json::from_str(trimmed).ok()?;
-        let list = v
-            .get("web_service_result")
-            .unwrap_or(&v)
-            .get("errorList")?
-            .get("error")?;
-        let e = if list.is_array() { list.get(0)? } else { list };
-        let field = |k: &str| {
-            e.get(k)
-                .and_then(|x| x.as_str().map(str::to_string).or_else(|| Some(x.to_string())))
-        };
-        let code = field("errorCode")?;
-        let tracking = field("trackingId").filter(|t| !t.is_empty() && t != "unknown");
-        return Some((code, field("errorMessage").unwrap_or_default(), tracking));
+        let body: ErrorAnswer = serde_json::from_str(trimmed).ok()?;
+        let list = match body.web_service_result {
+            Some(gateway) => gateway.error_list,
+            None => body.error_list,
+        }?;
+        let e = list.error.into_iter().next()?;
+        let code = e.error_code.trimmed().to_string();
+        if code.is_empty() {
+            return None;
+        }
+        let tracking = e.tracking_id.map(|t| t.trimmed().to_string());
+        let tracking = tracking.filter(|t| !t.is_empty() && t != "unknown");
+        return Some((code, e.error_message.trimmed().to_string(), tracking));
     }
     if trimmed.starts_with('<') {
         let mut reader = quick_xml::Reader::from_str(trimmed);
@@ -512,7 +596,7 @@ pub fn parse_alma_error(text: &str) -> Option<(String, String, Option<String>)> 
             }
         }
         let tracking = tracking.filter(|t| !t.is_empty() && t != "unknown");
-        return Some((code?, message.unwrap_or_default(), tracking));
+        return Some((code.filter(|c| !c.is_empty())?, message.unwrap_or_default(), tracking));
     }
     None
 }
@@ -610,6 +694,44 @@ mod tests {
             validate_base_url(" http://127.0.0.1:8089/ ").unwrap(),
             "http://127.0.0.1:8089"
         );
+    }
+
+    #[test]
+    fn errors_in_every_recorded_shape() {
+        macro_rules! fixture {
+            ($name:literal) => {
+                include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/errors/", $name))
+            };
+        }
+        let parsed = |text: &str| parse_alma_error(text).expect("an Alma error");
+        let (code, message, tracking) = parsed(fixture!("app-error.json"));
+        assert_eq!(
+            (code.as_str(), tracking.as_deref()),
+            ("401861", Some("E02-0112345678-ABCDE-AWAE1234567890"))
+        );
+        assert!(message.ends_with("was not found."));
+        // No trackingId, a space after the message, keys errorList, errorsExist, result.
+        let (code, message, tracking) = parsed(fixture!("per-second-no-tracking.json"));
+        assert_eq!(code, "PER_SECOND_THRESHOLD");
+        assert!(message.ends_with("/threshold"), "trimmed: {message:?}");
+        assert_eq!(tracking, None);
+        let (code, _, tracking) = parsed(fixture!("app-error-utf8-lower.xml"));
+        assert_eq!((code.as_str(), tracking.is_some()), ("401664", true));
+        let crlf = fixture!("gateway-unauthorized-crlf.xml");
+        assert!(crlf.contains("\r\n"), "the fixture keeps its CRLF line ends");
+        let (code, message, tracking) = parsed(crlf);
+        assert_eq!(code, "UNAUTHORIZED");
+        assert_eq!(message, "API-key not defined or not configured to allow this API.");
+        assert_eq!(tracking, None);
+        let (code, ..) = parsed(fixture!("app-error-blank-lines.json"));
+        assert_eq!(code, "402203");
+        // Not an Alma error: no code, or not an error shape at all.
+        assert_eq!(
+            parse_alma_error(r#"{"errorList":{"error":[{"errorMessage":"x"}]}}"#),
+            None
+        );
+        assert_eq!(parse_alma_error("<html><body>Bad gateway</body></html>"), None);
+        assert_eq!(parse_alma_error(r#"{"result":null}"#), None);
     }
 
     #[test]

@@ -2,14 +2,16 @@
 //! instance with growing waits until it ends. A run is never submitted twice by this module: after
 //! an unclear failure the caller looks for the instance among the job's recent instances.
 
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::error::Error;
 use super::http::{AlmaClient, Repeat};
+use super::model::{Code, lenient_f64, list_page, one_or_many};
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct JobId(pub String);
@@ -61,62 +63,105 @@ impl InstanceStatus {
     pub fn is_terminal(&self) -> bool {
         TERMINAL.contains(&self.status.as_str())
     }
+}
 
-    fn from_json(v: &Value) -> Self {
-        let code = |x: Option<&Value>| -> String {
-            match x {
-                Some(Value::String(s)) => s.clone(),
-                Some(Value::Object(m)) => m.get("value").and_then(Value::as_str).unwrap_or_default().to_string(),
-                Some(other) => other.to_string(),
-                None => String::new(),
-            }
-        };
-        let desc = |x: Option<&Value>| {
-            x.and_then(|o| o.get("desc"))
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string()
-        };
-        let items = |k: &str| -> Vec<Value> {
-            match v.get(k) {
-                Some(Value::Array(a)) => a.clone(),
-                Some(o @ Value::Object(_)) => vec![o.clone()],
-                _ => Vec::new(),
-            }
-        };
+/// An instance in Alma's JSON (`GET …/instances/{id}`, a list's items). Recorded shapes:
+/// `progress` 101.3 and `"100"`, counters whose type is a sentence with an empty desc,
+/// `submitted_by` and alerts without desc, relative links, timestamps with milliseconds.
+#[derive(serde::Deserialize)]
+struct InstanceAnswer {
+    #[serde(default)]
+    id: Code,
+    #[serde(default)]
+    name: Code,
+    #[serde(default)]
+    status: Code,
+    #[serde(default, deserialize_with = "lenient_f64")]
+    progress: f64,
+    #[serde(default)]
+    submit_time: Option<Code>,
+    #[serde(default)]
+    end_time: Option<Code>,
+    #[serde(default, deserialize_with = "one_or_many")]
+    counter: Vec<CounterAnswer>,
+    #[serde(default, deserialize_with = "one_or_many")]
+    alert: Vec<Code>,
+}
+
+#[derive(serde::Deserialize)]
+struct CounterAnswer {
+    #[serde(rename = "type", default)]
+    kind: Code,
+    #[serde(default)]
+    value: Code,
+}
+
+list_page!(InstancePage, "job_instance", InstanceAnswer);
+
+/// A job in the job list; only its id and name are read.
+#[derive(serde::Deserialize)]
+struct JobBrief {
+    #[serde(default)]
+    id: Code,
+    #[serde(default)]
+    name: Code,
+}
+
+list_page!(JobPage, "job", JobBrief);
+
+impl From<InstanceAnswer> for InstanceStatus {
+    fn from(a: InstanceAnswer) -> Self {
+        let time = |t: Option<Code>| t.map(|c| c.value).filter(|v| !v.trim().is_empty());
         InstanceStatus {
-            id: code(v.get("id")),
-            name: code(v.get("name")),
-            status: code(v.get("status")),
-            progress: v
-                .get("progress")
-                .and_then(|p| p.as_f64().or_else(|| p.as_str()?.parse().ok()))
-                .unwrap_or(0.0),
-            submit_time: v.get("submit_time").and_then(Value::as_str).map(str::to_string),
-            end_time: v.get("end_time").and_then(Value::as_str).map(str::to_string),
-            counters: items("counter")
-                .iter()
-                .map(|c| (code(c.get("type")), desc(c.get("type")), code(c.get("value"))))
+            id: a.id.value,
+            name: a.name.value,
+            status: a.status.value,
+            progress: a.progress,
+            submit_time: time(a.submit_time),
+            end_time: time(a.end_time),
+            counters: a
+                .counter
+                .into_iter()
+                .map(|c| (c.kind.value, c.kind.desc, c.value.value))
                 .collect(),
-            alerts: items("alert").iter().map(|a| (code(Some(a)), desc(Some(a)))).collect(),
+            alerts: a.alert.into_iter().map(|c| (c.value, c.desc)).collect(),
         }
     }
 }
 
-/// A list answer's items under `key`: an array, or one object on its own.
-fn list_items(v: &Value, key: &str) -> Vec<Value> {
-    match v.get(key) {
-        Some(Value::Array(a)) => a.clone(),
-        Some(o @ Value::Object(_)) => vec![o.clone()],
-        _ => Vec::new(),
-    }
+/// `op=run`'s answer in JSON: the job, with `additional_info` as `{"value": "Job no. …",
+/// "link": "…/instances/N"}` (recorded), as text alone, or absent.
+#[derive(serde::Deserialize)]
+struct RunAnswer {
+    #[serde(default)]
+    additional_info: Option<AdditionalInfo>,
 }
 
-/// A list answer's `total_record_count`, a number or a string of digits (both seen); 0 if absent.
-fn total_record_count(v: &Value) -> usize {
-    v.get("total_record_count")
-        .and_then(|t| t.as_u64().or_else(|| t.as_str()?.trim().parse().ok()))
-        .unwrap_or(0) as usize
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum AdditionalInfo {
+    Text(String),
+    Linked {
+        #[serde(default)]
+        value: Code,
+        #[serde(default)]
+        link: Option<String>,
+    },
+}
+
+/// The same in XML (recorded): `<job>…<additional_info link="…">Job no. …</additional_info></job>`.
+#[derive(serde::Deserialize)]
+struct RunAnswerXml {
+    #[serde(default)]
+    additional_info: Option<AdditionalInfoXml>,
+}
+
+#[derive(serde::Deserialize)]
+struct AdditionalInfoXml {
+    #[serde(rename = "@link", default)]
+    link: Option<String>,
+    #[serde(rename = "$text", default)]
+    text: String,
 }
 
 /// What Alma said when it took a job run.
@@ -131,37 +176,20 @@ pub struct Submitted {
 impl Submitted {
     /// Reads a 2xx answer to `op=run`, JSON or XML, as leniently as it can.
     pub fn from_body(bytes: &[u8]) -> Submitted {
-        let text = String::from_utf8_lossy(bytes);
-        let (link, message) = match serde_json::from_slice::<Value>(bytes) {
-            Ok(v) => {
-                let info = v.get("additional_info");
-                let link = info
-                    .and_then(|a| a.get("link"))
-                    .and_then(Value::as_str)
-                    .map(str::to_string);
-                let message = match info {
-                    Some(Value::String(s)) => Some(s.clone()),
-                    Some(a) => a.get("value").and_then(Value::as_str).map(str::to_string),
-                    None => None,
-                };
-                (link, message)
-            }
-            Err(_) => {
-                // XML: <additional_info link="…">Job no. … triggered on …</additional_info>
-                let element = text.find("<additional_info").map(|i| &text[i..]);
-                let link = element.and_then(|e| {
-                    let head = &e[..e.find('>')?];
-                    let at = head.find("link=\"")? + 6;
-                    Some(head[at..at + head[at..].find('"')?].to_string())
-                });
-                let message = element.and_then(|e| {
-                    let start = e.find('>')? + 1;
-                    let end = e.find("</additional_info>")?;
-                    (start <= end).then(|| e[start..end].trim().to_string())
-                });
-                (link, message)
-            }
+        let (link, message) = match serde_json::from_slice::<RunAnswer>(bytes) {
+            Ok(RunAnswer { additional_info }) => match additional_info {
+                Some(AdditionalInfo::Text(text)) => (None, Some(text)),
+                Some(AdditionalInfo::Linked { value, link }) => (link, Some(value.value)),
+                None => (None, None),
+            },
+            Err(_) => match quick_xml::de::from_str::<RunAnswerXml>(&String::from_utf8_lossy(bytes)) {
+                Ok(RunAnswerXml {
+                    additional_info: Some(info),
+                }) => (info.link, Some(info.text)),
+                _ => (None, None),
+            },
         };
+        let message = message.map(|m| m.trim().to_string()).filter(|m| !m.is_empty());
         let from_link = link.as_deref().and_then(|l| {
             let (_, after) = l.split_once("/instances/")?;
             let id = after.trim_end_matches('/').split(['/', '?']).next()?;
@@ -206,29 +234,16 @@ impl AlmaClient {
     /// The id of the one MANUAL job called `name`, paging through the job list.
     pub async fn find_job_by_name(&self, name: &str) -> Result<JobId, Error> {
         let mut found = Vec::new();
-        let mut seen = 0;
-        loop {
-            let off = seen.to_string();
-            let v = self
-                .call_json(
-                    Method::GET,
-                    "conf/jobs",
-                    &[("type", "MANUAL"), ("limit", "100"), ("offset", off.as_str())],
-                    None,
-                    Repeat::Always,
-                )
-                .await?;
-            let page = list_items(&v, "job");
-            seen += page.len();
-            for j in &page {
-                if j.get("name").and_then(Value::as_str).map(str::trim) == Some(name.trim()) {
-                    found.push(j.get("id").and_then(Value::as_str).unwrap_or_default().to_string());
-                }
-            }
-            if page.is_empty() || seen >= total_record_count(&v) {
-                break;
-            }
-        }
+        let seen = self
+            .each_page::<JobPage>("conf/jobs", &[("type", "MANUAL")], 100, |page| {
+                found.extend(
+                    page.into_iter()
+                        .filter(|j| j.name.trimmed() == name.trim())
+                        .map(|j| j.id.trimmed().to_string()),
+                );
+                ControlFlow::Continue(())
+            })
+            .await?;
         match found.len() {
             1 => Ok(JobId(found.remove(0))),
             0 => Err(Error::Report {
@@ -277,31 +292,21 @@ impl AlmaClient {
 
     pub async fn job_instance(&self, job: &JobId, instance: &InstanceId) -> Result<InstanceStatus, Error> {
         let path = format!("conf/jobs/{}/instances/{}", job.0, instance.0);
-        let v = self.call_json(Method::GET, &path, &[], None, Repeat::Always).await?;
-        Ok(InstanceStatus::from_json(&v))
+        let answer: InstanceAnswer = self.call_typed(Method::GET, &path, &[], None, Repeat::Always).await?;
+        Ok(answer.into())
     }
 
     /// The job's instances submitted from `from` to `to` (YYYY-MM-DD, both included), every page.
     pub async fn job_instances_between(&self, job: &JobId, from: &str, to: &str) -> Result<Vec<InstanceStatus>, Error> {
         let path = format!("conf/jobs/{}/instances", job.0);
+        let query = [("submit_date_from", from), ("submit_date_to", to)];
         let mut out = Vec::new();
-        let mut offset = 0usize;
-        loop {
-            let off = offset.to_string();
-            let query = [
-                ("submit_date_from", from),
-                ("submit_date_to", to),
-                ("limit", "100"),
-                ("offset", off.as_str()),
-            ];
-            let v = self.call_json(Method::GET, &path, &query, None, Repeat::Always).await?;
-            let page = list_items(&v, "job_instance");
-            offset += page.len();
-            out.extend(page.iter().map(InstanceStatus::from_json));
-            if page.is_empty() || offset >= total_record_count(&v) {
-                return Ok(out);
-            }
-        }
+        self.each_page::<InstancePage>(&path, &query, 100, |page| {
+            out.extend(page.into_iter().map(InstanceStatus::from));
+            ControlFlow::Continue(())
+        })
+        .await?;
+        Ok(out)
     }
 
     /// Polls the instance with growing waits until it ends; `on_status` sees every poll. Failed
@@ -365,5 +370,98 @@ impl AlmaClient {
             waited += wait;
             wait = wait.mul_f64(policy.factor).min(policy.max);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    macro_rules! fixture {
+        ($name:literal) => {
+            include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/jobs/", $name))
+        };
+    }
+
+    #[test]
+    fn run_answers_in_json_xml_and_text_name_the_instance() {
+        let json = Submitted::from_body(fixture!("run-answer.json"));
+        assert_eq!(json.instance, Some(InstanceId("7100000000001234".into())));
+        assert!(json.message.unwrap().starts_with("Job no. 7100000000001234 triggered"));
+        let xml = Submitted::from_body(fixture!("run-answer.xml"));
+        assert_eq!(xml.instance, Some(InstanceId("7100000000005678".into())));
+        assert!(xml.message.unwrap().ends_with("09:15:42 GMT"));
+        let text = Submitted::from_body(fixture!("run-answer-text-only.json"));
+        assert_eq!(text.instance, Some(InstanceId("7100000000009999".into())));
+        // A relative link, and answers that say nothing: no instance, never an error.
+        let relative = br#"{"additional_info":{"value":"","link":"/almaws/v1/conf/jobs/M3/instances/42/"}}"#;
+        assert_eq!(Submitted::from_body(relative).instance, Some(InstanceId("42".into())));
+        for body in [
+            &b"{}"[..],
+            b"",
+            b"<job/>",
+            b"not an answer",
+            br#"{"additional_info":7}"#,
+        ] {
+            assert_eq!(Submitted::from_body(body), Submitted::default(), "{body:?}");
+        }
+    }
+
+    #[test]
+    fn instances_in_the_recorded_shapes() {
+        let failed: InstanceStatus =
+            serde_json::from_slice::<InstanceAnswer>(fixture!("instance-failed-recorded.json"))
+                .unwrap()
+                .into();
+        assert_eq!(failed.status, "COMPLETED_FAILED");
+        assert!(failed.is_terminal());
+        assert_eq!(failed.progress, 101.3);
+        assert_eq!(failed.submit_time.as_deref(), Some("2026-06-11T17:00:11.594Z"));
+        assert_eq!(
+            failed.counters[1],
+            (
+                "Transfer has failed.".into(),
+                String::new(),
+                "Download the file by hand.".into()
+            )
+        );
+        assert_eq!(failed.alerts[0].0, "alert_general_error");
+
+        // One alert and one counter as objects on their own, progress a whole number.
+        let ok: InstanceStatus = serde_json::from_slice::<InstanceAnswer>(fixture!("instance-success.json"))
+            .unwrap()
+            .into();
+        assert_eq!((ok.status.as_str(), ok.progress), ("COMPLETED_SUCCESS", 100.0));
+        assert_eq!(
+            ok.counters,
+            vec![(
+                "users_processed".into(),
+                "Number of users processed".into(),
+                "2600".into()
+            )]
+        );
+        assert_eq!(ok.alerts.len(), 1);
+        let odd: InstanceStatus =
+            serde_json::from_str::<InstanceAnswer>(r#"{"id":"1","status":"RUNNING","progress":"40","end_time":null}"#)
+                .unwrap()
+                .into();
+        assert_eq!((odd.progress, odd.end_time), (40.0, None));
+    }
+
+    #[test]
+    fn the_job_list_with_its_total_after_the_array_as_a_string() {
+        use crate::alma::model::ListPage;
+        let (jobs, total) = serde_json::from_slice::<JobPage>(fixture!("job-list-total-after.json"))
+            .unwrap()
+            .into_parts();
+        assert_eq!(total, Some(439));
+        let ids: Vec<&str> = jobs.iter().map(|j| j.id.trimmed()).collect();
+        assert_eq!(ids, ["M3", "M50999", "M12345600000521", "M1234567890000561"]);
+        assert_eq!(
+            jobs.iter()
+                .filter(|j| j.name.trimmed() == "Update/Notify Users")
+                .count(),
+            1
+        );
     }
 }

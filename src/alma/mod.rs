@@ -5,6 +5,7 @@ pub mod analytics;
 mod error;
 pub mod http;
 pub mod jobs;
+mod model;
 pub mod rowset;
 pub mod sets;
 pub mod users;

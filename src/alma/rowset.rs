@@ -211,6 +211,12 @@ impl Rowset {
         Ok(())
     }
 
+    /// Whether the schema named the columns' headings (not when the report was read without
+    /// `col_names`: then every column is called by its `ColumnN`).
+    pub fn has_headings(&self) -> bool {
+        self.columns.iter().any(|c| !is_column_name(&c.heading))
+    }
+
     pub fn has_schema(&self) -> bool {
         !self.index.is_empty() || !self.columns.is_empty()
     }
@@ -680,6 +686,11 @@ fn namespace_of<'n>(ns: &'n ResolveResult<'_>) -> Option<&'n str> {
 /// No prefix and no attributes (so no namespace declaration).
 fn is_plain(e: &BytesStart<'_>) -> bool {
     e.name().prefix().is_none() && e.attributes_raw().trim_ascii().is_empty()
+}
+
+/// Whether a name is Alma's own column name (`ColumnN`), as a column without a heading is called.
+pub fn is_column_name(name: &str) -> bool {
+    column_number(name).is_some()
 }
 
 /// N of `ColumnN`.

@@ -2,11 +2,14 @@
 //! members. Creating is never repeated blindly: after a failure that leaves it unknown whether
 //! Alma created the set, the caller looks it up by its (unique) name.
 
+use std::ops::ControlFlow;
+
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::error::{Call, Error};
 use super::http::{AlmaClient, Repeat};
+use super::model::{Code, Count, list_page};
 
 /// Most members Alma takes in one call.
 pub const MAX_MEMBERS_PER_CALL: usize = 1000;
@@ -30,54 +33,53 @@ pub struct SetInfo {
     pub members: usize,
 }
 
-fn set_info(v: &Value, call: &Call) -> Result<SetInfo, Error> {
-    let id = v.get("id").and_then(Value::as_str).filter(|s| !s.is_empty());
-    let Some(id) = id else {
-        return Err(unexpected(call, v, "a set without an id"));
-    };
-    // `{"value": 5, "link": …}` (recorded), or the number (or its string) on its own.
-    let count = v.get("number_of_members");
-    let members = match count.and_then(|n| n.get("value")).or(count) {
-        Some(Value::Number(n)) => n.as_u64().unwrap_or(0) as usize,
-        Some(Value::String(s)) => s.trim().parse().unwrap_or(0),
-        _ => 0,
-    };
-    Ok(SetInfo {
-        id: SetId(id.to_string()),
-        name: v.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
-        members,
-    })
+/// A set in Alma's JSON (`POST /conf/sets`, `GET /conf/sets/{id}`, `op=add_members`, a list's
+/// items). `number_of_members` is `{"value": n, "link": …}` (recorded), or the number or its
+/// string on its own; absent (an add_members answer may leave it out) it is 0.
+#[derive(serde::Deserialize)]
+struct SetAnswer {
+    #[serde(default)]
+    id: Code,
+    #[serde(default)]
+    name: Code,
+    #[serde(default)]
+    number_of_members: Count,
+}
+
+list_page!(SetPage, "set", SetAnswer);
+
+/// A member in the members list; only its id is read.
+#[derive(serde::Deserialize)]
+struct Member {
+    #[serde(default)]
+    id: Code,
+}
+
+list_page!(MemberPage, "member", Member);
+
+impl SetAnswer {
+    fn into_info(self, call: &Call) -> Result<SetInfo, Error> {
+        let id = self.id.trimmed();
+        if id.is_empty() {
+            return Err(Error::Unexpected {
+                call: call.clone(),
+                status: 200,
+                content_type: "application/json".into(),
+                snippet: "a set without an id".into(),
+            });
+        }
+        Ok(SetInfo {
+            id: SetId(id.to_string()),
+            name: self.name.value,
+            members: self.number_of_members.0.unwrap_or(0) as usize,
+        })
+    }
 }
 
 /// A set name as compared with the one asked for: trimmed, runs of spaces as one, any case (in
 /// case Alma normalizes what it stores).
 fn comparable(name: &str) -> String {
     name.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
-}
-
-pub(crate) fn unexpected(call: &Call, v: &Value, what: &str) -> Error {
-    Error::Unexpected {
-        call: call.clone(),
-        status: 200,
-        content_type: "application/json".into(),
-        snippet: format!("{what}: {}", super::http::snippet(&v.to_string())),
-    }
-}
-
-fn list<'v>(v: &'v Value, key: &str) -> Vec<&'v Value> {
-    match v.get(key) {
-        Some(Value::Array(items)) => items.iter().collect(),
-        Some(one @ Value::Object(_)) => vec![one],
-        _ => Vec::new(),
-    }
-}
-
-fn total(v: &Value) -> usize {
-    match v.get("total_record_count") {
-        Some(Value::Number(n)) => n.as_u64().unwrap_or(0) as usize,
-        Some(Value::String(s)) => s.trim().parse().unwrap_or(0),
-        _ => 0,
-    }
 }
 
 impl AlmaClient {
@@ -91,62 +93,47 @@ impl AlmaClient {
             "private": {"value": if private { "true" } else { "false" }},
             "status": {"value": "ACTIVE"},
         });
-        let v = self
-            .call_json(Method::POST, "conf/sets", &[], Some(&body), Repeat::OnlyIfNotReceived)
+        let set: SetAnswer = self
+            .call_typed(Method::POST, "conf/sets", &[], Some(&body), Repeat::OnlyIfNotReceived)
             .await?;
-        set_info(
-            &v,
-            &Call {
-                method: "POST",
-                path: "/almaws/v1/conf/sets".into(),
-            },
-        )
+        set.into_info(&Call {
+            method: "POST",
+            path: "/almaws/v1/conf/sets".into(),
+        })
     }
 
     pub async fn get_set(&self, id: &SetId) -> Result<SetInfo, Error> {
         let path = format!("conf/sets/{}", id.0);
-        let v = self.call_json(Method::GET, &path, &[], None, Repeat::Always).await?;
-        set_info(
-            &v,
-            &Call {
-                method: "GET",
-                path: format!("/almaws/v1/{path}"),
-            },
-        )
+        let set: SetAnswer = self.call_typed(Method::GET, &path, &[], None, Repeat::Always).await?;
+        set.into_info(&Call {
+            method: "GET",
+            path: format!("/almaws/v1/{path}"),
+        })
     }
 
     /// The itemized USER set with exactly this name, if there is one.
     pub async fn find_set_by_name(&self, name: &str) -> Result<Option<SetInfo>, Error> {
         let q = format!("name~{name}");
-        let mut offset = 0;
-        loop {
-            let (limit, off) = (LIST_LIMIT.to_string(), offset.to_string());
-            let query = [
-                ("q", q.as_str()),
-                ("content_type", "USER"),
-                ("set_type", "ITEMIZED"),
-                ("limit", limit.as_str()),
-                ("offset", off.as_str()),
-            ];
-            let v = self
-                .call_json(Method::GET, "conf/sets", &query, None, Repeat::Always)
-                .await?;
-            let call = Call {
-                method: "GET",
-                path: "/almaws/v1/conf/sets".into(),
-            };
-            let page = list(&v, "set");
-            let wanted = comparable(name);
-            for s in &page {
-                if s.get("name").and_then(Value::as_str).map(comparable).as_deref() == Some(wanted.as_str()) {
-                    return Ok(Some(set_info(s, &call)?));
-                }
+        let query = [("q", q.as_str()), ("content_type", "USER"), ("set_type", "ITEMIZED")];
+        let wanted = comparable(name);
+        let mut found = None;
+        self.each_page::<SetPage>("conf/sets", &query, LIST_LIMIT, |page| {
+            found = page.into_iter().find(|s| comparable(&s.name.value) == wanted);
+            if found.is_some() {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
             }
-            offset += page.len();
-            if page.is_empty() || offset >= total(&v) {
-                return Ok(None);
-            }
-        }
+        })
+        .await?;
+        found
+            .map(|s| {
+                s.into_info(&Call {
+                    method: "GET",
+                    path: "/almaws/v1/conf/sets".into(),
+                })
+            })
+            .transpose()
     }
 
     /// Adds up to 1000 members with `fail_on_invalid_id=false`; returns the set as Alma then
@@ -159,42 +146,67 @@ impl AlmaClient {
         let body = json!({"members": {"member": ids.iter().map(|i| json!({"id": i})).collect::<Vec<_>>()}});
         let path = format!("conf/sets/{}", id.0);
         let query = [("op", "add_members"), ("fail_on_invalid_id", "false")];
-        let v = self
-            .call_json(Method::POST, &path, &query, Some(&body), Repeat::OnlyIfNotReceived)
+        let set: SetAnswer = self
+            .call_typed(Method::POST, &path, &query, Some(&body), Repeat::OnlyIfNotReceived)
             .await?;
-        set_info(
-            &v,
-            &Call {
-                method: "POST",
-                path: format!("/almaws/v1/{path}"),
-            },
-        )
+        set.into_info(&Call {
+            method: "POST",
+            path: format!("/almaws/v1/{path}"),
+        })
     }
 
     /// Every member id of a set (paged by 100).
     pub async fn set_members(&self, id: &SetId) -> Result<Vec<String>, Error> {
         let path = format!("conf/sets/{}/members", id.0);
         let mut members = Vec::new();
-        loop {
-            let (limit, off) = (LIST_LIMIT.to_string(), members.len().to_string());
-            let v = self
-                .call_json(
-                    Method::GET,
-                    &path,
-                    &[("limit", limit.as_str()), ("offset", off.as_str())],
-                    None,
-                    Repeat::Always,
-                )
-                .await?;
-            let page = list(&v, "member");
-            members.extend(
-                page.iter()
-                    .filter_map(|m| m.get("id").and_then(Value::as_str))
-                    .map(str::to_string),
-            );
-            if page.is_empty() || members.len() >= total(&v) {
-                return Ok(members);
-            }
-        }
+        self.each_page::<MemberPage>(&path, &[], LIST_LIMIT, |page| {
+            members.extend(page.into_iter().map(|m| m.id.value).filter(|id| !id.is_empty()));
+            ControlFlow::Continue(())
+        })
+        .await?;
+        Ok(members)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(bytes: &[u8]) -> SetInfo {
+        let call = Call {
+            method: "POST",
+            path: "/almaws/v1/conf/sets".into(),
+        };
+        serde_json::from_slice::<SetAnswer>(bytes)
+            .unwrap()
+            .into_info(&call)
+            .unwrap()
+    }
+
+    #[test]
+    fn sets_in_the_recorded_shapes() {
+        let created = info(include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/sets/create-answer.json"
+        )));
+        assert_eq!(created.id, SetId("7000000000001234".into()));
+        assert_eq!(created.members, 0);
+        // `private` a plain string, the count's value a string, no members list.
+        let added = info(include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/sets/add-members-answer.json"
+        )));
+        assert_eq!(added.members, 2);
+        assert_eq!(info(br#"{"id":"1","number_of_members":5}"#).members, 5);
+        assert_eq!(info(br#"{"id":"1","number_of_members":"7"}"#).members, 7);
+        let call = Call {
+            method: "GET",
+            path: "/almaws/v1/conf/sets/x".into(),
+        };
+        let no_id = serde_json::from_str::<SetAnswer>(r#"{"name":"x"}"#)
+            .unwrap()
+            .into_info(&call);
+        assert!(matches!(no_id, Err(Error::Unexpected { status: 200, .. })));
+        assert!(serde_json::from_str::<SetAnswer>(r#"{"id":"1","number_of_members":"lots"}"#).is_err());
     }
 }

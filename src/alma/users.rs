@@ -2,10 +2,10 @@
 //! 401890, never 404.
 
 use reqwest::Method;
-use serde_json::Value;
 
 use super::error::Error;
 use super::http::{AlmaClient, Repeat};
+use super::model::Code;
 
 /// What the pipeline needs to know of a user.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -13,6 +13,17 @@ pub struct UserInfo {
     pub primary_id: String,
     pub account_type: String,
     pub status: String,
+}
+
+/// A user in Alma's JSON (`view=brief`); only what the pipeline says is read.
+#[derive(serde::Deserialize)]
+struct UserAnswer {
+    #[serde(default)]
+    primary_id: Code,
+    #[serde(default)]
+    account_type: Code,
+    #[serde(default)]
+    status: Code,
 }
 
 impl AlmaClient {
@@ -23,23 +34,14 @@ impl AlmaClient {
             percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC)
         );
         match self
-            .call_json(Method::GET, &path, &[("view", "brief")], None, Repeat::Always)
+            .call_typed::<UserAnswer>(Method::GET, &path, &[("view", "brief")], None, Repeat::Always)
             .await
         {
-            Ok(v) => {
-                let code = |k: &str| {
-                    v.get(k)
-                        .and_then(|f| f.get("value").or(Some(f)))
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string()
-                };
-                Ok(Some(UserInfo {
-                    primary_id: code("primary_id"),
-                    account_type: code("account_type"),
-                    status: code("status"),
-                }))
-            }
+            Ok(u) => Ok(Some(UserInfo {
+                primary_id: u.primary_id.value,
+                account_type: u.account_type.value,
+                status: u.status.value,
+            })),
             Err(e) if e.alma_code().is_some_and(|(_, c)| c == "401861" || c == "401890") => Ok(None),
             Err(e) => Err(e),
         }

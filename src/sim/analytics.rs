@@ -165,7 +165,8 @@ impl State {
             users: &self.users,
             as_of,
             pretty: self.cfg.pretty,
-            col_names,
+            // The quirk: a schema without headings, as if asked without col_names=true.
+            col_names: col_names && !self.cfg.has(Quirk::SchemaWithoutHeadings),
             // Alma's "still loading": `<ResultXml/>` with nothing in it.
             empty_result,
             rowset_ns: !self.cfg.has(Quirk::RowsetNoNamespace),

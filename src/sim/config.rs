@@ -167,41 +167,67 @@ impl FromStr for Fault {
     }
 }
 
-/// An answer shape that real Alma sends and our client must read, turned on by name
-/// (`--quirk NAME`, may repeat).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+/// An answer shape that real Alma sends (or plausibly sends) and our client must read, turned on
+/// by name (`--quirk NAME`, may repeat). Each is one that institutions recorded (see
+/// `fixtures/README.md` and `docs/simulator.md`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
+#[value(rename_all = "kebab-case")]
 pub enum Quirk {
-    /// Every list answer's `total_record_count` is a string ("439"), not a number.
+    /// Every list answer's `total_record_count` is a string ("439"), not a number
     TotalRecordCountString,
-    /// `op=run` answers with `additional_info` as text only ("Job no. N triggered on …"), no link.
+    /// `op=run` answers with `additional_info` as text only ("Job no. N triggered on …"), no link
     RunWithoutLink,
-    /// `op=run` answers 200 with the job object and no `additional_info` at all.
+    /// `op=run` answers 200 with the job object and no `additional_info` at all
     RunWithoutInstance,
+    /// `op=run` answers in XML whatever was asked (`<additional_info link="…">Job no. …`)
+    RunAnswerXml,
+    /// Every `link` is relative (`/almaws/v1/conf/jobs/…/instances/…`), the run's too
+    RelativeLinks,
+    /// Instances as recorded: progress 101.3 at the end, a counter whose type is a sentence
+    /// with an empty desc, `submitted_by` and alerts without desc
+    InstanceRecordedShapes,
+    /// 439 jobs with ids from `M3` to `M4664427330000561`, names with `/`, `&` and leading
+    /// digits, pages of up to 400 whatever the limit, Update/Notify Users among the last
+    JobListLong,
+    /// Sets with `private` as the string "true"/"false" and `number_of_members` as a string
+    SetRecordedShapes,
+    /// Errors as recorded: no trackingId, a trailing space in the message, keys in the order
+    /// errorList, errorsExist, result; XML with `encoding="utf-8"`, CRLF and deep indentation
+    ErrorsRecordedShapes,
     /// "Still loading" answers as `<IsFinished>false</IsFinished><ResultXml/>` (with the token
-    /// on a first page), and one such answer between the first and second data pages.
+    /// on a first page), and one such answer between the first and second data pages
     ResultXmlStillLoading,
-    /// The rowset, its rows and cells in no XML namespace (Alma, October 2019).
+    /// The rowset, its rows and cells in no XML namespace (Alma, October 2019)
     RowsetNoNamespace,
+    /// The report's schema has no `saw-sql:columnHeading` (as if read without col_names)
+    SchemaWithoutHeadings,
     /// The key test endpoints (`/analytics/test`, `/conf/test`, `/users/operation/test`) answer
-    /// 200 with a plain-text body (their body is not documented).
+    /// 200 with a plain-text body (their body is not documented)
     TestEndpointsText,
 }
 
 impl Quirk {
-    pub const ALL: [Quirk; 3] = [
-        Quirk::TotalRecordCountString,
-        Quirk::RunWithoutLink,
-        Quirk::RunWithoutInstance,
-    ];
+    /// Every quirk, in the order `--help` lists them.
+    pub fn all() -> &'static [Quirk] {
+        <Quirk as clap::ValueEnum>::value_variants()
+    }
 
+    /// The quirk's `--quirk` name.
     pub fn name(self) -> &'static str {
         match self {
             Quirk::TotalRecordCountString => "total-record-count-string",
             Quirk::RunWithoutLink => "run-without-link",
             Quirk::RunWithoutInstance => "run-without-instance",
+            Quirk::RunAnswerXml => "run-answer-xml",
+            Quirk::RelativeLinks => "relative-links",
+            Quirk::InstanceRecordedShapes => "instance-recorded-shapes",
+            Quirk::JobListLong => "job-list-long",
+            Quirk::SetRecordedShapes => "set-recorded-shapes",
+            Quirk::ErrorsRecordedShapes => "errors-recorded-shapes",
             Quirk::ResultXmlStillLoading => "result-xml-still-loading",
             Quirk::RowsetNoNamespace => "rowset-no-namespace",
+            Quirk::SchemaWithoutHeadings => "schema-without-headings",
             Quirk::TestEndpointsText => "test-endpoints-text",
         }
     }
@@ -210,10 +236,10 @@ impl Quirk {
 impl FromStr for Quirk {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Quirk::ALL.into_iter().find(|q| q.name() == s).ok_or_else(|| {
+        <Quirk as clap::ValueEnum>::from_str(s, false).map_err(|_| {
             format!(
                 "unknown quirk {s:?}: expected one of {}",
-                Quirk::ALL.map(Quirk::name).join(", ")
+                Quirk::all().iter().map(|q| q.name()).collect::<Vec<_>>().join(", ")
             )
         })
     }
@@ -566,9 +592,13 @@ mod tests {
 
     #[test]
     fn quirks_and_offsets_parse() {
-        for q in Quirk::ALL {
+        assert_eq!(Quirk::all().len(), 13, "every quirk is listed");
+        for &q in Quirk::all() {
             assert_eq!(q.name().parse::<Quirk>(), Ok(q));
+            let clap_name = clap::ValueEnum::to_possible_value(&q).expect("listed");
+            assert_eq!(clap_name.get_name(), q.name(), "--help shows the name that parses");
         }
+        assert_eq!(Quirk::ResultXmlStillLoading.name(), "result-xml-still-loading");
         assert!("nope".parse::<Quirk>().unwrap_err().contains("run-without-link"));
         assert_eq!(parse_offset("-05:00").unwrap().local_minus_utc(), -5 * 3600);
         assert_eq!(parse_offset("+13:00").unwrap().local_minus_utc(), 13 * 3600);

@@ -182,7 +182,15 @@ const OTHER_MANUAL_JOBS: &[(&str, Code, Code)] = &[
 
 /// 118 manual jobs (so a lookup by name must page with `limit=100`) and 10 scheduled ones; the
 /// Update/Notify Users job sits on the second page, with an id that depends on the seed.
-pub fn jobs(seed: u64) -> Vec<JobDef> {
+///
+/// `long` (`--quirk job-list-long`) is the recorded list's shape instead (shared/real-alma §2,
+/// an Esploro sandbox's 439 jobs): ids from `M3` to 16 digits (`M…0000561`), names with `/`,
+/// `&` and leading digits, a look-alike "Update/Notify Users - 2019 copy", and Update/Notify
+/// Users at position 423 (a 16-digit id), past the first 400.
+pub fn jobs(seed: u64, long: bool) -> Vec<JobDef> {
+    if long {
+        return long_job_list(seed);
+    }
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6a6f6273);
     let mut out = Vec::new();
     let mut used = std::collections::HashSet::new();
@@ -221,6 +229,50 @@ pub fn jobs(seed: u64) -> Vec<JobDef> {
             job_type: "SCHEDULED",
             category: ("SYSTEM", "System"),
             content: ("NONE", "None"),
+        });
+    }
+    out
+}
+
+fn long_job_list(seed: u64) -> Vec<JobDef> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6c6f6e67);
+    let mut used = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(439);
+    for i in 0..439usize {
+        let id = loop {
+            let id = match i % 4 {
+                0 => format!("M{}", 3 + i),
+                1 => format!("M5{:04}", rng.random_range(0..10_000)),
+                2 => format!("M{}00000521", rng.random_range(100_000..999_999)),
+                _ => format!("M{}0000561", rng.random_range(100_000_000..999_999_999)),
+            };
+            if used.insert(id.clone()) {
+                break id;
+            }
+        };
+        let (base, category, content) = OTHER_MANUAL_JOBS[i % OTHER_MANUAL_JOBS.len()];
+        let name = match i {
+            423 => UPDATE_NOTIFY_USERS.to_string(),
+            17 => format!("{UPDATE_NOTIFY_USERS} - 2019 copy"),
+            _ => match i % 5 {
+                0 => format!("{i} {base}"),
+                1 => format!("{base} / {} {i}", category.1),
+                2 => format!("{base} & notify {i}"),
+                _ => format!("{base} - profile {i}"),
+            },
+        };
+        let (category, content) = if i == 423 {
+            (("USERS", "Users"), ("USER", "User"))
+        } else {
+            (category, content)
+        };
+        out.push(JobDef {
+            id,
+            description: format!("{name} (manual job)"),
+            name,
+            job_type: "MANUAL",
+            category,
+            content,
         });
     }
     out
@@ -348,8 +400,8 @@ mod tests {
             c.iter().map(|u| &u.primary_id).collect::<Vec<_>>()
         );
         assert_eq!(
-            jobs(7).iter().map(|j| &j.id).collect::<Vec<_>>(),
-            jobs(7).iter().map(|j| &j.id).collect::<Vec<_>>()
+            jobs(7, false).iter().map(|j| &j.id).collect::<Vec<_>>(),
+            jobs(7, false).iter().map(|j| &j.id).collect::<Vec<_>>()
         );
     }
 
@@ -375,11 +427,27 @@ mod tests {
 
     #[test]
     fn update_notify_users_is_on_the_second_page_of_manual_jobs() {
-        let js = jobs(42);
+        let js = jobs(42, false);
         let manual: Vec<_> = js.iter().filter(|j| j.job_type == "MANUAL").collect();
         assert!(manual.len() > 100);
         let pos = manual.iter().position(|j| j.name == UPDATE_NOTIFY_USERS).unwrap();
         assert!(pos >= 100);
         assert_eq!(manual.iter().filter(|j| j.name == UPDATE_NOTIFY_USERS).count(), 1);
+    }
+
+    #[test]
+    fn the_long_job_list_has_the_recorded_shapes() {
+        let js = jobs(42, true);
+        assert_eq!(js.len(), 439);
+        let lens: std::collections::BTreeSet<usize> = js.iter().map(|j| j.id.len()).collect();
+        assert!(
+            lens.contains(&2) && lens.contains(&15) && lens.contains(&17),
+            "{lens:?}"
+        );
+        assert!(js.iter().any(|j| j.name.contains('/')) && js.iter().any(|j| j.name.contains('&')));
+        assert!(js.iter().any(|j| j.name.starts_with(|c: char| c.is_ascii_digit())));
+        let pos = js.iter().position(|j| j.name == UPDATE_NOTIFY_USERS).unwrap();
+        assert!(pos >= 400, "past the first page of 400");
+        assert_eq!(js.iter().filter(|j| j.name == UPDATE_NOTIFY_USERS).count(), 1);
     }
 }

@@ -157,7 +157,11 @@ fn job_json(job: &JobDef, req: &Req) -> Value {
 
 /// An instance as Alma shows it. Its name carries the submission's date and time in the
 /// institution's time zone (alma-api.md §5.3, §8b: submitted 09:11Z, named "… 4:11 AM").
-fn instance_json(inst: &Instance, job: Option<&JobDef>, req: &Req, tz: &chrono::FixedOffset) -> Value {
+/// With `recorded` (`--quirk instance-recorded-shapes`), the shapes institutions recorded
+/// (shared/real-alma §2, Princeton's failed job): progress 101.3 once the run has ended, a
+/// counter whose type is a sentence with an empty desc and whose value is text, `submitted_by`
+/// and alerts without desc.
+fn instance_json(inst: &Instance, job: Option<&JobDef>, req: &Req, tz: &chrono::FixedOffset, recorded: bool) -> Value {
     let local = inst.submitted.with_timezone(tz);
     let mut v = json!({
         "id": inst.id,
@@ -191,6 +195,22 @@ fn instance_json(inst: &Instance, job: Option<&JobDef>, req: &Req, tz: &chrono::
             .map(|(t, desc, n)| json!({"type": {"value": t, "desc": desc}, "value": n.to_string()}))
             .collect();
     }
+    if recorded {
+        v["submitted_by"] = json!({"value": "exl_api"});
+        if inst.is_terminal() {
+            v["progress"] = json!(101.3);
+            let sentence = json!({"type": {"value": "Letters were queued for the users.", "desc": ""}, "value": "See the letter log."});
+            match v.get_mut("counter").and_then(Value::as_array_mut) {
+                Some(counters) => counters.push(sentence),
+                None => v["counter"] = json!([sentence]),
+            }
+            if let Some(alerts) = v.get_mut("alert").and_then(Value::as_array_mut) {
+                for a in alerts {
+                    a.as_object_mut().map(|m| m.remove("desc"));
+                }
+            }
+        }
+    }
     if let Some(job) = job {
         v["job_info"] = json!({
             "id": job.id, "name": job.name,
@@ -223,6 +243,8 @@ impl State {
 
     pub fn list_jobs(&mut self, req: &Req) -> Outcome {
         let (limit, offset) = paging(req)?;
+        // Recorded: 400 jobs on one page of 439.
+        let limit = if self.cfg.has(Quirk::JobListLong) { 400 } else { limit };
         let job_type = req.q("type").filter(|t| !t.is_empty());
         if let Some(t) = job_type
             && !matches!(t, "MANUAL" | "SCHEDULED" | "OTHER")
@@ -351,6 +373,13 @@ impl State {
                 "link": req.link(&format!("conf/jobs/{}/instances/{id}", job.id)),
             });
         }
+        if self.cfg.has(Quirk::RunAnswerXml) {
+            return Ok(Reply::rendered(
+                axum::http::StatusCode::OK,
+                super::wire::Format::Xml.content_type(),
+                super::xml::json_to_xml("job", &v),
+            ));
+        }
         Ok(Reply::ok("job", v))
     }
 
@@ -364,7 +393,13 @@ impl State {
         let job = self.jobs.iter().find(|j| j.id == inst.job_id);
         Ok(Reply::ok(
             "job_instance",
-            instance_json(inst, job, req, &self.cfg.timezone),
+            instance_json(
+                inst,
+                job,
+                req,
+                &self.cfg.timezone,
+                self.cfg.has(Quirk::InstanceRecordedShapes),
+            ),
         ))
     }
 
@@ -405,11 +440,12 @@ impl State {
             .collect();
         let total = matching.len();
         let jobs = &self.jobs;
+        let recorded = self.cfg.has(Quirk::InstanceRecordedShapes);
         let value = list_json(
             "job_instance",
             matching.into_iter().skip(offset).take(limit),
             total,
-            |i| instance_json(i, jobs.iter().find(|j| j.id == i.job_id), req, &tz),
+            |i| instance_json(i, jobs.iter().find(|j| j.id == i.job_id), req, &tz, recorded),
         );
         Ok(Reply::ok("job_instances", value))
     }

@@ -303,10 +303,15 @@ async fn almaws(State(shared): State<Shared>, method: Method, uri: Uri, headers:
                 .find(|(k, _)| k.eq_ignore_ascii_case("apikey"))
                 .map(|(_, v)| v.clone())
         });
-    let base = format!(
-        "http://{}",
-        header_str(header::HOST).unwrap_or_else(|| "127.0.0.1".into())
-    );
+    // Links are absolute, or relative (`/almaws/v1/…`) with the quirk.
+    let base = if lock(&shared).cfg.has(Quirk::RelativeLinks) {
+        String::new()
+    } else {
+        format!(
+            "http://{}",
+            header_str(header::HOST).unwrap_or_else(|| "127.0.0.1".into())
+        )
+    };
     let req = Req {
         method: method.clone(),
         segs,
@@ -336,11 +341,11 @@ async fn almaws(State(shared): State<Shared>, method: Method, uri: Uri, headers:
 }
 
 fn respond(shared: &Shared, reply: Reply, format: Format, log: usize, drop_after: bool) -> Response {
-    let (content_type, text) = reply.render(format);
-    let (remaining, request_id) = {
+    let (content_type, text, remaining, request_id) = {
         let mut st = lock(shared);
+        let (content_type, text) = reply.render_with(format, st.cfg.has(Quirk::ErrorsRecordedShapes));
         st.finish_log(log, Some(reply.status.as_u16()), drop_after);
-        (st.quota_remaining(), st.request_id())
+        (content_type, text, st.quota_remaining(), st.request_id())
     };
     if drop_after {
         let mut bytes = text.into_bytes();

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use super::config::Quirk;
 use super::state::{
     Outcome, Parsed, Rejection, Req, State, format_alma_date, json_code, list_json, paging, parse_body,
 };
@@ -97,13 +98,15 @@ const CONTENT_TYPES: &[(&str, &str)] = &[
     ("IEP", "Physical titles"),
 ];
 
-fn set_json(set: &SimSet, req: &Req) -> Value {
+/// With `recorded` (`--quirk set-recorded-shapes`): `private` as a plain string and
+/// `number_of_members`' value as a string.
+fn set_json(set: &SimSet, req: &Req, recorded: bool) -> Value {
     let content_desc = CONTENT_TYPES
         .iter()
         .find(|(c, _)| *c == set.content)
         .map(|(_, d)| *d)
         .unwrap_or("");
-    json!({
+    let mut v = json!({
         "id": set.id,
         "name": set.name,
         "description": set.description,
@@ -118,7 +121,12 @@ fn set_json(set: &SimSet, req: &Req) -> Value {
         "created_date": format_alma_date(set.created),
         "number_of_members": {"value": set.members.len(), "link": req.link(&format!("conf/sets/{}/members", set.id))},
         "link": req.link(&format!("conf/sets/{}", set.id)),
-    })
+    });
+    if recorded {
+        v["private"] = set.private.to_string().into();
+        v["number_of_members"]["value"] = set.members.len().to_string().into();
+    }
+    v
 }
 
 fn invalid_set_id(id: &str) -> AppError {
@@ -189,7 +197,7 @@ impl State {
             let added = self.checked_additions(&set.content, &set.member_keys, &members, true)?;
             set.set_members(added);
         }
-        let reply = Reply::ok("set", set_json(&set, req));
+        let reply = Reply::ok("set", set_json(&set, req, self.cfg.has(Quirk::SetRecordedShapes)));
         self.sets.insert(set.id.clone(), set);
         Ok(reply)
     }
@@ -197,7 +205,10 @@ impl State {
     pub fn get_set(&mut self, req: &Req) -> Outcome {
         let id = &req.segs[2];
         let set = self.sets.get(id).ok_or_else(|| invalid_set_id(id))?;
-        Ok(Reply::ok("set", set_json(set, req)))
+        Ok(Reply::ok(
+            "set",
+            set_json(set, req, self.cfg.has(Quirk::SetRecordedShapes)),
+        ))
     }
 
     pub fn list_sets(&mut self, req: &Req) -> Outcome {
@@ -229,8 +240,9 @@ impl State {
             .filter(|_| set_type.is_none_or(|t| t == "ITEMIZED"))
             .collect();
         let total = matching.len();
+        let recorded = self.cfg.has(Quirk::SetRecordedShapes);
         let value = list_json("set", matching.into_iter().skip(offset).take(limit), total, |s| {
-            set_json(s, req)
+            set_json(s, req, recorded)
         });
         Ok(Reply::ok("sets", value))
     }
@@ -335,7 +347,10 @@ impl State {
             }
         }
         let set = &self.sets[&id];
-        Ok(Reply::ok("set", set_json(set, req)))
+        Ok(Reply::ok(
+            "set",
+            set_json(set, req, self.cfg.has(Quirk::SetRecordedShapes)),
+        ))
     }
 
     /// The members `requested` would add to `set`, by add_members' rules: a member without an id

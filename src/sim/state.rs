@@ -121,7 +121,7 @@ impl State {
         let quota_day = clock.now().date_naive();
         let mut state = Self {
             rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5eed),
-            jobs: jobs(cfg.seed),
+            jobs: jobs(cfg.seed, cfg.has(Quirk::JobListLong)),
             quota_remaining: cfg.daily_quota,
             fault_seen: vec![0; cfg.faults.len()],
             cfg,

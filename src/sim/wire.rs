@@ -55,6 +55,9 @@ pub enum Body {
 pub struct Reply {
     pub status: StatusCode,
     pub body: Body,
+    /// An error reply's code and message, for the recorded error shapes (`--quirk
+    /// errors-recorded-shapes`).
+    pub error: Option<(String, String)>,
 }
 
 impl Reply {
@@ -62,6 +65,7 @@ impl Reply {
         Self {
             status: StatusCode::OK,
             body: Body::Object { root, value },
+            error: None,
         }
     }
 
@@ -69,6 +73,7 @@ impl Reply {
         Self {
             status,
             body: Body::Rendered { content_type, text },
+            error: None,
         }
     }
 
@@ -76,6 +81,39 @@ impl Reply {
         Self {
             status: StatusCode::NO_CONTENT,
             body: Body::Empty,
+            error: None,
+        }
+    }
+
+    fn with_error(mut self, code: &str, message: &str) -> Self {
+        self.error = Some((code.to_string(), message.to_string()));
+        self
+    }
+
+    /// Content type and bytes in the negotiated format, an error in the shapes institutions
+    /// recorded when `recorded_errors` (shared/real-alma §4): no trackingId, a space after the
+    /// message, keys in the order errorList, errorsExist, result; XML declared
+    /// `encoding="utf-8"`, with CRLF line ends and 12/24/36-space indentation.
+    pub fn render_with(&self, format: Format, recorded_errors: bool) -> (Option<&'static str>, String) {
+        match &self.error {
+            Some((code, message)) if recorded_errors => {
+                let message = format!("{message} ");
+                let text = match format {
+                    Format::Json => json!({
+                        "errorList": {"error": [{"errorCode": code, "errorMessage": message}]},
+                        "errorsExist": true,
+                        "result": null,
+                    })
+                    .to_string(),
+                    Format::Xml => web_service_result_xml(code, &message, None, "\r\n", "            ").replacen(
+                        super::xml::DECLARATION,
+                        r#"<?xml version="1.0" encoding="utf-8"?>"#,
+                        1,
+                    ),
+                };
+                (Some(format.content_type()), text)
+            }
+            _ => self.render(format),
         }
     }
 
@@ -129,7 +167,7 @@ impl AppError {
             .to_string(),
             Format::Xml => web_service_result_xml(&self.code, &self.message, Some(tracking_id), "", ""),
         };
-        Reply::rendered(self.status, format.content_type(), text)
+        Reply::rendered(self.status, format.content_type(), text).with_error(&self.code, &self.message)
     }
 }
 
@@ -193,7 +231,7 @@ impl GatewayError {
         let message = message.unwrap_or(self.default_message());
         if let GatewayError::Unauthorized { .. } = self {
             let text = web_service_result_xml(self.code(), message, None, "\r\n", "  ");
-            return Reply::rendered(self.status(), Format::Xml.content_type(), text);
+            return Reply::rendered(self.status(), Format::Xml.content_type(), text).with_error(self.code(), message);
         }
         let text = match format {
             Format::Json => json!({"web_service_result": {
@@ -203,7 +241,7 @@ impl GatewayError {
             .to_string(),
             Format::Xml => web_service_result_xml(self.code(), message, Some("unknown"), "", ""),
         };
-        Reply::rendered(self.status(), format.content_type(), text)
+        Reply::rendered(self.status(), format.content_type(), text).with_error(self.code(), message)
     }
 }
 
@@ -266,5 +304,32 @@ mod tests {
         assert_eq!(ct, Some("application/xml;charset=UTF-8"));
         assert!(text.contains("\r\n  <errorsExist>true</errorsExist>"));
         assert!(!text.contains("trackingId"));
+    }
+
+    #[test]
+    fn errors_in_the_recorded_shapes() {
+        let gw = GatewayError::PerSecondThreshold.into_reply(Format::Json, None);
+        let (_, json) = gw.render_with(Format::Json, true);
+        assert!(
+            json.starts_with(r#"{"errorList":{"error":[{"errorCode":"PER_SECOND_THRESHOLD""#),
+            "{json}"
+        );
+        assert!(json.ends_with(r#" "}]},"errorsExist":true,"result":null}"#), "{json}");
+        assert!(!json.contains("trackingId"));
+        let app = AppError::bad_request("60107", "Invalid set ID: x").into_reply(Format::Xml, "E01-1");
+        let (_, xml) = app.render_with(Format::Xml, true);
+        assert!(
+            xml.starts_with("<?xml version=\"1.0\" encoding=\"utf-8\"?>\r\n"),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("\r\n                                    <errorCode>60107</errorCode>"),
+            "{xml}"
+        );
+        assert!(!xml.contains("trackingId"));
+        // Without the quirk, the usual shape; a reply that is no error is never changed.
+        assert_eq!(app.render_with(Format::Xml, false), app.render(Format::Xml));
+        let ok = Reply::ok("x", json!({"a": 1}));
+        assert_eq!(ok.render_with(Format::Json, true), ok.render(Format::Json));
     }
 }

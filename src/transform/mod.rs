@@ -16,9 +16,10 @@ pub use cohort::{Breakdown, Cohort, CohortRules, DropReason, build_cohort, check
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(
-        "{key} names the heading {heading:?}, which is not in the report{}\nhint: the report's headings are {}",
+        "{key} names the heading {heading:?}, which is not in the report{}\nhint: the report's headings are {}{}",
         closest.as_ref().map(|c| format!(" (did you mean {c:?}?)")).unwrap_or_default(),
-        headings.iter().map(|h| format!("{h:?}")).collect::<Vec<_>>().join(", ")
+        headings.iter().map(|h| format!("{h:?}")).collect::<Vec<_>>().join(", "),
+        no_headings_hint(headings)
     )]
     UnknownHeading {
         key: &'static str,
@@ -45,6 +46,16 @@ pub enum Error {
         #[source]
         source: PolarsError,
     },
+}
+
+/// When every heading is Alma's own column name (`Column0`, `Column1`, …), the report came
+/// without its headings (as when read without `col_names=true`): say so.
+fn no_headings_hint(headings: &[String]) -> &'static str {
+    if !headings.is_empty() && headings.iter().all(|h| crate::alma::rowset::is_column_name(h)) {
+        "\nhint: the report's schema has no headings (saw-sql:columnHeading), so its columns are named Column0, Column1, …; give every column a heading in Alma Analytics (Criteria → Column Properties → Column Format) and name the headings in the query, not ColumnN"
+    } else {
+        ""
+    }
 }
 
 /// A table of the report (or the cohort), held for the layers that must not see polars.

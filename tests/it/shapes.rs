@@ -1,11 +1,16 @@
 //! Answer shapes that real Alma institutions have recorded (see `fixtures/README.md`), sent by the
 //! simulator with a quirk on, read by the real binary.
 
-use alma_cohort::sim::Quirk;
+use alma_cohort::sim::{Fault, FaultKind, Quirk, Target};
 
 use crate::cli::{alma_cohort, query_file, temp_dir};
-use crate::execute::sim_config;
+use crate::execute::{all_users_query, assert_done_once, execute_run, last_json, sim_config};
 use crate::support::*;
+
+/// How many calls of one kind the simulator saw.
+fn calls(sim: &Sim, target: Target) -> usize {
+    sim.handle.requests().iter().filter(|r| r.target == target).count()
+}
 
 /// `extract` of "All users" to a CSV: the exit code, stderr, and the rows written.
 async fn extract_all(sim: &Sim, tag: &str) -> (i32, String, usize) {
@@ -76,5 +81,146 @@ async fn doctor_takes_any_2xx_from_the_key_test_endpoints() {
         "ok   key may read Users: yes",
     ] {
         assert!(r.stdout.contains(line), "{line}: {}", r.stdout);
+    }
+}
+
+/// The recorded job and set shapes all at once: a job list of 439 with ids from `M3` to 16
+/// digits and pages of 400 whatever the limit (the job found on the second page), `op=run`
+/// answered in XML with a relative link (the instance read from it, no lookup), instances with
+/// progress 101.3, a counter whose type is a sentence with an empty desc, `submitted_by` and
+/// alerts without desc, sets with `private` and `number_of_members` as strings, totals as
+/// strings — one set, one job, one letter each.
+#[tokio::test]
+async fn a_run_reads_every_recorded_job_and_set_shape() {
+    let sim = sim(sim_config()
+        .quirk(Quirk::JobListLong)
+        .quirk(Quirk::RunAnswerXml)
+        .quirk(Quirk::RelativeLinks)
+        .quirk(Quirk::InstanceRecordedShapes)
+        .quirk(Quirk::SetRecordedShapes)
+        .quirk(Quirk::TotalRecordCountString))
+    .await;
+    let dir = temp_dir("recorded-jobs");
+    let q = all_users_query(&dir, 5000);
+    let r = execute_run(&sim, &dir.join("state"), q.to_str().unwrap(), &["--json"]).await;
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_done_once(&sim);
+    let instance = sim.handle.job_instances()[0].clone();
+    let result = last_json(&r.stdout);
+    assert_eq!(
+        result["job_instance_id"].as_str(),
+        Some(instance.id.as_str()),
+        "from the XML link"
+    );
+    assert_eq!(calls(&sim, Target::JobInstances), 0, "no lookup needed");
+    assert_eq!(calls(&sim, Target::JobList), 2, "the 439 jobs in pages of 400");
+    assert!(
+        result["job_id"].as_str().is_some_and(|id| id.len() == 17),
+        "the job's 16-digit id: {result}"
+    );
+    let counters = result["counters"].to_string();
+    assert!(counters.contains("Letters were queued for the users."), "{counters}");
+    assert_eq!(result["job_status"].as_str(), Some("COMPLETED_SUCCESS"));
+}
+
+/// Errors in the recorded shapes: a 429 PER_SECOND_THRESHOLD with no trackingId and a space after
+/// the message is waited out; an unknown key's gateway error (XML, `encoding="utf-8"`, CRLF,
+/// deep indentation, no trackingId) is named with its code and trimmed message; a wrong report
+/// path (400 `INTERNAL_SERVER_ERROR`, the code not a number) names the path.
+#[tokio::test]
+async fn errors_in_the_recorded_shapes_are_read() {
+    let sim = sim(sim_config()
+        .quirk(Quirk::ErrorsRecordedShapes)
+        .fault(Fault::new(FaultKind::TooManyRequests, Target::JobRun).count(2)))
+    .await;
+    let dir = temp_dir("recorded-errors");
+    let q = all_users_query(&dir, 5000);
+    let r = execute_run(&sim, &dir.join("state"), q.to_str().unwrap(), &[]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_done_once(&sim);
+    assert_eq!(calls(&sim, Target::JobRun), 3, "two 429s, then the run");
+
+    let base = sim.handle.base_url();
+    let q = query_file(&dir, ALL_USERS, "");
+    let out = dir.join("rows.csv");
+    let args = [
+        "--base-url",
+        &base,
+        "extract",
+        q.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let refused = alma_cohort(&args, Some("no-such-key")).await;
+    assert_ne!(refused.code, 0, "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains(" UNAUTHORIZED: API-key not defined or not configured to allow this API.\n"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!refused.stderr.contains("trackingId"), "{}", refused.stderr);
+
+    let missing = query_file(&dir, "/shared/Example University/Reports/No such report", "");
+    let args = [
+        "--base-url",
+        &base,
+        "extract",
+        missing.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let not_found = alma_cohort(&args, Some(KEY)).await;
+    assert_eq!(not_found.code, 2, "{}", not_found.stderr);
+    assert!(not_found.stderr.contains("No such report"), "{}", not_found.stderr);
+    assert!(
+        not_found.stderr.contains("check the report's path"),
+        "{}",
+        not_found.stderr
+    );
+    assert!(!out.exists(), "no output file");
+}
+
+/// A schema without headings (as if read without col_names): the columns are `ColumnN`, one
+/// warning says so, and a plan naming headings is refused with the hint to use headings.
+#[tokio::test]
+async fn a_schema_without_headings_is_named_and_refused_with_a_hint() {
+    let sim = sim(sim_config().quirk(Quirk::SchemaWithoutHeadings)).await;
+    let dir = temp_dir("no-headings");
+    let q = query_file(&dir, ALL_USERS, "");
+    let base = sim.handle.base_url();
+    let state = dir.join("state");
+    let args = [
+        "--base-url",
+        &base,
+        "--state-dir",
+        state.to_str().unwrap(),
+        "plan",
+        q.to_str().unwrap(),
+    ];
+    let r = alma_cohort(&args, Some(KEY)).await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let stderr = &r.stderr;
+    assert_eq!(
+        stderr.matches("schema has no headings").count(),
+        2,
+        "the warning and the hint: {stderr}"
+    );
+    assert!(
+        stderr.contains("\"Primary Identifier\", which is not in the report"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("\"Column1\""), "{stderr}");
+    assert_eq!(calls(&sim, Target::SetCreate), 0);
+}
+
+/// Every quirk is accepted by name on the command line (and a wrong name is refused, listing them).
+#[tokio::test]
+async fn every_quirk_parses_on_the_command_line() {
+    let bogus = alma_cohort(&["sim", "--quirk", "no-such-quirk"], None).await;
+    assert_eq!(bogus.code, 2, "{}", bogus.stderr);
+    for &q in Quirk::all() {
+        assert!(bogus.stderr.contains(q.name()), "{} listed: {}", q.name(), bogus.stderr);
     }
 }
