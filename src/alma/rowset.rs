@@ -1018,4 +1018,31 @@ mod tests {
         assert_eq!(b.iter().collect::<Vec<_>>(), [Some("abc")]);
         assert_eq!(b.text_bytes(), 3);
     }
+
+    #[test]
+    fn expression_headings_are_trimmed_and_keep_their_inner_spaces() {
+        let page = concat!(
+            r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><report><QueryResult>"#,
+            r#"<ResumptionToken>T</ResumptionToken><IsFinished>true</IsFinished><ResultXml>"#,
+            r#"<rowset xmlns="urn:schemas-microsoft-com:xml-analysis:rowset"><xsd:schema xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:saw-sql="urn:saw-sql">"#,
+            r#"<xsd:complexType name="Row"><xsd:sequence>"#,
+            r#"<xsd:element minOccurs="1" maxOccurs="1" name="Column0" type="xsd:int" saw-sql:type="integer" saw-sql:columnHeading="0"/>"#,
+            r#"<xsd:element minOccurs="0" maxOccurs="1" name="Column1" type="xsd:string" saw-sql:type="varchar" saw-sql:columnHeading="  CASE WHEN  x THEN 1 END "/>"#,
+            r#"</xsd:sequence></xsd:complexType></xsd:schema>"#,
+            r#"<Row><Column0>0</Column0><Column1>1</Column1></Row></rowset></ResultXml></QueryResult></report>"#
+        );
+        let mut r = Rowset::default();
+        let info = parse(page.as_bytes(), &mut r).unwrap();
+        assert!(
+            info.is_finished && info.token.as_deref() == Some("T"),
+            "a token and IsFinished=true on one page"
+        );
+        assert_eq!(
+            r.headings().collect::<Vec<_>>(),
+            ["CASE WHEN  x THEN 1 END"],
+            "Column0 left out"
+        );
+        assert!(r.has_headings());
+        assert_eq!(column(&r, "CASE WHEN  x THEN 1 END"), [Some("1".to_string())]);
+    }
 }

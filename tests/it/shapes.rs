@@ -224,3 +224,110 @@ async fn every_quirk_parses_on_the_command_line() {
         assert!(bogus.stderr.contains(q.name()), "{} listed: {}", q.name(), bogus.stderr);
     }
 }
+
+/// Serves a recorded-shape sequence of report pages in order, byte for byte, then Alma's 420033
+/// "no more rows" (HTTP 500) for any further call, as a real Alma does.
+async fn replay(sequence: &str) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/analytics/sequences");
+    let mut pages = Vec::new();
+    for n in 1.. {
+        match std::fs::read(dir.join(sequence).join(format!("page-{n}.xml"))) {
+            Ok(bytes) => pages.push(bytes),
+            Err(_) => break,
+        }
+    }
+    assert!(!pages.is_empty(), "no pages in {sequence}");
+    let no_more_rows = std::fs::read(dir.join("no-more-rows-420033.xml")).unwrap();
+    let served = Arc::new(AtomicUsize::new(0));
+    let count = served.clone();
+    let pages = Arc::new(pages);
+    let app = axum::Router::new().route(
+        "/almaws/v1/analytics/reports",
+        axum::routing::get(move || {
+            let (pages, count, no_more_rows) = (pages.clone(), count.clone(), no_more_rows.clone());
+            async move {
+                let i = count.fetch_add(1, Ordering::SeqCst);
+                let xml = [(header::CONTENT_TYPE, "application/xml;charset=UTF-8")];
+                match pages.get(i) {
+                    Some(page) => (StatusCode::OK, xml, page.clone()).into_response(),
+                    None => (StatusCode::INTERNAL_SERVER_ERROR, xml, no_more_rows).into_response(),
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), served)
+}
+
+/// `extract` of a replayed sequence: exit code, stderr, rows written (None: no output file),
+/// and the calls made.
+async fn extract_replayed(sequence: &str) -> (i32, String, Option<usize>, usize) {
+    let (base, served) = replay(sequence).await;
+    let dir = temp_dir(sequence);
+    let q = query_file(&dir, "/shared/Example University/Reports/Replayed", "");
+    let out = dir.join("rows.csv");
+    let args = [
+        "--base-url",
+        &base,
+        "extract",
+        q.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let r = alma_cohort(&args, Some(KEY)).await;
+    let rows = std::fs::read_to_string(&out)
+        .ok()
+        .map(|t| t.lines().count().saturating_sub(1));
+    (r.code, r.stderr, rows, served.load(std::sync::atomic::Ordering::SeqCst))
+}
+
+/// Page sequences in the recorded shapes, replayed: a token and the schema repeated on a later
+/// page, a single page with both a token and IsFinished=true, "still loading" between two pages
+/// — every row read, and never a call after IsFinished=true.
+#[tokio::test]
+async fn recorded_page_sequences_are_read_whole() {
+    for (sequence, rows, calls) in [
+        ("repeated-token-and-schema", 60, 3),
+        ("token-and-finished-on-one-page", 7, 1),
+        ("still-loading-between-pages", 53, 4),
+    ] {
+        let (code, stderr, written, served) = extract_replayed(sequence).await;
+        assert_eq!(code, 0, "{sequence}: {stderr}");
+        assert_eq!(written, Some(rows), "{sequence}");
+        assert_eq!(served, calls, "{sequence}: no call after IsFinished=true");
+    }
+}
+
+/// A later page whose token or schema differs from the first's: one error line naming the page,
+/// exit 3, no output file.
+#[tokio::test]
+async fn a_later_page_with_another_token_or_schema_is_refused() {
+    for (sequence, message) in [
+        (
+            "token-changed",
+            "page 2 carries a ResumptionToken that differs from the first page's",
+        ),
+        (
+            "schema-changed",
+            "report page 2 could not be read: the schema on this page differs",
+        ),
+    ] {
+        let (code, stderr, written, _) = extract_replayed(sequence).await;
+        assert_eq!(code, 3, "{sequence}: {stderr}");
+        assert!(stderr.contains(message), "{sequence}: {stderr}");
+        assert_eq!(
+            stderr.matches("error:").count(),
+            1,
+            "{sequence}: one error line: {stderr}"
+        );
+        assert_eq!(written, None, "{sequence}: no output file");
+    }
+}
