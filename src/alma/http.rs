@@ -716,7 +716,7 @@ mod tests {
         assert!(message.ends_with("/threshold"), "trimmed: {message:?}");
         assert_eq!(tracking, None);
         let (code, _, tracking) = parsed(fixture!("app-error-utf8-lower.xml"));
-        assert_eq!((code.as_str(), tracking.is_some()), ("401664", true));
+        assert_eq!((code.as_str(), tracking.is_some()), ("401652", true));
         let crlf = fixture!("gateway-unauthorized-crlf.xml");
         assert!(crlf.contains("\r\n"), "the fixture keeps its CRLF line ends");
         let (code, message, tracking) = parsed(crlf);

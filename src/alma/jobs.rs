@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::error::Error;
 use super::http::{AlmaClient, Repeat};
-use super::model::{Code, lenient_f64, list_page, one_or_many};
+use super::model::{Code, lenient, lenient_f64, list_page, one_or_many};
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct JobId(pub String);
@@ -66,8 +66,9 @@ impl InstanceStatus {
 }
 
 /// An instance in Alma's JSON (`GET …/instances/{id}`, a list's items). Recorded shapes:
-/// `progress` 101.3 and `"100"`, counters whose type is a sentence with an empty desc,
-/// `submitted_by` and alerts without desc, relative links, timestamps with milliseconds.
+/// `progress` 101.3, counters whose type is a sentence with an empty desc, `submitted_by`
+/// without desc, relative links, timestamps with milliseconds. Counters, alerts and progress are
+/// shown, not decided on: an odd one is read as empty rather than the instance as unreadable.
 #[derive(serde::Deserialize)]
 struct InstanceAnswer {
     #[serde(default)]
@@ -76,16 +77,32 @@ struct InstanceAnswer {
     name: Code,
     #[serde(default)]
     status: Code,
-    #[serde(default, deserialize_with = "lenient_f64")]
-    progress: f64,
+    #[serde(default, deserialize_with = "lenient")]
+    progress: Progress,
     #[serde(default)]
     submit_time: Option<Code>,
     #[serde(default)]
     end_time: Option<Code>,
-    #[serde(default, deserialize_with = "one_or_many")]
-    counter: Vec<CounterAnswer>,
-    #[serde(default, deserialize_with = "one_or_many")]
-    alert: Vec<Code>,
+    #[serde(default, deserialize_with = "lenient")]
+    counter: List<CounterAnswer>,
+    #[serde(default, deserialize_with = "lenient")]
+    alert: List<Code>,
+}
+
+/// A progress as a number or its string (101.3 recorded); odd, it is 0 (display only).
+#[derive(Default, serde::Deserialize)]
+struct Progress(#[serde(deserialize_with = "lenient_f64")] f64);
+
+/// A display-only list (counters, alerts): odd, it is empty rather than the whole instance
+/// unreadable.
+#[derive(serde::Deserialize)]
+#[serde(bound = "T: serde::de::DeserializeOwned")]
+struct List<T>(#[serde(deserialize_with = "one_or_many")] Vec<T>);
+
+impl<T> Default for List<T> {
+    fn default() -> Self {
+        List(Vec::new())
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -116,15 +133,16 @@ impl From<InstanceAnswer> for InstanceStatus {
             id: a.id.value,
             name: a.name.value,
             status: a.status.value,
-            progress: a.progress,
+            progress: a.progress.0,
             submit_time: time(a.submit_time),
             end_time: time(a.end_time),
             counters: a
                 .counter
+                .0
                 .into_iter()
                 .map(|c| (c.kind.value, c.kind.desc, c.value.value))
                 .collect(),
-            alerts: a.alert.into_iter().map(|c| (c.value, c.desc)).collect(),
+            alerts: a.alert.0.into_iter().map(|c| (c.value, c.desc)).collect(),
         }
     }
 }
@@ -300,9 +318,15 @@ impl AlmaClient {
     pub async fn job_instances_between(&self, job: &JobId, from: &str, to: &str) -> Result<Vec<InstanceStatus>, Error> {
         let path = format!("conf/jobs/{}/instances", job.0);
         let query = [("submit_date_from", from), ("submit_date_to", to)];
-        let mut out = Vec::new();
+        let mut out: Vec<InstanceStatus> = Vec::new();
+        let mut ids = std::collections::HashSet::new();
         self.each_page::<InstancePage>(&path, &query, 100, |page| {
-            out.extend(page.into_iter().map(InstanceStatus::from));
+            // An instance listed twice (pages that overlap while the list grows) is one instance.
+            out.extend(
+                page.into_iter()
+                    .map(InstanceStatus::from)
+                    .filter(|i| ids.insert(i.id.clone())),
+            );
             ControlFlow::Continue(())
         })
         .await?;
@@ -449,7 +473,7 @@ mod tests {
     }
 
     #[test]
-    fn the_job_list_with_its_total_after_the_array_as_a_string() {
+    fn the_job_list_with_its_total_after_the_array() {
         use crate::alma::model::ListPage;
         let (jobs, total) = serde_json::from_slice::<JobPage>(fixture!("job-list-total-after.json"))
             .unwrap()

@@ -90,8 +90,8 @@ impl<'de> Visitor<'de> for CodeVisitor {
     }
 }
 
-/// A count: a number, a string of digits (`"439"`, recorded), or `{"value": n, "link": …}`
-/// (recorded for `number_of_members`); `null` is absent.
+/// A count: a number, a string of digits (`"439"`), or `{"value": n, "link": …}` (recorded for
+/// `number_of_members`); `null` is absent.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Count(pub Option<u64>);
 
@@ -153,7 +153,22 @@ impl<'de> Visitor<'de> for CountVisitor {
     }
 }
 
-/// A number that may come as a string (`progress`, seen as `101.3` and as `"100"`); absent is 0.
+/// A field that no decision rests on (a progress, a display counter, a set's member count that
+/// is checked against the members list anyway): read as `T` if it is one, else its default — an
+/// odd value there must not make the whole answer unreadable.
+pub(crate) fn lenient<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: DeserializeOwned + Default,
+{
+    let value = serde_json::Value::deserialize(d)?;
+    Ok(T::deserialize(&value).unwrap_or_else(|e| {
+        tracing::debug!(error = %e, "an odd value read as its default");
+        T::default()
+    }))
+}
+
+/// A number that may come as a string (`progress`: `101.3` recorded); absent is 0.
 pub(crate) fn lenient_f64<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     struct V;
     impl<'de> Visitor<'de> for V {
@@ -216,6 +231,14 @@ where
         fn visit_none<E: de::Error>(self) -> Result<Vec<T>, E> {
             Ok(Vec::new())
         }
+        // `"alert": ""`: an empty list written as an empty string.
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Vec<T>, E> {
+            if v.trim().is_empty() {
+                Ok(Vec::new())
+            } else {
+                Err(E::invalid_type(de::Unexpected::Str(v), &self))
+            }
+        }
     }
     d.deserialize_any(V(std::marker::PhantomData))
 }
@@ -252,7 +275,9 @@ pub(crate) use list_page;
 impl AlmaClient {
     /// Walks a list by `limit` and `offset` until `each` breaks, a page is empty, the items seen
     /// reach `total_record_count`, or — with no total — a page is shorter than asked. The offset
-    /// moves by the items received (Alma's pages can be longer or shorter than the limit).
+    /// moves by the items received (Alma's pages can be longer or shorter than the limit). A list
+    /// without a total that has not ended after [`MAX_PAGES_WITHOUT_TOTAL`] pages is an error
+    /// (an answer that ignores the offset would otherwise be asked for without end).
     /// Returns the number of items seen.
     pub(crate) async fn each_page<P: ListPage>(
         &self,
@@ -262,8 +287,9 @@ impl AlmaClient {
         mut each: impl FnMut(Vec<P::Item>) -> ControlFlow<()>,
     ) -> Result<usize, Error> {
         let limit_text = limit.to_string();
-        let mut seen = 0usize;
+        let (mut seen, mut pages) = (0usize, 0usize);
         loop {
+            pages += 1;
             let offset = seen.to_string();
             let mut params = query.to_vec();
             params.extend([("limit", limit_text.as_str()), ("offset", offset.as_str())]);
@@ -276,16 +302,26 @@ impl AlmaClient {
             if n == 0 || each(items).is_break() {
                 return Ok(seen);
             }
-            let done = match total {
-                Some(total) => seen as u64 >= total,
-                None => n < limit,
-            };
-            if done {
-                return Ok(seen);
+            match total {
+                Some(total) if seen as u64 >= total => return Ok(seen),
+                Some(_) => {}
+                None if n < limit => return Ok(seen),
+                None if pages >= MAX_PAGES_WITHOUT_TOTAL => {
+                    return Err(Error::Report {
+                        path: format!("/almaws/v1/{path}"),
+                        message: format!(
+                            "the list gives no total_record_count and has not ended after {pages} pages ({seen} items); Alma's answer looks wrong — try again later, or ask Ex Libris"
+                        ),
+                    });
+                }
+                None => {}
             }
         }
     }
 }
+
+/// Pages read of a list that gives no `total_record_count` before giving up.
+pub(crate) const MAX_PAGES_WITHOUT_TOTAL: usize = 1000;
 
 #[cfg(test)]
 mod tests {

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::error::{Call, Error};
 use super::http::{AlmaClient, Repeat};
-use super::model::{Code, Count, list_page};
+use super::model::{Code, Count, lenient, list_page};
 
 /// Most members Alma takes in one call.
 pub const MAX_MEMBERS_PER_CALL: usize = 1000;
@@ -35,14 +35,15 @@ pub struct SetInfo {
 
 /// A set in Alma's JSON (`POST /conf/sets`, `GET /conf/sets/{id}`, `op=add_members`, a list's
 /// items). `number_of_members` is `{"value": n, "link": …}` (recorded), or the number or its
-/// string on its own; absent (an add_members answer may leave it out) it is 0.
+/// string on its own; absent or odd it is 0 — the pipeline then reads the members list, which
+/// is the word whenever the count does not match.
 #[derive(serde::Deserialize)]
 struct SetAnswer {
     #[serde(default)]
     id: Code,
     #[serde(default)]
     name: Code,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     number_of_members: Count,
 }
 
@@ -159,11 +160,26 @@ impl AlmaClient {
     pub async fn set_members(&self, id: &SetId) -> Result<Vec<String>, Error> {
         let path = format!("conf/sets/{}/members", id.0);
         let mut members = Vec::new();
+        let mut without_id = 0;
         self.each_page::<MemberPage>(&path, &[], LIST_LIMIT, |page| {
-            members.extend(page.into_iter().map(|m| m.id.value).filter(|id| !id.is_empty()));
+            for m in page {
+                match m.id.trimmed() {
+                    "" => without_id += 1,
+                    id => members.push(id.to_string()),
+                }
+            }
             ControlFlow::Continue(())
         })
         .await?;
+        if without_id > 0 {
+            // Who they are cannot be told: the set cannot be checked against the cohort.
+            return Err(Error::Report {
+                path: format!("/almaws/v1/{path}"),
+                message: format!(
+                    "{without_id} of the set's members are listed without an id; look at the set in Alma (Admin > Manage Sets) before going on"
+                ),
+            });
+        }
         Ok(members)
     }
 }
@@ -191,14 +207,19 @@ mod tests {
         )));
         assert_eq!(created.id, SetId("7000000000001234".into()));
         assert_eq!(created.members, 0);
-        // `private` a plain string, the count's value a string, no members list.
+        // The add_members answer: the set, no members list.
         let added = info(include_bytes!(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/fixtures/sets/add-members-answer.json"
         )));
         assert_eq!(added.members, 2);
         assert_eq!(info(br#"{"id":"1","number_of_members":5}"#).members, 5);
-        assert_eq!(info(br#"{"id":"1","number_of_members":"7"}"#).members, 7);
+        // Not recorded, plausible: `private` a plain string, the count (or its value) a string.
+        assert_eq!(
+            info(br#"{"id":"1","private":"true","number_of_members":"7"}"#).members,
+            7
+        );
+        assert_eq!(info(br#"{"id":"1","number_of_members":{"value":"8"}}"#).members, 8);
         let call = Call {
             method: "GET",
             path: "/almaws/v1/conf/sets/x".into(),
@@ -207,6 +228,8 @@ mod tests {
             .unwrap()
             .into_info(&call);
         assert!(matches!(no_id, Err(Error::Unexpected { status: 200, .. })));
-        assert!(serde_json::from_str::<SetAnswer>(r#"{"id":"1","number_of_members":"lots"}"#).is_err());
+        // An odd count is 0: the pipeline then reads the members list.
+        assert_eq!(info(br#"{"id":"1","number_of_members":"lots"}"#).members, 0);
+        assert_eq!(info(br#"{"id":"1","number_of_members":{"value":-3}}"#).members, 0);
     }
 }

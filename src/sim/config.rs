@@ -182,18 +182,21 @@ pub enum Quirk {
     RunWithoutInstance,
     /// `op=run` answers in XML whatever was asked (`<additional_info link="…">Job no. …`)
     RunAnswerXml,
-    /// Every `link` is relative (`/almaws/v1/conf/jobs/…/instances/…`), the run's too
+    /// Every `link` is relative (`/almaws/v1/conf/jobs/…/instances/…`, recorded in instances),
+    /// the run's too (plausible)
     RelativeLinks,
-    /// Instances as recorded: progress 101.3 at the end, a counter whose type is a sentence
-    /// with an empty desc, `submitted_by` and alerts without desc
+    /// Instances as recorded: progress 101.3 once ended (recorded on a failed run), a counter
+    /// whose type is a sentence with an empty desc, `submitted_by` without desc
     InstanceRecordedShapes,
     /// 439 jobs with ids from `M3` to `M4664427330000561`, names with `/`, `&` and leading
     /// digits, pages of up to 400 whatever the limit, Update/Notify Users among the last
     JobListLong,
-    /// Sets with `private` as the string "true"/"false" and `number_of_members` as a string
-    SetRecordedShapes,
-    /// Errors as recorded: no trackingId, a trailing space in the message, keys in the order
-    /// errorList, errorsExist, result; XML with `encoding="utf-8"`, CRLF and deep indentation
+    /// Sets with `private` as a plain "true"/"false" and `number_of_members`' value as a string
+    /// (plausible, not recorded: the recorded sets have `{"value": "true", "desc": "Yes"}`)
+    SetPlainValues,
+    /// Errors as recorded: the gateway's JSON without trackingId, a space after the message,
+    /// keys errorList, errorsExist, result; its XML with CRLF and 12/24/36-space indentation;
+    /// Alma's XML errors on one line declared `encoding="utf-8"`
     ErrorsRecordedShapes,
     /// "Still loading" answers as `<IsFinished>false</IsFinished><ResultXml/>` (with the token
     /// on a first page), and one such answer between the first and second data pages
@@ -223,7 +226,7 @@ impl Quirk {
             Quirk::RelativeLinks => "relative-links",
             Quirk::InstanceRecordedShapes => "instance-recorded-shapes",
             Quirk::JobListLong => "job-list-long",
-            Quirk::SetRecordedShapes => "set-recorded-shapes",
+            Quirk::SetPlainValues => "set-plain-values",
             Quirk::ErrorsRecordedShapes => "errors-recorded-shapes",
             Quirk::ResultXmlStillLoading => "result-xml-still-loading",
             Quirk::RowsetNoNamespace => "rowset-no-namespace",

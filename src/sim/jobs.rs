@@ -160,7 +160,7 @@ fn job_json(job: &JobDef, req: &Req) -> Value {
 /// With `recorded` (`--quirk instance-recorded-shapes`), the shapes institutions recorded
 /// (shared/real-alma §2, Princeton's failed job): progress 101.3 once the run has ended, a
 /// counter whose type is a sentence with an empty desc and whose value is text, `submitted_by`
-/// and alerts without desc.
+/// without desc.
 fn instance_json(inst: &Instance, job: Option<&JobDef>, req: &Req, tz: &chrono::FixedOffset, recorded: bool) -> Value {
     let local = inst.submitted.with_timezone(tz);
     let mut v = json!({
@@ -203,11 +203,6 @@ fn instance_json(inst: &Instance, job: Option<&JobDef>, req: &Req, tz: &chrono::
             match v.get_mut("counter").and_then(Value::as_array_mut) {
                 Some(counters) => counters.push(sentence),
                 None => v["counter"] = json!([sentence]),
-            }
-            if let Some(alerts) = v.get_mut("alert").and_then(Value::as_array_mut) {
-                for a in alerts {
-                    a.as_object_mut().map(|m| m.remove("desc"));
-                }
             }
         }
     }

@@ -98,7 +98,7 @@ const CONTENT_TYPES: &[(&str, &str)] = &[
     ("IEP", "Physical titles"),
 ];
 
-/// With `recorded` (`--quirk set-recorded-shapes`): `private` as a plain string and
+/// With `recorded` (`--quirk set-plain-values`): `private` as a plain string and
 /// `number_of_members`' value as a string.
 fn set_json(set: &SimSet, req: &Req, recorded: bool) -> Value {
     let content_desc = CONTENT_TYPES
@@ -197,7 +197,7 @@ impl State {
             let added = self.checked_additions(&set.content, &set.member_keys, &members, true)?;
             set.set_members(added);
         }
-        let reply = Reply::ok("set", set_json(&set, req, self.cfg.has(Quirk::SetRecordedShapes)));
+        let reply = Reply::ok("set", set_json(&set, req, self.cfg.has(Quirk::SetPlainValues)));
         self.sets.insert(set.id.clone(), set);
         Ok(reply)
     }
@@ -207,7 +207,7 @@ impl State {
         let set = self.sets.get(id).ok_or_else(|| invalid_set_id(id))?;
         Ok(Reply::ok(
             "set",
-            set_json(set, req, self.cfg.has(Quirk::SetRecordedShapes)),
+            set_json(set, req, self.cfg.has(Quirk::SetPlainValues)),
         ))
     }
 
@@ -240,7 +240,7 @@ impl State {
             .filter(|_| set_type.is_none_or(|t| t == "ITEMIZED"))
             .collect();
         let total = matching.len();
-        let recorded = self.cfg.has(Quirk::SetRecordedShapes);
+        let recorded = self.cfg.has(Quirk::SetPlainValues);
         let value = list_json("set", matching.into_iter().skip(offset).take(limit), total, |s| {
             set_json(s, req, recorded)
         });
@@ -349,7 +349,7 @@ impl State {
         let set = &self.sets[&id];
         Ok(Reply::ok(
             "set",
-            set_json(set, req, self.cfg.has(Quirk::SetRecordedShapes)),
+            set_json(set, req, self.cfg.has(Quirk::SetPlainValues)),
         ))
     }
 

@@ -55,9 +55,8 @@ pub enum Body {
 pub struct Reply {
     pub status: StatusCode,
     pub body: Body,
-    /// An error reply's code and message, for the recorded error shapes (`--quirk
-    /// errors-recorded-shapes`).
-    pub error: Option<(String, String)>,
+    /// An error reply's parts, for the recorded error shapes (`--quirk errors-recorded-shapes`).
+    pub error: Option<ErrorInfo>,
 }
 
 impl Reply {
@@ -85,36 +84,14 @@ impl Reply {
         }
     }
 
-    fn with_error(mut self, code: &str, message: &str) -> Self {
-        self.error = Some((code.to_string(), message.to_string()));
+    fn with_error(mut self, code: &str, message: &str, tracking_id: Option<&str>, gateway: bool) -> Self {
+        self.error = Some(ErrorInfo {
+            code: code.to_string(),
+            message: message.to_string(),
+            tracking_id: tracking_id.map(str::to_string),
+            gateway,
+        });
         self
-    }
-
-    /// Content type and bytes in the negotiated format, an error in the shapes institutions
-    /// recorded when `recorded_errors` (shared/real-alma §4): no trackingId, a space after the
-    /// message, keys in the order errorList, errorsExist, result; XML declared
-    /// `encoding="utf-8"`, with CRLF line ends and 12/24/36-space indentation.
-    pub fn render_with(&self, format: Format, recorded_errors: bool) -> (Option<&'static str>, String) {
-        match &self.error {
-            Some((code, message)) if recorded_errors => {
-                let message = format!("{message} ");
-                let text = match format {
-                    Format::Json => json!({
-                        "errorList": {"error": [{"errorCode": code, "errorMessage": message}]},
-                        "errorsExist": true,
-                        "result": null,
-                    })
-                    .to_string(),
-                    Format::Xml => web_service_result_xml(code, &message, None, "\r\n", "            ").replacen(
-                        super::xml::DECLARATION,
-                        r#"<?xml version="1.0" encoding="utf-8"?>"#,
-                        1,
-                    ),
-                };
-                (Some(format.content_type()), text)
-            }
-            _ => self.render(format),
-        }
     }
 
     /// Content type and bytes in the negotiated format.
@@ -128,6 +105,52 @@ impl Reply {
             Body::Empty => (None, String::new()),
         }
     }
+
+    /// Content type and bytes in the negotiated format; with `recorded_errors` an error in the
+    /// shapes institutions recorded (shared/real-alma §4): the gateway's JSON without trackingId,
+    /// a space after the message, keys errorList, errorsExist, result (PER_SECOND_THRESHOLD);
+    /// its XML with CRLF line ends, 12/24/36-space indentation and no trackingId (UNAUTHORIZED,
+    /// XML whatever was asked, as always); Alma's own XML errors on one line, declared
+    /// `encoding="utf-8"` in lower case (its JSON errors are the usual shape, which is recorded).
+    pub fn render_with(&self, format: Format, recorded_errors: bool) -> (Option<&'static str>, String) {
+        let Some(e) = self.error.as_ref().filter(|_| recorded_errors) else {
+            return self.render(format);
+        };
+        let deep = |message: &str| web_service_result_xml(&e.code, message, None, "\r\n", "            ");
+        let xml = Format::Xml.content_type();
+        match (e.gateway, format) {
+            (true, _) if e.code == "UNAUTHORIZED" => (Some(xml), deep(&e.message)),
+            (true, Format::Json) => (
+                Some(format.content_type()),
+                json!({
+                    "errorList": {"error": [{"errorCode": e.code, "errorMessage": format!("{} ", e.message)}]},
+                    "errorsExist": true,
+                    "result": null,
+                })
+                .to_string(),
+            ),
+            (true, Format::Xml) => (Some(xml), deep(&e.message)),
+            (false, Format::Xml) => (
+                Some(xml),
+                web_service_result_xml(&e.code, &e.message, e.tracking_id.as_deref(), "", "").replacen(
+                    super::xml::DECLARATION,
+                    r#"<?xml version="1.0" encoding="utf-8" standalone="yes"?>"#,
+                    1,
+                ),
+            ),
+            (false, Format::Json) => self.render(format),
+        }
+    }
+}
+
+/// An error reply's parts, kept for the recorded error shapes (`--quirk errors-recorded-shapes`).
+#[derive(Debug, Clone)]
+pub struct ErrorInfo {
+    pub code: String,
+    pub message: String,
+    pub tracking_id: Option<String>,
+    /// The gateway's error (string code, one error object), not Alma's.
+    pub gateway: bool,
 }
 
 /// An application ("logical") error: HTTP 400 (sometimes 500) with `web_service_result`, an
@@ -167,7 +190,12 @@ impl AppError {
             .to_string(),
             Format::Xml => web_service_result_xml(&self.code, &self.message, Some(tracking_id), "", ""),
         };
-        Reply::rendered(self.status, format.content_type(), text).with_error(&self.code, &self.message)
+        Reply::rendered(self.status, format.content_type(), text).with_error(
+            &self.code,
+            &self.message,
+            Some(tracking_id),
+            false,
+        )
     }
 }
 
@@ -231,7 +259,12 @@ impl GatewayError {
         let message = message.unwrap_or(self.default_message());
         if let GatewayError::Unauthorized { .. } = self {
             let text = web_service_result_xml(self.code(), message, None, "\r\n", "  ");
-            return Reply::rendered(self.status(), Format::Xml.content_type(), text).with_error(self.code(), message);
+            return Reply::rendered(self.status(), Format::Xml.content_type(), text).with_error(
+                self.code(),
+                message,
+                None,
+                true,
+            );
         }
         let text = match format {
             Format::Json => json!({"web_service_result": {
@@ -241,7 +274,7 @@ impl GatewayError {
             .to_string(),
             Format::Xml => web_service_result_xml(self.code(), message, Some("unknown"), "", ""),
         };
-        Reply::rendered(self.status(), format.content_type(), text).with_error(self.code(), message)
+        Reply::rendered(self.status(), format.content_type(), text).with_error(self.code(), message, None, true)
     }
 }
 
@@ -316,19 +349,34 @@ mod tests {
         );
         assert!(json.ends_with(r#" "}]},"errorsExist":true,"result":null}"#), "{json}");
         assert!(!json.contains("trackingId"));
-        let app = AppError::bad_request("60107", "Invalid set ID: x").into_reply(Format::Xml, "E01-1");
-        let (_, xml) = app.render_with(Format::Xml, true);
+        let (_, xml) = gw.render_with(Format::Xml, true);
         assert!(
-            xml.starts_with("<?xml version=\"1.0\" encoding=\"utf-8\"?>\r\n"),
-            "{xml}"
-        );
-        assert!(
-            xml.contains("\r\n                                    <errorCode>60107</errorCode>"),
+            xml.contains("\r\n                                    <errorCode>PER_SECOND_THRESHOLD</errorCode>"),
             "{xml}"
         );
         assert!(!xml.contains("trackingId"));
-        // Without the quirk, the usual shape; a reply that is no error is never changed.
+        let unauthorized = GatewayError::Unauthorized {
+            status: StatusCode::BAD_REQUEST,
+        }
+        .into_reply(Format::Json, None);
+        let (ct, xml) = unauthorized.render_with(Format::Json, true);
+        assert_eq!(ct, Some("application/xml;charset=UTF-8"), "XML whatever was asked");
+        assert!(xml.contains("\r\n            <errorsExist>"), "{xml}");
+        let app = AppError::bad_request("60107", "Invalid set ID: x").into_reply(Format::Xml, "E01-1");
+        let (_, xml) = app.render_with(Format::Xml, true);
+        assert!(
+            xml.starts_with(r#"<?xml version="1.0" encoding="utf-8" standalone="yes"?><web_service_result"#),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<trackingId>E01-1</trackingId>") && !xml.contains('\n'),
+            "{xml}"
+        );
+        // Without the quirk, the usual shape; Alma's JSON errors and replies that are no error
+        // are never changed.
         assert_eq!(app.render_with(Format::Xml, false), app.render(Format::Xml));
+        let app_json = AppError::bad_request("60107", "Invalid set ID: x").into_reply(Format::Json, "E01-1");
+        assert_eq!(app_json.render_with(Format::Json, true), app_json.render(Format::Json));
         let ok = Reply::ok("x", json!({"a": 1}));
         assert_eq!(ok.render_with(Format::Json, true), ok.render(Format::Json));
     }

@@ -87,9 +87,9 @@ async fn doctor_takes_any_2xx_from_the_key_test_endpoints() {
 /// The recorded job and set shapes all at once: a job list of 439 with ids from `M3` to 16
 /// digits and pages of 400 whatever the limit (the job found on the second page), `op=run`
 /// answered in XML with a relative link (the instance read from it, no lookup), instances with
-/// progress 101.3, a counter whose type is a sentence with an empty desc, `submitted_by` and
-/// alerts without desc, sets with `private` and `number_of_members` as strings, totals as
-/// strings — one set, one job, one letter each.
+/// progress 101.3, a counter whose type is a sentence with an empty desc, `submitted_by` without
+/// desc, sets with `private` and `number_of_members` as plain strings, totals as strings — one
+/// set, one job, one letter each.
 #[tokio::test]
 async fn a_run_reads_every_recorded_job_and_set_shape() {
     let sim = sim(sim_config()
@@ -97,7 +97,7 @@ async fn a_run_reads_every_recorded_job_and_set_shape() {
         .quirk(Quirk::RunAnswerXml)
         .quirk(Quirk::RelativeLinks)
         .quirk(Quirk::InstanceRecordedShapes)
-        .quirk(Quirk::SetRecordedShapes)
+        .quirk(Quirk::SetPlainValues)
         .quirk(Quirk::TotalRecordCountString))
     .await;
     let dir = temp_dir("recorded-jobs");
@@ -330,4 +330,87 @@ async fn a_later_page_with_another_token_or_schema_is_refused() {
         );
         assert_eq!(written, None, "{sequence}: no output file");
     }
+}
+
+/// A list server for the client's list walker: `members(offset)` answers each call.
+async fn list_server(
+    answer: impl Fn(usize) -> serde_json::Value + Clone + Send + Sync + 'static,
+) -> (
+    alma_cohort::alma::AlmaClient,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let calls = Arc::new(AtomicUsize::new(0));
+    let count = calls.clone();
+    let handler = move |axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>| {
+        let (answer, count) = (answer.clone(), count.clone());
+        async move {
+            count.fetch_add(1, Ordering::SeqCst);
+            let offset = q.get("offset").and_then(|o| o.parse().ok()).unwrap_or(0);
+            axum::Json(answer(offset))
+        }
+    };
+    let app = axum::Router::new()
+        .route("/almaws/v1/conf/sets/{id}/members", axum::routing::get(handler.clone()))
+        .route("/almaws/v1/conf/jobs/{id}/instances", axum::routing::get(handler));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let mut config = alma_cohort::alma::ClientConfig::new(format!("http://{addr}"), KEY.to_string().into());
+    config.pace_per_second = 100_000;
+    (alma_cohort::alma::AlmaClient::new(config).unwrap(), calls)
+}
+
+/// The list walker: pages shorter than the limit with a total (the offset moves by the items
+/// received), an instance listed on two pages counted once, and a list without a total that
+/// ignores the offset — given up after 1000 pages with an error, not asked for without end.
+#[tokio::test(flavor = "multi_thread")]
+async fn lists_are_walked_by_what_alma_sends() {
+    use alma_cohort::alma::{JobId, SetId};
+    use serde_json::json;
+
+    let (client, calls) = list_server(|offset| {
+        let ids: Vec<_> = (offset..(offset + 7).min(20))
+            .map(|i| json!({"id": format!("u{i}")}))
+            .collect();
+        json!({"member": ids, "total_record_count": "20"})
+    })
+    .await;
+    let members = client.set_members(&SetId("1".into())).await.unwrap();
+    assert_eq!(members.len(), 20);
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 3);
+
+    let (client, _) = list_server(|offset| {
+        // Two instances a page, the list shifting by one between calls: "b" is listed twice.
+        let all = ["a", "b", "c"];
+        let page: Vec<_> = all
+            .iter()
+            .skip(offset.saturating_sub(1))
+            .take(2)
+            .map(|id| json!({"id": id, "status": {"value": "COMPLETED_SUCCESS"}}))
+            .collect();
+        json!({"job_instance": page, "total_record_count": 4})
+    })
+    .await;
+    let instances = client
+        .job_instances_between(&JobId("M3".into()), "2026-11-30", "2026-12-02")
+        .await
+        .unwrap();
+    let ids: Vec<&str> = instances.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(ids, ["a", "b", "c"]);
+
+    let (client, calls) = list_server(|_| {
+        let ids: Vec<_> = (0..100).map(|i| json!({"id": format!("u{i}")})).collect();
+        json!({ "member": ids })
+    })
+    .await;
+    let err = client.set_members(&SetId("1".into())).await.unwrap_err().to_string();
+    assert!(
+        err.contains("no total_record_count and has not ended after 1000 pages"),
+        "{err}"
+    );
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1000);
 }
