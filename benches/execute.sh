@@ -20,20 +20,7 @@ sim_pid=
 trap 'kill $sim_pid 2>/dev/null || true; rm -rf "$work"' EXIT
 . "$here/sim.sh"
 
-cat >"$work/q.toml" <<'TOML'
-name = "bench-execute"
-[report]
-path = "/shared/Example University/Reports/Password Resets/All users"
-limit = 1000
-[cohort]
-id_column = "Primary Identifier"
-where = """ "User Group" IN ('UGRAD', 'GRAD') AND "Status" = 'Active' """
-[cohort.normalize]
-pad_numeric_to = 7
-[guard]
-account_type_column = "Account Type"
-max_members = 100000000
-TOML
+write_student_query "$work/q.toml" bench-execute
 
 result="$here/results/$(date +%F)-execute.md"
 {

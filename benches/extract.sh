@@ -26,20 +26,7 @@ id_column = "Primary Identifier"
 max_members = 100000000
 TOML
 # The plan: UGRAD and GRAD students, active, INTERNAL accounts only.
-cat >"$work/plan.toml" <<'TOML'
-name = "bench-plan"
-[report]
-path = "/shared/Example University/Reports/Password Resets/All users"
-limit = 1000
-[cohort]
-id_column = "Primary Identifier"
-where = """ "User Group" IN ('UGRAD', 'GRAD') AND "Status" = 'Active' """
-[cohort.normalize]
-pad_numeric_to = 7
-[guard]
-account_type_column = "Account Type"
-max_members = 100000000
-TOML
+write_student_query "$work/plan.toml" bench-plan
 
 # wall (s) and rss (MB) from /usr/bin/time -v's report in $work/time.txt.
 read_time() {

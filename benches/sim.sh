@@ -14,3 +14,22 @@ start_sim() {
   echo "the simulator did not answer on port $port within 60 s; see $log" >&2
   return 1
 }
+
+# `write_student_query FILE NAME`: the benches' cohort query — UGRAD and GRAD students, active,
+# INTERNAL accounts only (about 46 % of the simulator's users), IDs padded to 7 digits.
+write_student_query() {
+  cat >"$1" <<TOML
+name = "$2"
+[report]
+path = "/shared/Example University/Reports/Password Resets/All users"
+limit = 1000
+[cohort]
+id_column = "Primary Identifier"
+where = """ "User Group" IN ('UGRAD', 'GRAD') AND "Status" = 'Active' """
+[cohort.normalize]
+pad_numeric_to = 7
+[guard]
+account_type_column = "Account Type"
+max_members = 100000000
+TOML
+}

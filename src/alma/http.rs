@@ -283,16 +283,13 @@ impl AlmaClient {
         body: Option<&serde_json::Value>,
         repeat: Repeat,
     ) -> Result<serde_json::Value, Error> {
-        let bytes = self.call_body(method, path, query, body, repeat).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(serde_json::Value::Null);
-        }
-        serde_json::from_slice(&bytes).map_err(|e| bytes.unreadable(&e))
+        self.call_typed(method, path, query, body, repeat).await
     }
 
     /// A JSON call whose answer is decoded into `T` (the typed answers private to each
-    /// endpoint's file). An answer that is not `T` is [`Error::Unexpected`] with its status, so
-    /// that a write's 2xx stays "Alma took it" ([`Error::fate`]).
+    /// endpoint's file); an empty body reads as `null`. An answer that is not `T` is
+    /// [`Error::Unexpected`] with its status, so that a write's 2xx stays "Alma took it"
+    /// ([`Error::fate`]).
     pub(crate) async fn call_typed<T: serde::de::DeserializeOwned>(
         &self,
         method: Method,
@@ -302,7 +299,12 @@ impl AlmaClient {
         repeat: Repeat,
     ) -> Result<T, Error> {
         let bytes = self.call_body(method, path, query, body, repeat).await?;
-        serde_json::from_slice(&bytes).map_err(|e| bytes.unreadable(&e))
+        let json: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+            b"null"
+        } else {
+            &bytes
+        };
+        serde_json::from_slice(json).map_err(|e| bytes.unreadable(&e))
     }
 
     /// The body of a successful JSON call, with what an error about it must name.

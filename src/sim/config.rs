@@ -205,6 +205,8 @@ pub enum Quirk {
     RowsetNoNamespace,
     /// The report's schema has no `saw-sql:columnHeading` (as if read without col_names)
     SchemaWithoutHeadings,
+    /// A set's members list shows its first member without an id (plausible, not recorded)
+    MemberWithoutId,
     /// The key test endpoints (`/analytics/test`, `/conf/test`, `/users/operation/test`) answer
     /// 200 with a plain-text body (their body is not documented)
     TestEndpointsText,
@@ -231,6 +233,7 @@ impl Quirk {
             Quirk::ResultXmlStillLoading => "result-xml-still-loading",
             Quirk::RowsetNoNamespace => "rowset-no-namespace",
             Quirk::SchemaWithoutHeadings => "schema-without-headings",
+            Quirk::MemberWithoutId => "member-without-id",
             Quirk::TestEndpointsText => "test-endpoints-text",
         }
     }
@@ -595,7 +598,7 @@ mod tests {
 
     #[test]
     fn quirks_and_offsets_parse() {
-        assert_eq!(Quirk::all().len(), 13, "every quirk is listed");
+        assert_eq!(Quirk::all().len(), 14, "every quirk is listed");
         for &q in Quirk::all() {
             assert_eq!(q.name().parse::<Quirk>(), Ok(q));
             let clap_name = clap::ValueEnum::to_possible_value(&q).expect("listed");

@@ -251,11 +251,19 @@ impl State {
         let id = &req.segs[2];
         let (limit, offset) = paging(req)?;
         let set = self.sets.get(id).ok_or_else(|| invalid_set_id(id))?;
+        let first_without_id = self
+            .cfg
+            .has(Quirk::MemberWithoutId)
+            .then(|| set.members.first())
+            .flatten();
         let value = list_json(
             "member",
             set.members.iter().skip(offset).take(limit),
             set.members.len(),
             |m| {
+                if first_without_id == Some(m) {
+                    return json!({"description": "", "link": req.link("users/")});
+                }
                 let description = self
                     .user_index
                     .get(&m.to_ascii_lowercase())

@@ -12,28 +12,31 @@ fn calls(sim: &Sim, target: Target) -> usize {
     sim.handle.requests().iter().filter(|r| r.target == target).count()
 }
 
-/// `extract` of "All users" to a CSV: the exit code, stderr, and the rows written.
-async fn extract_all(sim: &Sim, tag: &str) -> (i32, String, usize) {
+/// `extract` of the report at `report_path` from `base` to a CSV with `key`: the exit code,
+/// stderr, and the rows written (None: no output file).
+async fn extract(base: &str, report_path: &str, tag: &str, key: &str) -> (i32, String, Option<usize>) {
     let dir = temp_dir(tag);
-    let q = query_file(&dir, ALL_USERS, "");
+    let q = query_file(&dir, report_path, "");
     let out = dir.join("rows.csv");
-    let base = sim.handle.base_url();
-    let r = alma_cohort(
-        &[
-            "--base-url",
-            &base,
-            "extract",
-            q.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        Some(KEY),
-    )
-    .await;
+    let args = [
+        "--base-url",
+        base,
+        "extract",
+        q.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let r = alma_cohort(&args, Some(key)).await;
     let rows = std::fs::read_to_string(&out)
-        .map(|t| t.lines().count().saturating_sub(1))
-        .unwrap_or(0);
+        .ok()
+        .map(|t| t.lines().count().saturating_sub(1));
     (r.code, r.stderr, rows)
+}
+
+/// `extract` of "All users" from the simulator: the exit code, stderr, and the rows written.
+async fn extract_all(sim: &Sim, tag: &str) -> (i32, String, usize) {
+    let (code, stderr, rows) = extract(&sim.handle.base_url(), ALL_USERS, tag, KEY).await;
+    (code, stderr, rows.unwrap_or(0))
 }
 
 /// "Still loading" as `<ResultXml/>`: as the first answers (with the token) and between the
@@ -141,45 +144,21 @@ async fn errors_in_the_recorded_shapes_are_read() {
     assert_eq!(calls(&sim, Target::JobRun), 3, "two 429s, then the run");
 
     let base = sim.handle.base_url();
-    let q = query_file(&dir, ALL_USERS, "");
-    let out = dir.join("rows.csv");
-    let args = [
-        "--base-url",
-        &base,
-        "extract",
-        q.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    let refused = alma_cohort(&args, Some("no-such-key")).await;
-    assert_ne!(refused.code, 0, "{}", refused.stderr);
+    let (code, stderr, rows) = extract(&base, ALL_USERS, "recorded-errors-key", "no-such-key").await;
+    assert_ne!(code, 0, "{stderr}");
     assert!(
-        refused
-            .stderr
-            .contains(" UNAUTHORIZED: API-key not defined or not configured to allow this API.\n"),
-        "{}",
-        refused.stderr
+        stderr.contains(" UNAUTHORIZED: API-key not defined or not configured to allow this API.\n"),
+        "{stderr}"
     );
-    assert!(!refused.stderr.contains("trackingId"), "{}", refused.stderr);
+    assert!(!stderr.contains("trackingId"), "{stderr}");
+    assert_eq!(rows, None, "no output file");
 
-    let missing = query_file(&dir, "/shared/Example University/Reports/No such report", "");
-    let args = [
-        "--base-url",
-        &base,
-        "extract",
-        missing.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    let not_found = alma_cohort(&args, Some(KEY)).await;
-    assert_eq!(not_found.code, 2, "{}", not_found.stderr);
-    assert!(not_found.stderr.contains("No such report"), "{}", not_found.stderr);
-    assert!(
-        not_found.stderr.contains("check the report's path"),
-        "{}",
-        not_found.stderr
-    );
-    assert!(!out.exists(), "no output file");
+    let missing = "/shared/Example University/Reports/No such report";
+    let (code, stderr, rows) = extract(&base, missing, "recorded-errors-path", KEY).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("No such report"), "{stderr}");
+    assert!(stderr.contains("check the report's path"), "{stderr}");
+    assert_eq!(rows, None, "no output file");
 }
 
 /// A schema without headings (as if read without col_names): the columns are `ColumnN`, one
@@ -271,22 +250,8 @@ async fn replay(sequence: &str) -> (String, std::sync::Arc<std::sync::atomic::At
 /// and the calls made.
 async fn extract_replayed(sequence: &str) -> (i32, String, Option<usize>, usize) {
     let (base, served) = replay(sequence).await;
-    let dir = temp_dir(sequence);
-    let q = query_file(&dir, "/shared/Example University/Reports/Replayed", "");
-    let out = dir.join("rows.csv");
-    let args = [
-        "--base-url",
-        &base,
-        "extract",
-        q.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    let r = alma_cohort(&args, Some(KEY)).await;
-    let rows = std::fs::read_to_string(&out)
-        .ok()
-        .map(|t| t.lines().count().saturating_sub(1));
-    (r.code, r.stderr, rows, served.load(std::sync::atomic::Ordering::SeqCst))
+    let (code, stderr, rows) = extract(&base, "/shared/Example University/Reports/Replayed", sequence, KEY).await;
+    (code, stderr, rows, served.load(std::sync::atomic::Ordering::SeqCst))
 }
 
 /// Page sequences in the recorded shapes, replayed: a token and the schema repeated on a later
@@ -366,7 +331,8 @@ async fn list_server(
 
 /// The list walker: pages shorter than the limit with a total (the offset moves by the items
 /// received), an instance listed on two pages counted once, and a list without a total that
-/// ignores the offset — given up after 1000 pages with an error, not asked for without end.
+/// ignores the offset — given up after 1000 pages with an error, not asked for without end; and
+/// a member without an id refused.
 #[tokio::test(flavor = "multi_thread")]
 async fn lists_are_walked_by_what_alma_sends() {
     use alma_cohort::alma::{JobId, SetId};
@@ -413,4 +379,47 @@ async fn lists_are_walked_by_what_alma_sends() {
         "{err}"
     );
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1000);
+
+    // A member listed without an id: the set cannot be checked against the cohort — an error,
+    // not a shorter list.
+    let (client, _) = list_server(|_| json!({"member": [{"id": "u1"}, {"name": "x"}], "total_record_count": 2})).await;
+    let err = client.set_members(&SetId("1".into())).await.unwrap_err().to_string();
+    assert!(err.contains("1 of the set's members are listed without an id"), "{err}");
+}
+
+/// Alma's members list shows a member without an id while the run must read it (an add_members
+/// answer was lost): the run stops before the job, saying to look at the set; the operator's
+/// `resume` stops the same way, and `abandon` ends it — one set, no job, no letter.
+#[tokio::test]
+async fn a_member_without_an_id_stops_the_run_before_the_job() {
+    use crate::execute::{run, runs_json};
+
+    let sim = sim(sim_config()
+        .quirk(Quirk::MemberWithoutId)
+        .fault(Fault::new(FaultKind::DropAfter, Target::SetOp).count(1)))
+    .await;
+    let dir = temp_dir("member-without-id");
+    let state = dir.join("state");
+    let q = all_users_query(&dir, 5000);
+    let first = execute_run(&sim, &state, q.to_str().unwrap(), &[]).await;
+    assert_ne!(first.code, 0, "{}", first.stderr);
+    assert!(first.stderr.contains("listed without an id"), "{}", first.stderr);
+    let runs = runs_json(&sim, &state).await;
+    let run_id = runs[0]["run_id"].as_str().unwrap().to_string();
+    let resumed = run(&sim, &state, &["resume", &run_id]).await;
+    assert_ne!(resumed.code, 0, "{}", resumed.stderr);
+    assert!(resumed.stderr.contains("listed without an id"), "{}", resumed.stderr);
+    let abandoned = run(
+        &sim,
+        &state,
+        &["abandon", &run_id, "--reason", "a member without an id in Alma"],
+    )
+    .await;
+    assert_eq!(abandoned.code, 0, "{}", abandoned.stderr);
+    assert_eq!(sim.handle.sets().len(), 1, "one set");
+    assert_eq!(calls(&sim, Target::JobRun), 0, "no job submitted");
+    assert!(
+        sim.handle.job_instances().is_empty() && sim.handle.outbox().is_empty(),
+        "no job, no letter"
+    );
 }
