@@ -15,6 +15,7 @@ use crate::journal::{self, Journal};
 use crate::output::Output;
 use crate::pipeline;
 use crate::pipeline::execute::{self, ContinueOptions, RunResult};
+use crate::pipeline::ledger;
 use crate::pipeline::state::{self, Admission};
 use crate::query::{self, Params};
 use crate::settings::Settings;
@@ -114,7 +115,14 @@ async fn plan(settings: Settings, args: PlanArgs, quiet: bool) -> Result<Exit, E
         Some(_) => Some(AlmaClient::new(settings.client_config()?)?),
         None => None,
     };
-    let plan = plan_with_progress(&settings, client.as_ref(), spec, quiet).await?;
+    let plan = plan_with_progress(
+        &settings,
+        client.as_ref(),
+        spec,
+        quiet,
+        &pipeline::PlanOptions::default(),
+    )
+    .await?;
     if args.json {
         let text = serde_json::to_string(&plan.to_json()).map_err(|e| Error::Usage(e.to_string()))?;
         println!("{text}");
@@ -132,27 +140,38 @@ pub async fn execute(settings: Settings, args: RunArgs, quiet: bool) -> Result<E
     let json = args.plan.json;
     let spec = load_query(&args.plan.query)?;
     pipeline::check_offline(&spec)?;
+    // Everything that can be refused without Alma or the journal is, before either is touched.
+    let period = args.period.as_deref().map(ledger::normalize_period).transpose()?;
+    if period.is_some()
+        && let Some(problem) = spec.period_set_name_problem()
+    {
+        return Err(Error::Usage(problem));
+    }
+    settings.refuse_legacy_journal()?;
     let _lock = journal::lock_query(&settings.state_dir, &spec.name)?;
     let mut journal = Journal::open(&settings.state_dir)?;
-    let admission = match state::admit(&journal, &spec.name, args.period.as_deref(), args.force) {
+    let refused_json = |e: &Error| {
+        // Scripts reading --json learn why nothing ran (exit 4 also means "already done").
+        if json {
+            let refused = serde_json::json!({
+                "query": spec.name,
+                "period": period,
+                "status": "refused",
+                "skipped": false,
+                "refused": e.to_string(),
+            });
+            println!("{refused}");
+        }
+    };
+    let admission = match state::admit(&journal, &spec.name, period.as_deref(), args.force) {
         Ok(a) => a,
         Err(e) => {
-            // Scripts reading --json learn why nothing ran (exit 4 also means "already done").
-            if json {
-                let refused = serde_json::json!({
-                    "query": spec.name,
-                    "period": args.period,
-                    "status": "refused",
-                    "skipped": false,
-                    "refused": e.to_string(),
-                });
-                println!("{refused}");
-            }
+            refused_json(&e);
             return Err(e);
         }
     };
     if let Admission::Skip { previous } = admission {
-        let period = args.period.as_deref().unwrap_or_default();
+        let period = period.as_deref().unwrap_or_default();
         let skipped = RunResult::skipped(&spec.name, period, &previous);
         if json {
             println!(
@@ -168,7 +187,19 @@ pub async fn execute(settings: Settings, args: RunArgs, quiet: bool) -> Result<E
     }
     let params = parse_params(&args.plan.query.params)?.into_iter().collect::<Vec<_>>();
     let client = AlmaClient::new(settings.client_config()?)?;
-    let plan = plan_with_progress(&settings, Some(&client), spec, quiet).await?;
+    let options = pipeline::PlanOptions {
+        period: period.clone(),
+        force: args.force,
+    };
+    let plan = match plan_with_progress(&settings, Some(&client), spec.clone(), quiet, &options).await {
+        Ok(plan) => plan,
+        Err(e) => {
+            if matches!(e, Error::Refused { .. }) {
+                refused_json(&e);
+            }
+            return Err(e);
+        }
+    };
     // With --json, stdout carries only the final JSON object.
     if json {
         eprintln!("{}", plan.summary());
@@ -179,7 +210,7 @@ pub async fn execute(settings: Settings, args: RunArgs, quiet: bool) -> Result<E
         return Err(refusal);
     }
     confirm(&plan, args.yes)?;
-    let record = execute::start_run(&mut journal, &plan, &params, args.period.as_deref())?;
+    let record = execute::start_run(&mut journal, &plan, &params, period.as_deref(), args.force)?;
     tracing::info!(run_id = %record.run_id, "run started");
     let result = execute::continue_run(
         &client,
@@ -217,6 +248,7 @@ fn confirm(plan: &pipeline::Plan, yes: bool) -> Result<(), Error> {
 }
 
 async fn resume(settings: Settings, args: ResumeArgs) -> Result<Exit, Error> {
+    settings.refuse_legacy_journal()?;
     let journal = Journal::open(&settings.state_dir)?;
     let record = journal.run(&args.run_id)?;
     let _lock = journal::lock_query(&settings.state_dir, &record.query)?;
@@ -250,6 +282,7 @@ async fn resume(settings: Settings, args: ResumeArgs) -> Result<Exit, Error> {
 }
 
 fn abandon(settings: Settings, args: AbandonArgs) -> Result<Exit, Error> {
+    settings.refuse_legacy_journal()?;
     let journal = Journal::open(&settings.state_dir)?;
     let record = journal.run(&args.run_id)?;
     let _lock = journal::lock_query(&settings.state_dir, &record.query)?;
@@ -301,8 +334,22 @@ fn print_result(result: &RunResult, json: bool) -> Result<Exit, Error> {
     })
 }
 
+/// Says which journal a read-only command reads (on stderr: stdout carries data), and a journal
+/// an earlier version left in the working folder.
+fn say_journal(settings: &Settings, journal: &Journal) {
+    eprintln!("journal: {}", journal.path().display());
+    if let Some(legacy) = settings.legacy_journal() {
+        eprintln!(
+            "note: an earlier alma-cohort left a journal in {}; pass --state-dir {} to read it",
+            legacy.join("journal.sqlite").display(),
+            legacy.display()
+        );
+    }
+}
+
 fn runs(settings: Settings, args: ListArgs) -> Result<Exit, Error> {
     let journal = Journal::open(&settings.state_dir)?;
+    say_journal(&settings, &journal);
     let runs = journal.runs()?;
     if args.json {
         println!(
@@ -331,6 +378,7 @@ fn runs(settings: Settings, args: ListArgs) -> Result<Exit, Error> {
 
 fn show(settings: Settings, args: ShowArgs) -> Result<Exit, Error> {
     let journal = Journal::open(&settings.state_dir)?;
+    say_journal(&settings, &journal);
     let record = journal.run(&args.run_id)?;
     if args.json {
         println!(
@@ -352,6 +400,7 @@ async fn plan_with_progress(
     client: Option<&AlmaClient>,
     spec: query::QuerySpec,
     quiet: bool,
+    options: &pipeline::PlanOptions,
 ) -> Result<pipeline::Plan, Error> {
     let bar = progress_bar(quiet);
     let mut on_page = page_progress(&bar);
@@ -361,6 +410,7 @@ async fn plan_with_progress(
         &settings.state_dir,
         &settings.paging_policy(),
         &mut on_page,
+        options,
     )
     .await;
     bar.finish_and_clear();

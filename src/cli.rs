@@ -32,7 +32,7 @@ pub struct GlobalArgs {
     /// Alma region, mapped to the official API host
     #[arg(long, global = true, value_enum)]
     pub region: Option<Region>,
-    /// Folder for the journal and per-run outputs [default: .alma-cohort, or .alma-cohort/PROFILE]
+    /// Folder for the journal and per-run outputs [default: the per-user state folder, e.g. ~/.local/state/alma-cohort[/PROFILE]]
     #[arg(long, global = true, env = "ALMA_COHORT_STATE", hide_env_values = true)]
     pub state_dir: Option<PathBuf>,
     /// Institution profile from alma-cohort.toml (or the file in ALMA_COHORT_CONFIG); flags and env override it
@@ -193,7 +193,8 @@ pub struct PlanArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub plan: PlanArgs,
-    /// The period this run belongs to (e.g. 2026-spring); a query runs once per period
+    /// The period this run belongs to (e.g. 2026-spring; compared trimmed, in lower case, with
+    /// spaces and '_' as '-'); a query runs once per period, whichever machine or journal runs it
     #[arg(long)]
     pub period: Option<String>,
     /// Really do it: create the set, add the members, run the job
@@ -202,8 +203,9 @@ pub struct RunArgs {
     /// Do not ask for confirmation (required when stdin is not a terminal)
     #[arg(long)]
     pub yes: bool,
-    /// Run even if this query already completed for --period (or failed after its job ran);
-    /// never over an unfinished run
+    /// Run even if this query already completed for --period (or failed after its job ran, or
+    /// Alma holds its set from another installation), and reset users notified within the
+    /// cooldown; never over an unfinished run
     #[arg(long)]
     pub force: bool,
 }

@@ -49,14 +49,25 @@ pub async fn run(args: DemoArgs, quiet: bool) -> Result<Exit, Error> {
     };
     let client = AlmaClient::new(config)?;
     let mut journal = Journal::open(&state_dir)?;
-    let plan = pipeline::plan(Some(&client), spec, &state_dir, &PagingPolicy::default(), &mut |_| {}).await?;
+    let plan = pipeline::plan(
+        Some(&client),
+        spec,
+        &state_dir,
+        &PagingPolicy::default(),
+        &mut |_| {},
+        &pipeline::PlanOptions {
+            period: Some("demo".into()),
+            force: false,
+        },
+    )
+    .await?;
     if !quiet {
         println!("{}\n", plan.summary());
     }
     if let Some(refusal) = plan.refusal_error(true) {
         return Err(refusal);
     }
-    let record = execute::start_run(&mut journal, &plan, &[], Some("demo"))?;
+    let record = execute::start_run(&mut journal, &plan, &[], Some("demo"), false)?;
     let poll = PollPolicy {
         first: Duration::from_millis(500),
         factor: 1.5,

@@ -309,6 +309,22 @@ fn state_dir_check(settings: &Settings) -> Check {
             "pass --state-dir to a folder you can write, or fix its permissions",
         );
     }
+    if let Some(legacy) = settings.legacy_journal() {
+        return fail(
+            "state dir",
+            format!(
+                "an earlier alma-cohort left a journal in {}, and the state dir {} holds none: run and resume stop until you choose",
+                legacy.join("journal.sqlite").display(),
+                dir.display()
+            ),
+            format!(
+                "pass --state-dir {} to go on with it, or move it: mv {} {}",
+                legacy.display(),
+                legacy.display(),
+                dir.display()
+            ),
+        );
+    }
     match Journal::open(dir).and_then(|j| j.schema_version()) {
         Ok(v) if v == SCHEMA_VERSION => {
             // Patron data (cohort.csv, reports) and the journal: not for other accounts.
@@ -324,16 +340,18 @@ fn state_dir_check(settings: &Settings) -> Check {
                 ok(
                     "state dir",
                     format!(
-                        "{} is writable and private; its journal is at schema {v}",
-                        dir.display()
+                        "{} is writable and private; its journal {} is at schema {v}",
+                        dir.display(),
+                        journal.display()
                     ),
                 )
             } else {
                 warn(
                     "state dir",
                     format!(
-                        "{} is writable, its journal at schema {v}, but other accounts on this machine can read patron data in it: {}",
+                        "{} is writable, its journal {} at schema {v}, but other accounts on this machine can read patron data in it: {}",
                         dir.display(),
+                        journal.display(),
                         open.join(", ")
                     ),
                     format!("chmod -R go-rwx {}", dir.display()),

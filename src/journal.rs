@@ -68,6 +68,12 @@ pub struct Execution {
     pub job_id: Option<String>,
     /// Parameters of the run call (set_id is added when the set exists).
     pub job_parameters: Vec<(String, String)>,
+    /// A `--period` run's set name before any `#n`: a function of its intent alone.
+    #[serde(default)]
+    pub set_base_name: Option<String>,
+    /// Started with `--force`: the operator's word that the period runs again.
+    #[serde(default)]
+    pub forced: bool,
 }
 
 /// A run as the journal holds it.
@@ -629,19 +635,46 @@ impl Journal {
     }
 
     /// The ended runs of a query for a period, newest first.
+    /// The ended runs of a query for a period, newest first. Periods compare in their normalized
+    /// form, also those journaled before periods were normalized.
     pub fn ended_for_period(&self, query: &str, period: &str) -> Result<Vec<RunRecord>, Error> {
+        let key = crate::pipeline::ledger::period_key(period);
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT run_id FROM runs WHERE query = ?1 AND period = ?2 AND status != 'running' ORDER BY started_at DESC, run_id DESC",
+                "SELECT run_id, period FROM runs WHERE query = ?1 AND period IS NOT NULL AND status != 'running' ORDER BY started_at DESC, run_id DESC",
             )
             .map_err(self.sql())?;
-        let ids: Vec<String> = stmt
-            .query_map(params![query, period], |r| r.get(0))
+        let ids: Vec<(String, String)> = stmt
+            .query_map(params![query], |r| Ok((r.get(0)?, r.get(1)?)))
             .map_err(self.sql())?
             .collect::<Result<_, _>>()
             .map_err(self.sql())?;
-        ids.iter().map(|id| self.run(id)).collect()
+        ids.iter()
+            .filter(|(_, p)| crate::pipeline::ledger::period_key(p) == key)
+            .map(|(id, _)| self.run(id))
+            .collect()
+    }
+
+    /// The run whose set this is, if one of this journal's.
+    pub fn run_of_set(&self, set_id: &str) -> Result<Option<RunRecord>, Error> {
+        let id: Option<String> = self
+            .conn
+            .query_row("SELECT run_id FROM runs WHERE set_id = ?1 LIMIT 1", [set_id], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(self.sql())?;
+        id.map(|id| self.run(&id)).transpose()
+    }
+
+    /// The run, if this journal has it.
+    pub fn find_run(&self, run_id: &str) -> Result<Option<RunRecord>, Error> {
+        match self.run(run_id) {
+            Ok(r) => Ok(Some(r)),
+            Err(Error::NoSuchRun(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// The last completed run of a query.
@@ -881,6 +914,8 @@ mod tests {
                 job_name: "Update/Notify Users".into(),
                 job_id: None,
                 job_parameters: vec![("job_name".into(), "alma-cohort r1".into())],
+                set_base_name: None,
+                forced: false,
             },
             set_id: None,
             members_added: None,

@@ -37,6 +37,41 @@ pub enum Error {
         "--profile {name}: no config file (looked for {path})\nhint: create alma-cohort.toml with a [profiles.{name}] table, or set ALMA_COHORT_CONFIG"
     )]
     NoConfig { name: String, path: PathBuf },
+    #[error(
+        "no per-user state folder is known on this machine (no HOME?)\nhint: pass --state-dir DIR or set ALMA_COHORT_STATE"
+    )]
+    NoStateDir,
+    #[error(
+        "a journal of an earlier alma-cohort is in {legacy} (its default state dir was relative to the working folder), and the state dir {default} holds none; nothing was done\nhint: to go on with that journal, pass --state-dir {legacy_dir} (or set ALMA_COHORT_STATE, or state_dir in the profile); to make it the default, move it: mv {legacy_dir} {default_dir} — one institution should have one journal (docs/operating.md, \"Where the journal lives\")",
+        legacy = legacy_dir.join("journal.sqlite").display(),
+        default = default_dir.display(),
+        legacy_dir = legacy_dir.display(),
+        default_dir = default_dir.display()
+    )]
+    LegacyJournal { legacy_dir: PathBuf, default_dir: PathBuf },
+}
+
+/// The platform's per-user state folder for alma-cohort: `$XDG_STATE_HOME/alma-cohort` (else
+/// `~/.local/state/alma-cohort`) on Linux, the local application data folder on macOS and
+/// Windows; one folder a profile below it. Never the working folder.
+pub fn default_state_dir(profile: Option<&str>) -> Result<PathBuf, Error> {
+    let base = dirs::state_dir()
+        .or_else(dirs::data_local_dir)
+        .ok_or(Error::NoStateDir)?
+        .join("alma-cohort");
+    Ok(match profile {
+        Some(name) => base.join(name),
+        None => base,
+    })
+}
+
+/// Where earlier versions kept the journal by default: `./.alma-cohort[/PROFILE]`.
+fn legacy_state_dir(profile: Option<&str>) -> PathBuf {
+    let base = PathBuf::from(".alma-cohort");
+    match profile {
+        Some(name) => base.join(name),
+        None => base,
+    }
 }
 
 /// `alma-cohort.toml`: one profile per institution.
@@ -109,6 +144,8 @@ pub struct Settings {
     pub retry: RetryPolicy,
     /// The profile in use and its display name.
     pub profile: Option<(String, Option<String>)>,
+    /// The state dir is the platform default (no --state-dir, ALMA_COHORT_STATE or profile's).
+    pub state_dir_is_default: bool,
     key_file: Option<PathBuf>,
     profile_key_file: Option<PathBuf>,
 }
@@ -165,15 +202,17 @@ impl Settings {
             .or_else(|| g.region.map(region_url))
             .or(from_profile.base_url.clone())
             .or_else(|| profile_region.map(region_url));
-        let state_dir = g
+        let chosen = g
             .state_dir
             .clone()
-            .or(from_profile.state_dir.clone())
-            .unwrap_or_else(|| match &profile {
-                // Each institution keeps its own journal.
-                Some((name, _)) => PathBuf::from(".alma-cohort").join(name),
-                None => PathBuf::from(".alma-cohort"),
-            });
+            .filter(|d| !d.as_os_str().is_empty())
+            .or(from_profile.state_dir.clone());
+        let state_dir_is_default = chosen.is_none();
+        let state_dir = match chosen {
+            Some(d) => d,
+            // Each institution keeps its own journal.
+            None => default_state_dir(profile.as_ref().map(|(n, _)| n.as_str()))?,
+        };
         Ok(Self {
             base_url,
             state_dir,
@@ -183,6 +222,7 @@ impl Settings {
             pace,
             retry,
             profile: profile.map(|(name, p)| (name, p.display_name)),
+            state_dir_is_default,
             key_file: g.api_key_file.clone(),
             profile_key_file: from_profile.key_file,
         })
@@ -213,6 +253,34 @@ impl Settings {
 }
 
 impl Settings {
+    /// A journal left in `./.alma-cohort` by an earlier version while the default state dir holds
+    /// none: the folder, so that it is never silently ignored.
+    pub fn legacy_journal(&self) -> Option<PathBuf> {
+        if !self.state_dir_is_default {
+            return None;
+        }
+        let legacy = legacy_state_dir(self.profile.as_ref().map(|(n, _)| n.as_str()));
+        if !legacy.join("journal.sqlite").is_file() || self.state_dir.join("journal.sqlite").is_file() {
+            return None;
+        }
+        let same = match (legacy.canonicalize(), self.state_dir.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+        (!same).then(|| std::path::absolute(&legacy).unwrap_or(legacy))
+    }
+
+    /// For the commands that write the journal: stop (exit 2) over a legacy journal.
+    pub fn refuse_legacy_journal(&self) -> Result<(), Error> {
+        match self.legacy_journal() {
+            Some(legacy_dir) => Err(Error::LegacyJournal {
+                legacy_dir,
+                default_dir: self.state_dir.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// How reports are paged: a still-loading report is asked again after waits that start at
     /// twice --retry-delay (2 s by default) and double up to 30 s.
     pub fn paging_policy(&self) -> crate::alma::PagingPolicy {

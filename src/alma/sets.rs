@@ -31,6 +31,11 @@ pub struct SetInfo {
     pub id: SetId,
     pub name: String,
     pub members: usize,
+    /// The set's description as Alma holds it (empty when the answer has none).
+    pub description: String,
+    /// When and by whom Alma says the set was created (shown, never decided on).
+    pub created_date: Option<String>,
+    pub created_by: Option<String>,
 }
 
 /// A set in Alma's JSON (`POST /conf/sets`, `GET /conf/sets/{id}`, `op=add_members`, a list's
@@ -45,6 +50,12 @@ struct SetAnswer {
     name: Code,
     #[serde(default, deserialize_with = "lenient")]
     number_of_members: Count,
+    #[serde(default, deserialize_with = "lenient")]
+    description: Code,
+    #[serde(default, deserialize_with = "lenient")]
+    created_date: Code,
+    #[serde(default, deserialize_with = "lenient")]
+    created_by: Code,
 }
 
 list_page!(SetPage, "set", SetAnswer);
@@ -69,17 +80,28 @@ impl SetAnswer {
                 snippet: "a set without an id".into(),
             });
         }
+        let shown = |c: Code| {
+            let v = c.trimmed().to_string();
+            let who = match c.desc.trim() {
+                d if !d.is_empty() && !v.is_empty() && d != v => format!("{v} ({d})"),
+                _ => v,
+            };
+            (!who.is_empty()).then_some(who)
+        };
         Ok(SetInfo {
             id: SetId(id.to_string()),
             name: self.name.value,
             members: self.number_of_members.0.unwrap_or(0) as usize,
+            description: self.description.value,
+            created_date: shown(self.created_date),
+            created_by: shown(self.created_by),
         })
     }
 }
 
 /// A set name as compared with the one asked for: trimmed, runs of spaces as one, any case (in
 /// case Alma normalizes what it stores).
-fn comparable(name: &str) -> String {
+pub fn comparable(name: &str) -> String {
     name.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
 }
 
@@ -114,27 +136,47 @@ impl AlmaClient {
 
     /// The itemized USER set with exactly this name, if there is one.
     pub async fn find_set_by_name(&self, name: &str) -> Result<Option<SetInfo>, Error> {
-        let q = format!("name~{name}");
-        let query = [("q", q.as_str()), ("content_type", "USER"), ("set_type", "ITEMIZED")];
         let wanted = comparable(name);
-        let mut found = None;
+        Ok(self
+            .find_sets(name)
+            .await?
+            .into_iter()
+            .find(|s| comparable(&s.name) == wanted))
+    }
+
+    /// Every itemized USER set whose name holds `part` (Alma's `q=name~`, any case), every page.
+    pub async fn find_sets(&self, part: &str) -> Result<Vec<SetInfo>, Error> {
+        let q = format!("name~{part}");
+        let query = [("q", q.as_str()), ("content_type", "USER"), ("set_type", "ITEMIZED")];
+        let call = Call {
+            method: "GET",
+            path: "/almaws/v1/conf/sets".into(),
+        };
+        let mut found = Vec::new();
+        let mut ids = std::collections::HashSet::new();
+        let mut bad = None;
         self.each_page::<SetPage>("conf/sets", &query, LIST_LIMIT, |page| {
-            found = page.into_iter().find(|s| comparable(&s.name.value) == wanted);
-            if found.is_some() {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
+            for s in page {
+                match s.into_info(&call) {
+                    // A set listed twice (pages that shift while the list grows) is one set.
+                    Ok(info) => {
+                        if ids.insert(info.id.0.clone()) {
+                            found.push(info);
+                        }
+                    }
+                    Err(e) => {
+                        bad = Some(e);
+                        return ControlFlow::Break(());
+                    }
+                }
             }
+            ControlFlow::Continue(())
         })
         .await?;
-        found
-            .map(|s| {
-                s.into_info(&Call {
-                    method: "GET",
-                    path: "/almaws/v1/conf/sets".into(),
-                })
-            })
-            .transpose()
+        match bad {
+            Some(e) => Err(e),
+            None => Ok(found),
+        }
     }
 
     /// Adds up to 1000 members with `fail_on_invalid_id=false`; returns the set as Alma then

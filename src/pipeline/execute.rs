@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::state::RunState;
-use super::{Plan, report};
+use super::{Plan, ledger, report};
 use crate::alma::{self, AlmaClient, InstanceId, InstanceStatus, JobId, PollPolicy, SetId, WriteFate};
 use crate::error::Error;
 use crate::journal::{Execution, Journal, RunRecord, now, operator};
@@ -83,11 +83,6 @@ impl RunResult {
     }
 }
 
-/// The name this run gives Alma's job instance, so a lost submit can be found again.
-pub fn job_instance_name(run_id: &str) -> String {
-    format!("alma-cohort {run_id}")
-}
-
 /// The Alma-side plan of a new run: set name and description filled in (the name always carries
 /// the run id, so it is unique and can be found again), the job's parameters.
 pub fn execution(spec: &QuerySpec, run_id: &str, period: Option<&str>) -> Result<Execution, Error> {
@@ -102,12 +97,14 @@ pub fn execution(spec: &QuerySpec, run_id: &str, period: Option<&str>) -> Result
     .collect();
     let fill_set =
         |t: &str| fill(t, &values, Escape::Plain).map_err(|e| Error::Usage(format!("set name template: {e:?}")));
-    let mut set_name = fill_set(&spec.set.name)?;
-    if !set_name.contains(run_id) {
-        set_name = format!("{set_name} ({run_id})");
-    }
+    let filled = fill_set(&spec.set.name)?;
+    // A period run's set is named after its intent alone (Alma refuses a second one with
+    // 402263); any other run's carries its run id.
+    let set_name = ledger::set_name(&filled, run_id, period.is_some());
+    let set_base_name = period.map(|_| set_name.clone());
+    let instance = ledger::instance_name(&spec.name, period, run_id);
     let mut job_parameters = vec![
-        ("job_name".to_string(), job_instance_name(run_id)),
+        ("job_name".to_string(), instance.clone()),
         ("SEND_Notification_To_User_Active".to_string(), "true".to_string()),
         (
             "SEND_Notification_To_User_Value".to_string(),
@@ -115,7 +112,7 @@ pub fn execution(spec: &QuerySpec, run_id: &str, period: Option<&str>) -> Result
         ),
     ];
     if let Some(file) = &spec.job.payload_file {
-        job_parameters = super::payload::read_payload(file, run_id)?;
+        job_parameters = super::payload::read_payload(file, &instance)?;
     }
     // [job.parameters] cannot name set_id, job_name or the notification (refused when the query
     // is loaded); the checks below run on the list as it will be sent.
@@ -137,17 +134,37 @@ pub fn execution(spec: &QuerySpec, run_id: &str, period: Option<&str>) -> Result
         job_name: spec.job.name.clone(),
         job_id: spec.job.id.clone(),
         job_parameters,
+        set_base_name,
+        forced: false,
     })
 }
 
-/// Records a confirmed plan as a new run in the journal (state `planned`).
+/// Records a confirmed plan as a new run in the journal (state `planned`). `period` is the
+/// normalized period ([`ledger::normalize_period`]); `forced` the operator's `--force`.
 pub fn start_run(
     journal: &mut Journal,
     plan: &Plan,
     params: &[(String, String)],
     period: Option<&str>,
+    forced: bool,
 ) -> Result<RunRecord, Error> {
-    let execution = execution(&plan.spec, &plan.run_id, period)?;
+    let mut execution = execution(&plan.spec, &plan.run_id, period)?;
+    execution.forced = forced;
+    // The stamp: who made the set, readable by any installation that finds it in Alma.
+    let stamp = ledger::Stamp {
+        query: plan.spec.name.clone(),
+        period: period.map(str::to_string),
+        run: plan.run_id.clone(),
+        host: ledger::host(),
+        journal: std::path::absolute(journal.path())
+            .unwrap_or_else(|_| journal.path().to_path_buf())
+            .display()
+            .to_string(),
+    };
+    execution.set_description = match execution.set_description.trim() {
+        "" => stamp.line(),
+        human => format!("{human} {}", stamp.line()),
+    };
     let record = RunRecord {
         run_id: plan.run_id.clone(),
         query: plan.spec.name.clone(),
@@ -289,10 +306,11 @@ async fn drive(
     }
 }
 
-/// `planned`/`set_creating` → `set_created`. From `planned` the set is created; in
+/// `planned`/`set_creating` → `set_created`. From `planned` the set is created — for a period
+/// run only after Alma's sets were searched for the intent's name ([`ledger::judge`]); in
 /// `set_creating` a creation may have reached Alma (its answer lost, or the process stopped), so
-/// the set is looked up by the run's unique name, and when Alma does not list it the run stops:
-/// only the operator's `--recreate-set` creates it again.
+/// the set is looked up by the run's name (and, for a period run, its stamp), and when Alma does
+/// not list it the run stops: only the operator's `--recreate-set` creates it again.
 async fn ensure_set(
     client: &AlmaClient,
     journal: &Journal,
@@ -301,17 +319,35 @@ async fn ensure_set(
     recreate: bool,
 ) -> Result<(), Error> {
     let run_id = &record.run_id;
-    let name = &record.execution.set_name;
+    let mut name = record.execution.set_name.clone();
     if record.state == RunState::Planned {
+        let mut execution = record.execution.clone();
+        if let (Some(base), Some(period)) = (&record.execution.set_base_name, &record.period) {
+            let sets = ledger::intent_sets(client, base).await?;
+            match ledger::judge(&sets, journal, Some(run_id), execution.forced, &record.query, period)? {
+                ledger::Verdict::Ours(set) => {
+                    journal.transition(
+                        run_id,
+                        RunState::Planned,
+                        RunState::SetCreating,
+                        &format!("the run's set {:?} is already in Alma", set.name),
+                        &[],
+                    )?;
+                    return adopt_set(journal, record, set.id, "found by its name and stamp");
+                }
+                ledger::Verdict::Create { n } => name = ledger::numbered(base, n),
+            }
+            execution.set_name = name.clone();
+        }
         journal.transition(
             run_id,
             RunState::Planned,
             RunState::SetCreating,
             &format!("creating the set {name:?}"),
-            &[],
+            &[("execution", &serde_json::to_string(&execution).unwrap_or_default())],
         )?;
     } else {
-        if let Some(found) = find_set(client, name, poll).await? {
+        if let Some(found) = find_set(client, journal, record, poll).await? {
             tracing::info!(set_id = %found, "found the run's set from an earlier attempt");
             return adopt_set(journal, record, found, "found by its name after an earlier attempt");
         }
@@ -332,14 +368,44 @@ async fn ensure_set(
             &[],
         )?;
     }
-    journal.step_started(run_id, "set", Some(name))?;
+    journal.step_started(run_id, "set", Some(&name))?;
     match client
-        .create_set(name, &record.execution.set_description, record.execution.set_private)
+        .create_set(&name, &record.execution.set_description, record.execution.set_private)
         .await
     {
         Ok(set) => {
             tracing::info!(set_id = %set.id, name = %name, "set created");
             adopt_set(journal, record, set.id, "created")
+        }
+        // 402263: a set of this name is in Alma. This run's own (a repeat of a request Alma had
+        // received after all), or another installation's that started at the same moment.
+        Err(e) if e.alma_code().is_some_and(|(_, c)| c == "402263") => {
+            let record = journal.run(run_id)?;
+            if let Some(found) = find_set(client, journal, &record, poll).await? {
+                return adopt_set(journal, &record, found, "found by its name after Alma said it exists");
+            }
+            journal.transition(
+                run_id,
+                RunState::SetCreating,
+                RunState::Planned,
+                &format!("Alma did not create the set: another set has its name ({e})"),
+                &[],
+            )?;
+            let holder = client.find_set_by_name(&name).await?;
+            Err(match (holder, &record.period) {
+                (Some(set), Some(period)) => {
+                    let stamp = ledger::Stamp::find(&set.description);
+                    ledger::not_ours(&ledger::IntentSet { n: 1, set, stamp }, journal, &record.query, period)?
+                }
+                _ => Error::Refused {
+                    message: format!(
+                        "Alma already holds a set named {name:?} that is not run {run_id}'s; nothing was created"
+                    ),
+                    hint: format!(
+                        "look for {name:?} in Alma (Admin > Manage Sets): if another tool or a person made it, rename it there or change [set] name; then `alma-cohort resume {run_id}`"
+                    ),
+                },
+            })
         }
         // Alma refused it: nothing was created; a plain resume creates it.
         Err(e) if e.fate() == WriteFate::NotApplied => {
@@ -355,8 +421,9 @@ async fn ensure_set(
         Err(e) => {
             // Alma may have created it before the answer was lost: look before deciding.
             tracing::warn!(error = %e, "creating the set failed; checking whether Alma created it anyway");
-            match find_set(client, name, poll).await? {
-                Some(found) => adopt_set(journal, record, found, "found by its name after a lost answer"),
+            let record = journal.run(run_id)?;
+            match find_set(client, journal, &record, poll).await? {
+                Some(found) => adopt_set(journal, &record, found, "found by its name after a lost answer"),
                 None => Err(Error::SetMaybeCreated {
                     run_id: run_id.clone(),
                     set_name: name.clone(),
@@ -367,13 +434,41 @@ async fn ensure_set(
     }
 }
 
-/// The run's set, looked up by its unique name (compared trimmed, spaces collapsed, ignoring
-/// case, in case Alma normalizes names), a few times as for a job instance.
-async fn find_set(client: &AlmaClient, name: &str, poll: &PollPolicy) -> Result<Option<SetId>, Error> {
+/// The run's set, looked up by its name (compared trimmed, spaces collapsed, ignoring case, in
+/// case Alma normalizes names), a few times as for a job instance. A period run's name is its
+/// intent's, not its own: the set is the run's only when its stamp names the run; a set of that
+/// name made by anyone else refuses the run (exit 4).
+async fn find_set(
+    client: &AlmaClient,
+    journal: &Journal,
+    record: &RunRecord,
+    poll: &PollPolicy,
+) -> Result<Option<SetId>, Error> {
+    let name = &record.execution.set_name;
     let mut wait = poll.first;
     for attempt in 1..=LOOKUPS {
         if let Some(found) = client.find_set_by_name(name).await? {
-            return Ok(Some(found.id));
+            let Some(period) = &record.period else {
+                return Ok(Some(found.id));
+            };
+            if record.execution.set_base_name.is_none() {
+                // A period run journaled before sets were named after the intent: its name
+                // carries its run id.
+                return Ok(Some(found.id));
+            }
+            let found = if found.description.trim().is_empty() {
+                client.get_set(&found.id).await?
+            } else {
+                found
+            };
+            let stamp = ledger::Stamp::find(&found.description);
+            if stamp.as_ref().is_some_and(|s| s.run == record.run_id) {
+                return Ok(Some(found.id));
+            }
+            let n =
+                ledger::number_in(record.execution.set_base_name.as_deref().unwrap_or(name), &found.name).unwrap_or(1);
+            let set = ledger::IntentSet { n, set: found, stamp };
+            return Err(ledger::not_ours(&set, journal, &record.query, period)?);
         }
         tracing::info!(attempt, name, "the run's set is not listed (yet)");
         if attempt < LOOKUPS {
@@ -636,6 +731,36 @@ async fn submit_job(
             .cloned(),
     );
     check_set_unchanged(client, record, &journal.cohort(run_id)?, resumed).await?;
+    // Alma is the ledger: an instance of this intent by another run, or any job on this run's
+    // set, means letters went (or go) out without this run. Looked up before every submission.
+    let (from, to) = lookup_window(&set_created_at(record));
+    let instances = client.job_instances_between(&job, &from, &to).await?;
+    let listing = ledger::sort_instances(&instances, record);
+    if let Some((stranger, why)) = listing.strangers.first() {
+        return Err(ledger::stranger_refusal(record, &job, stranger, why));
+    }
+    if let Some(own) = listing.ours.first() {
+        // This run's name is listed although no submission is on record: a journal restored
+        // from before the submission. Followed, never submitted again.
+        let found = InstanceId(own.id.clone());
+        journal.transition(
+            run_id,
+            RunState::MembersDone,
+            RunState::JobSubmitting,
+            "the run's instance is already listed in Alma",
+            &[
+                ("job_id", &job.0),
+                ("job_submissions", &(i64::from(record.job_submissions).max(1))),
+            ],
+        )?;
+        let record = journal.run(run_id)?;
+        return job_submitted(
+            journal,
+            &record,
+            Some(&found),
+            "found by its instance name before submitting",
+        );
+    }
     // The lookup window starts at the first submission that may have started a job.
     let at = record.job_submit_started_at.clone().unwrap_or_else(now);
     journal.step_started(run_id, "job", Some(&job.0))?;
@@ -676,28 +801,15 @@ async fn submit_job(
                     &format!("Alma says the run's job already runs on its set ({e})"),
                 );
             }
-            if record.job_submissions > 1 {
-                // An earlier submission of this run may be the one running, listed late.
-                return Err(maybe_started(&record, &job, Some(&e)));
-            }
-            journal.transition(
-                run_id,
-                RunState::JobSubmitting,
-                RunState::MembersDone,
-                &format!("Alma did not start the job: another job runs on this run's set ({e})"),
-                &[
-                    ("job_submit_started_at", &rusqlite::types::Null),
-                    ("job_submissions", &0i64),
-                ],
-            )?;
-            Err(Error::JobThreshold {
-                code: "60347".into(),
-                run_id: run_id.clone(),
-                source: Box::new(e),
-            })
+            // Alma did not start this submission, but a job runs on the run's set: this run's
+            // own earlier one listed late, or one someone started on it. Either may be mailing
+            // the cohort: the run stays in job_submitting and only the operator goes on.
+            Err(maybe_started(&record, &job, Some(&e)))
         }
         Err(e) => match e.fate() {
-            WriteFate::NotApplied => {
+            // Only the refusals known to mean "not started" send the run back: the thresholds,
+            // a parameter or operation refusal, the gateway's (no connection, quotas, the key).
+            WriteFate::NotApplied if definitely_not_started(&e) => {
                 let submissions = (i64::from(record.job_submissions) - 1).max(0);
                 // The first submission's time stays while an earlier one may have started a job.
                 let since: &dyn rusqlite::ToSql = if submissions == 0 {
@@ -721,6 +833,19 @@ async fn submit_job(
                 }
                 Err(e.into())
             }
+            // Any other refusal: Alma's word, but not one known to mean the job did not start.
+            WriteFate::NotApplied => {
+                tracing::warn!(error = %e, "Alma refused the submission with an answer not known to mean \"not started\"; looking for the instance");
+                match find_instance(client, &job, &record, poll).await? {
+                    Some(found) => job_submitted(
+                        journal,
+                        &record,
+                        Some(&found),
+                        &format!("found by its instance name after {e}"),
+                    ),
+                    None => Err(maybe_started(&record, &job, Some(&e))),
+                }
+            }
             WriteFate::Applied => job_submitted(journal, &record, None, &format!("Alma took the job ({e})")),
             WriteFate::Unknown => {
                 tracing::warn!(error = %e, "the answer to the job submission was lost; looking for the instance");
@@ -742,6 +867,49 @@ async fn submit_job(
             }
         },
     }
+}
+
+/// Refusals of `op=run` known to mean Alma started no job: the execution thresholds, a missing
+/// or empty parameter, a bad job id or operation (Alma's codes, shared/alma-api.md §5.2), and the
+/// gateway's own refusals before Alma (no connection made, the per-second and daily thresholds,
+/// a key that may not do this).
+fn definitely_not_started(e: &alma::Error) -> bool {
+    match e.alma_code() {
+        Some((_, code)) => matches!(
+            code,
+            "402215"
+                | "402216"
+                | "402220"
+                | "402221"
+                | "402222"
+                | "402223"
+                | "402228"
+                | "402229"
+                | "402231"
+                | "PER_SECOND_THRESHOLD"
+                | "DAILY_THRESHOLD"
+                | "UNAUTHORIZED"
+        ),
+        None => matches!(
+            e,
+            alma::Error::Transport {
+                maybe_served: false,
+                ..
+            } | alma::Error::DailyThreshold { .. }
+                | alma::Error::Setting(_)
+        ),
+    }
+}
+
+/// When the run's set was made (its `set` step), else when the run started: instances that
+/// concern this run cannot be older.
+fn set_created_at(record: &RunRecord) -> String {
+    record
+        .steps
+        .iter()
+        .find(|s| s.step == "set")
+        .map(|s| s.started_at.clone())
+        .unwrap_or_else(|| record.started_at.clone())
 }
 
 fn job_submitted(journal: &Journal, record: &RunRecord, instance: Option<&InstanceId>, how: &str) -> Result<(), Error> {

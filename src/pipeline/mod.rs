@@ -2,6 +2,7 @@
 //! follow, with the load issue). `plan` is the part that makes no write call to Alma.
 
 pub mod execute;
+pub mod ledger;
 mod payload;
 pub mod report;
 pub mod state;
@@ -88,6 +89,10 @@ pub struct Plan {
     pub partitions: Vec<(String, usize)>,
     /// The list file, when the rows came from one.
     pub file: Option<FileRead>,
+    /// Who was notified within `[guard] cooldown_days` (left out), and what the lookup cost.
+    pub cooldown: ledger::Cooldown,
+    /// `recently-reset.csv`: the users left out by the cooldown, with the run that notified them.
+    pub recently_reset_file: Option<PathBuf>,
 }
 
 impl Plan {
@@ -224,18 +229,31 @@ pub fn check_list_file(spec: &QuerySpec, file: &crate::query::FileSpec) -> Resul
     Ok((list.report.rows(), list.notes))
 }
 
+/// What a plan asks Alma besides the report, for `run --execute`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// The run's (normalized) period: Alma's sets are searched for the intent's name, and what
+    /// this journal does not know refuses the run (exit 4).
+    pub period: Option<String>,
+    /// `--force`: the period runs again whatever Alma holds, and the cooldown is off.
+    pub force: bool,
+}
+
 /// extract + transform + guards; writes `<state_dir>/runs/<run_id>/cohort.csv`. No write call to
-/// Alma, and no call at all for a list file (`client` may then be `None`).
+/// Alma, and no call at all for a list file (`client` may then be `None`). With a client, the
+/// cooldown also reads Alma's sets of other installations (read-only calls).
 pub async fn plan(
     client: Option<&AlmaClient>,
     spec: QuerySpec,
     state_dir: &Path,
     paging: &PagingPolicy,
     progress: &mut (dyn FnMut(Progress) + Send),
+    options: &PlanOptions,
 ) -> Result<Plan, Error> {
     check_offline(&spec)?;
     let journal = Journal::open(state_dir)?;
     let exclusions = read_exclusions(&spec.cohort.exclude_files)?;
+    // The rows first: a bad file or report is said before any other call.
     let Extracted {
         report,
         partitions,
@@ -244,6 +262,22 @@ pub async fn plan(
     let (report_rows, pages, requests) = (report.rows(), report.pages, report.requests);
     let headings: Vec<String> = report.headings().iter().map(|h| h.to_string()).collect();
     let mut cohort = transform::build_cohort(report, &rules(&spec, &exclusions))?;
+    // Alma is the ledger: what another installation (or a lost journal) did for this period is
+    // refused here, once the rows are read and checked; asked again right before the set is
+    // created.
+    if let (Some(period), Some(client)) = (&options.period, client) {
+        let base = execute::execution(&spec, "intent", Some(period))?
+            .set_base_name
+            .unwrap_or_default();
+        let sets = ledger::intent_sets(client, &base).await?;
+        ledger::judge(&sets, &journal, None, options.force, &spec.name, period)?;
+    }
+    let days = if options.force { 0 } else { spec.guard.cooldown_days };
+    // Without a client (a list file's plan makes no call to Alma) the cooldown knows this
+    // journal only, and says so.
+    let cooldown = ledger::recently_reset(client, &journal, days).await?;
+    let recent: HashSet<String> = cooldown.users.keys().cloned().collect();
+    cohort.leave_out_recent(&recent)?;
     let previous = match journal.last_completed(&spec.name)? {
         Some(run) => {
             let before: HashSet<String> = journal.cohort(&run.run_id)?.iter().map(|i| i.to_lowercase()).collect();
@@ -274,7 +308,16 @@ pub async fn plan(
         }
         None => None,
     };
+    let recently_reset_file = if cohort.recently_reset_ids.is_empty() {
+        None
+    } else {
+        let file = folder.join("recently-reset.csv");
+        write_recently_reset(&file, &cohort.recently_reset_ids, &cooldown)?;
+        Some(file)
+    };
     Ok(Plan {
+        cooldown,
+        recently_reset_file,
         run_id,
         report_rows,
         pages,
@@ -289,6 +332,25 @@ pub async fn plan(
         partitions,
         file,
     })
+}
+
+/// `recently-reset.csv`: each user the cooldown left out, with the run that notified them.
+fn write_recently_reset(file: &Path, ids: &[String], cooldown: &ledger::Cooldown) -> Result<(), Error> {
+    let out = |source: std::io::Error| Error::Output {
+        path: file.to_path_buf(),
+        source,
+    };
+    let handle = crate::files::create(file).map_err(out)?;
+    let mut w = csv::Writer::from_writer(handle);
+    let row = |w: &mut csv::Writer<std::fs::File>, r: [&str; 5]| w.write_record(r).map_err(|e| out(e.into()));
+    row(&mut w, ["primary_id", "run_id", "query", "notified_at", "source"])?;
+    for id in ids {
+        match cooldown.users.get(&id.to_lowercase()) {
+            Some(r) => row(&mut w, [id, &r.run_id, &r.query, &r.at, &r.source])?,
+            None => row(&mut w, [id, "", "", "", ""])?,
+        }
+    }
+    w.flush().map_err(out)
 }
 
 /// Reads the query's rows: from its list file (no Alma call at all), or its report in one go, or
@@ -574,7 +636,19 @@ pub struct PlanJson<'a> {
     /// Users left out for having no email address: they keep their current password.
     pub no_email_ids: &'a [String],
     pub no_email_file: Option<String>,
+    /// Users left out for having been notified within the cooldown.
+    pub recently_reset: RecentJson<'a>,
     pub writes_to_alma: bool,
+}
+
+#[derive(Serialize)]
+pub struct RecentJson<'a> {
+    pub cooldown_days: u32,
+    pub count: usize,
+    pub ids: &'a [String],
+    pub file: Option<String>,
+    #[serde(flatten)]
+    pub lookup: &'a ledger::Cooldown,
 }
 
 #[derive(Serialize)]
@@ -593,6 +667,39 @@ pub struct DroppedJson {
     pub reason: DropReason,
     pub description: &'static str,
     pub rows: usize,
+}
+
+impl Plan {
+    /// What the cooldown did, in one line.
+    pub fn cooldown_line(&self) -> String {
+        let c = &self.cooldown;
+        if c.days == 0 {
+            return "Cooldown off ([guard] cooldown_days = 0, or --force): users notified recently are not left out"
+                .into();
+        }
+        let n = self.cohort.recently_reset_ids.len();
+        let left = match (&self.recently_reset_file, n) {
+            (Some(f), n) if n > 0 => format!(
+                "{n} users notified by a run within the last {} days are left out (list: {})",
+                c.days,
+                f.display()
+            ),
+            _ => format!(
+                "no one in the cohort was notified by a run within the last {} days",
+                c.days
+            ),
+        };
+        let alma = if c.alma_checked {
+            format!(
+                "; Alma's sets searched for other installations' runs ({} calls, {} sets read)",
+                c.alma_calls,
+                c.alma_sets_read.len()
+            )
+        } else {
+            "; this journal only (no call to Alma for a list file's plan)".into()
+        };
+        format!("Cooldown {left}{alma}")
+    }
 }
 
 /// How many sample IDs a summary shows.
@@ -631,6 +738,13 @@ impl Plan {
             cohort_file: self.cohort_file.display().to_string(),
             no_email_ids: &self.cohort.no_email_ids,
             no_email_file: self.no_email_file.as_ref().map(|f| f.display().to_string()),
+            recently_reset: RecentJson {
+                cooldown_days: self.cooldown.days,
+                count: self.cohort.recently_reset_ids.len(),
+                ids: &self.cohort.recently_reset_ids,
+                file: self.recently_reset_file.as_ref().map(|f| f.display().to_string()),
+                lookup: &self.cooldown,
+            },
             writes_to_alma: false,
         }
     }
@@ -702,6 +816,7 @@ impl Plan {
                 );
             }
         }
+        let _ = writeln!(s, "{}", self.cooldown_line());
         for g in &self.guards {
             let verdict = match g.ok {
                 Some(true) => "ok",

@@ -9,7 +9,7 @@ use crate::error::Error;
 
 /// Parameters from a payload file; `set_id` is filled in later by the run, `job_name` now (the
 /// run's own instance name, whatever the file says, so a lost submission can be found again).
-pub fn read_payload(file: &Path, run_id: &str) -> Result<Vec<(String, String)>, Error> {
+pub fn read_payload(file: &Path, instance_name: &str) -> Result<Vec<(String, String)>, Error> {
     let bad = |message: String| Error::Input {
         path: file.to_path_buf(),
         line: None,
@@ -70,11 +70,11 @@ pub fn read_payload(file: &Path, run_id: &str) -> Result<Vec<(String, String)>, 
     params.retain(|(k, _)| !k.is_empty() && k != "set_id");
     for (k, v) in &mut params {
         if k == "job_name" || v.contains("{job_name}") {
-            *v = crate::pipeline::execute::job_instance_name(run_id);
+            *v = instance_name.to_string();
         }
     }
     if !params.iter().any(|(k, _)| k == "job_name") {
-        params.push(("job_name".into(), crate::pipeline::execute::job_instance_name(run_id)));
+        params.push(("job_name".into(), instance_name.to_string()));
     }
     Ok(params)
 }
@@ -124,7 +124,7 @@ mod tests {
             {"name":{"value":"SEND_Notification_To_User_Active"},"value":"true"},{"name":{"value":"SEND_Notification_To_User_Value"},"value":"NOTIFY_PASSWORD_CHANGE"},
             {"name":{"value":"UPDATE_User_Information_Status_Active"},"value":"false"},{"name":{"value":"PRODUCT"},"value":"alma"}]}"#,
         );
-        let p = read_payload(&json, "r1").unwrap();
+        let p = read_payload(&json, "alma-cohort r1").unwrap();
         check_parameters(&p, "NOTIFY_PASSWORD_CHANGE", false).unwrap();
         assert!(p.contains(&("job_name".into(), "alma-cohort r1".into())));
         assert!(p.contains(&("PRODUCT".into(), "alma".into())));
@@ -133,7 +133,7 @@ mod tests {
             "p.xml",
             "<job><parameters><parameter><name>SEND_Notification_To_User_Active</name><value>true</value></parameter><parameter><name>SEND_Notification_To_User_Value</name><value>NOTIFY_PASSWORD_CHANGE</value></parameter><parameter><name>UPDATE_User_Information_Status_Active</name><value>true</value></parameter></parameters></job>",
         );
-        let x = read_payload(&xml, "r1").unwrap();
+        let x = read_payload(&xml, "alma-cohort r1").unwrap();
         let e = check_parameters(&x, "NOTIFY_PASSWORD_CHANGE", false).unwrap_err();
         assert!(e.contains("allow_user_updates"), "{e}");
         assert!(check_parameters(&x, "NOTIFY_PASSWORD_CHANGE", true).is_ok());

@@ -190,6 +190,8 @@ pub struct GuardSpec {
     pub email_column: Option<String>,
     /// Refuse a cohort smaller than this share of the last completed run (0 < x ≤ 1).
     pub min_ratio: Option<f64>,
+    /// Users whom any run notified within this many days are left out (0: no cooldown).
+    pub cooldown_days: u32,
 }
 
 /// A validated query: everything the pipeline needs, nothing left to interpret.
@@ -223,6 +225,26 @@ impl QuerySpec {
             Origin::File(f) => Some(f),
             Origin::Report(_) => None,
         }
+    }
+
+    /// Why this query's `[set] name` cannot name the set of a `--period` run: that name must be
+    /// a function of the intent (query + period) alone, the same on every machine and every day,
+    /// so that Alma refuses a second set for the same period (402263).
+    pub fn period_set_name_problem(&self) -> Option<String> {
+        let name = &self.set.name;
+        let problem = if !name.contains("{period}") {
+            "has no {period}"
+        } else if name.contains("{run_id}") {
+            "holds {run_id}, which differs from run to run"
+        } else if name.contains("{date}") {
+            "holds {date}, which differs from day to day"
+        } else {
+            return None;
+        };
+        Some(format!(
+            "[set] name {name:?} in {} {problem}: the set of a --period run is named after the query and the period alone, so that Alma itself refuses a second set for the same period\nhint: write e.g. name = \"User Password Reset {{query}} {{period}}\" (alma-cohort adds \"(alma-cohort)\"), or run without --period",
+            self.file.display()
+        ))
     }
 
     /// What the rows come from, for summaries: the report's path or the file's.

@@ -12,7 +12,9 @@ use super::{
     SetSpec,
 };
 
-pub const DEFAULT_SET_NAME: &str = "User Password Reset {query} {run_id}";
+pub const DEFAULT_SET_NAME: &str = "User Password Reset {query} {period}";
+/// Users notified by any run within this many days are left out of a new one (`[guard] cooldown_days`).
+pub const DEFAULT_COOLDOWN_DAYS: u32 = 7;
 pub const DEFAULT_SET_DESCRIPTION: &str = "Created by alma-cohort run {run_id}";
 pub const DEFAULT_JOB_NAME: &str = "Update/Notify Users";
 pub const DEFAULT_NOTIFICATION: &str = "NOTIFY_PASSWORD_CHANGE";
@@ -137,6 +139,7 @@ struct Guard {
     account_type_column: Option<String>,
     email_column: Option<String>,
     min_ratio: Option<f64>,
+    cooldown_days: Option<i64>,
 }
 
 impl QueryFile {
@@ -500,6 +503,17 @@ impl QueryFile {
                 "use a share above 0 and at most 1, e.g. 0.5 (refuse a cohort less than half the last one)",
             ));
         }
+        let cooldown_days = match self.guard.cooldown_days {
+            None => DEFAULT_COOLDOWN_DAYS,
+            Some(d) if (0..=366).contains(&d) => d as u32,
+            Some(d) => {
+                return Err(invalid(
+                    "guard.cooldown_days",
+                    format!("is {d}"),
+                    "use a number of days from 0 (no cooldown) to 366, e.g. 7",
+                ));
+            }
+        };
         Ok(QuerySpec {
             file: file.to_path_buf(),
             name: self.name,
@@ -535,6 +549,7 @@ impl QueryFile {
                 account_type_column: self.guard.account_type_column,
                 email_column: self.guard.email_column.map(|c| c.trim().to_string()),
                 min_ratio: self.guard.min_ratio,
+                cooldown_days,
             },
             source,
         })

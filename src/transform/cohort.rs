@@ -46,6 +46,8 @@ pub enum DropReason {
     Duplicate,
     /// `email_column` is empty, null or not an address.
     NoEmail,
+    /// Notified by a run (of any query) within `[guard] cooldown_days`.
+    RecentlyReset,
 }
 
 impl DropReason {
@@ -57,6 +59,7 @@ impl DropReason {
             DropReason::Excluded => "in an exclusion file",
             DropReason::Duplicate => "duplicate ID (case-insensitive)",
             DropReason::NoEmail => "no email address",
+            DropReason::RecentlyReset => "notified by a run within the cooldown",
         }
     }
 }
@@ -82,6 +85,10 @@ pub struct Cohort {
     pub no_email: Option<Table>,
     /// Their IDs.
     pub no_email_ids: Vec<String>,
+    /// The IDs left out for having been notified within the cooldown, in report order.
+    pub recently_reset_ids: Vec<String>,
+    /// The heading of the ID column in `table`.
+    pub id_column: String,
 }
 
 /// The headings a query names must exist in the report: `id_column`, the columns in `where`,
@@ -287,7 +294,34 @@ pub fn build_cohort(report: Report, rules: &CohortRules<'_>) -> Result<Cohort, E
         table: Table { df },
         no_email,
         no_email_ids,
+        recently_reset_ids: Vec::new(),
+        id_column: id.to_string(),
     })
+}
+
+impl Cohort {
+    /// Leaves out the users another run notified within the cooldown (`recent`: lower-cased
+    /// IDs), after the cohort was built and checked: counted as a drop, their IDs kept in
+    /// `recently_reset_ids`, the table and the breakdown without them.
+    pub fn leave_out_recent(&mut self, recent: &HashSet<String>) -> Result<(), Error> {
+        if recent.is_empty() {
+            return Ok(());
+        }
+        let kept: BooleanChunked = self.ids.iter().map(|i| !recent.contains(&i.to_lowercase())).collect();
+        let gone = self.ids.len() - kept.num_trues();
+        if gone == 0 {
+            return Ok(());
+        }
+        let (left, stay): (Vec<String>, Vec<String>) = std::mem::take(&mut self.ids)
+            .into_iter()
+            .partition(|i| recent.contains(&i.to_lowercase()));
+        self.ids = stay;
+        self.recently_reset_ids = left;
+        keep_rows(&mut self.table.df, &kept)?;
+        self.breakdown = breakdown(&self.table.df, &self.id_column)?;
+        self.dropped.push((DropReason::RecentlyReset, gone));
+        Ok(())
+    }
 }
 
 /// An address has text on both sides of one `@`, and no spaces (around it spaces are trimmed).

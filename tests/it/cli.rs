@@ -28,6 +28,7 @@ pub async fn alma_cohort(args: &[&str], key: Option<&str>) -> Run {
             .env("ALMA_COHORT_RETRY_DELAY", "0")
             .env("ALMA_COHORT_PACE", "1000")
             .env("NO_COLOR", "1");
+        isolate_home(&mut cmd);
         if let Some(k) = key {
             cmd.env("ALMA_API_KEY", k);
         }
@@ -40,6 +41,15 @@ pub async fn alma_cohort(args: &[&str], key: Option<&str>) -> Run {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+}
+
+/// Points the per-user state folder (and HOME) of a spawned alma-cohort at this test process's
+/// own temp folder: a test never reads or writes the real home.
+pub fn isolate_home(cmd: &mut std::process::Command) {
+    let home = std::env::temp_dir().join(format!("it-home-{}", std::process::id()));
+    cmd.env_remove("ALMA_COHORT_STATE")
+        .env("XDG_STATE_HOME", home.join(".local/state"))
+        .env("HOME", home);
 }
 
 pub fn temp_dir(tag: &str) -> PathBuf {

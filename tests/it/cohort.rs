@@ -217,7 +217,13 @@ async fn min_ratio_refuses_a_report_cut_to_a_third() {
     let full = || sim_config().users(3000).seed(5);
     let dir = temp_dir("min-ratio");
     let state = dir.join("state");
-    let q = query(&dir, ALL_USERS, "", "min_ratio = 0.5\nmax_growth = 2.0");
+    // The same users run after run, on purpose: no cooldown.
+    let q = query(
+        &dir,
+        ALL_USERS,
+        "",
+        "min_ratio = 0.5\nmax_growth = 2.0\ncooldown_days = 0",
+    );
     let q = q.to_str().unwrap();
     let first = sim(full()).await;
     let plan = run(&first, &state, &["plan", q]).await;

@@ -40,6 +40,7 @@ pub fn command(sim: &Sim, state: &Path, args: &[&str]) -> Command {
         .env("ALMA_COHORT_POLL_INTERVAL", "0.05")
         .env_remove("ALMA_BASE_URL")
         .stdin(Stdio::null());
+    crate::cli::isolate_home(&mut cmd);
     cmd
 }
 
@@ -156,9 +157,18 @@ async fn a_2600_member_cohort_end_to_end_and_the_json_contract() {
         (Some("COMPLETED_SUCCESS"), Some(false), Some(false))
     );
     assert_eq!(v["period"], "2026-spring");
+    // A period run's set is named after its intent (query and period), the same on every
+    // machine, so that Alma itself refuses a second one; the run id is in its stamp.
+    assert_eq!(
+        v["set_name"].as_str().unwrap(),
+        "User Password Reset everyone 2026-spring (alma-cohort)"
+    );
+    let set = &sim.handle.sets()[0];
     assert!(
-        v["set_name"].as_str().unwrap().contains(v["run_id"].as_str().unwrap()),
-        "the set name carries the run id"
+        set.description
+            .contains(&format!("\"run\":\"{}\"", v["run_id"].as_str().unwrap())),
+        "the stamp names the run: {}",
+        set.description
     );
     assert_done_once(&sim);
     // The API budget: ⌈rows/limit⌉ report pages, one set, ⌈members/1000⌉ add-members calls, one

@@ -128,6 +128,10 @@ async fn a_run_from_a_profile() {
                 .env_remove("ALMA_API_KEY")
                 .env_remove("ALMA_BASE_URL")
                 .env_remove("ALMA_COHORT_CONFIG")
+                .env_remove("ALMA_COHORT_STATE")
+                // The per-user state folder in the test's own folder, never the real home.
+                .env("XDG_STATE_HOME", dir.join("xdg-state"))
+                .env("HOME", dir.join("home"))
                 .env("ALMA_COHORT_POLL_INTERVAL", "0.05")
                 .output()
                 .unwrap()
@@ -139,13 +143,14 @@ async fn a_run_from_a_profile() {
     assert_eq!(run.status.code(), Some(0), "{}", String::from_utf8_lossy(&run.stderr));
     assert!(stdout.contains("\"job_status\":\"COMPLETED_SUCCESS\""), "{stdout}");
     assert!(
-        dir.join(".alma-cohort/main/journal.sqlite").is_file(),
-        "the profile's own journal"
+        dir.join("xdg-state/alma-cohort/main/journal.sqlite").is_file(),
+        "the profile's own journal, in the per-user state folder"
     );
+    assert!(!dir.join(".alma-cohort").exists(), "nothing in the working folder");
     assert_eq!(sim.handle.sets().len(), 1);
 
     // report.html: one self-contained page that parses, with SVG bars and the IDs.
-    let runs = std::fs::read_dir(dir.join(".alma-cohort/main/runs"))
+    let runs = std::fs::read_dir(dir.join("xdg-state/alma-cohort/main/runs"))
         .unwrap()
         .next()
         .unwrap()

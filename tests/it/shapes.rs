@@ -115,7 +115,11 @@ async fn a_run_reads_every_recorded_job_and_set_shape() {
         Some(instance.id.as_str()),
         "from the XML link"
     );
-    assert_eq!(calls(&sim, Target::JobInstances), 0, "no lookup needed");
+    assert_eq!(
+        calls(&sim, Target::JobInstances),
+        1,
+        "one listing before the submission (Alma as the ledger), no lookup after"
+    );
     assert_eq!(calls(&sim, Target::JobList), 2, "the 439 jobs in pages of 400");
     assert!(
         result["job_id"].as_str().is_some_and(|id| id.len() == 17),
