@@ -72,6 +72,15 @@ pub fn parse_params(raw: &[String]) -> Result<Params, Error> {
 async fn validate(settings: Settings, args: ValidateArgs) -> Result<Exit, Error> {
     let spec = load_query(&args.query)?;
     pipeline::check_offline(&spec)?;
+    // After the ok line: what `run --period` would refuse.
+    let note = || {
+        if let Some(problem) = spec.period_set_name_problem() {
+            println!(
+                "note: run --period refuses this query: {}",
+                problem.lines().next().unwrap_or_default()
+            );
+        }
+    };
     let report = match &spec.origin {
         query::Origin::File(file) => {
             // A list file is checked offline, whole: readable, and with the headings the query names.
@@ -82,6 +91,7 @@ async fn validate(settings: Settings, args: ValidateArgs) -> Result<Exit, Error>
                 file.path.display(),
                 notes.join("; ")
             );
+            note();
             return Ok(Exit::Done);
         }
         query::Origin::Report(r) => r,
@@ -92,6 +102,7 @@ async fn validate(settings: Settings, args: ValidateArgs) -> Result<Exit, Error>
             "ok: {} is valid (its report's headings were not checked: give --base-url and an API key to check them)",
             args.query.query.display()
         );
+        note();
         return Ok(Exit::Done);
     }
     let client = AlmaClient::new(settings.client_config()?)?;
@@ -104,6 +115,7 @@ async fn validate(settings: Settings, args: ValidateArgs) -> Result<Exit, Error>
         headings.len(),
         headings.iter().map(|h| format!("{h:?}")).collect::<Vec<_>>().join(", ")
     );
+    note();
     Ok(Exit::Done)
 }
 

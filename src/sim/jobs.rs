@@ -445,6 +445,55 @@ impl State {
         Ok(Reply::ok("job_instances", value))
     }
 
+    /// Update/Notify Users with Notify Password Change started by staff in Alma's UI (Admin >
+    /// Run a Job) on a set — no API call, so no API threshold counts it. The instance is named as
+    /// the UI names a run: the job's name, the set's name, then the date (a recorded sample:
+    /// "Export Physical Items - war and love - 04/15/2015 16:07"; inferred, not documented).
+    pub fn run_from_ui(&mut self, set_id: &str) -> Result<String, String> {
+        let job = self
+            .jobs
+            .iter()
+            .find(|j| j.name == UPDATE_NOTIFY_USERS)
+            .cloned()
+            .ok_or("no Update/Notify Users job")?;
+        let set = self.sets.get(set_id).ok_or_else(|| format!("no set {set_id}"))?;
+        let (set_name, members) = (set.name.clone(), set.members.clone());
+        self.refresh_jobs();
+        let now = self.clock.now();
+        let seq = self.next_seq();
+        let id = format!("96{:08}0001021", seq);
+        let parameters = vec![
+            ("set_id".to_string(), set_id.to_string()),
+            ("SEND_Notification_To_User_Active".to_string(), "true".to_string()),
+            (
+                "SEND_Notification_To_User_Value".to_string(),
+                "NOTIFY_PASSWORD_CHANGE".to_string(),
+            ),
+        ];
+        let mut inst = Instance {
+            id: id.clone(),
+            job_id: job.id.clone(),
+            name: format!("{} - {set_name}", job.name),
+            set_id: set_id.to_string(),
+            parameters,
+            submitted: now,
+            duration: self.cfg.job_duration,
+            outcome: self.cfg.job_outcome,
+            members,
+            status: "QUEUED",
+            progress: 0.0,
+            start_time: None,
+            end_time: None,
+            counters: Vec::new(),
+            alerts: Vec::new(),
+            applied: false,
+        };
+        inst.advance_to(now);
+        self.instances.insert(id.clone(), inst);
+        self.refresh_jobs();
+        Ok(id)
+    }
+
     /// `past_instances` finished runs of Update/Notify Users by other staff, 2 to 3 hours before
     /// the start (outside the per-hour threshold), so that a lookup has pages to read.
     pub fn seed_past_instances(&mut self) {

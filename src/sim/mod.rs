@@ -66,6 +66,8 @@ pub struct SetSummary {
 pub struct InstanceSummary {
     pub id: String,
     pub job_id: String,
+    /// The name Alma lists it under, before the date.
+    pub name: String,
     pub set_id: String,
     pub status: String,
     pub members: usize,
@@ -190,6 +192,7 @@ impl SimHandle {
             .map(|i| InstanceSummary {
                 id: i.id.clone(),
                 job_id: i.job_id.clone(),
+                name: i.name.clone(),
                 set_id: i.set_id.clone(),
                 status: i.status.to_string(),
                 members: i.members.len(),
@@ -228,6 +231,12 @@ impl SimHandle {
 
     pub fn set_quota_remaining(&self, n: u64) {
         lock(&self.shared).set_quota_remaining(n);
+    }
+
+    /// Staff run Update/Notify Users (Notify Password Change) on a set from Alma's UI, as an
+    /// operator might after a stop: an instance no API call made. Its id.
+    pub fn run_job_from_ui(&self, set_id: &str) -> Result<String, String> {
+        lock(&self.shared).run_from_ui(set_id)
     }
 
     /// Adds a fault while the simulator runs (counted from now on).
@@ -271,6 +280,7 @@ fn router(shared: Shared) -> Router {
         .route("/_sim/state", get(inspect_state))
         .route("/_sim/users", get(inspect_users))
         .route("/_sim/clock/advance", post(inspect_advance))
+        .route("/_sim/jobs/run-from-ui", post(inspect_run_from_ui))
         .fallback(almaws)
         .with_state(shared)
 }
@@ -463,6 +473,19 @@ async fn inspect_users(State(shared): State<Shared>) -> Response {
 #[derive(serde::Deserialize)]
 struct AdvanceParams {
     seconds: f64,
+}
+
+#[derive(serde::Deserialize)]
+struct RunFromUiParams {
+    set_id: String,
+}
+
+/// `POST /_sim/jobs/run-from-ui?set_id=…`: [`SimHandle::run_job_from_ui`] from outside.
+async fn inspect_run_from_ui(State(shared): State<Shared>, Query(p): Query<RunFromUiParams>) -> Response {
+    match lock(&shared).run_from_ui(&p.set_id) {
+        Ok(id) => axum::Json(json!({"instance": id})).into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, axum::Json(json!({"error": e}))).into_response(),
+    }
 }
 
 async fn inspect_advance(State(shared): State<Shared>, Query(p): Query<AdvanceParams>) -> Response {

@@ -11,6 +11,7 @@ mod crash;
 mod execute;
 mod extract;
 mod faults;
+mod ledger;
 mod listfile;
 mod once;
 mod operator;
