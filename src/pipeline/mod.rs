@@ -678,27 +678,23 @@ impl Plan {
                 .into();
         }
         let n = self.cohort.recently_reset_ids.len();
-        let left = match (&self.recently_reset_file, n) {
-            (Some(f), n) if n > 0 => format!(
-                "{n} users notified by a run within the last {} days are left out (list: {})",
-                c.days,
+        let left = match &self.recently_reset_file {
+            Some(f) if n > 0 => format!(
+                "{n} users notified by a run within them are left out (list: {})",
                 f.display()
             ),
-            _ => format!(
-                "no one in the cohort was notified by a run within the last {} days",
-                c.days
-            ),
+            _ => "no one in the cohort was notified by a run within them".into(),
         };
         let alma = if c.alma_checked {
             format!(
-                "; Alma's sets searched for other installations' runs ({} calls, {} sets read)",
+                "; Alma's sets searched ({} calls, {} sets of other installations read)",
                 c.alma_calls,
                 c.alma_sets_read.len()
             )
         } else {
             "; this journal only (no call to Alma for a list file's plan)".into()
         };
-        format!("Cooldown {left}{alma}")
+        format!("Cooldown {} days: {left}{alma}", c.days)
     }
 }
 

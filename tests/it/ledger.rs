@@ -409,16 +409,16 @@ async fn overlapping_queries_send_nobody_two_letters() {
         let second = execute_run(&sim, &state, all.to_str().unwrap(), &["--period", PERIOD, "--json"]).await;
         assert_eq!(second.code, 0, "{two_journals}: {}", second.stderr);
         assert_no_second_letter(&sim);
+        let group = |g: &str| sim.handle.users().iter().filter(|u| u.user_group == g).count();
+        let (grads, ugrads) = (group("GRAD"), group("UGRAD"));
         assert!(
-            second
-                .stderr
-                .contains("users notified by a run within the last 7 days are left out"),
+            second.stderr.contains(&format!(
+                "Cooldown 7 days: {ugrads} users notified by a run within them are left out"
+            )),
             "{}",
             second.stderr
         );
         let result = last_json(&second.stdout);
-        let group = |g: &str| sim.handle.users().iter().filter(|u| u.user_group == g).count();
-        let (grads, ugrads) = (group("GRAD"), group("UGRAD"));
         assert_eq!(result["cohort_size"].as_u64(), Some(grads as u64), "only the graduates");
         let run_id = result["run_id"].as_str().unwrap();
         let listed = std::fs::read_to_string(state.join("runs").join(run_id).join("recently-reset.csv")).unwrap();
