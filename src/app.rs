@@ -161,6 +161,9 @@ pub async fn execute(settings: Settings, args: RunArgs, quiet: bool) -> Result<E
     }
     settings.refuse_legacy_journal()?;
     let _lock = journal::lock_query(&settings.state_dir, &spec.name)?;
+    // From the plan until the cohort is journaled: a run of another query planned meanwhile
+    // waits, so that its cooldown sees this cohort.
+    let planning = journal::lock_planning(&settings.state_dir)?;
     let mut journal = Journal::open(&settings.state_dir)?;
     let refused_json = |e: &Error| {
         // Scripts reading --json learn why nothing ran (exit 4 also means "already done").
@@ -223,6 +226,7 @@ pub async fn execute(settings: Settings, args: RunArgs, quiet: bool) -> Result<E
     }
     confirm(&plan, args.yes)?;
     let record = execute::start_run(&mut journal, &plan, &params, period.as_deref(), args.force)?;
+    drop(planning);
     tracing::info!(run_id = %record.run_id, "run started");
     let result = execute::continue_run(
         &client,

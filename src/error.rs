@@ -165,6 +165,8 @@ pub struct MaybeStarted {
     /// The dates the instances were listed over.
     pub window: String,
     pub cause: String,
+    /// Alma said a job already runs on the run's set (60347): maybe not this run's at all.
+    pub on_set: bool,
 }
 
 impl std::fmt::Display for MaybeStarted {
@@ -176,7 +178,17 @@ impl std::fmt::Display for MaybeStarted {
             instance_name,
             window,
             cause,
+            on_set,
         } = self;
+        if *on_set {
+            return write!(
+                f,
+                "Alma may have started the job of run {run_id}: {cause}; Alma says a job already runs on the run's set {set_id}, and no instance named {instance_name:?} is listed among job {job_id}'s instances from {window}\n\
+                 hint: that job is this run's own earlier submission, or one someone started on the set (e.g. from Alma's Run a Job page); nothing will be submitted again on its own. In Alma, open Admin > Monitor Jobs (Running and History) and look for any instance of job {job_id} on the set {set_id}, whatever its name.\n\
+                 hint: if it is named \"{instance_name} - <date> <time>\": `alma-cohort resume {run_id}` finds and follows it (Alma can list a new instance some minutes late)\n\
+                 hint: if it is someone else's, it is mailing the run's users: do not use --resubmit-job; when it has ended, end this run with `alma-cohort abandon {run_id} --reason \"…\" --i-checked-alma` (docs/operating.md)"
+            );
+        }
         write!(
             f,
             "Alma may have started the job of run {run_id}: {cause}; no instance named {instance_name:?} is listed among job {job_id}'s instances from {window}\n\

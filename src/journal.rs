@@ -74,6 +74,10 @@ pub struct Execution {
     /// Started with `--force`: the operator's word that the period runs again.
     #[serde(default)]
     pub forced: bool,
+    /// `[guard] cooldown_days` of the run (0 with `--force`, and for runs journaled before it):
+    /// checked again right before the job is submitted.
+    #[serde(default)]
+    pub cooldown_days: u32,
 }
 
 /// A run as the journal holds it.
@@ -172,12 +176,40 @@ pub struct QueryLock {
 }
 
 pub fn lock_query(state_dir: &Path, query: &str) -> Result<QueryLock, Error> {
+    let (file, path) = lock_file(state_dir, &format!("{query}.lock"))?;
+    match file.try_lock() {
+        Ok(()) => Ok(QueryLock { _file: file }),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked {
+            query: query.to_string(),
+            path,
+        }),
+        Err(std::fs::TryLockError::Error(source)) => Err(Error::StateDir { path, source }),
+    }
+}
+
+/// Held by a run of any query from its plan until its cohort is journaled: the cooldown of a
+/// run planned meanwhile then sees that cohort (two cron lines at the same minute, two queries
+/// over the same users). Waits for the other run's plan, however long its report takes.
+pub fn lock_planning(state_dir: &Path) -> Result<QueryLock, Error> {
+    let (file, path) = lock_file(state_dir, "planning.lock")?;
+    match file.try_lock() {
+        Ok(()) => return Ok(QueryLock { _file: file }),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            tracing::warn!(lock = %path.display(), "another run on this journal is being planned; waiting for it, so that its cohort counts in this run's cooldown");
+        }
+        Err(std::fs::TryLockError::Error(source)) => return Err(Error::StateDir { path, source }),
+    }
+    file.lock().map_err(|source| Error::StateDir { path, source })?;
+    Ok(QueryLock { _file: file })
+}
+
+fn lock_file(state_dir: &Path, name: &str) -> Result<(std::fs::File, PathBuf), Error> {
     let dir = state_dir.join("locks");
     crate::files::create_dir(&dir).map_err(|source| Error::StateDir {
         path: dir.clone(),
         source,
     })?;
-    let path = dir.join(format!("{query}.lock"));
+    let path = dir.join(name);
     crate::files::touch(&path).map_err(|source| Error::StateDir {
         path: path.clone(),
         source,
@@ -189,14 +221,7 @@ pub fn lock_query(state_dir: &Path, query: &str) -> Result<QueryLock, Error> {
             path: path.clone(),
             source,
         })?;
-    match file.try_lock() {
-        Ok(()) => Ok(QueryLock { _file: file }),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked {
-            query: query.to_string(),
-            path,
-        }),
-        Err(std::fs::TryLockError::Error(source)) => Err(Error::StateDir { path, source }),
-    }
+    Ok((file, path))
 }
 
 impl Journal {
@@ -916,6 +941,7 @@ mod tests {
                 job_parameters: vec![("job_name".into(), "alma-cohort r1".into())],
                 set_base_name: None,
                 forced: false,
+                cooldown_days: 0,
             },
             set_id: None,
             members_added: None,

@@ -136,6 +136,7 @@ pub fn execution(spec: &QuerySpec, run_id: &str, period: Option<&str>) -> Result
         job_parameters,
         set_base_name,
         forced: false,
+        cooldown_days: spec.guard.cooldown_days,
     })
 }
 
@@ -150,6 +151,9 @@ pub fn start_run(
 ) -> Result<RunRecord, Error> {
     let mut execution = execution(&plan.spec, &plan.run_id, period)?;
     execution.forced = forced;
+    if forced {
+        execution.cooldown_days = 0;
+    }
     // The stamp: who made the set, readable by any installation that finds it in Alma.
     let stamp = ledger::Stamp {
         query: plan.spec.name.clone(),
@@ -323,15 +327,18 @@ async fn ensure_set(
     if record.state == RunState::Planned {
         let mut execution = record.execution.clone();
         if let (Some(base), Some(period)) = (&record.execution.set_base_name, &record.period) {
-            let sets = ledger::intent_sets(client, base).await?;
-            match ledger::judge(&sets, journal, Some(run_id), execution.forced, &record.query, period)? {
+            let sets = ledger::intent_sets(client, base, &record.query, period).await?;
+            let verdict = ledger::judge(&sets, journal, Some(run_id), execution.forced, &record.query, period)
+                .map_err(|e| in_run(e, record))?;
+            match verdict {
                 ledger::Verdict::Ours(set) => {
+                    execution.set_name = set.name.clone();
                     journal.transition(
                         run_id,
                         RunState::Planned,
                         RunState::SetCreating,
                         &format!("the run's set {:?} is already in Alma", set.name),
-                        &[],
+                        &[("execution", &serde_json::to_string(&execution).unwrap_or_default())],
                     )?;
                     return adopt_set(journal, record, set.id, "found by its name and stamp");
                 }
@@ -391,6 +398,7 @@ async fn ensure_set(
                 &format!("Alma did not create the set: another set has its name ({e})"),
                 &[],
             )?;
+            let record = journal.run(run_id)?;
             let holder = client.find_set_by_name(&name).await?;
             Err(match (holder, &record.period) {
                 (Some(set), Some(period)) => {
@@ -468,7 +476,7 @@ async fn find_set(
             let n =
                 ledger::number_in(record.execution.set_base_name.as_deref().unwrap_or(name), &found.name).unwrap_or(1);
             let set = ledger::IntentSet { n, set: found, stamp };
-            return Err(ledger::not_ours(&set, journal, &record.query, period)?);
+            return Err(in_run(ledger::not_ours(&set, journal, &record.query, period)?, record));
         }
         tracing::info!(attempt, name, "the run's set is not listed (yet)");
         if attempt < LOOKUPS {
@@ -761,6 +769,9 @@ async fn submit_job(
             "found by its instance name before submitting",
         );
     }
+    // The cooldown again, now: a run of another query (another installation's, or one planned
+    // here while this one waited) may have mailed some of this cohort since this run's plan.
+    recheck_cooldown(client, journal, record).await?;
     // The lookup window starts at the first submission that may have started a job.
     let at = record.job_submit_started_at.clone().unwrap_or_else(now);
     journal.step_started(run_id, "job", Some(&job.0))?;
@@ -866,6 +877,62 @@ async fn submit_job(
                 }
             }
         },
+    }
+}
+
+/// Right before the job: no member of this run's cohort was notified by another run within the
+/// cooldown since it was planned. Refused (exit 4) naming who and by which run.
+async fn recheck_cooldown(client: &AlmaClient, journal: &Journal, record: &RunRecord) -> Result<(), Error> {
+    let days = record.execution.cooldown_days;
+    if days == 0 {
+        return Ok(());
+    }
+    let recent = ledger::recently_reset(Some(client), journal, days, Some(&record.run_id)).await?;
+    let refused: HashSet<String> = record.invalid_ids.iter().map(|i| i.to_lowercase()).collect();
+    let cohort = journal.cohort(&record.run_id)?;
+    let overlap: Vec<(&String, &ledger::Recent)> = cohort
+        .iter()
+        .filter(|id| !refused.contains(&id.to_lowercase()))
+        .filter_map(|id| recent.users.get(&id.to_lowercase()).map(|r| (id, r)))
+        .collect();
+    let Some((first, by)) = overlap.first() else {
+        return Ok(());
+    };
+    Err(in_run(
+        Error::Refused {
+            message: format!(
+                "{} of run {}'s users were notified by another run within the last {days} days since this run was planned — {first} by run {} of query {:?} ({}, {}); the job was not submitted",
+                overlap.len(),
+                record.run_id,
+                by.run_id,
+                by.query,
+                by.at,
+                by.source
+            ),
+            hint: "two runs over the same users ran at once. If those users must be mailed again anyway, end this run and run its query with --force; otherwise end this run and plan it again (the new plan leaves them out)".into(),
+        },
+        record,
+    ))
+}
+
+/// A ledger refusal met inside a run (its set or job not made): the run stays unfinished, so the
+/// operator is told how to end it before anything else (a new run of the query is refused while
+/// it is open).
+fn in_run(e: Error, record: &RunRecord) -> Error {
+    match e {
+        Error::Refused { message, hint } => Error::Refused {
+            message: format!("{message} (run {} stays in state {})", record.run_id, record.state),
+            hint: format!(
+                "{hint}\nhint: whatever you decide, end run {0} first: `alma-cohort abandon {0} --reason \"…\"{1}`",
+                record.run_id,
+                if super::state::job_may_have_run(record) {
+                    " --i-checked-alma"
+                } else {
+                    ""
+                }
+            ),
+        },
+        e => e,
     }
 }
 
@@ -976,10 +1043,35 @@ fn maybe_started(record: &RunRecord, job: &JobId, cause: Option<&alma::Error>) -
         set_id: record.set_id.clone().unwrap_or_default(),
         instance_name: record.instance_name().unwrap_or("").to_string(),
         window: format!("{from} to {to}"),
-        cause: cause
-            .map(|e| e.to_string())
-            .unwrap_or_else(|| "the process stopped before Alma's answer was recorded".into()),
+        cause: cause.map(|e| e.to_string()).unwrap_or_else(|| match &record.error {
+            // The stop's own cause, as the journal holds it, rather than a guess.
+            Some(last) if !last.trim().is_empty() => format!("earlier, {}", stop_cause(&record.run_id, last)),
+            _ => "the process stopped before Alma's answer was recorded".into(),
+        }),
+        on_set: cause.and_then(|e| e.alma_code()).is_some_and(|(_, c)| c == "60347")
+            || record.error.as_deref().is_some_and(|e| e.contains(" 60347")),
     }))
+}
+
+/// The cause of an earlier stop as the journal holds it (its first line), without the framing
+/// this message adds again.
+fn stop_cause(run_id: &str, last: &str) -> String {
+    let mut cause = last.lines().next().unwrap_or(last).trim();
+    let framing = format!("Alma may have started the job of run {run_id}: ");
+    loop {
+        let before = cause;
+        cause = cause.strip_prefix(framing.as_str()).unwrap_or(cause);
+        cause = cause.strip_prefix("earlier, ").unwrap_or(cause);
+        if cause == before {
+            break;
+        }
+    }
+    for tail in ["; Alma says a job already runs on the run's set", "; no instance named"] {
+        if let Some(at) = cause.find(tail) {
+            cause = &cause[..at];
+        }
+    }
+    cause.to_string()
 }
 
 /// The dates to list instances over for a submission made at `at` (UTC): Alma lists by the

@@ -105,12 +105,23 @@ impl Stamp {
     }
 
     /// The stamp in a description, if it has one.
+    /// The last stamp that reads (a human description may hold the tag too).
     pub fn find(description: &str) -> Option<Stamp> {
-        let at = description.find(STAMP_TAG)? + STAMP_TAG.len();
-        serde_json::Deserializer::from_str(&description[at..])
-            .into_iter::<Stamp>()
-            .next()?
-            .ok()
+        description.rmatch_indices(STAMP_TAG).find_map(|(at, _)| {
+            serde_json::Deserializer::from_str(&description[at + STAMP_TAG.len()..])
+                .into_iter::<Stamp>()
+                .next()?
+                .ok()
+        })
+    }
+
+    /// Whether this stamp is of the intent `query` + `period`.
+    pub fn is_intent(&self, query: &str, period: &str) -> bool {
+        self.query == query
+            && self
+                .period
+                .as_deref()
+                .is_some_and(|p| period_key(p) == period_key(period))
     }
 
     /// For messages: "run R of query Q (period P) on host H, journal J".
@@ -176,27 +187,42 @@ pub struct IntentSet {
     pub stamp: Option<Stamp>,
 }
 
-/// Every set in Alma named after this intent (the base name or `base #n`), every page, each
+/// Every set in Alma of this intent: named after it (the base name or `base #n`), or stamped with
+/// its query and period whatever its name now is (renamed in Alma, or made under another `[set]
+/// name`). Found through the marker every set of this tool carries (`q=name~alma-cohort`, every
+/// page), so the search does not depend on how Alma reads spaces or brackets in `q`; each set
 /// read in full when the list gave no description.
-pub async fn intent_sets(client: &AlmaClient, base: &str) -> Result<Vec<IntentSet>, Error> {
+pub async fn intent_sets(client: &AlmaClient, base: &str, query: &str, period: &str) -> Result<Vec<IntentSet>, Error> {
     let mut out = Vec::new();
-    for set in client.find_sets(base).await? {
-        let Some(n) = number_in(base, &set.name) else {
-            continue;
-        };
-        let set = if set.description.trim().is_empty() {
+    for set in client.find_sets(MARKER).await? {
+        let by_name = number_in(base, &set.name);
+        let set = if set.description.trim().is_empty() && by_name.is_some() {
             client.get_set(&set.id).await?
         } else {
             set
         };
+        let stamp = Stamp::find(&set.description);
+        let by_stamp = stamp.as_ref().is_some_and(|s| s.is_intent(query, period));
+        if by_name.is_none() && !by_stamp {
+            continue;
+        }
         out.push(IntentSet {
-            n,
-            stamp: Stamp::find(&set.description),
+            // A set of the intent under another name takes no number of the base name.
+            n: by_name.unwrap_or(0),
+            stamp,
             set,
         });
     }
     out.sort_by_key(|s| s.n);
     Ok(out)
+}
+
+impl IntentSet {
+    /// With the stamp read from the set's description.
+    pub fn stamped(mut self) -> Self {
+        self.stamp = Stamp::find(&self.set.description);
+        self
+    }
 }
 
 /// What a run may do about its intent's sets.
@@ -351,8 +377,13 @@ pub fn stranger_refusal(record: &RunRecord, job: &JobId, stranger: &InstanceStat
             stranger.submit_time.as_deref().unwrap_or("at an unknown time")
         ),
         hint: format!(
-            "in Alma, open Admin > Monitor Jobs and look at instance {} (its report says whom it mailed). If it did what run {run_id} was for, end this run: `alma-cohort abandon {run_id} --reason \"…\"`; if its users must be mailed again anyway, abandon this run and `run … --force` (docs/operating.md)",
-            stranger.id
+            "in Alma, open Admin > Monitor Jobs and look at instance {} (its report says whom it mailed). If it did what run {run_id} was for, end this run: `alma-cohort abandon {run_id} --reason \"…\"{}`; if its users must be mailed again anyway, abandon this run and `run … --force` (docs/operating.md)",
+            stranger.id,
+            if job_may_have_run(record) {
+                " --i-checked-alma"
+            } else {
+                ""
+            }
         ),
     }
 }
@@ -387,7 +418,12 @@ pub struct Cooldown {
 /// with a client — from Alma's stamped sets that this journal does not know. Conservative where
 /// it cannot tell: a run unfinished in this journal counts, and a stamped set in Alma counts
 /// whether or not its job ran (`--force` overrides).
-pub async fn recently_reset(client: Option<&AlmaClient>, journal: &Journal, days: u32) -> Result<Cooldown, Error> {
+pub async fn recently_reset(
+    client: Option<&AlmaClient>,
+    journal: &Journal,
+    days: u32,
+    except_run: Option<&str>,
+) -> Result<Cooldown, Error> {
     let mut cooldown = Cooldown {
         days,
         ..Cooldown::default()
@@ -403,6 +439,9 @@ pub async fn recently_reset(client: Option<&AlmaClient>, journal: &Journal, days
         known_runs.insert(run.run_id.clone());
         if let Some(s) = &run.set_id {
             known_sets.insert(s.clone());
+        }
+        if except_run == Some(run.run_id.as_str()) {
+            continue;
         }
         let notifies = if run.state.is_finished() {
             job_may_have_run(&run)
@@ -446,18 +485,32 @@ pub async fn recently_reset(client: Option<&AlmaClient>, journal: &Journal, days
         } else {
             set
         };
-        let Some(stamp) = Stamp::find(&set.description) else {
-            continue;
-        };
+        // A set named with the marker but without a readable stamp (its description edited)
+        // counts too: who it mailed cannot be told, so its members are the safe guess.
+        let stamp = Stamp::find(&set.description).unwrap_or_else(|| Stamp {
+            query: "(unknown: no stamp)".into(),
+            period: None,
+            run: "(unknown)".into(),
+            host: "(unknown)".into(),
+            journal: String::new(),
+        });
         if known_runs.contains(&stamp.run) {
             continue;
         }
         // A set whose creation date cannot be read counts (the safe side).
         let created = set.created_date.clone().unwrap_or_default();
-        if created.len() >= 10 && created[..10] < *since_date {
+        if created.get(..10).is_some_and(|day| day < since_date.as_str()) {
             continue;
         }
-        let members = client.set_members(&set.id).await?;
+        let members = client.set_members(&set.id).await.map_err(|e| Error::Refused {
+            message: format!(
+                "the members of set {:?} (id {}), made by {}, could not be read for the cooldown: {e}",
+                set.name,
+                set.id,
+                stamp.describe()
+            ),
+            hint: "the cooldown reads other installations' sets to leave out users they mailed within [guard] cooldown_days; look at the set in Admin > Manage Sets. If its users may be reset again, pass --force (or set cooldown_days = 0 in the query)".into(),
+        })?;
         for id in members {
             let recent = Recent {
                 run_id: stamp.run.clone(),
@@ -532,7 +585,9 @@ mod tests {
             journal: "/var/lib/alma-cohort/journal.sqlite".into(),
         };
         let description = format!("Created by alma-cohort run x {} and text after", stamp.line());
-        assert_eq!(Stamp::find(&description), Some(stamp));
+        assert_eq!(Stamp::find(&description), Some(stamp.clone()));
+        let edited = format!("alma-cohort: the staff's own words {}", stamp.line());
+        assert_eq!(Stamp::find(&edited), Some(stamp));
         assert_eq!(Stamp::find("Created by hand"), None);
         assert_eq!(Stamp::find("alma-cohort:{not json"), None);
     }

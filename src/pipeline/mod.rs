@@ -269,13 +269,13 @@ pub async fn plan(
         let base = execute::execution(&spec, "intent", Some(period))?
             .set_base_name
             .unwrap_or_default();
-        let sets = ledger::intent_sets(client, &base).await?;
+        let sets = ledger::intent_sets(client, &base, &spec.name, period).await?;
         ledger::judge(&sets, &journal, None, options.force, &spec.name, period)?;
     }
     let days = if options.force { 0 } else { spec.guard.cooldown_days };
     // Without a client (a list file's plan makes no call to Alma) the cooldown knows this
     // journal only, and says so.
-    let cooldown = ledger::recently_reset(client, &journal, days).await?;
+    let cooldown = ledger::recently_reset(client, &journal, days, None).await?;
     let recent: HashSet<String> = cooldown.users.keys().cloned().collect();
     cohort.leave_out_recent(&recent)?;
     let previous = match journal.last_completed(&spec.name)? {

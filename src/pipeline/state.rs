@@ -229,7 +229,11 @@ pub fn check_resume(record: &RunRecord, resubmit_job: bool, recreate_set: bool) 
             hint: "--recreate-set is only for a run whose set creation was lost and whose set the operator did not find in Alma".into(),
         });
     }
-    if resubmit_job && record.state != RunState::JobSubmitting {
+    // In members_done after a submission that may have started a job (an operator's earlier
+    // --resubmit-job that was refused or stopped), the operator's word is asked again.
+    let resubmittable = record.state == RunState::JobSubmitting
+        || (record.state == RunState::MembersDone && record.job_submissions > 0);
+    if resubmit_job && !resubmittable {
         let why = match record.state {
             RunState::JobSubmitted => format!(
                 "Alma took its job (instance {}); submitting it again would send every letter twice",

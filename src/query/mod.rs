@@ -234,6 +234,8 @@ impl QuerySpec {
         let name = &self.set.name;
         let problem = if !name.contains("{period}") {
             "has no {period}"
+        } else if !name.contains("{query}") {
+            "has no {query} (two queries would share one period's set name)"
         } else if name.contains("{run_id}") {
             "holds {run_id}, which differs from run to run"
         } else if name.contains("{date}") {
