@@ -352,8 +352,8 @@ fn print_result(result: &RunResult, json: bool) -> Result<Exit, Error> {
 
 /// Says which journal a read-only command reads (on stderr: stdout carries data), and a journal
 /// an earlier version left in the working folder.
-fn say_journal(settings: &Settings, journal: &Journal) {
-    eprintln!("journal: {}", journal.path().display());
+fn say_journal(settings: &Settings, path: &std::path::Path) {
+    eprintln!("journal: {}", path.display());
     if let Some(legacy) = settings.legacy_journal() {
         eprintln!(
             "note: an earlier alma-cohort left a journal in {}; pass --state-dir {} to read it",
@@ -364,9 +364,13 @@ fn say_journal(settings: &Settings, journal: &Journal) {
 }
 
 fn runs(settings: Settings, args: ListArgs) -> Result<Exit, Error> {
-    let journal = Journal::open(&settings.state_dir)?;
-    say_journal(&settings, &journal);
-    let runs = journal.runs()?;
+    let path = settings.state_dir.join("journal.sqlite");
+    say_journal(&settings, &path);
+    // Listing creates nothing: no journal is no runs.
+    let runs = match Journal::open_existing(&settings.state_dir)? {
+        Some(journal) => journal.runs()?,
+        None => Vec::new(),
+    };
     if args.json {
         println!(
             "{}",
@@ -375,7 +379,7 @@ fn runs(settings: Settings, args: ListArgs) -> Result<Exit, Error> {
         return Ok(Exit::Done);
     }
     if runs.is_empty() {
-        println!("no runs in {}", journal.path().display());
+        println!("no runs in {}", path.display());
     }
     for r in runs {
         println!(
@@ -393,8 +397,9 @@ fn runs(settings: Settings, args: ListArgs) -> Result<Exit, Error> {
 }
 
 fn show(settings: Settings, args: ShowArgs) -> Result<Exit, Error> {
-    let journal = Journal::open(&settings.state_dir)?;
-    say_journal(&settings, &journal);
+    say_journal(&settings, &settings.state_dir.join("journal.sqlite"));
+    let journal = Journal::open_existing(&settings.state_dir)?
+        .ok_or_else(|| crate::journal::Error::NoSuchRun(args.run_id.clone()))?;
     let record = journal.run(&args.run_id)?;
     if args.json {
         println!(

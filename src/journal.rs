@@ -224,7 +224,28 @@ fn lock_file(state_dir: &Path, name: &str) -> Result<(std::fs::File, PathBuf), E
     Ok((file, path))
 }
 
+/// Whether the journal in `state_dir` holds any run (false when there is none, or it cannot be
+/// read: a journal with no runs is no choice made).
+pub fn holds_runs(state_dir: &Path) -> bool {
+    let path = state_dir.join("journal.sqlite");
+    if !path.is_file() {
+        return false;
+    }
+    Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .and_then(|c| c.query_row("SELECT COUNT(*) FROM runs", [], |r| r.get::<_, i64>(0)))
+        .is_ok_and(|n| n > 0)
+}
+
 impl Journal {
+    /// The journal in `state_dir` if there is one (read-only commands create nothing).
+    pub fn open_existing(state_dir: &Path) -> Result<Option<Self>, Error> {
+        if state_dir.join("journal.sqlite").is_file() {
+            Self::open(state_dir).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
     /// Opens (creating and migrating) `<state_dir>/journal.sqlite`.
     pub fn open(state_dir: &Path) -> Result<Self, Error> {
         crate::files::create_dir(state_dir).map_err(|source| Error::StateDir {

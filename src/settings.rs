@@ -42,7 +42,7 @@ pub enum Error {
     )]
     NoStateDir,
     #[error(
-        "a journal of an earlier alma-cohort is in {legacy} (its default state dir was relative to the working folder), and the state dir {default} holds none; nothing was done\nhint: to go on with that journal, pass --state-dir {legacy_dir} (or set ALMA_COHORT_STATE, or state_dir in the profile); to make it the default, move it: mv {legacy_dir} {default_dir} — one institution should have one journal (docs/operating.md, \"Where the journal lives\")",
+        "a journal of an earlier alma-cohort is in {legacy} (its default state dir was relative to the working folder), and the state dir {default} holds none; nothing was done\nhint: to go on with that journal, pass --state-dir {legacy_dir} (or set ALMA_COHORT_STATE, or state_dir in the profile); to make it the default, move it there: mv {legacy_dir} {default_dir} (if {default_dir} exists, it holds no run: remove it first, rm -r {default_dir}) — one institution should have one journal (docs/operating.md, \"Where the journal lives\")",
         legacy = legacy_dir.join("journal.sqlite").display(),
         default = default_dir.display(),
         legacy_dir = legacy_dir.display(),
@@ -260,7 +260,9 @@ impl Settings {
             return None;
         }
         let legacy = legacy_state_dir(self.profile.as_ref().map(|(n, _)| n.as_str()));
-        if !legacy.join("journal.sqlite").is_file() || self.state_dir.join("journal.sqlite").is_file() {
+        // The new default "holds a journal" once a run is in it: a journal that a read-only
+        // command or a plan created there is no choice made.
+        if !crate::journal::holds_runs(&legacy) || crate::journal::holds_runs(&self.state_dir) {
             return None;
         }
         let same = match (legacy.canonicalize(), self.state_dir.canonicalize()) {

@@ -1227,3 +1227,51 @@ pub fn abandon(journal: &Journal, run_id: &str, reason: &str, checked_alma: bool
     )?;
     Ok(journal.run(run_id)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(status: u16, code: &str) -> alma::Error {
+        alma::Error::Api {
+            call: alma::Call {
+                method: "POST",
+                path: "/almaws/v1/conf/jobs/M1".into(),
+            },
+            status,
+            code: code.into(),
+            message: "m".into(),
+            tracking_id: None,
+        }
+    }
+
+    #[test]
+    fn only_known_refusals_mean_the_job_did_not_start() {
+        for code in [
+            "402222",
+            "402223",
+            "402228",
+            "402229",
+            "402216",
+            "PER_SECOND_THRESHOLD",
+            "UNAUTHORIZED",
+        ] {
+            assert!(definitely_not_started(&api(400, code)), "{code}");
+        }
+        // 60347: a job runs on the set — maybe this run's; any other 4xx: not known to mean "not started".
+        for code in ["60347", "402224", "60107", "GENERAL_ERROR"] {
+            assert!(!definitely_not_started(&api(400, code)), "{code}");
+        }
+        assert!(!definitely_not_started(&api(503, "GENERAL_ERROR")));
+    }
+
+    #[test]
+    fn a_stop_keeps_its_own_cause_once() {
+        let run = "R1";
+        let first = "Alma may have started the job of run R1: POST …: Alma answered HTTP 400 60347: overlaps; Alma says a job already runs on the run's set 95, and no instance named \"x\" is listed\nhint: …";
+        assert_eq!(stop_cause(run, first), "POST …: Alma answered HTTP 400 60347: overlaps");
+        let again = "Alma may have started the job of run R1: earlier, POST …: timed out; no instance named \"x\"";
+        assert_eq!(stop_cause(run, again), "POST …: timed out");
+        assert_eq!(stop_cause(run, "something else"), "something else");
+    }
+}

@@ -256,6 +256,26 @@ async fn an_old_journal_beside_an_empty_new_default() {
     // What an earlier version did by default: the journal in the working folder.
     let old = execute_run(&sim, &work.join(".alma-cohort"), q, &["--period", "2026-fall"]).await;
     assert_eq!(old.code, 0, "{}", old.stderr);
+    // After the upgrade someone looks around first: runs, plan and doctor on the new default
+    // (a plan journals nothing but leaves its files there). None of it is a choice.
+    let listed = output(in_folder(&sim, &work, &home, &["runs"])).await;
+    assert!(
+        listed.stderr.contains("an earlier alma-cohort left a journal"),
+        "{}",
+        listed.stderr
+    );
+    assert!(
+        !home.join(".local/state/alma-cohort/journal.sqlite").exists(),
+        "runs creates nothing"
+    );
+    // (Its cohort is empty: Alma's stamped set of the old run puts everyone in the cooldown.)
+    let planned = output(in_folder(&sim, &work, &home, &["plan", q])).await;
+    assert!(
+        planned.stderr.contains("notified by a run within the cooldown"),
+        "{}",
+        planned.stderr
+    );
+    output(in_folder(&sim, &work, &home, &["doctor"])).await;
     let before = sim.handle.requests().len();
     let args = ["run", q, "--period", PERIOD, "--execute", "--yes"];
     let stopped = output(in_folder(&sim, &work, &home, &args)).await;
@@ -275,7 +295,7 @@ async fn an_old_journal_beside_an_empty_new_default() {
         stopped.stderr
     );
     assert_eq!(sim.handle.requests().len(), before, "no call to Alma");
-    assert!(!home.join(".local/state/alma-cohort/journal.sqlite").exists());
+    assert!(stopped.stderr.contains("rm -r"), "{}", stopped.stderr);
     let resumed = output(in_folder(&sim, &work, &home, &["resume", "20260101T000000Z-0000"])).await;
     assert_eq!(resumed.code, 2, "{}", resumed.stderr);
     let doctor = output(in_folder(&sim, &work, &home, &["doctor"])).await;
@@ -484,14 +504,23 @@ async fn a_ui_job_on_the_runs_set_is_never_doubled() {
         } else {
             assert_eq!(resumed.code, 3, "{}", resumed.stderr);
             assert!(
-                resumed.stderr.contains("60347") && resumed.stderr.contains("Alma may have started the job"),
+                resumed.stderr.contains("60347")
+                    && resumed.stderr.contains("Alma may have started the job")
+                    && resumed.stderr.contains("any instance of job")
+                    && resumed.stderr.contains("do not use --resubmit-job"),
                 "{}",
                 resumed.stderr
             );
             assert_eq!(runs_json(&sim, &state).await[0]["state"], "job_submitting");
-            // A plain resume never submits.
+            // A plain resume never submits, and still says what Alma said.
             let again = run(&sim, &state, &["resume", &run_id]).await;
             assert_eq!(again.code, 3, "{}", again.stderr);
+            assert!(
+                again.stderr.contains("earlier, ") && again.stderr.contains("60347"),
+                "{}",
+                again.stderr
+            );
+            assert!(again.stderr.contains("do not use --resubmit-job"), "{}", again.stderr);
             sim.handle.clock().advance(Duration::from_secs(lag + 1));
             // The operator sees no instance named for the run and says so; Alma's list refuses.
             let resubmit = run(&sim, &state, &["resume", &run_id, "--resubmit-job"]).await;
@@ -554,4 +583,38 @@ async fn a_journal_path_that_cannot_be_created() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert_eq!(r.stderr.matches("error:").count(), 1, "{}", r.stderr);
     assert!(sim.handle.requests().is_empty(), "nothing sent to Alma");
+}
+
+/// Two cron lines fire at the same minute: undergraduates and all students, for the same period.
+/// On one journal the second plan waits for the first (its cooldown then sees that cohort); on
+/// two journals the cooldown is checked again right before each job. Nobody gets two letters.
+#[tokio::test]
+async fn overlapping_queries_at_the_same_minute() {
+    for two_journals in [false, true] {
+        let sim = sim(sim_config().page_latency(Duration::from_millis(30))).await;
+        let dir = temp_dir("same-minute");
+        let ugrad = students_query(&dir, "undergraduates", "'UGRAD'");
+        let all = students_query(&dir, "all-students", "'UGRAD', 'GRAD'");
+        let (da, db) = (dir.join("a"), dir.join(if two_journals { "b" } else { "a" }));
+        let a = execute_run(&sim, &da, ugrad.to_str().unwrap(), &["--period", PERIOD]);
+        let b = execute_run(&sim, &db, all.to_str().unwrap(), &["--period", PERIOD]);
+        let (a, b) = tokio::join!(a, b);
+        for r in [&a, &b] {
+            assert!(matches!(r.code, 0 | 4), "{two_journals}: {}", r.stderr);
+        }
+        if !two_journals {
+            // Whichever planned second leaves the other's users out (undergraduates planned
+            // after all students is empty: exit 4).
+            assert!(b.code == 0 || a.code == 0, "{}\n{}", a.stderr, b.stderr);
+            assert!(
+                [&a, &b]
+                    .iter()
+                    .all(|r| r.code == 0 || r.stderr.contains("notified by a run within the cooldown")),
+                "{}\n{}",
+                a.stderr,
+                b.stderr
+            );
+        }
+        assert_no_second_letter(&sim);
+    }
 }
