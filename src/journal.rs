@@ -224,16 +224,21 @@ fn lock_file(state_dir: &Path, name: &str) -> Result<(std::fs::File, PathBuf), E
     Ok((file, path))
 }
 
-/// Whether the journal in `state_dir` holds any run (false when there is none, or it cannot be
-/// read: a journal with no runs is no choice made).
-pub fn holds_runs(state_dir: &Path) -> bool {
+/// Whether the journal in `state_dir` holds any run: `Some(false)` when there is none or it is
+/// empty (a journal with no runs is no choice made), `None` when it cannot be read — each caller
+/// then takes the side that stops a run.
+pub fn holds_runs(state_dir: &Path) -> Option<bool> {
     let path = state_dir.join("journal.sqlite");
     if !path.is_file() {
-        return false;
+        return Some(false);
     }
     Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .and_then(|c| c.query_row("SELECT COUNT(*) FROM runs", [], |r| r.get::<_, i64>(0)))
-        .is_ok_and(|n| n > 0)
+        .and_then(|c| {
+            c.busy_timeout(std::time::Duration::from_secs(10))?;
+            c.query_row("SELECT COUNT(*) FROM runs", [], |r| r.get::<_, i64>(0))
+        })
+        .ok()
+        .map(|n| n > 0)
 }
 
 impl Journal {

@@ -262,7 +262,11 @@ impl Settings {
         let legacy = legacy_state_dir(self.profile.as_ref().map(|(n, _)| n.as_str()));
         // The new default "holds a journal" once a run is in it: a journal that a read-only
         // command or a plan created there is no choice made.
-        if !crate::journal::holds_runs(&legacy) || crate::journal::holds_runs(&self.state_dir) {
+        // Unreadable, the old journal counts as holding runs and the new one as holding none:
+        // the side that stops a run.
+        if !crate::journal::holds_runs(&legacy).unwrap_or(true)
+            || crate::journal::holds_runs(&self.state_dir).unwrap_or(false)
+        {
             return None;
         }
         let same = match (legacy.canonicalize(), self.state_dir.canonicalize()) {

@@ -326,8 +326,11 @@ async fn ensure_set(
     let mut name = record.execution.set_name.clone();
     if record.state == RunState::Planned {
         let mut execution = record.execution.clone();
-        if let (Some(base), Some(period)) = (&record.execution.set_base_name, &record.period) {
-            let sets = ledger::intent_sets(client, base, &record.query, period).await?;
+        if let Some(period) = &record.period {
+            // A period run journaled before sets were named after the intent has no base name:
+            // its intent's sets are then found by their stamp alone.
+            let base = record.execution.set_base_name.clone().unwrap_or_default();
+            let sets = ledger::intent_sets(client, &base, &record.query, period).await?;
             let verdict = ledger::judge(&sets, journal, Some(run_id), execution.forced, &record.query, period)
                 .map_err(|e| in_run(e, record))?;
             match verdict {
@@ -342,7 +345,11 @@ async fn ensure_set(
                     )?;
                     return adopt_set(journal, record, set.id, "found by its name and stamp");
                 }
-                ledger::Verdict::Create { n } => name = ledger::numbered(base, n),
+                ledger::Verdict::Create { n } => {
+                    if !base.is_empty() {
+                        name = ledger::numbered(&base, n);
+                    }
+                }
             }
             execution.set_name = name.clone();
         }
@@ -401,16 +408,31 @@ async fn ensure_set(
             let record = journal.run(run_id)?;
             let holder = client.find_set_by_name(&name).await?;
             Err(match (holder, &record.period) {
-                (Some(set), Some(period)) => {
-                    let stamp = ledger::Stamp::find(&set.description);
-                    ledger::not_ours(&ledger::IntentSet { n: 1, set, stamp }, journal, &record.query, period)?
-                }
+                (Some(set), Some(period)) => in_run(
+                    ledger::not_ours(
+                        &ledger::IntentSet { n: 1, set, stamp: None }.stamped(),
+                        journal,
+                        &record.query,
+                        period,
+                    )?,
+                    &record,
+                ),
+                // Alma has the name but does not list the set (yet): for a period run, most
+                // likely another installation creating this period's set right now.
+                (None, Some(period)) => Error::Refused {
+                    message: format!(
+                        "Alma refused the set {name:?} of run {run_id} (period {period:?}) because a set of that name exists, but does not list it yet: another installation may be running this period right now; nothing was created"
+                    ),
+                    hint: format!(
+                        "wait some minutes, then `alma-cohort resume {run_id}`: it reads that set's stamp and says who made it (Admin > Manage Sets shows it too). Do not rename that set"
+                    ),
+                },
                 _ => Error::Refused {
                     message: format!(
                         "Alma already holds a set named {name:?} that is not run {run_id}'s; nothing was created"
                     ),
                     hint: format!(
-                        "look for {name:?} in Alma (Admin > Manage Sets): if another tool or a person made it, rename it there or change [set] name; then `alma-cohort resume {run_id}`"
+                        "look for {name:?} in Alma (Admin > Manage Sets): a person or another tool made it; rename that one there, then `alma-cohort resume {run_id}`"
                     ),
                 },
             })
@@ -741,7 +763,7 @@ async fn submit_job(
     check_set_unchanged(client, record, &journal.cohort(run_id)?, resumed).await?;
     // Alma is the ledger: an instance of this intent by another run, or any job on this run's
     // set, means letters went (or go) out without this run. Looked up before every submission.
-    let (from, to) = lookup_window(&set_created_at(record));
+    let (from, to) = lookup_window(&intent_window_start(record));
     let instances = client.job_instances_between(&job, &from, &to).await?;
     let listing = ledger::sort_instances(&instances, record);
     if let Some((stranger, why)) = listing.strangers.first() {
@@ -804,6 +826,8 @@ async fn submit_job(
         // this one; which job runs is looked up by the run's instance name.
         Err(e) if e.alma_code().is_some_and(|(_, c)| c == "60347") => {
             tracing::warn!(error = %e, "Alma says a job already runs on this run's set; looking for this run's instance");
+            // Kept in the run's history, whatever stops it next: a job ran on this set.
+            journal.note(run_id, RunState::JobSubmitting, &format!("{ON_SET_NOTE} ({e})"), &[])?;
             if let Some(found) = find_instance(client, &job, &record, poll).await? {
                 return job_submitted(
                     journal,
@@ -887,7 +911,9 @@ async fn recheck_cooldown(client: &AlmaClient, journal: &Journal, record: &RunRe
     if days == 0 {
         return Ok(());
     }
-    let recent = ledger::recently_reset(Some(client), journal, days, Some(&record.run_id)).await?;
+    let recent = ledger::recently_reset(Some(client), journal, days, Some(&record.run_id))
+        .await
+        .map_err(|e| in_run(e, record))?;
     let refused: HashSet<String> = record.invalid_ids.iter().map(|i| i.to_lowercase()).collect();
     let cohort = journal.cohort(&record.run_id)?;
     let overlap: Vec<(&String, &ledger::Recent)> = cohort
@@ -913,6 +939,15 @@ async fn recheck_cooldown(client: &AlmaClient, journal: &Journal, record: &RunRe
         },
         record,
     ))
+}
+
+/// The run's history note when Alma answered a submission with 60347.
+pub const ON_SET_NOTE: &str = "Alma answered 60347: a job already runs on the run's set";
+
+/// Whether Alma once said a job runs on this run's set (60347): then no submission is made on the
+/// operator's word alone (`--resubmit-job` is refused), since that job may be someone else's.
+pub fn job_ran_on_set(record: &RunRecord) -> bool {
+    record.events.iter().any(|e| e.detail.starts_with(ON_SET_NOTE))
 }
 
 /// A ledger refusal met inside a run (its set or job not made): the run stays unfinished, so the
@@ -968,15 +1003,24 @@ fn definitely_not_started(e: &alma::Error) -> bool {
     }
 }
 
-/// When the run's set was made (its `set` step), else when the run started: instances that
-/// concern this run cannot be older.
-fn set_created_at(record: &RunRecord) -> String {
-    record
+/// How far back the instances are listed before a submission: jobs on this run's set cannot be
+/// older than the set, but another run of the same period may be weeks older (its set deleted
+/// since, or in another journal).
+const INTENT_WINDOW_DAYS: i64 = 31;
+
+/// The earlier of when the run's set was made (its `set` step, else the run's start) and
+/// [`INTENT_WINDOW_DAYS`] ago.
+fn intent_window_start(record: &RunRecord) -> String {
+    let set_made = record
         .steps
         .iter()
         .find(|s| s.step == "set")
         .map(|s| s.started_at.clone())
-        .unwrap_or_else(|| record.started_at.clone())
+        .unwrap_or_else(|| record.started_at.clone());
+    let back = (chrono::Utc::now() - chrono::Duration::days(INTENT_WINDOW_DAYS))
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string();
+    set_made.min(back)
 }
 
 fn job_submitted(journal: &Journal, record: &RunRecord, instance: Option<&InstanceId>, how: &str) -> Result<(), Error> {
@@ -1048,8 +1092,7 @@ fn maybe_started(record: &RunRecord, job: &JobId, cause: Option<&alma::Error>) -
             Some(last) if !last.trim().is_empty() => format!("earlier, {}", stop_cause(&record.run_id, last)),
             _ => "the process stopped before Alma's answer was recorded".into(),
         }),
-        on_set: cause.and_then(|e| e.alma_code()).is_some_and(|(_, c)| c == "60347")
-            || record.error.as_deref().is_some_and(|e| e.contains(" 60347")),
+        on_set: cause.and_then(|e| e.alma_code()).is_some_and(|(_, c)| c == "60347") || job_ran_on_set(record),
     }))
 }
 

@@ -196,7 +196,7 @@ pub async fn intent_sets(client: &AlmaClient, base: &str, query: &str, period: &
     let mut out = Vec::new();
     for set in client.find_sets(MARKER).await? {
         let by_name = number_in(base, &set.name);
-        let set = if set.description.trim().is_empty() && by_name.is_some() {
+        let set = if set.description.trim().is_empty() {
             client.get_set(&set.id).await?
         } else {
             set
@@ -509,7 +509,7 @@ pub async fn recently_reset(
                 set.id,
                 stamp.describe()
             ),
-            hint: "the cooldown reads other installations' sets to leave out users they mailed within [guard] cooldown_days; look at the set in Admin > Manage Sets. If its users may be reset again, pass --force (or set cooldown_days = 0 in the query)".into(),
+            hint: "the cooldown reads other installations' sets to leave out users they mailed within [guard] cooldown_days; look at the set in Admin > Manage Sets. If its users may be reset again anyway, run the query with --force".into(),
         })?;
         for id in members {
             let recent = Recent {

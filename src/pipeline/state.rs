@@ -233,6 +233,20 @@ pub fn check_resume(record: &RunRecord, resubmit_job: bool, recreate_set: bool) 
     // --resubmit-job that was refused or stopped), the operator's word is asked again.
     let resubmittable = record.state == RunState::JobSubmitting
         || (record.state == RunState::MembersDone && record.job_submissions > 0);
+    if resubmit_job && crate::pipeline::execute::job_ran_on_set(record) {
+        return Err(Error::Refused {
+            message: format!(
+                "--resubmit-job is refused for run {}: Alma answered one of its submissions that a job already runs on its set {} (60347) — this run's own, listed late, or one someone started on the set",
+                record.run_id,
+                record.set_id.as_deref().unwrap_or("(unknown)")
+            ),
+            hint: format!(
+                "in Alma, open Admin > Monitor Jobs and look for any instance on the set {0}: if it is named for this run, `alma-cohort resume {1}` follows it; if it is someone else's, it mailed the users — when it has ended, `alma-cohort abandon {1} --reason \"…\" --i-checked-alma`",
+                record.set_id.as_deref().unwrap_or("(unknown)"),
+                record.run_id
+            ),
+        });
+    }
     if resubmit_job && !resubmittable {
         let why = match record.state {
             RunState::JobSubmitted => format!(

@@ -327,31 +327,10 @@ impl State {
             )
             .into());
         }
-        let seq = self.next_seq();
-        let id = format!("96{:08}0001021", seq);
-        let mut inst = Instance {
-            id: id.clone(),
-            job_id: job.id.clone(),
-            name: param("job_name")
-                .filter(|n| !n.is_empty())
-                .unwrap_or_else(|| job.name.clone()),
-            set_id,
-            parameters: parameters.clone(),
-            submitted: now,
-            duration: self.cfg.job_duration,
-            outcome: self.cfg.job_outcome,
-            members,
-            status: "QUEUED",
-            progress: 0.0,
-            start_time: None,
-            end_time: None,
-            counters: Vec::new(),
-            alerts: Vec::new(),
-            applied: false,
-        };
-        inst.advance_to(now);
-        self.instances.insert(id.clone(), inst);
-        self.refresh_jobs();
+        let name = param("job_name")
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| job.name.clone());
+        let id = self.start_instance(&job, name, set_id, parameters.clone(), members);
         let mut v = job_json(&job, req);
         v["parameter"] = parameters
             .iter()
@@ -458,10 +437,6 @@ impl State {
             .ok_or("no Update/Notify Users job")?;
         let set = self.sets.get(set_id).ok_or_else(|| format!("no set {set_id}"))?;
         let (set_name, members) = (set.name.clone(), set.members.clone());
-        self.refresh_jobs();
-        let now = self.clock.now();
-        let seq = self.next_seq();
-        let id = format!("96{:08}0001021", seq);
         let parameters = vec![
             ("set_id".to_string(), set_id.to_string()),
             ("SEND_Notification_To_User_Active".to_string(), "true".to_string()),
@@ -470,11 +445,28 @@ impl State {
                 "NOTIFY_PASSWORD_CHANGE".to_string(),
             ),
         ];
+        self.refresh_jobs();
+        let name = format!("{} - {set_name}", job.name);
+        Ok(self.start_instance(&job, name, set_id.to_string(), parameters, members))
+    }
+
+    /// A new run of `job` on a set, queued now with the configured duration and outcome; its id.
+    fn start_instance(
+        &mut self,
+        job: &JobDef,
+        name: String,
+        set_id: String,
+        parameters: Vec<(String, String)>,
+        members: Vec<String>,
+    ) -> String {
+        let now = self.clock.now();
+        let seq = self.next_seq();
+        let id = format!("96{:08}0001021", seq);
         let mut inst = Instance {
             id: id.clone(),
             job_id: job.id.clone(),
-            name: format!("{} - {set_name}", job.name),
-            set_id: set_id.to_string(),
+            name,
+            set_id,
             parameters,
             submitted: now,
             duration: self.cfg.job_duration,
@@ -491,7 +483,7 @@ impl State {
         inst.advance_to(now);
         self.instances.insert(id.clone(), inst);
         self.refresh_jobs();
-        Ok(id)
+        id
     }
 
     /// `past_instances` finished runs of Update/Notify Users by other staff, 2 to 3 hours before

@@ -468,8 +468,8 @@ async fn overlapping_queries_send_nobody_two_letters() {
 /// set from Alma's UI. The next `resume` lists the job's instances before submitting, sees one
 /// naming the run's set and refuses (exit 4). When Alma lists that instance late, the submission
 /// meets 60347 and the run stops in job_submitting (exit 3); a plain resume never submits, and the
-/// operator's --resubmit-job is refused once the instance is listed: the UI job's letters are the
-/// only ones.
+/// operator's --resubmit-job is refused (a job ran on the set): the UI job's letters are the only
+/// ones.
 #[tokio::test]
 async fn a_ui_job_on_the_runs_set_is_never_doubled() {
     for lag in [0u64, 600] {
@@ -522,14 +522,19 @@ async fn a_ui_job_on_the_runs_set_is_never_doubled() {
             );
             assert!(again.stderr.contains("do not use --resubmit-job"), "{}", again.stderr);
             sim.handle.clock().advance(Duration::from_secs(lag + 1));
-            // The operator sees no instance named for the run and says so; Alma's list refuses.
+            // The operator sees no instance named for the run and tries --resubmit-job: refused,
+            // since Alma said a job ran on the set (60347), whoever's it was.
             let resubmit = run(&sim, &state, &["resume", &run_id, "--resubmit-job"]).await;
             assert_eq!(resubmit.code, 4, "{}", resubmit.stderr);
             assert!(
-                resubmit.stderr.contains(&ui) && resubmit.stderr.contains("names this run's set"),
+                resubmit.stderr.contains("--resubmit-job is refused") && resubmit.stderr.contains("60347"),
                 "{}",
                 resubmit.stderr
             );
+            // A plain resume still says so, and still submits nothing.
+            let later = run(&sim, &state, &["resume", &run_id]).await;
+            assert_eq!(later.code, 3, "{}", later.stderr);
+            assert!(later.stderr.contains("do not use --resubmit-job"), "{}", later.stderr);
         }
         sim.handle.clock().advance(Duration::from_secs(1000));
         let on_set: Vec<_> = sim
