@@ -623,3 +623,54 @@ async fn overlapping_queries_at_the_same_minute() {
         assert_no_second_letter(&sim);
     }
 }
+
+/// A run of this journal abandoned before its job leaves its set in Alma; the period's next run
+/// takes the next number (`… (alma-cohort) #2`) rather than reuse a set nobody checked since, and
+/// mails each user once.
+#[tokio::test]
+async fn after_a_run_abandoned_before_its_job_the_next_set_is_numbered() {
+    let sim = sim(sim_config()
+        .manual_clock_at(chrono::Utc::now())
+        .job_duration(Duration::from_secs(60)))
+    .await;
+    sim.busy_jobs(3).await;
+    let dir = temp_dir("numbered");
+    let state = dir.join("state");
+    let q = all_users_query(&dir, 5000);
+    let q = q.to_str().unwrap();
+    let stopped = execute_run(&sim, &state, q, &["--period", PERIOD]).await;
+    assert_eq!(stopped.code, 3, "{}", stopped.stderr);
+    let run_id = runs_json(&sim, &state).await[0]["run_id"].as_str().unwrap().to_string();
+    let abandon = run(&sim, &state, &["abandon", &run_id, "--reason", "wrong term"]).await;
+    assert_eq!(abandon.code, 0, "{}", abandon.stderr);
+    sim.handle.clock().advance(Duration::from_secs(61));
+    let again = execute_run(&sim, &state, q, &["--period", PERIOD, "--job-deadline", "1"]).await;
+    assert!(matches!(again.code, 0 | 3), "{}", again.stderr);
+    assert!(
+        sim.handle
+            .sets()
+            .iter()
+            .any(|s| s.name == "User Password Reset everyone 2027-spring (alma-cohort) #2"),
+        "{:?}",
+        sim.handle.sets()
+    );
+    sim.handle.clock().advance(Duration::from_secs(61));
+    let new_id = runs_json(&sim, &state).await[0]["run_id"].as_str().unwrap().to_string();
+    if again.code == 3 {
+        let done = run(&sim, &state, &["resume", &new_id]).await;
+        assert_eq!(done.code, 0, "{}", done.stderr);
+    }
+    let names: Vec<String> = sim.handle.sets().into_iter().map(|s| s.name).collect();
+    assert_eq!(names.iter().filter(|n| n.contains("(alma-cohort)")).count(), 2, "{names:?}");
+    let busy = sim.ids(true, 1)[0].to_lowercase();
+    let letters: Vec<String> = sim
+        .handle
+        .outbox()
+        .into_iter()
+        .map(|l| l.user_primary_id.to_lowercase())
+        .filter(|u| *u != busy)
+        .collect();
+    let unique: HashSet<&String> = letters.iter().collect();
+    assert_eq!(unique.len(), letters.len(), "a user got two letters");
+    assert_eq!(letters.len(), sim.handle.users().iter().filter(|u| u.internal).count() - 1);
+}
