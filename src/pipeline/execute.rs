@@ -911,7 +911,12 @@ async fn recheck_cooldown(client: &AlmaClient, journal: &Journal, record: &RunRe
     if days == 0 {
         return Ok(());
     }
-    let recent = ledger::recently_reset(Some(client), journal, days, Some(&record.run_id))
+    // The other installations' sets this run's plan read, with their sizes then.
+    let read_at_plan: std::collections::HashMap<String, usize> =
+        serde_json::from_value(record.plan["recently_reset"]["alma_sets_read"].clone())
+            .map(|sets: Vec<(String, usize)>| sets.into_iter().collect())
+            .unwrap_or_default();
+    let recent = ledger::recently_reset(Some(client), journal, days, Some(&record.run_id), &read_at_plan)
         .await
         .map_err(|e| in_run(e, record))?;
     let refused: HashSet<String> = record.invalid_ids.iter().map(|i| i.to_lowercase()).collect();

@@ -408,21 +408,23 @@ pub struct Cooldown {
     pub users: HashMap<String, Recent>,
     /// Whether Alma's sets were searched (no client: a file query's `plan`).
     pub alma_checked: bool,
-    /// Stamped sets in Alma, unknown to this journal, whose members were read.
-    pub alma_sets_read: Vec<String>,
+    /// Stamped sets in Alma, unknown to this journal, whose members were read: `(id, members)`.
+    pub alma_sets_read: Vec<(String, usize)>,
     /// Calls to Alma the lookup made.
     pub alma_calls: u64,
 }
 
 /// The users notified (or about to be: unfinished runs) within `days`, from this journal and —
-/// with a client — from Alma's stamped sets that this journal does not know. Conservative where
-/// it cannot tell: a run unfinished in this journal counts, and a stamped set in Alma counts
-/// whether or not its job ran (`--force` overrides).
+/// with a client — from Alma's stamped sets that this journal does not know, but for those in
+/// `already_read` whose number of members has not changed since (the recheck before a job).
+/// Conservative where it cannot tell: a run unfinished in this journal counts, and a stamped set
+/// in Alma counts whether or not its job ran (`--force` overrides).
 pub async fn recently_reset(
     client: Option<&AlmaClient>,
     journal: &Journal,
     days: u32,
     except_run: Option<&str>,
+    already_read: &HashMap<String, usize>,
 ) -> Result<Cooldown, Error> {
     let mut cooldown = Cooldown {
         days,
@@ -502,6 +504,13 @@ pub async fn recently_reset(
         if created.get(..10).is_some_and(|day| day < since_date.as_str()) {
             continue;
         }
+        // Read at the plan with the same number of members: its users are out of the cohort
+        // already, and reading it again could find no one new.
+        let listed_members = set.members;
+        // (A count Alma did not give, read as 0, proves nothing.)
+        if listed_members > 0 && already_read.get(&set.id.0) == Some(&listed_members) {
+            continue;
+        }
         let members = client.set_members(&set.id).await.map_err(|e| Error::Refused {
             message: format!(
                 "the members of set {:?} (id {}), made by {}, could not be read for the cooldown: {e}",
@@ -520,7 +529,7 @@ pub async fn recently_reset(
             };
             keep_latest(&mut cooldown.users, id.to_lowercase(), recent);
         }
-        cooldown.alma_sets_read.push(set.id.0.clone());
+        cooldown.alma_sets_read.push((set.id.0.clone(), listed_members));
     }
     cooldown.alma_calls = client.requests_sent() - before;
     Ok(cooldown)

@@ -275,7 +275,7 @@ pub async fn plan(
     let days = if options.force { 0 } else { spec.guard.cooldown_days };
     // Without a client (a list file's plan makes no call to Alma) the cooldown knows this
     // journal only, and says so.
-    let cooldown = ledger::recently_reset(client, &journal, days, None).await?;
+    let cooldown = ledger::recently_reset(client, &journal, days, None, &HashMap::new()).await?;
     let recent: HashSet<String> = cooldown.users.keys().cloned().collect();
     cohort.leave_out_recent(&recent)?;
     let previous = match journal.last_completed(&spec.name)? {

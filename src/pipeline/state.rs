@@ -139,7 +139,19 @@ impl std::fmt::Display for RunState {
 /// Whether Alma may have started this run's job: it reached `job_submitting`, or a submission
 /// that Alma did not refuse for sure is on record (an operator's `--resubmit-job` keeps it).
 pub fn job_may_have_run(record: &RunRecord) -> bool {
-    record.state.job_may_have_run() || record.job_submissions > 0
+    let state = match record.state {
+        // Abandoned: where it was when the operator ended it (a run abandoned before its job
+        // mailed no one; the state's own order would say it may have).
+        RunState::Abandoned => record
+            .events
+            .iter()
+            .rev()
+            .find(|e| e.to == RunState::Abandoned)
+            .and_then(|e| e.from)
+            .unwrap_or(RunState::Abandoned),
+        s => s,
+    };
+    state.job_may_have_run() || record.job_submissions > 0
 }
 
 /// What `run --execute` may do, from the journal.

@@ -661,7 +661,11 @@ async fn after_a_run_abandoned_before_its_job_the_next_set_is_numbered() {
         assert_eq!(done.code, 0, "{}", done.stderr);
     }
     let names: Vec<String> = sim.handle.sets().into_iter().map(|s| s.name).collect();
-    assert_eq!(names.iter().filter(|n| n.contains("(alma-cohort)")).count(), 2, "{names:?}");
+    assert_eq!(
+        names.iter().filter(|n| n.contains("(alma-cohort)")).count(),
+        2,
+        "{names:?}"
+    );
     let busy = sim.ids(true, 1)[0].to_lowercase();
     let letters: Vec<String> = sim
         .handle
@@ -672,5 +676,8 @@ async fn after_a_run_abandoned_before_its_job_the_next_set_is_numbered() {
         .collect();
     let unique: HashSet<&String> = letters.iter().collect();
     assert_eq!(unique.len(), letters.len(), "a user got two letters");
-    assert_eq!(letters.len(), sim.handle.users().iter().filter(|u| u.internal).count() - 1);
+    assert_eq!(
+        letters.len(),
+        sim.handle.users().iter().filter(|u| u.internal).count() - 1
+    );
 }
