@@ -424,7 +424,7 @@ async fn ensure_set(
                         "Alma refused the set {name:?} of run {run_id} (period {period:?}) because a set of that name exists, but does not list it yet: another installation may be running this period right now; nothing was created"
                     ),
                     hint: format!(
-                        "wait some minutes, then `alma-cohort resume {run_id}`: it reads that set's stamp and says who made it (Admin > Manage Sets shows it too). Do not rename that set"
+                        "wait some minutes, then `alma-cohort resume {run_id}`: it reads that set's stamp and says who made it (Admin > Manage Sets shows it too). Do not rename that set — unless Manage Sets shows a set of that name without an alma-cohort stamp in its description (a person's, perhaps private): rename that one, then resume"
                     ),
                 },
                 _ => Error::Refused {
@@ -765,9 +765,23 @@ async fn submit_job(
     // set, means letters went (or go) out without this run. Looked up before every submission.
     let (from, to) = lookup_window(&intent_window_start(record));
     let instances = client.job_instances_between(&job, &from, &to).await?;
-    let listing = ledger::sort_instances(&instances, record);
+    let listing = ledger::sort_instances(&instances, record, &set_made_at(record));
     if let Some((stranger, why)) = listing.strangers.first() {
-        return Err(ledger::stranger_refusal(record, &job, stranger, why));
+        // Kept in the run's history: from now on the run counts as one that may have mailed
+        // (abandon asks --i-checked-alma, the period stays closed, the cooldown holds its users).
+        journal.note(
+            run_id,
+            RunState::MembersDone,
+            &format!(
+                "{}: instance {} {:?}, {why}",
+                super::state::STRANGER_NOTE,
+                stranger.id,
+                stranger.name
+            ),
+            &[],
+        )?;
+        let record = journal.run(run_id)?;
+        return Err(ledger::stranger_refusal(&record, &job, stranger, why));
     }
     if let Some(own) = listing.ours.first() {
         // This run's name is listed although no submission is on record: a journal restored
@@ -827,7 +841,12 @@ async fn submit_job(
         Err(e) if e.alma_code().is_some_and(|(_, c)| c == "60347") => {
             tracing::warn!(error = %e, "Alma says a job already runs on this run's set; looking for this run's instance");
             // Kept in the run's history, whatever stops it next: a job ran on this set.
-            journal.note(run_id, RunState::JobSubmitting, &format!("{ON_SET_NOTE} ({e})"), &[])?;
+            journal.note(
+                run_id,
+                RunState::JobSubmitting,
+                &format!("{} ({e})", super::state::ON_SET_NOTE),
+                &[],
+            )?;
             if let Some(found) = find_instance(client, &job, &record, poll).await? {
                 return job_submitted(
                     journal,
@@ -946,15 +965,6 @@ async fn recheck_cooldown(client: &AlmaClient, journal: &Journal, record: &RunRe
     ))
 }
 
-/// The run's history note when Alma answered a submission with 60347.
-pub const ON_SET_NOTE: &str = "Alma answered 60347: a job already runs on the run's set";
-
-/// Whether Alma once said a job runs on this run's set (60347): then no submission is made on the
-/// operator's word alone (`--resubmit-job` is refused), since that job may be someone else's.
-pub fn job_ran_on_set(record: &RunRecord) -> bool {
-    record.events.iter().any(|e| e.detail.starts_with(ON_SET_NOTE))
-}
-
 /// A ledger refusal met inside a run (its set or job not made): the run stays unfinished, so the
 /// operator is told how to end it before anything else (a new run of the query is refused while
 /// it is open).
@@ -1008,6 +1018,16 @@ fn definitely_not_started(e: &alma::Error) -> bool {
     }
 }
 
+/// When the run's set was made: its `set` step, else the run's start.
+fn set_made_at(record: &RunRecord) -> String {
+    record
+        .steps
+        .iter()
+        .find(|s| s.step == "set")
+        .map(|s| s.started_at.clone())
+        .unwrap_or_else(|| record.started_at.clone())
+}
+
 /// How far back the instances are listed before a submission: jobs on this run's set cannot be
 /// older than the set, but another run of the same period may be weeks older (its set deleted
 /// since, or in another journal).
@@ -1016,12 +1036,7 @@ const INTENT_WINDOW_DAYS: i64 = 31;
 /// The earlier of when the run's set was made (its `set` step, else the run's start) and
 /// [`INTENT_WINDOW_DAYS`] ago.
 fn intent_window_start(record: &RunRecord) -> String {
-    let set_made = record
-        .steps
-        .iter()
-        .find(|s| s.step == "set")
-        .map(|s| s.started_at.clone())
-        .unwrap_or_else(|| record.started_at.clone());
+    let set_made = set_made_at(record);
     let back = (chrono::Utc::now() - chrono::Duration::days(INTENT_WINDOW_DAYS))
         .format("%Y-%m-%dT%H:%M:%S%.3fZ")
         .to_string();
@@ -1097,7 +1112,8 @@ fn maybe_started(record: &RunRecord, job: &JobId, cause: Option<&alma::Error>) -
             Some(last) if !last.trim().is_empty() => format!("earlier, {}", stop_cause(&record.run_id, last)),
             _ => "the process stopped before Alma's answer was recorded".into(),
         }),
-        on_set: cause.and_then(|e| e.alma_code()).is_some_and(|(_, c)| c == "60347") || job_ran_on_set(record),
+        on_set: cause.and_then(|e| e.alma_code()).is_some_and(|(_, c)| c == "60347")
+            || super::state::job_ran_on_set(record),
     }))
 }
 

@@ -331,8 +331,23 @@ pub struct Listing<'a> {
 /// Sorts the job's instances into this run's own (by its instance name), and strangers: an
 /// instance that names this intent but another run (allowed with `--force` once it has ended),
 /// or that names this run's set (a job someone started on it, e.g. from Alma's UI).
-pub fn sort_instances<'a>(instances: &'a [InstanceStatus], record: &RunRecord) -> Listing<'a> {
+pub fn sort_instances<'a>(instances: &'a [InstanceStatus], record: &RunRecord, set_made: &str) -> Listing<'a> {
     let own = record.instance_name().unwrap_or("");
+    // Every set of this period carries the base name (`base`, `base #2` …): a job on any of them
+    // (an earlier set of the period, abandoned before its own job, that staff ran from the UI)
+    // mailed this period's users.
+    let period_sets = record
+        .execution
+        .set_base_name
+        .as_deref()
+        .filter(|_| record.period.is_some())
+        .map(comparable)
+        .filter(|b| !b.is_empty());
+    let forced = record.execution.forced;
+    // With --force, a job that has ended and is older than this run's set was the operator's
+    // reason to force; one on this run's own set, or still running, never is.
+    let forced_past =
+        |i: &InstanceStatus| forced && i.is_terminal() && i.submit_time.as_deref().is_some_and(|t| t < set_made);
     let intent = record
         .period
         .as_deref()
@@ -357,9 +372,23 @@ pub fn sort_instances<'a>(instances: &'a [InstanceStatus], record: &RunRecord) -
                 ));
             }
         } else if !set.is_empty() && comparable(&i.name).contains(&set) {
-            listing
-                .strangers
-                .push((i, format!("it names this run's set {:?}", record.execution.set_name)));
+            if !forced_past(i) {
+                listing
+                    .strangers
+                    .push((i, format!("it names this run's set {:?}", record.execution.set_name)));
+            }
+        } else if period_sets
+            .as_ref()
+            .is_some_and(|b| comparable(&i.name).contains(b.as_str()))
+            && !forced_past(i)
+        {
+            listing.strangers.push((
+                i,
+                format!(
+                    "it names a set of this run's period ({:?} or a numbered one)",
+                    record.execution.set_base_name.as_deref().unwrap_or("")
+                ),
+            ));
         }
     }
     listing
@@ -478,8 +507,15 @@ pub async fn recently_reset(
     let before = client.requests_sent();
     cooldown.alma_checked = true;
     let since_date = since.format("%Y-%m-%d").to_string();
+    let too_old = |set: &SetInfo| {
+        set.created_date
+            .as_deref()
+            .and_then(|d| d.get(..10))
+            .is_some_and(|day| day < since_date.as_str())
+    };
     for set in client.find_sets(MARKER).await? {
-        if known_sets.contains(&set.id.0) {
+        // Known here, or made before the window (by the list's own date): no call for it.
+        if known_sets.contains(&set.id.0) || too_old(&set) {
             continue;
         }
         let set = if set.description.trim().is_empty() {
@@ -500,10 +536,10 @@ pub async fn recently_reset(
             continue;
         }
         // A set whose creation date cannot be read counts (the safe side).
-        let created = set.created_date.clone().unwrap_or_default();
-        if created.get(..10).is_some_and(|day| day < since_date.as_str()) {
+        if too_old(&set) {
             continue;
         }
+        let created = set.created_date.clone().unwrap_or_default();
         // Read at the plan with the same number of members: its users are out of the cohort
         // already, and reading it again could find no one new.
         let listed_members = set.members;
@@ -520,6 +556,7 @@ pub async fn recently_reset(
             ),
             hint: "the cooldown reads other installations' sets to leave out users they mailed within [guard] cooldown_days; look at the set in Admin > Manage Sets. If its users may be reset again anyway, run the query with --force".into(),
         })?;
+        let read = members.len();
         for id in members {
             let recent = Recent {
                 run_id: stamp.run.clone(),
@@ -529,7 +566,8 @@ pub async fn recently_reset(
             };
             keep_latest(&mut cooldown.users, id.to_lowercase(), recent);
         }
-        cooldown.alma_sets_read.push((set.id.0.clone(), listed_members));
+        // The members read, not the count listed: a count that lags makes the recheck read again.
+        cooldown.alma_sets_read.push((set.id.0.clone(), read));
     }
     cooldown.alma_calls = client.requests_sent() - before;
     Ok(cooldown)

@@ -136,8 +136,22 @@ impl std::fmt::Display for RunState {
     }
 }
 
+/// The run's history note when Alma answered a submission with 60347.
+pub const ON_SET_NOTE: &str = "Alma answered 60347: a job already runs on the run's set";
+/// The run's history note when Alma listed, before a submission, a job that is not the run's on
+/// one of its period's sets or for its period: its users may have been mailed.
+pub const STRANGER_NOTE: &str = "Alma lists a job that is not this run's on its set or for its period";
+
+/// Whether Alma once said a job runs on this run's set (60347): then no submission is made on the
+/// operator's word alone (`--resubmit-job` is refused), since that job may be someone else's.
+pub fn job_ran_on_set(record: &RunRecord) -> bool {
+    record.events.iter().any(|e| e.detail.starts_with(ON_SET_NOTE))
+}
+
 /// Whether Alma may have started this run's job: it reached `job_submitting`, or a submission
-/// that Alma did not refuse for sure is on record (an operator's `--resubmit-job` keeps it).
+/// that Alma did not refuse for sure is on record (an operator's `--resubmit-job` keeps it), or
+/// Alma showed a job on its set or for its period that is not the run's (its users may have been
+/// mailed by it, whoever started it).
 pub fn job_may_have_run(record: &RunRecord) -> bool {
     let state = match record.state {
         // Abandoned: where it was when the operator ended it (a run abandoned before its job
@@ -151,7 +165,12 @@ pub fn job_may_have_run(record: &RunRecord) -> bool {
             .unwrap_or(RunState::Abandoned),
         s => s,
     };
-    state.job_may_have_run() || record.job_submissions > 0
+    state.job_may_have_run()
+        || record.job_submissions > 0
+        || record
+            .events
+            .iter()
+            .any(|e| e.detail.starts_with(ON_SET_NOTE) || e.detail.starts_with(STRANGER_NOTE))
 }
 
 /// What `run --execute` may do, from the journal.
@@ -245,7 +264,7 @@ pub fn check_resume(record: &RunRecord, resubmit_job: bool, recreate_set: bool) 
     // --resubmit-job that was refused or stopped), the operator's word is asked again.
     let resubmittable = record.state == RunState::JobSubmitting
         || (record.state == RunState::MembersDone && record.job_submissions > 0);
-    if resubmit_job && crate::pipeline::execute::job_ran_on_set(record) {
+    if resubmit_job && job_ran_on_set(record) {
         return Err(Error::Refused {
             message: format!(
                 "--resubmit-job is refused for run {}: Alma answered one of its submissions that a job already runs on its set {} (60347) — this run's own, listed late, or one someone started on the set",

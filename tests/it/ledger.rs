@@ -496,10 +496,15 @@ async fn a_ui_job_on_the_runs_set_is_never_doubled() {
         if lag == 0 {
             assert_eq!(resumed.code, 4, "{}", resumed.stderr);
             assert!(
-                resumed.stderr.contains(&ui) && resumed.stderr.contains("names this run's set"),
+                resumed.stderr.contains(&ui)
+                    && resumed.stderr.contains("names this run's set")
+                    && resumed.stderr.contains("--i-checked-alma"),
                 "{}",
                 resumed.stderr
             );
+            // From now on the run may have mailed: a plain abandon is refused.
+            let plain = run(&sim, &state, &["abandon", &run_id, "--reason", "x"]).await;
+            assert_eq!(plain.code, 4, "{}", plain.stderr);
             assert_eq!(runs_json(&sim, &state).await[0]["state"], "members_done");
         } else {
             assert_eq!(resumed.code, 3, "{}", resumed.stderr);
@@ -573,6 +578,15 @@ async fn a_ui_job_on_the_runs_set_is_never_doubled() {
         .await;
         assert_eq!(abandon.code, 0, "{}", abandon.stderr);
         assert_eq!(counts(&sim).1, 4, "3 busy jobs and the UI's");
+        // The next scheduled run of the period: the UI job mailed it, so it stays closed.
+        let sets = sim.handle.sets().len();
+        let next = execute_run(&sim, &state, q.to_str().unwrap(), &["--period", PERIOD]).await;
+        assert_eq!(next.code, 4, "{}", next.stderr);
+        assert_eq!(
+            (sim.handle.sets().len(), counts(&sim).1),
+            (sets, 4),
+            "nothing new in Alma"
+        );
     }
 }
 
@@ -680,4 +694,52 @@ async fn after_a_run_abandoned_before_its_job_the_next_set_is_numbered() {
         letters.len(),
         sim.handle.users().iter().filter(|u| u.internal).count() - 1
     );
+}
+
+/// A run abandoned before its job, whose set staff then ran the job on from the UI: the period's
+/// next run (set `#2`) sees that job on a set of its period before submitting and refuses — the
+/// UI job mailed them. `--force` runs the period again on the operator's word.
+#[tokio::test]
+async fn a_ui_job_on_an_abandoned_runs_set_closes_the_period() {
+    let sim = sim(sim_config()
+        .manual_clock_at(chrono::Utc::now())
+        .job_duration(Duration::from_secs(300)))
+    .await;
+    sim.busy_jobs(3).await;
+    let dir = temp_dir("abandoned-ui");
+    let state = dir.join("state");
+    let q = all_users_query(&dir, 5000);
+    let q = q.to_str().unwrap();
+    let stopped = execute_run(&sim, &state, q, &["--period", PERIOD]).await;
+    assert_eq!(stopped.code, 3, "402222: {}", stopped.stderr);
+    let runs = runs_json(&sim, &state).await;
+    let run_id = runs[0]["run_id"].as_str().unwrap().to_string();
+    let set_id = runs[0]["set_id"].as_str().unwrap().to_string();
+    let abandon = run(&sim, &state, &["abandon", &run_id, "--reason", "not this term"]).await;
+    assert_eq!(abandon.code, 0, "{}", abandon.stderr);
+    sim.handle.clock().advance(Duration::from_secs(301));
+    sim.handle.run_job_from_ui(&set_id).unwrap();
+    sim.handle.clock().advance(Duration::from_secs(301));
+    let instances = counts(&sim).1;
+    let next = execute_run(&sim, &state, q, &["--period", PERIOD]).await;
+    assert_eq!(next.code, 4, "{}", next.stderr);
+    assert!(
+        next.stderr.contains("names a set of this run's period"),
+        "{}",
+        next.stderr
+    );
+    assert_eq!(counts(&sim).1, instances, "no second job");
+    assert_no_second_letter_but(&sim, &sim.ids(true, 1)[0]);
+}
+
+/// No user but `except` has two letters.
+fn assert_no_second_letter_but(sim: &Sim, except: &str) {
+    let mut seen = HashMap::new();
+    for l in sim.handle.outbox() {
+        let u = l.user_primary_id.to_lowercase();
+        if u != except.to_lowercase() {
+            *seen.entry(u).or_insert(0) += 1;
+        }
+    }
+    assert!(seen.values().all(|n| *n == 1), "a user got two letters");
 }
