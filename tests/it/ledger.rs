@@ -464,6 +464,57 @@ async fn overlapping_queries_send_nobody_two_letters() {
     }
 }
 
+/// A period run stopped by Alma's threshold (402222: three "busy" jobs of `job_secs` hold it) in
+/// members_done, on a simulator whose manual clock starts now, with `lag` of instance listing.
+struct Stopped {
+    sim: Sim,
+    state: PathBuf,
+    query: PathBuf,
+    run_id: String,
+    set_id: String,
+}
+
+async fn stopped_by_the_threshold(tag: &str, job_secs: u64, lag: u64) -> Stopped {
+    let sim = sim(sim_config()
+        .manual_clock_at(chrono::Utc::now())
+        .job_duration(Duration::from_secs(job_secs))
+        .instance_listing_lag(Duration::from_secs(lag)))
+    .await;
+    sim.busy_jobs(3).await;
+    let dir = temp_dir(tag);
+    let state = dir.join("state");
+    let query = all_users_query(&dir, 5000);
+    let stopped = execute_run(&sim, &state, query.to_str().unwrap(), &["--period", PERIOD]).await;
+    assert_eq!(stopped.code, 3, "{}", stopped.stderr);
+    assert!(stopped.stderr.contains("402222"), "{}", stopped.stderr);
+    let runs = runs_json(&sim, &state).await;
+    assert_eq!(runs[0]["state"], "members_done");
+    let run_id = runs[0]["run_id"].as_str().unwrap().to_string();
+    let set_id = runs[0]["set_id"].as_str().unwrap().to_string();
+    Stopped {
+        sim,
+        state,
+        query,
+        run_id,
+        set_id,
+    }
+}
+
+/// The letters in the outbox (lower-cased user ids), but the busy jobs' one member's; none twice.
+fn letters_once_each_but_busy(sim: &Sim) -> Vec<String> {
+    let busy = sim.ids(true, 1)[0].to_lowercase();
+    let letters: Vec<String> = sim
+        .handle
+        .outbox()
+        .into_iter()
+        .map(|l| l.user_primary_id.to_lowercase())
+        .filter(|u| *u != busy)
+        .collect();
+    let unique: HashSet<&String> = letters.iter().collect();
+    assert_eq!(unique.len(), letters.len(), "a user got two letters");
+    letters
+}
+
 /// After a threshold stop (402222: nothing submitted), staff run Update/Notify Users on the run's
 /// set from Alma's UI. The next `resume` lists the job's instances before submitting, sees one
 /// naming the run's set and refuses (exit 4). When Alma lists that instance late, the submission
@@ -473,22 +524,13 @@ async fn overlapping_queries_send_nobody_two_letters() {
 #[tokio::test]
 async fn a_ui_job_on_the_runs_set_is_never_doubled() {
     for lag in [0u64, 600] {
-        let sim = sim(sim_config()
-            .manual_clock_at(chrono::Utc::now())
-            .job_duration(Duration::from_secs(300))
-            .instance_listing_lag(Duration::from_secs(lag)))
-        .await;
-        sim.busy_jobs(3).await;
-        let dir = temp_dir("ui-job");
-        let state = dir.join("state");
-        let q = all_users_query(&dir, 5000);
-        let stopped = execute_run(&sim, &state, q.to_str().unwrap(), &["--period", PERIOD]).await;
-        assert_eq!(stopped.code, 3, "{}", stopped.stderr);
-        assert!(stopped.stderr.contains("402222"), "{}", stopped.stderr);
-        let runs = runs_json(&sim, &state).await;
-        let run_id = runs[0]["run_id"].as_str().unwrap().to_string();
-        assert_eq!(runs[0]["state"], "members_done");
-        let set_id = runs[0]["set_id"].as_str().unwrap().to_string();
+        let Stopped {
+            sim,
+            state,
+            query: q,
+            run_id,
+            set_id,
+        } = stopped_by_the_threshold("ui-job", 300, lag).await;
         // The busy jobs end; staff start the job on the run's set from the UI.
         sim.handle.clock().advance(Duration::from_secs(301));
         let ui = sim.handle.run_job_from_ui(&set_id).unwrap();
@@ -551,16 +593,7 @@ async fn a_ui_job_on_the_runs_set_is_never_doubled() {
         assert_eq!(on_set.len(), 1, "only the UI's job on the set: {on_set:?}");
         // The busy jobs mailed their one member three times; everyone else had one letter, the
         // UI job's.
-        let busy = sim.ids(true, 1)[0].to_lowercase();
-        let letters: Vec<String> = sim
-            .handle
-            .outbox()
-            .into_iter()
-            .map(|l| l.user_primary_id.to_lowercase())
-            .filter(|u| *u != busy)
-            .collect();
-        let unique: HashSet<&String> = letters.iter().collect();
-        assert_eq!(unique.len(), letters.len(), "a user got two letters");
+        let letters = letters_once_each_but_busy(&sim);
         let internal = sim.handle.users().iter().filter(|u| u.internal).count();
         assert_eq!(letters.len(), internal - 1, "the UI job's letters only");
         // The operator ends the run.
@@ -643,18 +676,14 @@ async fn overlapping_queries_at_the_same_minute() {
 /// mails each user once.
 #[tokio::test]
 async fn after_a_run_abandoned_before_its_job_the_next_set_is_numbered() {
-    let sim = sim(sim_config()
-        .manual_clock_at(chrono::Utc::now())
-        .job_duration(Duration::from_secs(60)))
-    .await;
-    sim.busy_jobs(3).await;
-    let dir = temp_dir("numbered");
-    let state = dir.join("state");
-    let q = all_users_query(&dir, 5000);
-    let q = q.to_str().unwrap();
-    let stopped = execute_run(&sim, &state, q, &["--period", PERIOD]).await;
-    assert_eq!(stopped.code, 3, "{}", stopped.stderr);
-    let run_id = runs_json(&sim, &state).await[0]["run_id"].as_str().unwrap().to_string();
+    let Stopped {
+        sim,
+        state,
+        query,
+        run_id,
+        ..
+    } = stopped_by_the_threshold("numbered", 60, 0).await;
+    let q = query.to_str().unwrap();
     let abandon = run(&sim, &state, &["abandon", &run_id, "--reason", "wrong term"]).await;
     assert_eq!(abandon.code, 0, "{}", abandon.stderr);
     sim.handle.clock().advance(Duration::from_secs(61));
@@ -680,16 +709,7 @@ async fn after_a_run_abandoned_before_its_job_the_next_set_is_numbered() {
         2,
         "{names:?}"
     );
-    let busy = sim.ids(true, 1)[0].to_lowercase();
-    let letters: Vec<String> = sim
-        .handle
-        .outbox()
-        .into_iter()
-        .map(|l| l.user_primary_id.to_lowercase())
-        .filter(|u| *u != busy)
-        .collect();
-    let unique: HashSet<&String> = letters.iter().collect();
-    assert_eq!(unique.len(), letters.len(), "a user got two letters");
+    let letters = letters_once_each_but_busy(&sim);
     assert_eq!(
         letters.len(),
         sim.handle.users().iter().filter(|u| u.internal).count() - 1
@@ -701,20 +721,14 @@ async fn after_a_run_abandoned_before_its_job_the_next_set_is_numbered() {
 /// UI job mailed them. `--force` runs the period again on the operator's word.
 #[tokio::test]
 async fn a_ui_job_on_an_abandoned_runs_set_closes_the_period() {
-    let sim = sim(sim_config()
-        .manual_clock_at(chrono::Utc::now())
-        .job_duration(Duration::from_secs(300)))
-    .await;
-    sim.busy_jobs(3).await;
-    let dir = temp_dir("abandoned-ui");
-    let state = dir.join("state");
-    let q = all_users_query(&dir, 5000);
-    let q = q.to_str().unwrap();
-    let stopped = execute_run(&sim, &state, q, &["--period", PERIOD]).await;
-    assert_eq!(stopped.code, 3, "402222: {}", stopped.stderr);
-    let runs = runs_json(&sim, &state).await;
-    let run_id = runs[0]["run_id"].as_str().unwrap().to_string();
-    let set_id = runs[0]["set_id"].as_str().unwrap().to_string();
+    let Stopped {
+        sim,
+        state,
+        query,
+        run_id,
+        set_id,
+    } = stopped_by_the_threshold("abandoned-ui", 300, 0).await;
+    let q = query.to_str().unwrap();
     let abandon = run(&sim, &state, &["abandon", &run_id, "--reason", "not this term"]).await;
     assert_eq!(abandon.code, 0, "{}", abandon.stderr);
     sim.handle.clock().advance(Duration::from_secs(301));
@@ -729,17 +743,5 @@ async fn a_ui_job_on_an_abandoned_runs_set_closes_the_period() {
         next.stderr
     );
     assert_eq!(counts(&sim).1, instances, "no second job");
-    assert_no_second_letter_but(&sim, &sim.ids(true, 1)[0]);
-}
-
-/// No user but `except` has two letters.
-fn assert_no_second_letter_but(sim: &Sim, except: &str) {
-    let mut seen = HashMap::new();
-    for l in sim.handle.outbox() {
-        let u = l.user_primary_id.to_lowercase();
-        if u != except.to_lowercase() {
-            *seen.entry(u).or_insert(0) += 1;
-        }
-    }
-    assert!(seen.values().all(|n| *n == 1), "a user got two letters");
+    letters_once_each_but_busy(&sim);
 }
