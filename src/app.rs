@@ -15,7 +15,6 @@ use crate::journal::{self, Journal};
 use crate::output::Output;
 use crate::pipeline;
 use crate::pipeline::execute::{self, ContinueOptions, RunResult};
-use crate::pipeline::ledger;
 use crate::pipeline::state::{self, Admission};
 use crate::query::{self, Params};
 use crate::settings::Settings;
@@ -153,12 +152,7 @@ pub async fn execute(settings: Settings, args: RunArgs, quiet: bool) -> Result<E
     let spec = load_query(&args.plan.query)?;
     pipeline::check_offline(&spec)?;
     // Everything that can be refused without Alma or the journal is, before either is touched.
-    let period = args.period.as_deref().map(ledger::normalize_period).transpose()?;
-    if period.is_some()
-        && let Some(problem) = spec.period_set_name_problem()
-    {
-        return Err(Error::Usage(problem));
-    }
+    let period = pipeline::run_period(&spec, args.period.as_deref())?;
     settings.refuse_legacy_journal()?;
     let _lock = journal::lock_query(&settings.state_dir, &spec.name)?;
     // From the plan until the cohort is journaled: a run of another query planned meanwhile

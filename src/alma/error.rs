@@ -144,6 +144,38 @@ impl Error {
         }
     }
 
+    /// Refusals of `op=run` known to mean Alma started no job: the execution thresholds, a missing
+    /// or empty parameter, a bad job id or operation (Alma's codes, shared/alma-api.md §5.2), and the
+    /// gateway's own refusals before Alma (no connection made, the per-second and daily thresholds,
+    /// a key that may not do this).
+    pub fn job_not_started(&self) -> bool {
+        match self.alma_code() {
+            Some((_, code)) => matches!(
+                code,
+                "402215"
+                    | "402216"
+                    | "402220"
+                    | "402221"
+                    | "402222"
+                    | "402223"
+                    | "402228"
+                    | "402229"
+                    | "402231"
+                    | "PER_SECOND_THRESHOLD"
+                    | "DAILY_THRESHOLD"
+                    | "UNAUTHORIZED"
+            ),
+            None => matches!(
+                self,
+                Error::Transport {
+                    maybe_served: false,
+                    ..
+                } | Error::DailyThreshold { .. }
+                    | Error::Setting(_)
+            ),
+        }
+    }
+
     /// May a write that failed this way be sent again as it is? Only when Alma surely did not act
     /// and a repeat can succeed (no connection made, 429 PER_SECOND_THRESHOLD).
     pub fn write_may_repeat(&self) -> bool {
@@ -184,6 +216,26 @@ mod tests {
         assert!(!api(500, "420033").is_retryable());
         assert!(!api(400, "402263").is_retryable());
         assert!(!api(429, "DAILY_THRESHOLD").is_retryable());
+    }
+
+    #[test]
+    fn only_known_refusals_mean_the_job_did_not_start() {
+        for code in [
+            "402222",
+            "402223",
+            "402228",
+            "402229",
+            "402216",
+            "PER_SECOND_THRESHOLD",
+            "UNAUTHORIZED",
+        ] {
+            assert!(api(400, code).job_not_started(), "{code}");
+        }
+        // 60347: a job runs on the set — maybe this run's; any other 4xx: not known to mean "not started".
+        for code in ["60347", "402224", "60107", "GENERAL_ERROR"] {
+            assert!(!api(400, code).job_not_started(), "{code}");
+        }
+        assert!(!api(503, "GENERAL_ERROR").job_not_started());
     }
 
     #[test]

@@ -97,11 +97,13 @@ pub fn execution(spec: &QuerySpec, run_id: &str, period: Option<&str>) -> Result
     .collect();
     let fill_set =
         |t: &str| fill(t, &values, Escape::Plain).map_err(|e| Error::Usage(format!("set name template: {e:?}")));
-    let filled = fill_set(&spec.set.name)?;
     // A period run's set is named after its intent alone (Alma refuses a second one with
     // 402263); any other run's carries its run id.
-    let set_name = ledger::set_name(&filled, run_id, period.is_some());
-    let set_base_name = period.map(|_| set_name.clone());
+    let set_base_name = period.map(|p| period_set_base(spec, p)).transpose()?;
+    let set_name = match &set_base_name {
+        Some(base) => base.clone(),
+        None => ledger::set_name(&fill_set(&spec.set.name)?, run_id, false),
+    };
     let instance = ledger::instance_name(&spec.name, period, run_id);
     let mut job_parameters = vec![
         ("job_name".to_string(), instance.clone()),
@@ -138,6 +140,19 @@ pub fn execution(spec: &QuerySpec, run_id: &str, period: Option<&str>) -> Result
         forced: false,
         cooldown_days: spec.guard.cooldown_days,
     })
+}
+
+/// The name of a `--period` run's sets before any `#n`: the `[set] name` filled with the query and
+/// the period alone (a template with `{run_id}` or `{date}` is refused for period runs), and the
+/// marker — the same on every machine and every day.
+pub fn period_set_base(spec: &QuerySpec, period: &str) -> Result<String, Error> {
+    let values: std::collections::BTreeMap<String, String> = [("query", spec.name.as_str()), ("period", period)]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let filled =
+        fill(&spec.set.name, &values, Escape::Plain).map_err(|e| Error::Usage(format!("set name template: {e:?}")))?;
+    Ok(ledger::set_name(&filled, "", true))
 }
 
 /// Records a confirmed plan as a new run in the journal (state `planned`). `period` is the
@@ -330,9 +345,17 @@ async fn ensure_set(
             // A period run journaled before sets were named after the intent has no base name:
             // its intent's sets are then found by their stamp alone.
             let base = record.execution.set_base_name.clone().unwrap_or_default();
-            let sets = ledger::intent_sets(client, &base, &record.query, period).await?;
-            let verdict = ledger::judge(&sets, journal, Some(run_id), execution.forced, &record.query, period)
-                .map_err(|e| in_run(e, record))?;
+            let verdict = ledger::check_intent(
+                client,
+                journal,
+                &base,
+                &record.query,
+                period,
+                Some(run_id),
+                execution.forced,
+            )
+            .await
+            .map_err(|e| in_run(e, record))?;
             match verdict {
                 ledger::Verdict::Ours(set) => {
                     execution.set_name = set.name.clone();
@@ -863,7 +886,7 @@ async fn submit_job(
         Err(e) => match e.fate() {
             // Only the refusals known to mean "not started" send the run back: the thresholds,
             // a parameter or operation refusal, the gateway's (no connection, quotas, the key).
-            WriteFate::NotApplied if definitely_not_started(&e) => {
+            WriteFate::NotApplied if e.job_not_started() => {
                 let submissions = (i64::from(record.job_submissions) - 1).max(0);
                 // The first submission's time stays while an earlier one may have started a job.
                 let since: &dyn rusqlite::ToSql = if submissions == 0 {
@@ -983,38 +1006,6 @@ fn in_run(e: Error, record: &RunRecord) -> Error {
             ),
         },
         e => e,
-    }
-}
-
-/// Refusals of `op=run` known to mean Alma started no job: the execution thresholds, a missing
-/// or empty parameter, a bad job id or operation (Alma's codes, shared/alma-api.md §5.2), and the
-/// gateway's own refusals before Alma (no connection made, the per-second and daily thresholds,
-/// a key that may not do this).
-fn definitely_not_started(e: &alma::Error) -> bool {
-    match e.alma_code() {
-        Some((_, code)) => matches!(
-            code,
-            "402215"
-                | "402216"
-                | "402220"
-                | "402221"
-                | "402222"
-                | "402223"
-                | "402228"
-                | "402229"
-                | "402231"
-                | "PER_SECOND_THRESHOLD"
-                | "DAILY_THRESHOLD"
-                | "UNAUTHORIZED"
-        ),
-        None => matches!(
-            e,
-            alma::Error::Transport {
-                maybe_served: false,
-                ..
-            } | alma::Error::DailyThreshold { .. }
-                | alma::Error::Setting(_)
-        ),
     }
 }
 
@@ -1295,39 +1286,6 @@ pub fn abandon(journal: &Journal, run_id: &str, reason: &str, checked_alma: bool
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn api(status: u16, code: &str) -> alma::Error {
-        alma::Error::Api {
-            call: alma::Call {
-                method: "POST",
-                path: "/almaws/v1/conf/jobs/M1".into(),
-            },
-            status,
-            code: code.into(),
-            message: "m".into(),
-            tracking_id: None,
-        }
-    }
-
-    #[test]
-    fn only_known_refusals_mean_the_job_did_not_start() {
-        for code in [
-            "402222",
-            "402223",
-            "402228",
-            "402229",
-            "402216",
-            "PER_SECOND_THRESHOLD",
-            "UNAUTHORIZED",
-        ] {
-            assert!(definitely_not_started(&api(400, code)), "{code}");
-        }
-        // 60347: a job runs on the set — maybe this run's; any other 4xx: not known to mean "not started".
-        for code in ["60347", "402224", "60107", "GENERAL_ERROR"] {
-            assert!(!definitely_not_started(&api(400, code)), "{code}");
-        }
-        assert!(!definitely_not_started(&api(503, "GENERAL_ERROR")));
-    }
 
     #[test]
     fn a_stop_keeps_its_own_cause_once() {

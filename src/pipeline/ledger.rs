@@ -225,6 +225,21 @@ impl IntentSet {
     }
 }
 
+/// Alma's sets of the intent, judged ([`intent_sets`] then [`judge`]): at the plan (`this_run`
+/// none yet) and right before the set is created.
+pub async fn check_intent(
+    client: &AlmaClient,
+    journal: &Journal,
+    base: &str,
+    query: &str,
+    period: &str,
+    this_run: Option<&str>,
+    forced: bool,
+) -> Result<Verdict, Error> {
+    let sets = intent_sets(client, base, query, period).await?;
+    judge(&sets, journal, this_run, forced, query, period)
+}
+
 /// What a run may do about its intent's sets.
 #[derive(Debug)]
 pub enum Verdict {

@@ -229,6 +229,19 @@ pub fn check_list_file(spec: &QuerySpec, file: &crate::query::FileSpec) -> Resul
     Ok((list.report.rows(), list.notes))
 }
 
+/// The period a run was given, normalized ([`ledger::normalize_period`]), once the query can
+/// name its set after it: refused (exit 2) before the journal or Alma is touched.
+pub fn run_period(spec: &QuerySpec, raw: Option<&str>) -> Result<Option<String>, Error> {
+    let Some(raw) = raw else {
+        return Ok(None);
+    };
+    let period = ledger::normalize_period(raw)?;
+    match spec.period_set_name_problem() {
+        Some(problem) => Err(Error::Usage(problem)),
+        None => Ok(Some(period)),
+    }
+}
+
 /// What a plan asks Alma besides the report, for `run --execute`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PlanOptions {
@@ -266,11 +279,8 @@ pub async fn plan(
     // refused here, once the rows are read and checked; asked again right before the set is
     // created.
     if let (Some(period), Some(client)) = (&options.period, client) {
-        let base = execute::execution(&spec, "intent", Some(period))?
-            .set_base_name
-            .unwrap_or_default();
-        let sets = ledger::intent_sets(client, &base, &spec.name, period).await?;
-        ledger::judge(&sets, &journal, None, options.force, &spec.name, period)?;
+        let base = execute::period_set_base(&spec, period)?;
+        ledger::check_intent(client, &journal, &base, &spec.name, period, None, options.force).await?;
     }
     let days = if options.force { 0 } else { spec.guard.cooldown_days };
     // Without a client (a list file's plan makes no call to Alma) the cooldown knows this
