@@ -28,16 +28,47 @@ pub struct ListFile {
 /// Reads `spec`'s file; `id_column` is the heading of the IDs (a `.txt` file's optional first
 /// line). `pad_to` is the query's `pad_numeric_to`, for the note on numeric spreadsheet cells.
 pub fn read(spec: &FileSpec, id_column: &str, pad_to: Option<usize>) -> Result<ListFile, Error> {
-    let bytes = std::fs::read(&spec.path).map_err(|e| input(&spec.path, None, e.to_string()))?;
+    let bytes = crate::text::read_bytes(&spec.path, crate::text::limit::LIST)
+        .map_err(|e| input(&spec.path, None, e.to_string()))?;
     let sha256 = crate::files::sha256_hex(&bytes);
     let mut notes = Vec::new();
     let mut numeric_ids = 0;
+    let decoded = || -> Result<(String, crate::text::Encoding), Error> {
+        let (text, encoding) = crate::text::decode(&bytes).map_err(|m| input(&spec.path, None, m))?;
+        // Every line must be text first: a binary file is refused with its line.
+        for (i, line) in text.split('\n').enumerate() {
+            if let Some(col) = crate::text::control_at(line) {
+                return Err(input(
+                    &spec.path,
+                    Some(i + 1),
+                    format!("not a text file (a control character at column {col}); give a list of IDs, one a line"),
+                ));
+            }
+        }
+        Ok((text, encoding))
+    };
     let columns = match spec.format {
-        FileFormat::Text => text(&spec.path, &bytes, id_column, &mut notes)?,
-        FileFormat::Csv => csv_file(&spec.path, &bytes, id_column, &mut notes)?,
+        FileFormat::Text => {
+            let (text, encoding) = decoded()?;
+            // Excel's "Unicode Text" is a .txt file of tab-separated columns.
+            let tabbed = text
+                .lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty() && !l.starts_with('#'))
+                .is_some_and(|l| l.contains('\t'));
+            if tabbed {
+                csv_file(&spec.path, &text, Some((b'\t', "tab")), encoding, id_column, &mut notes)?
+            } else {
+                text_list(&spec.path, &text, encoding, id_column, &mut notes)?
+            }
+        }
+        FileFormat::Csv => {
+            let (text, encoding) = decoded()?;
+            csv_file(&spec.path, &text, None, encoding, id_column, &mut notes)?
+        }
         FileFormat::Spreadsheet => {
             // Parsed from the bytes just hashed: the sha256 is of the very file that was read.
-            let (columns, numeric) = spreadsheet(spec, bytes.clone(), id_column, &mut notes)?;
+            let (columns, numeric) = spreadsheet(spec, &bytes, id_column, &mut notes)?;
             numeric_ids = numeric;
             if numeric > 0 {
                 notes.push(match pad_to {
@@ -84,40 +115,29 @@ fn text_column(n: usize, heading: &str, cells: ColumnBuffer) -> Column {
     }
 }
 
-/// A line of a text file, checked: UTF-8, no control characters (a binary file renamed `.txt`).
-fn text_line<'a>(path: &Path, n: usize, raw: &'a [u8]) -> Result<&'a str, Error> {
-    let line = std::str::from_utf8(raw).map_err(|e| {
-        input(
-            path,
-            Some(n),
-            format!(
-                "not UTF-8 text (bad byte at column {}); save the list as UTF-8 text",
-                e.valid_up_to() + 1
-            ),
-        )
-    })?;
-    if let Some(at) = line.find(|c: char| c.is_control() && !matches!(c, '\t' | '\r')) {
-        return Err(input(
-            path,
-            Some(n),
-            format!(
-                "not a text file (a control byte at column {}); give a list of IDs, one a line",
-                at + 1
-            ),
-        ));
+/// An ID from a list file, checked as a person meant it ([`crate::text::id_problem`]), naming
+/// where it is.
+fn check_id(path: &Path, line: Option<usize>, place: &str, id: &str) -> Result<(), Error> {
+    match crate::text::id_problem(id.trim()) {
+        Some(problem) => Err(input(path, line, format!("{place}the ID {:?} {problem}", id.trim()))),
+        None => Ok(()),
     }
-    let line = line.strip_suffix('\r').unwrap_or(line);
-    Ok(if n == 1 { crate::text::strip_bom(line) } else { line })
 }
 
 /// `.txt`: one ID a line, blank lines and `#` comments skipped; a first line equal to the
 /// heading is the heading.
-fn text(path: &Path, bytes: &[u8], id_column: &str, notes: &mut Vec<String>) -> Result<Vec<Column>, Error> {
+fn text_list(
+    path: &Path,
+    text: &str,
+    encoding: crate::text::Encoding,
+    id_column: &str,
+    notes: &mut Vec<String>,
+) -> Result<Vec<Column>, Error> {
     let mut ids = ColumnBuffer::default();
     let mut heading = None;
     let mut first = true;
-    for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
-        let line = text_line(path, i + 1, raw)?;
+    for (i, line) in text.split('\n').enumerate() {
+        let line = line.strip_suffix('\r').unwrap_or(line);
         let content = line.trim();
         if content.is_empty() || content.starts_with('#') {
             continue;
@@ -129,17 +149,20 @@ fn text(path: &Path, bytes: &[u8], id_column: &str, notes: &mut Vec<String>) -> 
                 continue;
             }
         }
+        check_id(path, Some(i + 1), "", content)?;
         ids.push(line);
     }
     notes.push(match heading {
         Some(n) => format!(
-            "read {} as a text list: line {n} is the heading {id_column:?}, {} IDs below it",
+            "read {} as a text list ({}): line {n} is the heading {id_column:?}, {} IDs below it",
             path.display(),
+            encoding.describe(),
             ids.len()
         ),
         None => format!(
-            "read {} as a text list: no heading line {id_column:?}, so every line is an ID ({} IDs)",
+            "read {} as a text list ({}): no heading line {id_column:?}, so every line is an ID ({} IDs)",
             path.display(),
+            encoding.describe(),
             ids.len()
         ),
     });
@@ -210,14 +233,17 @@ fn check_headings_unique(path: &Path, headings: &[String]) -> Result<(), Error> 
     Ok(())
 }
 
-/// `.csv`: headings in the first row; `,` `;` or tab (detected); quoted fields; a BOM skipped.
-fn csv_file(path: &Path, bytes: &[u8], id_column: &str, notes: &mut Vec<String>) -> Result<Vec<Column>, Error> {
-    // Every line must be text first: a binary file is refused with its line.
-    for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
-        text_line(path, i + 1, raw)?;
-    }
-    let text = crate::text::strip_bom(std::str::from_utf8(bytes).unwrap_or_default());
-    let (delimiter, name) = detect_delimiter(text.lines().next().unwrap_or_default());
+/// `.csv` (or a tab-separated `.txt`): headings in the first row; `,` `;` or tab (detected unless
+/// given); quoted fields.
+fn csv_file(
+    path: &Path,
+    text: &str,
+    delimiter: Option<(u8, &'static str)>,
+    encoding: crate::text::Encoding,
+    id_column: &str,
+    notes: &mut Vec<String>,
+) -> Result<Vec<Column>, Error> {
+    let (delimiter, name) = delimiter.unwrap_or_else(|| detect_delimiter(text.lines().next().unwrap_or_default()));
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .flexible(true)
@@ -257,6 +283,11 @@ fn csv_file(path: &Path, bytes: &[u8], id_column: &str, notes: &mut Vec<String>)
             ));
         }
         if let Some(id) = record.get(id_index)
+            && let Some(what) = crate::text::excel_number(id.trim())
+        {
+            return Err(input(path, line, format!("the ID {:?} {what}", id.trim())));
+        }
+        if let Some(id) = record.get(id_index)
             && let Some(c) = id.trim().chars().find(|c| matches!(c, ',' | ';' | '\t'))
         {
             return Err(input(
@@ -267,6 +298,9 @@ fn csv_file(path: &Path, bytes: &[u8], id_column: &str, notes: &mut Vec<String>)
                 ),
             ));
         }
+        if let Some(id) = record.get(id_index) {
+            check_id(path, line, "", id)?;
+        }
         rows += 1;
         for (i, column) in cells.iter_mut().enumerate() {
             match record.get(i) {
@@ -276,8 +310,9 @@ fn csv_file(path: &Path, bytes: &[u8], id_column: &str, notes: &mut Vec<String>)
         }
     }
     notes.push(format!(
-        "read {} as CSV: {name}-separated, {} columns, {rows} rows",
+        "read {} as CSV ({}): {name}-separated, {} columns, {rows} rows",
         path.display(),
+        encoding.describe(),
         headings.len()
     ));
     Ok(columns_of(&headings, id_index, id_column, cells))
@@ -327,12 +362,12 @@ fn cell_text(cell: &Data) -> Option<String> {
 /// error or a fraction refuses the file, naming the cell.
 fn spreadsheet(
     spec: &FileSpec,
-    bytes: Vec<u8>,
+    bytes: &[u8],
     id_column: &str,
     notes: &mut Vec<String>,
 ) -> Result<(Vec<Column>, usize), Error> {
     let path = &spec.path;
-    let mut book = calamine::open_workbook_auto_from_rs(std::io::Cursor::new(bytes))
+    let mut book = calamine::open_workbook_auto_from_rs(std::io::Cursor::new(bytes.to_vec()))
         .map_err(|e| input(path, None, format!("not a spreadsheet alma-cohort can read: {e}")))?;
     let sheets = book.sheet_names();
     // Which sheet is "the first" is not what a person sees when sheets are hidden or reordered:
@@ -410,6 +445,36 @@ fn spreadsheet(
     })?;
     let id_index = find_heading(&headings, id_column)
         .ok_or_else(|| no_heading(path, id_column, &headings, &format!("the first row of sheet {sheet:?}")))?;
+    // A filtered sheet looks like the cohort it shows, not the one it holds.
+    let hidden =
+        hidden_rows(bytes, &sheet).map_err(|e| input(path, None, format!("sheet {sheet:?} cannot be read: {e}")))?;
+    let hidden: Vec<u32> = hidden
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|&r| {
+            r > top
+                && range
+                    .rows()
+                    .nth((r - 1 - top) as usize)
+                    .is_some_and(|row| row.iter().take(width).any(|c| cell_text(c).is_some()))
+        })
+        .collect();
+    if !hidden.is_empty() {
+        let shown: Vec<String> = hidden.iter().take(10).map(|r| r.to_string()).collect();
+        return Err(input(
+            path,
+            None,
+            format!(
+                "sheet {sheet:?}: {} row{} with data {} hidden (a filter or Hide Rows): row{} {}{}; the sheet holds more than it shows — unhide or delete these rows, save, and plan again",
+                hidden.len(),
+                if hidden.len() == 1 { "" } else { "s" },
+                if hidden.len() == 1 { "is" } else { "are" },
+                if hidden.len() == 1 { "" } else { "s" },
+                shown.join(", "),
+                if hidden.len() > 10 { ", …" } else { "" }
+            ),
+        ));
+    }
     let mut cells: Vec<ColumnBuffer> = headings.iter().map(|_| ColumnBuffer::default()).collect();
     let (mut numeric, mut count) = (0, 0);
     for (r, row) in rows.enumerate() {
@@ -454,7 +519,20 @@ fn spreadsheet(
             };
             match cell {
                 Data::Empty => column.push_null(),
-                Data::String(s) => column.push(s),
+                Data::String(s) => {
+                    check_id(path, None, &format!("{}: ", cell_ref(row_no, i)), s)?;
+                    column.push(s)
+                }
+                Data::Float(f) if f.abs() >= 1e15 => {
+                    return Err(input(
+                        path,
+                        None,
+                        format!(
+                            "{}: the number {f:.0} in the ID column {id_column:?} has more than 15 digits, and Excel keeps only 15 of a number: its last digits are lost; format the column as text and enter the IDs again",
+                            cell_ref(row_no, i)
+                        ),
+                    ));
+                }
                 Data::Int(n) if *n > 0 => {
                     numeric += 1;
                     column.push(&n.to_string());
@@ -481,6 +559,85 @@ fn spreadsheet(
         headings.len()
     ));
     Ok((columns_of(&headings, id_index, id_column, cells), numeric))
+}
+
+/// The rows (1-based, as Excel numbers them) that an `.xlsx`/`.xlsm` workbook marks hidden on
+/// the sheet `sheet` — `<row r="5" hidden="1">` in the sheet's XML, written for rows hidden by
+/// hand and for rows a filter leaves out; calamine reads their cells as if they were shown.
+/// Other formats (`.xls`, `.ods`) say nothing here (`None`).
+fn hidden_rows(bytes: &[u8], sheet: &str) -> Result<Option<Vec<u32>>, String> {
+    use quick_xml::events::Event;
+    let Ok(mut zip) = zip::ZipArchive::new(std::io::Cursor::new(bytes)) else {
+        return Ok(None);
+    };
+    if zip.by_name("xl/workbook.xml").is_err() {
+        return Ok(None);
+    }
+    // Each element's attributes by local name, for the elements named `element`.
+    fn each(
+        zip: &mut zip::ZipArchive<std::io::Cursor<&[u8]>>,
+        part: &str,
+        element: &str,
+        mut f: impl FnMut(&[(String, String)]) -> bool,
+    ) -> Result<(), String> {
+        let entry = zip.by_name(part).map_err(|e| format!("{part}: {e}"))?;
+        let mut reader = quick_xml::Reader::from_reader(std::io::BufReader::new(entry));
+        let mut buf = Vec::new();
+        loop {
+            match reader.read_event_into(&mut buf).map_err(|e| format!("{part}: {e}"))? {
+                Event::Start(e) | Event::Empty(e) if e.local_name().as_ref() == element => {
+                    let attrs: Vec<(String, String)> = e
+                        .attributes()
+                        .flatten()
+                        .map(|a| {
+                            let value = a
+                                .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                                .map(|v| v.into_owned())
+                                .unwrap_or_default();
+                            (a.key.local_name().as_ref().to_string(), value)
+                        })
+                        .collect();
+                    if !f(&attrs) {
+                        return Ok(());
+                    }
+                }
+                Event::Eof => return Ok(()),
+                _ => {}
+            }
+            buf.clear();
+        }
+    }
+    let get = |attrs: &[(String, String)], key: &str| attrs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    let mut rel = None;
+    each(&mut zip, "xl/workbook.xml", "sheet", |a| {
+        if get(a, "name").as_deref() == Some(sheet) {
+            rel = get(a, "id");
+        }
+        rel.is_none()
+    })?;
+    let Some(rel) = rel else { return Ok(None) };
+    let mut target = None;
+    each(&mut zip, "xl/_rels/workbook.xml.rels", "Relationship", |a| {
+        if get(a, "Id").as_deref() == Some(rel.as_str()) {
+            target = get(a, "Target");
+        }
+        target.is_none()
+    })?;
+    let Some(target) = target else { return Ok(None) };
+    let part = match target.strip_prefix('/') {
+        Some(absolute) => absolute.to_string(),
+        None => format!("xl/{target}"),
+    };
+    let mut hidden = Vec::new();
+    each(&mut zip, &part, "row", |a| {
+        if matches!(get(a, "hidden").as_deref(), Some("1" | "true"))
+            && let Some(r) = get(a, "r").and_then(|r| r.parse().ok())
+        {
+            hidden.push(r);
+        }
+        true
+    })?;
+    Ok(Some(hidden))
 }
 
 #[cfg(test)]

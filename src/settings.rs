@@ -109,7 +109,7 @@ pub fn load_profile(name: &str) -> Result<Profile, Error> {
             path,
         });
     }
-    let text = crate::text::read_text(&path).map_err(|e| Error::Config {
+    let text = crate::text::read_text(&path, crate::text::limit::SMALL).map_err(|e| Error::Config {
         path: path.clone(),
         message: e.to_string(),
     })?;
@@ -346,7 +346,7 @@ fn read_key_file(path: &Path) -> Result<SecretString, Error> {
             });
         }
     }
-    let text = crate::text::read_text(path).map_err(|source| Error::KeyFile {
+    let text = crate::text::read_text(path, crate::text::limit::KEY).map_err(|source| Error::KeyFile {
         path: path.to_path_buf(),
         source,
     })?;

@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use rand::Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::alma::{AlmaClient, PagingPolicy, Progress, Report, ReportQuery};
 use crate::error::Error;
@@ -93,6 +93,10 @@ pub struct Plan {
     pub cooldown: ledger::Cooldown,
     /// `recently-reset.csv`: the users left out by the cooldown, with the run that notified them.
     pub recently_reset_file: Option<PathBuf>,
+    /// The exclusion files as read (journaled with the run, read again before the job).
+    pub exclusions: Vec<ExclusionFile>,
+    /// Lines for the plan about how the exclusion files were read.
+    pub exclusion_notes: Vec<String>,
 }
 
 impl Plan {
@@ -114,38 +118,49 @@ impl Plan {
     }
 }
 
-/// Reads the exclusion files: one ID per line, `#` comments and blank lines skipped, a BOM
-/// skipped. The IDs come back as written (trimmed): the transform normalizes them exactly as it
-/// normalizes the cohort's, and compares case-insensitively. A file that is not text is an error
-/// naming file and line.
-pub fn read_exclusions(files: &[PathBuf]) -> Result<Vec<String>, Error> {
-    let mut ids = Vec::new();
+/// An exclusion file as read for a run: its content hash is journaled, so that the step before
+/// the job can tell that it changed since the plan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExclusionFile {
+    pub path: String,
+    pub sha256: String,
+    pub ids: usize,
+}
+
+/// The exclusion files' IDs, and each file as read.
+#[derive(Clone, Debug, Default)]
+pub struct Exclusions {
+    pub ids: Vec<String>,
+    pub files: Vec<ExclusionFile>,
+    /// Lines for the plan: files not in UTF-8.
+    pub notes: Vec<String>,
+}
+
+/// Reads the exclusion files: one ID per line, `#` comments and blank lines skipped, text as
+/// [`crate::text::decode`] reads it. The IDs come back as written (trimmed): the transform
+/// normalizes them exactly as it normalizes the cohort's, and compares case-insensitively. A
+/// file that is not text, or a line that is not one ID as a list would take it
+/// ([`crate::text::id_problem`]: a lookalike protects nobody), is an error naming file and line.
+pub fn read_exclusions(files: &[PathBuf]) -> Result<Exclusions, Error> {
+    let mut read = Exclusions::default();
     for file in files {
-        let before = ids.len();
-        let bytes = std::fs::read(file).map_err(|source| Error::Input {
+        let before = read.ids.len();
+        let at = |line: Option<usize>, message: String| Error::Input {
             path: file.clone(),
-            line: None,
-            message: source.to_string(),
-        })?;
-        for (n, raw) in bytes.split(|b| *b == b'\n').enumerate() {
-            let not_text = |message: String| Error::Input {
-                path: file.clone(),
-                line: Some(n + 1),
-                message,
-            };
-            let line = std::str::from_utf8(raw).map_err(|e| {
-                not_text(format!(
-                    "not UTF-8 text (bad byte at column {}); save the file as UTF-8 text, one ID a line",
-                    e.valid_up_to() + 1
-                ))
-            })?;
-            if let Some(at) = line.find(|c: char| c == '\0' || (c.is_control() && !c.is_whitespace())) {
+            line,
+            message,
+        };
+        let bytes =
+            crate::text::read_bytes(file, crate::text::limit::EXCLUSIONS).map_err(|e| at(None, e.to_string()))?;
+        let (text, encoding) = crate::text::decode(&bytes).map_err(|m| at(None, m))?;
+        for (n, line) in text.split('\n').enumerate() {
+            let not_text = |message: String| at(Some(n + 1), message);
+            if let Some(col) = crate::text::control_at(line) {
                 return Err(not_text(format!(
-                    "not a text file (a control byte at column {}); give a list of IDs, one a line",
-                    at + 1
+                    "not a text file (a control character at column {col}); give a list of IDs, one a line"
                 )));
             }
-            // A BOM starts the file, or a file joined to it (`cat a.txt b.txt`).
+            // A BOM starts a file joined to this one (`cat a.txt b.txt`).
             let line = crate::text::strip_bom(line);
             // `#` starts a comment at the start of a line or after a space; inside an ID it is
             // part of the ID.
@@ -160,36 +175,35 @@ pub fn read_exclusions(files: &[PathBuf]) -> Result<Vec<String>, Error> {
             if id.is_empty() {
                 continue;
             }
-            // One ID a line: a row pasted from a CSV or a name after the ID would protect nobody.
-            if let Some(c) = id.chars().find(|c| c.is_whitespace() || matches!(c, ',' | ';')) {
-                return Err(not_text(format!(
-                    "{id:?} is not one ID (it holds {c:?}); write one primary ID a line, a comment after a space and #"
-                )));
+            if let Some(problem) = crate::text::id_problem(id) {
+                return Err(not_text(format!("{id:?} {problem}; it would protect nobody")));
             }
-            if let Some(c) = id.chars().find(|c| is_invisible(*c)) {
-                return Err(not_text(format!(
-                    "{id:?} holds an invisible character (U+{:04X}); retype the ID",
-                    c as u32
-                )));
-            }
-            ids.push(id.to_string());
+            read.ids.push(id.to_string());
         }
-        if ids.len() == before {
-            return Err(Error::Input {
-                path: file.clone(),
-                line: None,
-                message:
-                    "names no ID (an empty or truncated exclusion file protects nobody); list one protected ID a line"
-                        .into(),
-            });
+        if read.ids.len() == before {
+            return Err(at(
+                None,
+                "names no ID (an empty or truncated exclusion file protects nobody); list one protected ID a line"
+                    .into(),
+            ));
         }
+        if !matches!(encoding, crate::text::Encoding::Utf8 | crate::text::Encoding::Utf8Bom) {
+            read.notes.push(format!(
+                "exclusion file {} read as {}",
+                file.display(),
+                encoding.describe()
+            ));
+        }
+        read.files.push(ExclusionFile {
+            path: std::path::absolute(file)
+                .unwrap_or_else(|_| file.clone())
+                .display()
+                .to_string(),
+            sha256: crate::files::sha256_hex(&bytes),
+            ids: read.ids.len() - before,
+        });
     }
-    Ok(ids)
-}
-
-/// Zero-width and other format characters (Unicode category Cf) that text editors do not show.
-fn is_invisible(c: char) -> bool {
-    matches!(c, '\u{00ad}' | '\u{061c}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206f}' | '\u{feff}')
+    Ok(read)
 }
 
 /// The cohort rules of a query, with its exclusions read.
@@ -274,7 +288,7 @@ pub async fn plan(
     } = extract(client, &spec, paging, progress).await?;
     let (report_rows, pages, requests) = (report.rows(), report.pages, report.requests);
     let headings: Vec<String> = report.headings().iter().map(|h| h.to_string()).collect();
-    let mut cohort = transform::build_cohort(report, &rules(&spec, &exclusions))?;
+    let mut cohort = transform::build_cohort(report, &rules(&spec, &exclusions.ids))?;
     // Alma is the ledger: what another installation (or a lost journal) did for this period is
     // refused here, once the rows are read and checked; asked again right before the set is
     // created.
@@ -326,6 +340,8 @@ pub async fn plan(
         Some(file)
     };
     Ok(Plan {
+        exclusions: exclusions.files,
+        exclusion_notes: exclusions.notes,
         cooldown,
         recently_reset_file,
         run_id,
@@ -917,16 +933,33 @@ mod tests {
         )
         .unwrap();
         // As written (trimmed, BOM gone); the transform normalizes them like the cohort's IDs.
-        let ids = read_exclusions(&[good]).unwrap();
-        assert_eq!(ids, ["500006", "0012345", "AB12", "'0099"]);
+        let read = read_exclusions(&[good]).unwrap();
+        assert_eq!(read.ids, ["500006", "0012345", "AB12", "'0099"]);
+        assert_eq!((read.files.len(), read.files[0].ids, read.notes.len()), (1, 4, 0));
         let binary = dir.join("binary.txt");
         std::fs::write(&binary, b"0012345\n\x00\x01\x02PK\n").unwrap();
         let e = read_exclusions(&[binary]).unwrap_err().to_string();
         assert!(e.contains("binary.txt:2") && e.contains("not a text file"), "{e}");
         let bad = dir.join("bad.txt");
-        std::fs::write(&bad, b"ok\n\xff\xfeid\n").unwrap();
-        let e = read_exclusions(&[bad]).unwrap_err().to_string();
-        assert!(e.contains("bad.txt:2") && e.contains("UTF-8"), "{e}");
+        std::fs::write(&bad, "ok\n0012\u{200b}345\n").unwrap();
+        let e = read_exclusions(&[bad.clone()]).unwrap_err().to_string();
+        assert!(e.contains("bad.txt:2") && e.contains("invisible"), "{e}");
+        std::fs::write(&bad, "ok\n\u{412}ROWN01\n").unwrap();
+        let e = read_exclusions(&[bad.clone()]).unwrap_err().to_string();
+        assert!(
+            e.contains("bad.txt:2") && e.contains("Cyrillic and Latin") && e.contains("protect nobody"),
+            "{e}"
+        );
+        // Notepad's "Unicode": UTF-16 LE with its mark, said in the plan.
+        let utf16: Vec<u8> = b"\xff\xfe"
+            .iter()
+            .copied()
+            .chain("0012345\r\n".encode_utf16().flat_map(u16::to_le_bytes))
+            .collect();
+        std::fs::write(&bad, utf16).unwrap();
+        let read = read_exclusions(&[bad]).unwrap();
+        assert_eq!(read.ids, ["0012345"]);
+        assert!(read.notes[0].contains("UTF-16 LE"), "{:?}", read.notes);
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -15,7 +15,7 @@ pub fn read_payload(file: &Path, instance_name: &str) -> Result<Vec<(String, Str
         line: None,
         message,
     };
-    let text = crate::text::read_text(file).map_err(|e| bad(e.to_string()))?;
+    let text = crate::text::read_text(file, crate::text::limit::SMALL).map_err(|e| bad(e.to_string()))?;
     let trimmed = text.trim_start();
     let mut params: Vec<(String, String)> = if trimmed.starts_with('{') {
         let v: serde_json::Value = serde_json::from_str(trimmed).map_err(|e| bad(format!("not JSON: {e}")))?;

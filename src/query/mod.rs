@@ -260,7 +260,7 @@ impl QuerySpec {
 
 /// Reads and validates a query file, filling placeholders from `params`.
 pub fn load(path: &Path, params: &Params) -> Result<QuerySpec, Error> {
-    let source = crate::text::read_text(path).map_err(|source| Error::Read {
+    let source = crate::text::read_text(path, crate::text::limit::SMALL).map_err(|source| Error::Read {
         path: path.to_path_buf(),
         source,
     })?;

@@ -251,11 +251,13 @@ impl QueryFile {
                 // A sawx filter file: read, placeholders filled (XML-escaped), layout whitespace removed.
                 let read_filter = |p: &Path, what: &'static str| -> Result<(String, PathBuf), Error> {
                     let full = resolve(p);
-                    let text = crate::text::read_text(&full).map_err(|source| Error::Referenced {
-                        path: file.to_path_buf(),
-                        what: "the filter file",
-                        file: full.clone(),
-                        source,
+                    let text = crate::text::read_text(&full, crate::text::limit::SMALL).map_err(|source| {
+                        Error::Referenced {
+                            path: file.to_path_buf(),
+                            what: "the filter file",
+                            file: full.clone(),
+                            source,
+                        }
                     })?;
                     let filled = fill(&text, params, Escape::XmlText).map_err(|e| fill_error(what, e))?;
                     Ok((filled.lines().map(str::trim).collect::<Vec<_>>().join(""), full))

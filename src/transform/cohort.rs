@@ -16,7 +16,7 @@ const ROW: &str = "__alma_cohort_row";
 const KEY: &str = "__alma_cohort_key";
 const KEEP: &str = "__alma_cohort_keep";
 /// The longest primary ID accepted; Alma's are far shorter.
-pub const MAX_ID_LENGTH: usize = 255;
+pub use crate::text::MAX_ID_LENGTH;
 /// Columns with at most this many distinct values are counted in the summary.
 pub const LOW_CARDINALITY: usize = 20;
 

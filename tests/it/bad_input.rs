@@ -103,14 +103,14 @@ async fn every_bad_input_gets_one_clear_error_and_no_write() {
     let excl_dir = dir.join("excl");
     std::fs::create_dir_all(&excl_dir).unwrap();
     std::fs::copy(
-        bad("queries/non-utf8-exclusions.txt"),
-        excl_dir.join("non-utf8-exclusions.txt"),
+        bad("queries/binary-exclusions.txt"),
+        excl_dir.join("binary-exclusions.txt"),
     )
     .unwrap();
     let exclusion_query = excl_dir.join("q.toml");
     std::fs::write(
         &exclusion_query,
-        format!("name = \"x\"\n[report]\npath = \"{ALL_USERS}\"\n[cohort]\nid_column = \"Primary Identifier\"\nexclude_files = [\"non-utf8-exclusions.txt\"]\n[guard]\nmax_members = 10\n"),
+        format!("name = \"x\"\n[report]\npath = \"{ALL_USERS}\"\n[cohort]\nid_column = \"Primary Identifier\"\nexclude_files = [\"binary-exclusions.txt\"]\n[guard]\nmax_members = 10\n"),
     )
     .unwrap();
     for case in &cases.case {

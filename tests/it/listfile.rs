@@ -208,6 +208,54 @@ async fn a_semicolon_csv_with_a_bom() {
     assert_eq!(last_json(&plan.stdout)["no_email_ids"], serde_json::json!(["XY00001"]));
 }
 
+fn utf16le(text: &str) -> Vec<u8> {
+    [0xff, 0xfe]
+        .into_iter()
+        .chain(text.encode_utf16().flat_map(u16::to_le_bytes))
+        .collect()
+}
+
+/// The files the manual workflow makes most often on Windows: Notepad's "Unicode" (UTF-16 LE with
+/// its mark), Excel's "CSV (Comma delimited)" (Windows-1252, here with "Renée"), and Excel's
+/// "Unicode Text" (UTF-16 LE, tab-separated, saved as .txt). Each makes a set holding exactly its
+/// users, and the plan names the encoding it read.
+#[tokio::test]
+async fn lists_as_windows_saves_them() {
+    let ids = ["0123456", "0123457", "0234568"];
+    let mut windows_1252 = b"User name,Name\r\n0123456,Ren".to_vec();
+    windows_1252.extend_from_slice(b"\xe9e Dupont\r\n0123457,Fran\xe7ois\r\n0234568,Zo\xeb\r\n");
+    let files: [(&str, Vec<u8>, &str); 3] = [
+        (
+            "notepad.txt",
+            utf16le("User name\r\n0123456\r\n0123457\r\n0234568\r\n"),
+            "UTF-16 LE",
+        ),
+        ("excel.csv", windows_1252, "Windows-1252"),
+        (
+            "unicode-text.txt",
+            utf16le("User name\tName\r\n0123456\tRenée\r\n0123457\tFrançois\r\n0234568\tZoë\r\n"),
+            "tab-separated",
+        ),
+    ];
+    for (name, bytes, says) in files {
+        let sim = sim(sim_config().users(20).named_users(ids)).await;
+        let dir = temp_dir("windows-lists");
+        std::fs::write(dir.join(name), bytes).unwrap();
+        let q = query(&dir, &format!("[file]\npath = \"{name}\""), "");
+        let state = dir.join("state");
+        let plan = run(&sim, &state, &["plan", q.to_str().unwrap()]).await;
+        assert_eq!(plan.code, 0, "{name}: {}", plan.stderr);
+        assert!(plan.stdout.contains(says), "{name}: {}", plan.stdout);
+        let r = execute_run(&sim, &state, q.to_str().unwrap(), &["--json"]).await;
+        assert_eq!(r.code, 0, "{name}: {}", r.stderr);
+        let mut members = set_members(&sim);
+        members.sort();
+        assert_eq!(members, ids, "{name}");
+        assert_eq!(sim.handle.outbox().len(), 3, "{name}: one letter each");
+        no_analytics(&sim);
+    }
+}
+
 #[tokio::test]
 async fn bad_list_files_are_refused_with_one_line_and_no_call() {
     let sim = sim(sim_config().users(20)).await;
@@ -250,6 +298,36 @@ async fn bad_list_files_are_refused_with_one_line_and_no_call() {
     book.save(dir.join("formula.xlsx")).unwrap();
     std::fs::write(dir.join("shifted.csv"), "Name,User name\nSmith, John,0012345\n").unwrap();
     std::fs::write(dir.join("semicolons.csv"), "User name\n0012345;Smith\n").unwrap();
+    // Numbers as Excel shows them, and IDs that look like others.
+    std::fs::write(dir.join("scientific.txt"), "User name\n0012345\n1.23457E+11\n").unwrap();
+    std::fs::write(
+        dir.join("scientific-comma.csv"),
+        "User name;Name\n\"1,23457E+11\";Smith\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("decimal.csv"), "User name,Name\n0012345,A\n12345.0,B\n").unwrap();
+    std::fs::write(dir.join("zero-width.txt"), "1737788\n173\u{200b}7788\n").unwrap();
+    std::fs::write(dir.join("rtl.txt"), "1737788\n\u{202e}8877371\n").unwrap();
+    std::fs::write(dir.join("lookalike.txt"), "BROWN01\n\u{412}ROWN01\n").unwrap();
+    std::fs::write(dir.join("quoted.txt"), "\"0012345\"\n").unwrap();
+    std::fs::write(dir.join("joined.txt"), "0012345,0012346\n").unwrap();
+    std::fs::write(dir.join("long.txt"), format!("0012345\n{}\n", "9".repeat(300))).unwrap();
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    sheet.write_string(0, 0, "User name").unwrap();
+    sheet.write_string(1, 0, "0012345").unwrap();
+    sheet.write_number(2, 0, 12345678901234567.0).unwrap();
+    book.save(dir.join("seventeen.xlsx")).unwrap();
+    // A filter or Hide Rows: Excel shows 2 of 4 IDs; the file holds 4.
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    sheet.write_string(0, 0, "User name").unwrap();
+    for r in 1..5 {
+        sheet.write_string(r, 0, format!("001234{r}")).unwrap();
+    }
+    sheet.set_row_hidden(2).unwrap();
+    sheet.set_row_hidden(4).unwrap();
+    book.save(dir.join("filtered.xlsx")).unwrap();
 
     let report = format!("[report]\npath = \"{ALL_USERS}\"\n");
     let cases: Vec<(String, &str)> = vec![
@@ -288,6 +366,47 @@ async fn bad_list_files_are_refused_with_one_line_and_no_call() {
         (
             "[file]\npath = \"semicolons.csv\"".into(),
             "semicolons.csv:2: the ID \"0012345;Smith\" holds ';'",
+        ),
+        (
+            "[file]\npath = \"scientific.txt\"".into(),
+            "scientific.txt:3: the ID \"1.23457E+11\" is a number in Excel's scientific notation",
+        ),
+        (
+            "[file]\npath = \"scientific-comma.csv\"".into(),
+            "scientific-comma.csv:2: the ID \"1,23457E+11\" is a number in Excel's scientific notation",
+        ),
+        (
+            "[file]\npath = \"decimal.csv\"".into(),
+            "decimal.csv:3: the ID \"12345.0\" is a whole number written with decimals",
+        ),
+        (
+            "[file]\npath = \"zero-width.txt\"".into(),
+            "zero-width.txt:2: the ID \"173\\u{200b}7788\" holds an invisible character (U+200B, zero width space)",
+        ),
+        (
+            "[file]\npath = \"rtl.txt\"".into(),
+            "rtl.txt:2: the ID \"\\u{202e}8877371\" holds an invisible character (U+202E",
+        ),
+        (
+            "[file]\npath = \"lookalike.txt\"".into(),
+            "lookalike.txt:2: the ID \"ВROWN01\" mixes letters of 2 scripts (Cyrillic and Latin)",
+        ),
+        (
+            "[file]\npath = \"quoted.txt\"".into(),
+            "quoted.txt:1: the ID \"\\\"0012345\\\"\" holds the quote",
+        ),
+        (
+            "[file]\npath = \"joined.txt\"".into(),
+            "joined.txt:1: the ID \"0012345,0012346\" is not one ID",
+        ),
+        ("[file]\npath = \"long.txt\"".into(), "long.txt:2: the ID \"999"),
+        (
+            "[file]\npath = \"seventeen.xlsx\"".into(),
+            "Sheet1!A3: the number 12345678901234568 in the ID column \"User name\" has more than 15 digits",
+        ),
+        (
+            "[file]\npath = \"filtered.xlsx\"".into(),
+            "sheet \"Sheet1\": 2 rows with data are hidden (a filter or Hide Rows): rows 3, 5",
         ),
         (format!("{report}[file]\npath = \"ids.csv\""), "exactly one of [report]"),
         (String::new(), "is missing, and so is [file]"),
