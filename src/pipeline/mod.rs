@@ -942,10 +942,10 @@ mod tests {
         assert!(e.contains("binary.txt:2") && e.contains("not a text file"), "{e}");
         let bad = dir.join("bad.txt");
         std::fs::write(&bad, "ok\n0012\u{200b}345\n").unwrap();
-        let e = read_exclusions(&[bad.clone()]).unwrap_err().to_string();
+        let e = read_exclusions(std::slice::from_ref(&bad)).unwrap_err().to_string();
         assert!(e.contains("bad.txt:2") && e.contains("invisible"), "{e}");
         std::fs::write(&bad, "ok\n\u{412}ROWN01\n").unwrap();
-        let e = read_exclusions(&[bad.clone()]).unwrap_err().to_string();
+        let e = read_exclusions(std::slice::from_ref(&bad)).unwrap_err().to_string();
         assert!(
             e.contains("bad.txt:2") && e.contains("Cyrillic and Latin") && e.contains("protect nobody"),
             "{e}"
