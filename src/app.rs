@@ -265,6 +265,14 @@ async fn resume(settings: Settings, args: ResumeArgs) -> Result<Exit, Error> {
     // Read again under the lock: another process may have moved it meanwhile.
     let record = journal.run(&args.run_id)?;
     state::check_resume(&record, args.resubmit_job, args.recreate_set)?;
+    if args.accept_refused && (record.invalid_ids.is_empty() || record.state != state::RunState::MembersDone) {
+        return Err(Error::Usage(format!(
+            "--accept-refused: run {} is not waiting on IDs Alma refused (state {}, {} refused); nothing was done",
+            record.run_id,
+            record.state,
+            record.invalid_ids.len()
+        )));
+    }
     let result = if !record.state.is_finished() {
         let client = AlmaClient::new(settings.client_config()?)?;
         tracing::info!(run_id = %record.run_id, state = %record.state, next = record.state.next_step(), "resuming");
@@ -277,6 +285,7 @@ async fn resume(settings: Settings, args: ResumeArgs) -> Result<Exit, Error> {
                 resumed: true,
                 resubmit_job: args.resubmit_job,
                 recreate_set: args.recreate_set,
+                accept_refused: args.accept_refused,
             },
             &settings.poll_policy(),
         )
@@ -315,10 +324,14 @@ fn print_result(result: &RunResult, json: bool) -> Result<Exit, Error> {
             serde_json::to_string(result).map_err(|e| Error::Usage(e.to_string()))?
         );
     } else {
+        let protected = match result.protected_ids.len() {
+            0 => String::new(),
+            n => format!(", {n} protected since the plan and taken out"),
+        };
         println!(
-            "run {} {}: set {} ({}), {} members added, {} refused by Alma; job {} instance {} ended {}",
+            "run {} {}: set {} ({}), {} members added, {} not in Alma{protected}; job {} instance {} ended {}",
             result.run_id,
-            result.state.map(|s| s.as_str()).unwrap_or(&result.status),
+            result.outcome(),
             result.set_name.as_deref().unwrap_or("-"),
             result.set_id.as_deref().unwrap_or("-"),
             result.members_added.unwrap_or(0),
@@ -327,6 +340,9 @@ fn print_result(result: &RunResult, json: bool) -> Result<Exit, Error> {
             result.job_instance_id.as_deref().unwrap_or("-"),
             result.job_status.as_deref().unwrap_or("-"),
         );
+        for w in &result.warnings {
+            println!("  warning: {w}");
+        }
         for (code, desc) in &result.alerts {
             println!("  alert {code}: {desc}");
         }

@@ -228,6 +228,10 @@ pub struct ResumeArgs {
     /// again if Alma still lists none (only for a run stopped with "Alma may have created the set")
     #[arg(long)]
     pub recreate_set: bool,
+    /// The operator checked the IDs Alma refused (runs/RUN/refused.csv) and lets the run go on
+    /// with the users in the set (only for a run stopped by [guard] max_refused_ratio)
+    #[arg(long)]
+    pub accept_refused: bool,
 }
 
 #[derive(Debug, Args)]

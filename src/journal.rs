@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::pipeline::state::RunState;
 
 /// The schema this build writes; older journals are migrated on open.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -78,6 +78,15 @@ pub struct Execution {
     /// checked again right before the job is submitted.
     #[serde(default)]
     pub cooldown_days: u32,
+    /// `[guard] max_refused_ratio` of the run (none for runs journaled before it: no stop).
+    #[serde(default)]
+    pub max_refused_ratio: Option<f64>,
+    /// The exclusion files as the plan read them: read again right before the job.
+    #[serde(default)]
+    pub exclusions: Vec<crate::pipeline::ExclusionFile>,
+    /// The query's ID normalization, for the exclusions read again.
+    #[serde(default)]
+    pub normalize: Option<crate::query::Normalize>,
 }
 
 /// A run as the journal holds it.
@@ -116,6 +125,17 @@ pub struct RunRecord {
     pub error: Option<String>,
     /// The plan's counts when the run started: report rows, drops by reason, breakdown.
     pub plan: serde_json::Value,
+    /// Who let the run go on although Alma refused more of its cohort than `[guard]
+    /// max_refused_ratio` allows, and when (`resume --accept-refused`).
+    #[serde(default)]
+    pub refused_accepted: Option<String>,
+    /// Cohort IDs that an exclusion file protected after the plan: taken out of the set (and the
+    /// job) before the job was submitted.
+    #[serde(default)]
+    pub protected_ids: Vec<String>,
+    /// When the run's files (cohort, report, …) were deleted by the retention rule.
+    #[serde(default)]
+    pub files_pruned_at: Option<String>,
     pub steps: Vec<Step>,
     /// Batches of members recorded as added: `(batch, first, count)`.
     pub batches: Vec<(usize, usize, usize)>,
@@ -434,6 +454,16 @@ impl Journal {
                 .map_err(sql)?;
             }
         }
+        if found < 4 {
+            // v4: who Alma refused and the operator accepted; IDs protected since the plan and
+            // taken out of the set before the job; when the run's files were pruned.
+            tx.execute_batch(
+                "ALTER TABLE runs ADD COLUMN refused_accepted TEXT;
+                 ALTER TABLE runs ADD COLUMN protected_ids TEXT NOT NULL DEFAULT '[]';
+                 ALTER TABLE runs ADD COLUMN files_pruned_at TEXT;",
+            )
+            .map_err(sql)?;
+        }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(sql)?;
         tx.commit().map_err(sql)
     }
@@ -749,7 +779,7 @@ impl Journal {
                 "SELECT run_id, query, query_file, query_hash, params, period, started_at, finished_at, status, run_by,
                         cohort_size, execution, set_id, members_added, invalid_ids, job_id, job_submit_started_at,
                         job_instance_id, job_status, counters, alerts, error, plan, state, job_submissions,
-                        input_file, input_hash
+                        input_file, input_hash, refused_accepted, protected_ids, files_pruned_at
                  FROM runs WHERE run_id = ?1",
                 [run_id],
                 |r| {
@@ -792,6 +822,11 @@ impl Journal {
                         r.get::<_, String>(23)?,
                         r.get::<_, i64>(24)?,
                         (r.get::<_, Option<String>>(25)?, r.get::<_, Option<String>>(26)?),
+                        (
+                            r.get::<_, Option<String>>(27)?,
+                            r.get::<_, String>(28)?,
+                            r.get::<_, Option<String>>(29)?,
+                        ),
                     ))
                 },
             )
@@ -903,6 +938,9 @@ impl Journal {
             alerts: serde_json::from_str(&alerts).map_err(corrupt)?,
             error,
             plan: serde_json::from_str(&plan).map_err(corrupt)?,
+            refused_accepted: row.9.0,
+            protected_ids: serde_json::from_str(&row.9.1).map_err(corrupt)?,
+            files_pruned_at: row.9.2,
             steps,
             batches,
             events,
@@ -968,6 +1006,9 @@ mod tests {
                 set_base_name: None,
                 forced: false,
                 cooldown_days: 0,
+                max_refused_ratio: None,
+                exclusions: vec![],
+                normalize: None,
             },
             set_id: None,
             members_added: None,
@@ -981,6 +1022,9 @@ mod tests {
             alerts: vec![],
             error: None,
             plan: serde_json::Value::Null,
+            refused_accepted: None,
+            protected_ids: vec![],
+            files_pruned_at: None,
             steps: vec![],
             batches: vec![],
             events: vec![],
@@ -1082,7 +1126,7 @@ mod tests {
         // Make it look like a journal written by schema 1.
         j.conn
             .execute_batch(
-                "DROP TABLE events; ALTER TABLE runs DROP COLUMN state; ALTER TABLE runs DROP COLUMN job_submissions; ALTER TABLE runs DROP COLUMN input_file; ALTER TABLE runs DROP COLUMN input_hash; ALTER TABLE runs DROP COLUMN plan; PRAGMA user_version = 1;",
+                "DROP TABLE events; ALTER TABLE runs DROP COLUMN state; ALTER TABLE runs DROP COLUMN job_submissions; ALTER TABLE runs DROP COLUMN input_file; ALTER TABLE runs DROP COLUMN input_hash; ALTER TABLE runs DROP COLUMN plan; ALTER TABLE runs DROP COLUMN refused_accepted; ALTER TABLE runs DROP COLUMN protected_ids; ALTER TABLE runs DROP COLUMN files_pruned_at; PRAGMA user_version = 1;",
             )
             .unwrap();
         drop(j);

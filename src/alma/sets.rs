@@ -198,6 +198,25 @@ impl AlmaClient {
         })
     }
 
+    /// Takes `ids` (1..=1000) out of a set (`op=delete_members`); IDs not in the set are
+    /// ignored (`fail_on_invalid_id=false`), so a repeat after a lost answer is harmless.
+    pub async fn delete_members(&self, id: &SetId, ids: &[String]) -> Result<SetInfo, Error> {
+        assert!(
+            !ids.is_empty() && ids.len() <= MAX_MEMBERS_PER_CALL,
+            "batches are 1..=1000 members"
+        );
+        let body = json!({"members": {"member": ids.iter().map(|i| json!({"id": i})).collect::<Vec<_>>()}});
+        let path = format!("conf/sets/{}", id.0);
+        let query = [("op", "delete_members"), ("fail_on_invalid_id", "false")];
+        let set: SetAnswer = self
+            .call_typed(Method::POST, &path, &query, Some(&body), Repeat::OnlyIfNotReceived)
+            .await?;
+        set.into_info(&Call {
+            method: "POST",
+            path: format!("/almaws/v1/{path}"),
+        })
+    }
+
     /// Every member id of a set (paged by 100).
     pub async fn set_members(&self, id: &SetId) -> Result<Vec<String>, Error> {
         let path = format!("conf/sets/{}/members", id.0);

@@ -51,6 +51,11 @@ pub struct RunResult {
     pub state: Option<RunState>,
     pub counters: Vec<(String, String, String)>,
     pub alerts: Vec<(String, String)>,
+    /// Cohort IDs protected since the plan: taken out of the set before the job, no letter.
+    pub protected_ids: Vec<String>,
+    /// Why a completed run is not a plain success (the job's COMPLETED_WARNING, users Alma
+    /// refused): such a run exits 1.
+    pub warnings: Vec<String>,
     pub report_file: Option<String>,
 }
 
@@ -74,12 +79,25 @@ impl RunResult {
             state: None,
             counters: Vec::new(),
             alerts: Vec::new(),
+            protected_ids: Vec::new(),
+            warnings: Vec::new(),
             report_file: None,
         }
     }
 
+    /// The job failed, or the run completed with warnings (exit 1).
     pub fn job_failed(&self) -> bool {
-        self.status == "failed"
+        self.status == "failed" || !self.warnings.is_empty()
+    }
+
+    /// The run's state as its summary's first line says it.
+    pub fn outcome(&self) -> String {
+        let state = self.state.map(|s| s.as_str()).unwrap_or(&self.status);
+        if self.warnings.is_empty() {
+            state.to_string()
+        } else {
+            format!("{state} with warnings")
+        }
     }
 }
 
@@ -139,6 +157,10 @@ pub fn execution(spec: &QuerySpec, run_id: &str, period: Option<&str>) -> Result
         set_base_name,
         forced: false,
         cooldown_days: spec.guard.cooldown_days,
+        max_refused_ratio: Some(spec.guard.max_refused_ratio),
+        // Filled by `start_run` with the files as the plan read them.
+        exclusions: Vec::new(),
+        normalize: Some(spec.cohort.normalize.clone()),
     })
 }
 
@@ -165,6 +187,7 @@ pub fn start_run(
     forced: bool,
 ) -> Result<RunRecord, Error> {
     let mut execution = execution(&plan.spec, &plan.run_id, period)?;
+    execution.exclusions = plan.exclusions.clone();
     execution.forced = forced;
     if forced {
         execution.cooldown_days = 0;
@@ -212,6 +235,9 @@ pub fn start_run(
         alerts: Vec::new(),
         error: None,
         plan: serde_json::to_value(plan.to_json()).unwrap_or_default(),
+        refused_accepted: None,
+        protected_ids: Vec::new(),
+        files_pruned_at: None,
         steps: Vec::new(),
         batches: Vec::new(),
         events: Vec::new(),
@@ -228,6 +254,9 @@ pub struct ContinueOptions {
     /// The operator saw no instance of this run's job in Alma: submit it again, once, if the
     /// lookup still finds none (`resume --resubmit-job`).
     pub resubmit_job: bool,
+    /// The operator checked the IDs Alma refused and lets the run go on with those in the set
+    /// (`resume --accept-refused`).
+    pub accept_refused: bool,
     /// The operator saw no set of this run's name in Alma: create it again, once, if the lookup
     /// still finds none (`resume --recreate-set`).
     pub recreate_set: bool,
@@ -286,8 +315,38 @@ pub fn result(record: &RunRecord, resumed: bool, report_file: Option<PathBuf>) -
         state: Some(record.state),
         counters: record.counters.clone(),
         alerts: record.alerts.clone(),
+        protected_ids: record.protected_ids.clone(),
+        warnings: warnings(record),
         report_file: report_file.map(|p| p.display().to_string()),
     }
+}
+
+/// What keeps a completed run from being a plain success.
+fn warnings(record: &RunRecord) -> Vec<String> {
+    if record.state != RunState::Completed {
+        return Vec::new();
+    }
+    let mut warnings = Vec::new();
+    if record.job_status.as_deref() == Some("COMPLETED_WARNING") {
+        warnings.push(
+            "the job completed with warnings (COMPLETED_WARNING): read its alerts and counters, and Alma's job report (Monitor Jobs > History)".into(),
+        );
+    }
+    if !record.invalid_ids.is_empty() {
+        let shown: Vec<&str> = record.invalid_ids.iter().take(5).map(String::as_str).collect();
+        warnings.push(format!(
+            "{} not in Alma: no letter ({}{}; all in {})",
+            record.invalid_ids.len(),
+            shown.join(", "),
+            if record.invalid_ids.len() > shown.len() {
+                ", …"
+            } else {
+                ""
+            },
+            report::REFUSED_FILE
+        ));
+    }
+    warnings
 }
 
 /// The state machine's driver: one step for the state the journal holds, until the run ends or a
@@ -310,6 +369,12 @@ async fn drive(
             }
             RunState::SetCreated => add_members(client, journal, &record).await?,
             RunState::MembersDone => {
+                // Before the job: who was protected since the plan leaves the set, and a set
+                // that Alma filled with too few of the cohort stops here.
+                recheck_protections(client, journal, &record).await?;
+                let record = journal.run(run_id)?;
+                check_refused(journal, &record, options.accept_refused)?;
+                let record = journal.run(run_id)?;
                 // After an earlier submission that may have started the job, only the operator's
                 // --resubmit-job of this invocation lets it go again (used once).
                 let may_resubmit = std::mem::take(&mut resubmit);
@@ -655,6 +720,148 @@ async fn add_members(client: &AlmaClient, journal: &Journal, record: &RunRecord)
     Ok(())
 }
 
+/// Right before the job: the exclusion files of the plan, read again. A cohort ID that one of
+/// them protects now is recorded (`protected_ids`) and then taken out of the set
+/// (`op=delete_members`); whatever crashed in between, the next pass finds it in the journal
+/// and takes out whoever the set still holds. A file that is gone or unreadable stops the run
+/// (exit 2): the protection it held cannot be checked.
+async fn recheck_protections(client: &AlmaClient, journal: &Journal, record: &RunRecord) -> Result<(), Error> {
+    let run_id = &record.run_id;
+    let execution = &record.execution;
+    let mut protected = record.protected_ids.clone();
+    if let (false, Some(normalize)) = (execution.exclusions.is_empty(), &execution.normalize) {
+        let files: Vec<PathBuf> = execution.exclusions.iter().map(|f| PathBuf::from(&f.path)).collect();
+        let read = super::read_exclusions(&files).map_err(|e| match e {
+            Error::Input { path, line, message } => Error::Input {
+                path,
+                line,
+                message: format!(
+                    "{message} — run {run_id}'s plan read this exclusion file and it is read again before the job; the job was not submitted. Restore the file, then `alma-cohort resume {run_id}`"
+                ),
+            },
+            e => e,
+        })?;
+        let refused: HashSet<String> = record.invalid_ids.iter().map(|i| i.to_lowercase()).collect();
+        let already: HashSet<String> = protected.iter().map(|i| i.to_lowercase()).collect();
+        let in_set: Vec<String> = journal
+            .cohort(run_id)?
+            .into_iter()
+            .filter(|id| !refused.contains(&id.to_lowercase()) && !already.contains(&id.to_lowercase()))
+            .collect();
+        let newly = crate::transform::protected_among(&in_set, &read.ids, normalize)?;
+        if !newly.is_empty() {
+            let changed: Vec<&str> = execution
+                .exclusions
+                .iter()
+                .zip(&read.files)
+                .filter(|(then, now)| then.sha256 != now.sha256)
+                .map(|(then, _)| then.path.as_str())
+                .collect();
+            protected.extend(newly.iter().cloned());
+            tracing::warn!(
+                protected = newly.len(),
+                files = ?changed,
+                "exclusion files protect cohort members since the plan: taking them out of the set before the job"
+            );
+            journal.note(
+                run_id,
+                RunState::MembersDone,
+                &format!(
+                    "{} of the cohort protected since the plan (exclusion files changed: {}): taken out of the set before the job",
+                    newly.len(),
+                    if changed.is_empty() { "-".to_string() } else { changed.join(", ") }
+                ),
+                &[("protected_ids", &serde_json::to_string(&protected).unwrap_or_else(|_| "[]".into()))],
+            )?;
+        }
+    }
+    if protected.is_empty() {
+        return Ok(());
+    }
+    let set = SetId(record.set_id.clone().unwrap_or_default());
+    let wanted: HashSet<String> = protected.iter().map(|i| i.to_lowercase()).collect();
+    let still: Vec<String> = client
+        .set_members(&set)
+        .await?
+        .into_iter()
+        .filter(|m| wanted.contains(&m.to_lowercase()))
+        .collect();
+    if still.is_empty() {
+        return Ok(());
+    }
+    for batch in still.chunks(alma::sets::MAX_MEMBERS_PER_CALL) {
+        client.delete_members(&set, batch).await?;
+    }
+    journal.note(
+        run_id,
+        RunState::MembersDone,
+        &format!(
+            "{} protected IDs taken out of set {} (op=delete_members)",
+            still.len(),
+            set.0
+        ),
+        &[],
+    )?;
+    Ok(())
+}
+
+/// Stops before the job when Alma refused a larger share of the cohort than `[guard]
+/// max_refused_ratio` allows (lost zeros, another identifier type, purged users: the cohort may
+/// not be the one meant), unless the operator accepted it (`resume --accept-refused`, recorded).
+fn check_refused(journal: &Journal, record: &RunRecord, accept: bool) -> Result<(), Error> {
+    let refused = record.invalid_ids.len();
+    let Some(max) = record.execution.max_refused_ratio else {
+        return Ok(());
+    };
+    if refused == 0 || record.refused_accepted.is_some() {
+        return Ok(());
+    }
+    let share = refused as f64 / record.cohort_size.max(1) as f64;
+    if share <= max {
+        return Ok(());
+    }
+    let run_id = &record.run_id;
+    if accept {
+        let word = format!("{} at {}", operator(), now());
+        journal.note(
+            run_id,
+            RunState::MembersDone,
+            &format!(
+                "the operator accepted that Alma refused {refused} of the cohort (resume --accept-refused): the job goes to those in the set"
+            ),
+            &[("refused_accepted", &word)],
+        )?;
+        return Ok(());
+    }
+    let normalize = record
+        .execution
+        .normalize
+        .as_ref()
+        .map(|n| {
+            format!(
+                "trim {}, strip_apostrophe {}, pad_numeric_to {}, case {:?}",
+                n.trim,
+                n.strip_apostrophe,
+                n.pad_numeric_to.map_or("none".to_string(), |w| w.to_string()),
+                n.case
+            )
+        })
+        .unwrap_or_else(|| "unknown".into());
+    Err(Error::Refused {
+        message: format!(
+            "Alma refused {refused} of run {run_id}'s {} IDs ({:.1}%, more than [guard] max_refused_ratio {max}): Alma knows no user by them, so the cohort may not be the one meant — the usual causes are leading zeros lost in Excel, IDs of another identifier type than the primary ID, or purged users (the plan's normalization: {normalize}); the set {} keeps the other {}, and the job was not submitted. The refused IDs are in {}",
+            record.cohort_size,
+            share * 100.0,
+            record.set_id.as_deref().unwrap_or("-"),
+            record.cohort_size - refused,
+            super::report::REFUSED_FILE,
+        ),
+        hint: format!(
+            "look the refused IDs up in Alma; if the run is right without them, `alma-cohort resume {run_id} --accept-refused`; if the list or query is wrong, `alma-cohort abandon {run_id} --reason \"…\"` and plan again"
+        ),
+    })
+}
+
 /// Says why Alma refused IDs, for the first few: usually the user does not exist. Best effort: a
 /// failed lookup (no Users permission, quota gone) is said and never stops the run.
 async fn explain_refused(client: &AlmaClient, invalid: &[String]) -> String {
@@ -692,7 +899,8 @@ async fn check_set_unchanged(
     let Some(set_id) = &record.set_id else {
         return Ok(());
     };
-    let expected = record.members_added.unwrap_or(0);
+    let protected: HashSet<String> = record.protected_ids.iter().map(|i| i.to_lowercase()).collect();
+    let expected = record.members_added.unwrap_or(0).saturating_sub(protected.len());
     let set = SetId(set_id.clone());
     let mut now = client.get_set(&set).await?.members;
     // Resumed, time has passed and someone may have swapped a member for another (the count
@@ -703,7 +911,7 @@ async fn check_set_unchanged(
         let cohort: HashSet<String> = cohort
             .iter()
             .map(|i| i.to_lowercase())
-            .filter(|i| !invalid.contains(i))
+            .filter(|i| !invalid.contains(i) && !protected.contains(i))
             .collect();
         now = members.len();
         if let Some(stranger) = members.iter().find(|m| !cohort.is_empty() && !cohort.contains(*m)) {
@@ -961,7 +1169,7 @@ async fn recheck_cooldown(client: &AlmaClient, journal: &Journal, record: &RunRe
     let recent = ledger::recently_reset(Some(client), journal, days, Some(&record.run_id), &read_at_plan)
         .await
         .map_err(|e| in_run(e, record))?;
-    let refused: HashSet<String> = record.invalid_ids.iter().map(|i| i.to_lowercase()).collect();
+    let refused = report::not_mailed(record);
     let cohort = journal.cohort(&record.run_id)?;
     let overlap: Vec<(&String, &ledger::Recent)> = cohort
         .iter()

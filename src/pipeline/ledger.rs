@@ -501,7 +501,7 @@ pub async fn recently_reset(
         if !notifies || at.as_str() < since_text.as_str() {
             continue;
         }
-        let refused: HashSet<String> = run.invalid_ids.iter().map(|i| i.to_lowercase()).collect();
+        let refused = super::report::not_mailed(&run);
         for id in journal.cohort(&run.run_id)? {
             let key = id.to_lowercase();
             if refused.contains(&key) {

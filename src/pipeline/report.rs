@@ -7,6 +7,49 @@ use std::path::{Path, PathBuf};
 use crate::error::Error;
 use crate::journal::RunRecord;
 
+/// The IDs Alma did not add to the run's set (it knows no user by them), beside the report.
+pub const REFUSED_FILE: &str = "refused.csv";
+
+/// Writes `refused.csv`: each ID Alma refused, with what to look for.
+fn write_refused(file: &Path, r: &RunRecord) -> Result<(), Error> {
+    let out = |source: std::io::Error| Error::Output {
+        path: file.to_path_buf(),
+        source,
+    };
+    let mut w = csv::Writer::from_writer(crate::files::create(file).map_err(out)?);
+    let normalize = r
+        .execution
+        .normalize
+        .as_ref()
+        .map(|n| match n.pad_numeric_to {
+            Some(width) => format!("padded to {width} digits by the plan"),
+            None => "not padded by the plan (no pad_numeric_to)".into(),
+        })
+        .unwrap_or_default();
+    w.write_record(["primary_id", "alma", "look_for"])
+        .map_err(|e| out(e.into()))?;
+    for id in &r.invalid_ids {
+        let look_for = if id.bytes().all(|b| b.is_ascii_digit()) {
+            format!("leading zeros lost in Excel ({normalize}); a purged user")
+        } else {
+            "an ID of another identifier type than the primary ID (barcode, email); a purged user".into()
+        };
+        w.write_record([id.as_str(), "not added: no user with this primary ID", &look_for])
+            .map_err(|e| out(e.into()))?;
+    }
+    w.flush().map_err(out)
+}
+
+/// The IDs that got no letter: refused by Alma, or protected since the plan and taken out of the
+/// set.
+pub fn not_mailed(r: &RunRecord) -> std::collections::HashSet<String> {
+    r.invalid_ids
+        .iter()
+        .chain(&r.protected_ids)
+        .map(|i| i.to_lowercase())
+        .collect()
+}
+
 /// Writes `summary.json` and `report.md`; returns the report's path.
 pub fn write_run_files(state_dir: &Path, record: &RunRecord, cohort: &[String]) -> Result<PathBuf, Error> {
     let folder = state_dir.join("runs").join(&record.run_id);
@@ -22,6 +65,9 @@ pub fn write_run_files(state_dir: &Path, record: &RunRecord, cohort: &[String]) 
     crate::files::write(&report, markdown(record, cohort)).map_err(io(&report))?;
     let html = folder.join("report.html");
     crate::files::write(&html, html_report(record, cohort)?).map_err(io(&html))?;
+    if !record.invalid_ids.is_empty() {
+        write_refused(&folder.join(REFUSED_FILE), record)?;
+    }
     if !folder.join("cohort.csv").exists() {
         let mut csv = String::from("primary_id\n");
         for id in cohort {
@@ -91,7 +137,14 @@ pub fn markdown(r: &RunRecord, cohort: &[String]) -> String {
         &mut s,
         "members",
         &match r.members_added {
-            Some(n) => format!("{n} added, {} refused by Alma", r.invalid_ids.len()),
+            Some(n) if r.protected_ids.is_empty() => {
+                format!("{n} added, {} not in Alma (no letter)", r.invalid_ids.len())
+            }
+            Some(n) => format!(
+                "{n} added, {} not in Alma (no letter), {} protected since the plan and taken out",
+                r.invalid_ids.len(),
+                r.protected_ids.len()
+            ),
             None => "not added yet".into(),
         },
     );
@@ -162,8 +215,26 @@ pub fn markdown(r: &RunRecord, cohort: &[String]) -> String {
         }
     }
     if !r.invalid_ids.is_empty() {
-        let _ = writeln!(s, "\n## IDs Alma did not add ({})\n", r.invalid_ids.len());
+        let _ = writeln!(
+            s,
+            "\n## Not in Alma: no letter ({})\n\nAlma knows no user by these IDs and did not add them to the set (lost leading zeros, another identifier type, purged users); `{REFUSED_FILE}` beside this report lists them.{}\n",
+            r.invalid_ids.len(),
+            match &r.refused_accepted {
+                Some(by) => format!(" The operator let the run go on without them ({by})."),
+                None => String::new(),
+            }
+        );
         for id in &r.invalid_ids {
+            let _ = writeln!(s, "- `{id}`");
+        }
+    }
+    if !r.protected_ids.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n## Protected since the plan: no letter ({})\n\nAn exclusion file named them after the plan; they were taken out of the set before the job.\n",
+            r.protected_ids.len()
+        );
+        for id in &r.protected_ids {
             let _ = writeln!(s, "- `{id}`");
         }
     }
@@ -259,7 +330,7 @@ pub fn html_report(r: &RunRecord, cohort: &[String]) -> Result<String, Error> {
             .collect();
         charts.push(chart("Rows dropped, by reason".into(), "#c46a2b", items));
     }
-    let invalid: std::collections::HashSet<String> = r.invalid_ids.iter().map(|i| i.to_lowercase()).collect();
+    let invalid = not_mailed(r);
     let notified: Vec<&String> = cohort
         .iter()
         .filter(|id| !invalid.contains(&id.to_lowercase()))

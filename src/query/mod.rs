@@ -77,14 +77,15 @@ pub fn parse_param(raw: &str) -> Result<(String, String), Error> {
     Ok((k.to_string(), v.to_string()))
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Case {
     Preserve,
     Upper,
     Lower,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Normalize {
     pub trim: bool,
     pub strip_apostrophe: bool,
@@ -192,6 +193,9 @@ pub struct GuardSpec {
     pub min_ratio: Option<f64>,
     /// Users whom any run notified within this many days are left out (0: no cooldown).
     pub cooldown_days: u32,
+    /// When Alma refuses a larger share of the cohort (IDs it does not know), the run stops
+    /// before the job (0 ≤ x ≤ 1).
+    pub max_refused_ratio: f64,
 }
 
 /// A validated query: everything the pipeline needs, nothing left to interpret.

@@ -15,6 +15,9 @@ use super::{
 pub const DEFAULT_SET_NAME: &str = "User Password Reset {query} {period}";
 /// Users notified by any run within this many days are left out of a new one (`[guard] cooldown_days`).
 pub const DEFAULT_COOLDOWN_DAYS: u32 = 7;
+/// The share of the cohort Alma may refuse (IDs it does not know) before the run stops ahead of
+/// the job (`[guard] max_refused_ratio`).
+pub const DEFAULT_MAX_REFUSED_RATIO: f64 = 0.01;
 pub const DEFAULT_SET_DESCRIPTION: &str = "Created by alma-cohort run {run_id}";
 pub const DEFAULT_JOB_NAME: &str = "Update/Notify Users";
 pub const DEFAULT_NOTIFICATION: &str = "NOTIFY_PASSWORD_CHANGE";
@@ -140,6 +143,7 @@ struct Guard {
     email_column: Option<String>,
     min_ratio: Option<f64>,
     cooldown_days: Option<i64>,
+    max_refused_ratio: Option<f64>,
 }
 
 impl QueryFile {
@@ -516,6 +520,17 @@ impl QueryFile {
                 ));
             }
         };
+        let max_refused_ratio = match self.guard.max_refused_ratio {
+            None => DEFAULT_MAX_REFUSED_RATIO,
+            Some(r) if r.is_finite() && (0.0..=1.0).contains(&r) => r,
+            Some(r) => {
+                return Err(invalid(
+                    "guard.max_refused_ratio",
+                    format!("is {r}"),
+                    "use a share from 0 (stop before the job when Alma refuses anyone) to 1 (never stop), e.g. 0.01",
+                ));
+            }
+        };
         Ok(QuerySpec {
             file: file.to_path_buf(),
             name: self.name,
@@ -552,6 +567,7 @@ impl QueryFile {
                 email_column: self.guard.email_column.map(|c| c.trim().to_string()),
                 min_ratio: self.guard.min_ratio,
                 cooldown_days,
+                max_refused_ratio,
             },
             source,
         })

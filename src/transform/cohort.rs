@@ -369,6 +369,29 @@ fn exclusion_key(id: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// The cohort IDs (as the journal holds them, normalized) that `exclusions` protect, compared
+/// as the plan compares them ([`normalized_exclusions`]): for the exclusion files read again
+/// before the job.
+pub fn protected_among(cohort: &[String], exclusions: &[String], normalize: &Normalize) -> Result<Vec<String>, Error> {
+    if exclusions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rules = CohortRules {
+        id_column: "id",
+        where_sql: None,
+        normalize,
+        account_type_column: None,
+        exclusions,
+        email_column: None,
+    };
+    let keys = normalized_exclusions(&rules)?;
+    Ok(cohort
+        .iter()
+        .filter(|id| keys.contains(exclusion_key(id).as_ref()))
+        .cloned()
+        .collect())
+}
+
 /// The exclusion IDs through the cohort's normalization ([`normalized_id`]) and then the
 /// comparison key ([`exclusion_key`]): a protected `500006` matches the cohort's padded
 /// `00500006`, `'0012345` matches `0012345`, also where the query pads or trims nothing.

@@ -11,7 +11,9 @@ use crate::alma::Report;
 
 mod cohort;
 
-pub use cohort::{Breakdown, Cohort, CohortRules, DropReason, build_cohort, check_headings, where_columns};
+pub use cohort::{
+    Breakdown, Cohort, CohortRules, DropReason, build_cohort, check_headings, protected_among, where_columns,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -469,17 +469,80 @@ async fn ids_alma_does_not_know_are_reported_and_transient_errors_survived() {
     let q = dir.join("mine.toml");
     std::fs::write(&q, "name = \"mine\"\n[report]\npath = \"/shared/Mine/Cohort\"\n[cohort]\nid_column = \"Primary Identifier\"\n[guard]\nmax_members = 100\n").unwrap();
     let state = dir.join("state");
+    // 2 of 42 refused is more than the default 1 %: the run stops before the job, the set kept.
     let r = execute_run(&sim, &state, q.to_str().unwrap(), &["--json"]).await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let v = last_json(&r.stdout);
-    assert_eq!(v["members_added"], 40);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("Alma refused 2 of run ")
+            && r.stderr.contains("more than [guard] max_refused_ratio 0.01")
+            && r.stderr.contains("leading zeros lost in Excel")
+            && r.stderr.contains("--accept-refused"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!((sim.handle.sets().len(), sim.handle.job_instances().len()), (1, 0));
+    assert_eq!(sim.handle.set_members(&sim.handle.sets()[0].id).unwrap().len(), 40);
+    let runs = runs_json(&sim, &state).await;
+    let run_id = runs[0]["run_id"].as_str().unwrap().to_string();
+    assert_eq!(runs[0]["state"], "members_done");
+    let refused = std::fs::read_to_string(state.join("runs").join(&run_id).join("refused.csv")).unwrap();
+    assert!(
+        refused.starts_with("primary_id,alma,look_for\nNO-SUCH-1,not added: no user with this primary ID,"),
+        "{refused}"
+    );
+    // cron fires again: the run is unfinished, nothing new in Alma.
+    let again = execute_run(&sim, &state, q.to_str().unwrap(), &[]).await;
+    assert_eq!(again.code, 4, "{}", again.stderr);
+    // A plain resume stops the same way; --accept-refused goes on with those in the set.
+    let plain = run(&sim, &state, &["resume", &run_id]).await;
+    assert_eq!(plain.code, 4, "{}", plain.stderr);
+    assert_eq!(sim.handle.job_instances().len(), 0);
+    let accepted = run(
+        &sim,
+        &state,
+        &["resume", &run_id, "--accept-refused", "--yes", "--json"],
+    )
+    .await;
+    assert_eq!(accepted.code, 1, "completed with a warning: {}", accepted.stderr);
+    let v = last_json(&accepted.stdout);
+    assert_eq!(
+        (v["state"].as_str(), v["members_added"].as_u64()),
+        (Some("completed"), Some(40))
+    );
     assert_eq!(v["invalid_ids"], serde_json::json!(["NO-SUCH-1", "NO-SUCH-2"]));
+    assert!(
+        v["warnings"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("2 not in Alma: no letter (NO-SUCH-1, NO-SUCH-2"),
+        "{v}"
+    );
     let report = std::fs::read_to_string(v["report_file"].as_str().unwrap()).unwrap();
     assert!(
-        report.contains("2 refused (2 of the first 2 checked are not users in Alma)") && report.contains("`NO-SUCH-1`"),
+        report.contains("2 refused (2 of the first 2 checked are not users in Alma)")
+            && report.contains("## Not in Alma: no letter (2)")
+            && report.contains("The operator let the run go on without them")
+            && report.contains("`NO-SUCH-1`"),
         "{report}"
     );
     assert_eq!(sim.handle.job_instances().len(), 1);
+    // One letter at most for each user in the set (the simulator's users without an address get
+    // none), and none for anyone else.
+    let members: std::collections::HashSet<String> = sim
+        .handle
+        .set_members(&sim.handle.sets()[0].id)
+        .unwrap()
+        .into_iter()
+        .collect();
+    let letters: Vec<String> = sim.handle.outbox().into_iter().map(|l| l.user_primary_id).collect();
+    let unique: std::collections::HashSet<&String> = letters.iter().collect();
+    assert!(
+        !letters.is_empty() && unique.len() == letters.len() && letters.iter().all(|l| members.contains(l)),
+        "{letters:?}"
+    );
+    // The flag on a run that is not waiting on refused IDs: exit 2, nothing done.
+    let late = run(&sim, &state, &["resume", &run_id, "--accept-refused"]).await;
+    assert_eq!(late.code, 2, "{}", late.stderr);
 }
 
 /// Polling backs off: a job that runs 30 minutes on the simulator's clock is polled at most 30
