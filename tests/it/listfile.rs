@@ -430,3 +430,86 @@ async fn bad_list_files_are_refused_with_one_line_and_no_call() {
     }
     assert!(sim.handle.requests().is_empty(), "no call to Alma");
 }
+
+/// 5 of 25 IDs are not in Alma: the run stops before the job with the set kept (exit 4, one set,
+/// no job). Meanwhile a colleague protects one user; `resume --accept-refused` takes that user
+/// out of the set before the job: one job, one letter for each known user except the protected
+/// one. A run whose exclusion file is gone by then stops (exit 2) and submits nothing.
+#[tokio::test]
+async fn refused_ids_stop_the_run_and_a_protection_added_meanwhile_holds() {
+    let known: Vec<String> = (0..20).map(|i| format!("00{:05}", 10000 + i)).collect();
+    let sim = sim(sim_config().users(30).named_users(known.iter().map(String::as_str))).await;
+    let dir = temp_dir("refused-then-protected");
+    let mut list = String::from("User name\n");
+    for id in &known {
+        list.push_str(&format!("{id}\n"));
+    }
+    for i in 0..5 {
+        list.push_str(&format!("99{:05}\n", i));
+    }
+    std::fs::write(dir.join("ids.txt"), list).unwrap();
+    std::fs::write(dir.join("protected.txt"), "# protected staff\n0000001\n").unwrap();
+    let q = query(
+        &dir,
+        "[file]\npath = \"ids.txt\"",
+        "exclude_files = [\"protected.txt\"]",
+    );
+    let state = dir.join("state");
+    let r = execute_run(&sim, &state, q.to_str().unwrap(), &["--period", "2027-spring"]).await;
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert!(r.stderr.contains("Alma refused 5 of run "), "{}", r.stderr);
+    assert_eq!((sim.handle.sets().len(), sim.handle.job_instances().len()), (1, 0));
+    assert_eq!(set_members(&sim).len(), 20);
+    let run_id = crate::execute::runs_json(&sim, &state).await[0]["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // A protection added while the run waits, written the way it would be (another zero count).
+    std::fs::write(dir.join("protected.txt"), "# protected staff\n0000001\n10003\n").unwrap();
+    let resumed = run(&sim, &state, &["resume", &run_id, "--accept-refused", "--yes", "--json"]).await;
+    assert_eq!(resumed.code, 1, "completed, with the refused users as a warning: {}", resumed.stderr);
+    let v = last_json(&resumed.stdout);
+    assert_eq!(v["state"], "completed");
+    assert_eq!(v["protected_ids"], serde_json::json!(["0010003"]));
+    assert_eq!(sim.handle.job_instances().len(), 1);
+    let mut members = set_members(&sim);
+    members.sort();
+    let expected: Vec<String> = known.iter().filter(|id| *id != "0010003").cloned().collect();
+    assert_eq!(members, expected, "the protected user left the set before the job");
+    let mut letters: Vec<String> = sim.handle.outbox().into_iter().map(|l| l.user_primary_id).collect();
+    letters.sort();
+    assert_eq!(letters, expected, "one letter for each known user except the one protected since");
+    let show = run(&sim, &state, &["show", &run_id]).await;
+    assert!(
+        show.stdout.contains("protected since the plan") && show.stdout.contains("op=delete_members"),
+        "{}",
+        show.stdout
+    );
+    assert!(
+        sim.handle
+            .requests()
+            .iter()
+            .any(|r| r.query.contains("op=delete_members")),
+        "the set was changed with delete_members"
+    );
+
+    // Another period: the run stops (refused), and the exclusion file is then deleted.
+    let r = execute_run(&sim, &state, q.to_str().unwrap(), &["--period", "2027-fall", "--force"]).await;
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    let second = crate::execute::runs_json(&sim, &state).await[0]["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(second, run_id);
+    std::fs::remove_file(dir.join("protected.txt")).unwrap();
+    let gone = run(&sim, &state, &["resume", &second, "--accept-refused", "--yes"]).await;
+    assert_eq!(gone.code, 2, "{}", gone.stderr);
+    assert!(
+        gone.stderr.contains("protected.txt") && gone.stderr.contains("read again before the job"),
+        "{}",
+        gone.stderr
+    );
+    assert_eq!(gone.stderr.matches("error:").count(), 1, "{}", gone.stderr);
+    assert_eq!(sim.handle.job_instances().len(), 1, "no second job");
+}

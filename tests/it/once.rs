@@ -646,3 +646,40 @@ async fn a_set_changed_in_alma_is_not_used() {
     );
     assert_eq!(sim.handle.job_instances().len(), before, "nothing submitted");
 }
+
+/// COMPLETED_WARNING is a completed run with a warning, not a plain success: the summary's first
+/// line says so, the job's counters and alerts are in it (what cron mails), `--json` carries
+/// `job_status` and `warnings`, and the exit code is 1. The period is done: cron's next firing
+/// is refused (exit 4), no second job.
+#[tokio::test]
+async fn a_job_that_completed_with_warnings_exits_1_and_says_so() {
+    let sim = sim(sim_config().job_outcome(JobOutcome::Warning)).await;
+    let dir = temp_dir("completed-warning");
+    let state = dir.join("state");
+    let q = all_users_query(&dir, 5000);
+    let q = q.to_str().unwrap();
+    let r = execute_run(&sim, &state, q, &["--period", "2027-spring"]).await;
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let first = r.stdout.lines().find(|l| l.starts_with("run ")).unwrap_or_default();
+    assert!(
+        first.contains(" completed with warnings: ") && first.contains("ended COMPLETED_WARNING"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("  warning: the job completed with warnings (COMPLETED_WARNING)")
+            && r.stdout.contains("  alert ")
+            && r.stdout.lines().any(|l| l.starts_with("  ") && l.contains(": ") && !l.contains("alert") && !l.contains("warning")),
+        "counters and alerts in the summary: {}",
+        r.stdout
+    );
+    let run_id = runs_json(&sim, &state).await[0]["run_id"].as_str().unwrap().to_string();
+    let show = run(&sim, &state, &["resume", &run_id, "--json"]).await;
+    assert_eq!(show.code, 1, "{}", show.stderr);
+    let v = last_json(&show.stdout);
+    assert_eq!(v["job_status"], "COMPLETED_WARNING");
+    assert!(v["warnings"][0].as_str().unwrap().contains("COMPLETED_WARNING"), "{v}");
+    let again = execute_run(&sim, &state, q, &["--period", "2027-spring"]).await;
+    assert_eq!(again.code, 4, "{}", again.stderr);
+    assert_eq!(sim.handle.job_instances().len(), 1);
+}
