@@ -51,6 +51,7 @@ pub async fn run(cli: Cli) -> Result<Exit, Error> {
         }
         Command::Extract(args) => extract(Settings::from_args(&cli.global)?, args, quiet).await,
         Command::Sim(args) => sim(args).await,
+        Command::Prune(args) => prune(Settings::from_args(&cli.global)?, args),
     }
 }
 
@@ -230,8 +231,49 @@ pub async fn execute(settings: Settings, args: RunArgs, quiet: bool) -> Result<E
         &ContinueOptions::default(),
         &settings.poll_policy(),
     )
-    .await?;
-    print_result(&result, json)
+    .await;
+    // Whatever the run's outcome, old runs' files go (the retention rule); never fatal to the run.
+    auto_prune(&settings, &journal);
+    print_result(&result?, json)
+}
+
+/// The retention rule after a run: the files of runs that ended more than `[retention] days` ago
+/// are deleted. A failure is a warning: the run's own outcome stands.
+fn auto_prune(settings: &Settings, journal: &Journal) {
+    let outcome = crate::settings::retention_days()
+        .map_err(Error::from)
+        .and_then(|days| pipeline::retention::prune(&settings.state_dir, journal, days, false));
+    match outcome {
+        Ok(p) if p.files > 0 => tracing::info!("{}", p.summary(&settings.state_dir)),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %crate::error::chain(&e), "old runs' files were not pruned"),
+    }
+}
+
+fn prune(settings: Settings, args: crate::cli::PruneArgs) -> Result<Exit, Error> {
+    let days = match args.older_than {
+        Some(d) => d,
+        None => crate::settings::retention_days()?,
+    };
+    // Read-only on a state dir that does not exist: nothing to prune, nothing created.
+    let pruned = if let Some(journal) = Journal::open_existing(&settings.state_dir)? {
+        pipeline::retention::prune(&settings.state_dir, &journal, days, args.dry_run)?
+    } else {
+        pipeline::retention::Pruned {
+            older_than_days: days,
+            dry_run: args.dry_run,
+            ..Default::default()
+        }
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&pruned).map_err(|e| Error::Usage(e.to_string()))?
+        );
+    } else {
+        println!("{}", pruned.summary(&settings.state_dir));
+    }
+    Ok(Exit::Done)
 }
 
 fn confirm(plan: &pipeline::Plan, yes: bool) -> Result<(), Error> {
@@ -312,7 +354,9 @@ fn abandon(settings: Settings, args: AbandonArgs) -> Result<Exit, Error> {
         "run {} abandoned ({}); recorded in the journal. Report: {}",
         record.run_id,
         record.events.last().map(|e| e.detail.as_str()).unwrap_or_default(),
-        report.display()
+        report.map_or("none (the run's files were pruned)".to_string(), |r| r
+            .display()
+            .to_string())
     );
     Ok(Exit::Done)
 }

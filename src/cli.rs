@@ -162,6 +162,23 @@ pub enum Command {
     Extract(ExtractArgs),
     /// Serve the local Alma simulator (analytics, sets, jobs, users) until interrupted
     Sim(SimArgs),
+    /// Delete the files (cohort, reports) of runs that ended more than [retention] days ago; the
+    /// journal keeps their record
+    Prune(PruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Delete the files of runs that ended more than DAYS days ago (default: the config file's
+    /// [retention] days, else 90)
+    #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub older_than: Option<u32>,
+    /// Say what would be deleted, and delete nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the result as one JSON object on stdout
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// A query file and the values for its placeholders.

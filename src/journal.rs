@@ -165,11 +165,15 @@ pub struct Event {
 }
 
 /// Who is running this process, for the journal.
+/// Who runs this: `$USER` (or `$LOGNAME`, `%USERNAME%`), else the OS account itself (cron and
+/// systemd may start the tool with a bare environment).
 pub fn operator() -> String {
     std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .or_else(|_| std::env::var("USERNAME"))
-        .unwrap_or_else(|_| "unknown".into())
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .unwrap_or_else(whoami::username)
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

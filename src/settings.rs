@@ -25,7 +25,7 @@ pub enum Error {
     EmptyKeyFile { path: PathBuf },
     #[error("the API key file {path} can be read by other users (mode {mode:o})\nhint: chmod 600 {path}")]
     KeyFileOpen { path: PathBuf, mode: u32 },
-    #[error("--{flag} must be a number of seconds above 0, got {value}")]
+    #[error("--{flag} must be a number of seconds above 0 and at most 31622400 (a year), got {value}")]
     BadSeconds { flag: &'static str, value: f64 },
     #[error("--pace must be at least 1 request per second")]
     BadPace,
@@ -74,12 +74,54 @@ fn legacy_state_dir(profile: Option<&str>) -> PathBuf {
     }
 }
 
-/// `alma-cohort.toml`: one profile per institution.
+/// The longest duration a flag takes, in seconds (a year).
+pub const MAX_SECONDS: f64 = 366.0 * 24.0 * 3600.0;
+
+/// `alma-cohort.toml`: one profile per institution, and how long run files are kept.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
     #[serde(default)]
     pub profiles: std::collections::BTreeMap<String, Profile>,
+    pub retention: Option<Retention>,
+}
+
+/// `[retention]`: a run's files (cohort, reports) are deleted this many days after it ended.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    pub days: i64,
+}
+
+fn read_config(path: &Path) -> Result<ConfigFile, Error> {
+    let text = crate::text::read_text(path, crate::text::limit::SMALL).map_err(|e| Error::Config {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    toml::from_str(&text).map_err(|e| Error::Config {
+        path: path.to_path_buf(),
+        message: e.message().to_string(),
+    })
+}
+
+/// `[retention] days` of the config file (when there is one), else
+/// [`crate::pipeline::retention::DEFAULT_DAYS`]; refused outside 1..=3650.
+pub fn retention_days() -> Result<u32, Error> {
+    use crate::pipeline::retention::{DEFAULT_DAYS, MAX_DAYS};
+    let path = config_path();
+    if !path.is_file() {
+        return Ok(DEFAULT_DAYS);
+    }
+    match read_config(&path)?.retention {
+        None => Ok(DEFAULT_DAYS),
+        Some(Retention { days }) if (1..=i64::from(MAX_DAYS)).contains(&days) => Ok(days as u32),
+        Some(Retention { days }) => Err(Error::Config {
+            path,
+            message: format!(
+                "[retention] days is {days}; give a number of days from 1 to {MAX_DAYS} (run files are deleted that long after the run ended; default {DEFAULT_DAYS})"
+            ),
+        }),
+    }
 }
 
 #[derive(Clone, Debug, Default, serde::Deserialize)]
@@ -109,14 +151,7 @@ pub fn load_profile(name: &str) -> Result<Profile, Error> {
             path,
         });
     }
-    let text = crate::text::read_text(&path, crate::text::limit::SMALL).map_err(|e| Error::Config {
-        path: path.clone(),
-        message: e.to_string(),
-    })?;
-    let file: ConfigFile = toml::from_str(&text).map_err(|e| Error::Config {
-        path: path.clone(),
-        message: e.message().to_string(),
-    })?;
+    let file = read_config(&path)?;
     let mut profile = file.profiles.get(name).cloned().ok_or_else(|| Error::NoProfile {
         name: name.to_string(),
         path: path.clone(),
@@ -153,7 +188,8 @@ pub struct Settings {
 impl Settings {
     pub fn from_args(g: &GlobalArgs) -> Result<Self, Error> {
         let seconds = |flag, value: f64| {
-            if value.is_finite() && value > 0.0 {
+            // At most a year: a larger value (1e30) is a typo, and would not fit a Duration.
+            if value.is_finite() && value > 0.0 && value <= MAX_SECONDS {
                 Ok(Duration::from_secs_f64(value))
             } else {
                 Err(Error::BadSeconds { flag, value })
@@ -168,7 +204,7 @@ impl Settings {
         if pace == 0 {
             return Err(Error::BadPace);
         }
-        if !(g.retry_delay.is_finite() && g.retry_delay >= 0.0) {
+        if !(g.retry_delay.is_finite() && g.retry_delay >= 0.0 && g.retry_delay <= MAX_SECONDS) {
             return Err(Error::BadSeconds {
                 flag: "retry-delay",
                 value: g.retry_delay,

@@ -13,8 +13,13 @@ pub struct Call {
 }
 
 impl fmt::Display for Call {
+    /// The method and path, a user's ID left out (`GET /almaws/v1/users/…`): calls are named in
+    /// errors and logs, which must carry no patron's ID.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.method, self.path)
+        match self.path.split_once("/users/") {
+            Some((before, _)) => write!(f, "{} {before}/users/…", self.method),
+            None => write!(f, "{} {}", self.method, self.path),
+        }
     }
 }
 

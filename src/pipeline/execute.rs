@@ -293,7 +293,7 @@ pub async fn continue_run(
     let record = journal.run(run_id)?;
     let cohort = journal.cohort(run_id)?;
     let report_file = report::write_run_files(state_dir, &record, &cohort)?;
-    Ok(result(&record, options.resumed, Some(report_file)))
+    Ok(result(&record, options.resumed, report_file))
 }
 
 pub fn result(record: &RunRecord, resumed: bool, report_file: Option<PathBuf>) -> RunResult {

@@ -5,6 +5,7 @@ pub mod execute;
 pub mod ledger;
 mod payload;
 pub mod report;
+pub mod retention;
 pub mod state;
 
 use std::collections::{HashMap, HashSet};

@@ -50,8 +50,12 @@ pub fn not_mailed(r: &RunRecord) -> std::collections::HashSet<String> {
         .collect()
 }
 
-/// Writes `summary.json` and `report.md`; returns the report's path.
-pub fn write_run_files(state_dir: &Path, record: &RunRecord, cohort: &[String]) -> Result<PathBuf, Error> {
+/// Writes `summary.json`, `report.md` and `report.html`; returns the report's path. A run whose
+/// files were pruned (retention) gets none again: `None`.
+pub fn write_run_files(state_dir: &Path, record: &RunRecord, cohort: &[String]) -> Result<Option<PathBuf>, Error> {
+    if record.files_pruned_at.is_some() {
+        return Ok(None);
+    }
     let folder = state_dir.join("runs").join(&record.run_id);
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -75,7 +79,7 @@ pub fn write_run_files(state_dir: &Path, record: &RunRecord, cohort: &[String]) 
         }
         crate::files::write(&folder.join("cohort.csv"), csv).map_err(io(&folder))?;
     }
-    Ok(report)
+    Ok(Some(report))
 }
 
 /// The users the plan left out for having no email address (they keep their password).

@@ -48,6 +48,7 @@ pub async fn alma_cohort(args: &[&str], key: Option<&str>) -> Run {
 pub fn isolate_home(cmd: &mut std::process::Command) {
     let home = std::env::temp_dir().join(format!("it-home-{}", std::process::id()));
     cmd.env_remove("ALMA_COHORT_STATE")
+        .env_remove("ALMA_COHORT_CONFIG")
         .env("XDG_STATE_HOME", home.join(".local/state"))
         .env("HOME", home);
 }

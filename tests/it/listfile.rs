@@ -467,8 +467,17 @@ async fn refused_ids_stop_the_run_and_a_protection_added_meanwhile_holds() {
 
     // A protection added while the run waits, written the way it would be (another zero count).
     std::fs::write(dir.join("protected.txt"), "# protected staff\n0000001\n10003\n").unwrap();
-    let resumed = run(&sim, &state, &["resume", &run_id, "--accept-refused", "--yes", "--json"]).await;
-    assert_eq!(resumed.code, 1, "completed, with the refused users as a warning: {}", resumed.stderr);
+    let resumed = run(
+        &sim,
+        &state,
+        &["resume", &run_id, "--accept-refused", "--yes", "--json"],
+    )
+    .await;
+    assert_eq!(
+        resumed.code, 1,
+        "completed, with the refused users as a warning: {}",
+        resumed.stderr
+    );
     let v = last_json(&resumed.stdout);
     assert_eq!(v["state"], "completed");
     assert_eq!(v["protected_ids"], serde_json::json!(["0010003"]));
@@ -479,7 +488,10 @@ async fn refused_ids_stop_the_run_and_a_protection_added_meanwhile_holds() {
     assert_eq!(members, expected, "the protected user left the set before the job");
     let mut letters: Vec<String> = sim.handle.outbox().into_iter().map(|l| l.user_primary_id).collect();
     letters.sort();
-    assert_eq!(letters, expected, "one letter for each known user except the one protected since");
+    assert_eq!(
+        letters, expected,
+        "one letter for each known user except the one protected since"
+    );
     let show = run(&sim, &state, &["show", &run_id]).await;
     assert!(
         show.stdout.contains("protected since the plan") && show.stdout.contains("op=delete_members"),

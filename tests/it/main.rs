@@ -16,6 +16,7 @@ mod listfile;
 mod once;
 mod operator;
 mod plan;
+mod retention;
 mod security;
 mod server;
 mod shapes;

@@ -667,9 +667,12 @@ async fn a_job_that_completed_with_warnings_exits_1_and_says_so() {
         r.stdout
     );
     assert!(
-        r.stdout.contains("  warning: the job completed with warnings (COMPLETED_WARNING)")
+        r.stdout
+            .contains("  warning: the job completed with warnings (COMPLETED_WARNING)")
             && r.stdout.contains("  alert ")
-            && r.stdout.lines().any(|l| l.starts_with("  ") && l.contains(": ") && !l.contains("alert") && !l.contains("warning")),
+            && r.stdout
+                .lines()
+                .any(|l| l.starts_with("  ") && l.contains(": ") && !l.contains("alert") && !l.contains("warning")),
         "counters and alerts in the summary: {}",
         r.stdout
     );
