@@ -69,13 +69,14 @@ pub struct GlobalArgs {
         default_value_t = 120.0
     )]
     pub request_timeout: f64,
-    /// First wait between job-instance polls, in seconds (it grows from there, up to 5 minutes)
+    /// First wait between job-instance polls, in seconds (it grows from there up to a minute, and
+    /// shortens to 2 s as the job's progress says its end is near)
     #[arg(
         long,
         global = true,
         env = "ALMA_COHORT_POLL_INTERVAL",
         hide_env_values = true,
-        default_value_t = 15.0
+        default_value_t = 5.0
     )]
     pub poll_interval: f64,
     /// Give up following a job after this many seconds (it keeps running in Alma; `resume` follows it again)

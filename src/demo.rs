@@ -74,6 +74,7 @@ pub async fn run(args: DemoArgs, quiet: bool) -> Result<Exit, Error> {
         max: Duration::from_secs(2),
         deadline: Duration::from_secs(60),
         max_failures: 5,
+        near_end: Duration::from_millis(200),
     };
     let result = execute::continue_run(
         &client,

@@ -344,12 +344,13 @@ impl Settings {
 
     /// How jobs are followed: the first wait is --poll-interval, growing 1.5× up to 5 minutes.
     pub fn poll_policy(&self) -> crate::alma::PollPolicy {
+        let defaults = crate::alma::PollPolicy::default();
         crate::alma::PollPolicy {
             first: self.poll_interval,
-            factor: 1.5,
-            max: self.poll_interval.max(Duration::from_secs(300)),
+            max: self.poll_interval.max(defaults.max),
             deadline: self.job_deadline,
-            max_failures: 20,
+            near_end: self.poll_interval.min(defaults.near_end),
+            ..defaults
         }
     }
 }

@@ -545,26 +545,18 @@ async fn ids_alma_does_not_know_are_reported_and_transient_errors_survived() {
     assert_eq!(late.code, 2, "{}", late.stderr);
 }
 
-/// Polling backs off: a job that runs 30 minutes on the simulator's clock is polled at most 30
-/// times with the default policy (15 s, ×1.5, at most 5 min). The waits move the simulator's
-/// manual clock instead of sleeping.
-#[tokio::test]
-async fn a_30_minute_job_is_polled_at_most_30_times() {
-    use alma_cohort::alma::jobs::PollPolicy;
-    let sim = sim(sim_config()
-        .users(300)
-        .manual_clock()
-        .job_duration(Duration::from_secs(30 * 60)))
-    .await;
+/// Follows a job of `duration` on the simulator's manual clock with `policy` (the waits move the
+/// clock instead of sleeping): the statuses seen, and how long after the job's end its end was
+/// seen (or the error).
+async fn follow_on_the_clock(
+    duration: Duration,
+    outcome: JobOutcome,
+    policy: &alma_cohort::alma::jobs::PollPolicy,
+) -> (Vec<String>, Result<Duration, String>) {
+    let sim = sim(sim_config().users(300).manual_clock().job_duration(duration).job_outcome(outcome)).await;
     let client = crate::extract::client(&sim.handle.base_url(), KEY);
     let set = client.create_set("poll test", "", false).await.unwrap();
-    let ids: Vec<String> = sim
-        .handle
-        .users()
-        .iter()
-        .take(50)
-        .map(|u| u.primary_id.clone())
-        .collect();
+    let ids: Vec<String> = sim.handle.users().iter().take(50).map(|u| u.primary_id.clone()).collect();
     client.add_members(&set.id, &ids).await.unwrap();
     let job = client.find_job_by_name("Update/Notify Users").await.unwrap();
     let params = [
@@ -576,36 +568,47 @@ async fn a_30_minute_job_is_polled_at_most_30_times() {
             "NOTIFY_PASSWORD_CHANGE".to_string(),
         ),
     ];
-    let instance = client
-        .run_job(&job, &params)
-        .await
-        .unwrap()
-        .instance
-        .expect("the link names the instance");
     let clock = sim.handle.clock().clone();
+    let submitted = clock.now();
+    let instance = client.run_job(&job, &params).await.unwrap().instance.expect("the link names the instance");
     let mut seen = Vec::new();
+    let moving = clock.clone();
     let end = client
-        .follow_job_with_sleep(
-            &job,
-            &instance,
-            &PollPolicy::default(),
-            &mut |s| seen.push(s.status.clone()),
-            &move |d| {
-                clock.advance(d);
-                Box::pin(async {})
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(end.status, "COMPLETED_SUCCESS");
-    let polls = sim
-        .handle
-        .requests()
-        .iter()
-        .filter(|r| r.target == Target::JobInstance)
-        .count();
+        .follow_job_with_sleep(&job, &instance, policy, &mut |s| seen.push(s.status.clone()), &move |d| {
+            moving.advance(d);
+            Box::pin(async {})
+        })
+        .await;
+    let polls = sim.handle.requests().iter().filter(|r| r.target == Target::JobInstance).count();
     assert_eq!(polls, seen.len());
-    eprintln!("{polls} polls: {seen:?}");
-    assert!((5..=30).contains(&polls), "{polls} polls for a 30-minute job: {seen:?}");
+    let late = end
+        .map(|_| (clock.now() - submitted).to_std().unwrap().saturating_sub(duration))
+        .map_err(|e| e.to_string());
+    (seen, late)
+}
+
+/// Polling is bounded and prompt: a 30-minute job is polled at most 50 times with the default
+/// policy (5 s growing ×1.5 to a minute, shortened as the progress predicts the end), and a
+/// 60-second job's end is seen within 2.5 s. A job that never ends is given up at its deadline,
+/// not before (`--job-deadline 5` waited 0.4 s before).
+#[tokio::test]
+async fn polls_are_bounded_and_see_the_end_promptly() {
+    use alma_cohort::alma::jobs::PollPolicy;
+    let (seen, late) = follow_on_the_clock(Duration::from_secs(30 * 60), JobOutcome::Success, &PollPolicy::default()).await;
+    let late = late.unwrap();
+    assert!(seen.len() <= 50, "{} polls for a 30-minute job: {seen:?}", seen.len());
     assert!(seen.contains(&"RUNNING".to_string()), "{seen:?}");
+    assert!(late <= Duration::from_secs(75), "seen {late:?} after the end");
+    let (seen, late) = follow_on_the_clock(Duration::from_secs(60), JobOutcome::Success, &PollPolicy::default()).await;
+    let late = late.unwrap();
+    assert!(late <= Duration::from_millis(2500), "a 60 s job seen {late:?} after its end: {seen:?}");
+    assert!(seen.len() <= 15, "{} polls: {seen:?}", seen.len());
+    let deadline = PollPolicy {
+        deadline: Duration::from_secs(5),
+        first: Duration::from_secs(15),
+        ..PollPolicy::default()
+    };
+    let (_, given_up) = follow_on_the_clock(Duration::from_secs(60), JobOutcome::NeverFinishes, &deadline).await;
+    let e = given_up.unwrap_err();
+    assert!(e.contains("has not ended after 5 s of waiting (--job-deadline 5)"), "{e}");
 }
