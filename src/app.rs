@@ -361,7 +361,9 @@ fn abandon(settings: Settings, args: AbandonArgs) -> Result<Exit, Error> {
     Ok(Exit::Done)
 }
 
-fn print_result(result: &RunResult, json: bool) -> Result<Exit, Error> {
+/// Prints a run's result: its summary (first line: the outcome; then warnings, alerts and
+/// counters) or one JSON object; the exit code it means.
+pub fn print_result(result: &RunResult, json: bool) -> Result<Exit, Error> {
     if json {
         println!(
             "{}",

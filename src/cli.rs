@@ -301,6 +301,9 @@ pub struct DemoArgs {
     /// Seeded users in the demo institution
     #[arg(long, default_value_t = 20_000)]
     pub users: usize,
+    /// Keep the demo's folder (query, journal, report.html) in the temp dir instead of removing it
+    #[arg(long)]
+    pub keep: bool,
 }
 
 #[derive(Debug, Args)]

@@ -85,20 +85,32 @@ pub async fn run(args: DemoArgs, quiet: bool) -> Result<Exit, Error> {
         &poll,
     )
     .await?;
-    let report = std::fs::read_to_string(result.report_file.as_deref().unwrap_or_default()).unwrap_or_default();
-    println!("{report}");
+    let html = result
+        .report_file
+        .as_deref()
+        .map(|r| std::path::Path::new(r).with_file_name("report.html"));
+    let mut shown = result.clone();
+    shown.report_file = None;
+    let exit = crate::app::print_result(&shown, false)?;
     let letters = sim.outbox();
-    let internal_members = result.members_added.unwrap_or(0);
     println!(
-        "The simulator's outbox holds {} letters (Notify Password Change, one per internal member: {internal_members}). Run {} {}.",
+        "The simulator's outbox holds {} letters (Notify Password Change, one per member with an address).",
         letters.len(),
-        result.run_id,
-        result.status
     );
     sim.shutdown().await;
-    Ok(if result.job_failed() {
-        Exit::JobFailed
+    drop(journal);
+    if args.keep {
+        if let Some(html) = html {
+            println!("report: {}", html.display());
+        }
+        println!("The demo's folder (query, journal, run files) stays in {}.", work.display());
     } else {
-        Exit::Done
-    })
+        let removed = std::fs::remove_dir_all(&work);
+        println!(
+            "The demo's folder {} was {}; `alma-cohort demo --keep` keeps it, with the run's report.html.",
+            work.display(),
+            if removed.is_ok() { "removed" } else { "not removed" }
+        );
+    }
+    Ok(exit)
 }
