@@ -64,6 +64,11 @@ pub fn parse_params(raw: &[String]) -> Result<Params, Error> {
     let mut params = Params::new();
     for p in raw {
         let (k, v) = query::parse_param(p)?;
+        if params.contains_key(&k) {
+            return Err(Error::Usage(format!(
+                "--param {k} is given twice; give each placeholder one value (nothing was done)"
+            )));
+        }
         params.insert(k, v);
     }
     Ok(params)
@@ -96,10 +101,22 @@ async fn validate(settings: Settings, args: ValidateArgs) -> Result<Exit, Error>
         }
         query::Origin::Report(r) => r,
     };
-    let online = settings.base_url.is_some() && settings.api_key().is_ok();
-    if !online {
+    // Offline, the query is checked as far as it can be, and the line says what kept Alma out —
+    // a key file that is refused is that, not "no key".
+    let why_offline = match (&settings.base_url, settings.api_key()) {
+        (Some(_), Ok(_)) => None,
+        (None, _) => Some("give --base-url (or --region) and an API key to check them".to_string()),
+        (Some(_), Err(crate::settings::Error::NoKey)) => {
+            Some("give an API key (ALMA_API_KEY or --api-key-file) to check them".to_string())
+        }
+        (Some(_), Err(e)) => Some(format!(
+            "the API key was not read: {}",
+            e.to_string().replace('\n', "; ")
+        )),
+    };
+    if let Some(why) = why_offline {
         println!(
-            "ok: {} is valid (its report's headings were not checked: give --base-url and an API key to check them)",
+            "ok: {} is valid (its report's headings were not checked: {why})",
             args.query.query.display()
         );
         note();
@@ -234,7 +251,29 @@ pub async fn execute(settings: Settings, args: RunArgs, quiet: bool) -> Result<E
     .await;
     // Whatever the run's outcome, old runs' files go (the retention rule); never fatal to the run.
     auto_prune(&settings, &journal);
-    print_result(&result?, json)
+    let result = result.inspect_err(|e| stopped_json(&journal, &record.run_id, e, json))?;
+    print_result(&result, json)
+}
+
+/// With `--json`, a run that stopped still ends stdout with one JSON object: the run to `resume`,
+/// where it stopped, and why (the `error:` line goes to stderr as always).
+fn stopped_json(journal: &Journal, run_id: &str, e: &Error, json: bool) {
+    if !json {
+        return;
+    }
+    let record = journal.run(run_id).ok();
+    let stopped = serde_json::json!({
+        "run_id": run_id,
+        "query": record.as_ref().map(|r| r.query.clone()),
+        "period": record.as_ref().and_then(|r| r.period.clone()),
+        "status": "stopped",
+        "state": record.as_ref().map(|r| r.state),
+        "next": record.as_ref().map(|r| r.state.next_step()),
+        "skipped": false,
+        "exit": e.exit() as u8,
+        "error": crate::error::chain(e),
+    });
+    println!("{stopped}");
 }
 
 /// The retention rule after a run: the files of runs that ended more than `[retention] days` ago
@@ -301,7 +340,9 @@ fn confirm(plan: &pipeline::Plan, yes: bool) -> Result<(), Error> {
 
 async fn resume(settings: Settings, args: ResumeArgs) -> Result<Exit, Error> {
     settings.refuse_legacy_journal()?;
-    let journal = Journal::open(&settings.state_dir)?;
+    // A run to go on with is in a journal that exists: nothing is created for an unknown one.
+    let journal = Journal::open_existing(&settings.state_dir)?
+        .ok_or_else(|| crate::journal::Error::NoSuchRun(args.run_id.clone()))?;
     let record = journal.run(&args.run_id)?;
     let _lock = journal::lock_query(&settings.state_dir, &record.query)?;
     // Read again under the lock: another process may have moved it meanwhile.
@@ -331,7 +372,8 @@ async fn resume(settings: Settings, args: ResumeArgs) -> Result<Exit, Error> {
             },
             &settings.poll_policy(),
         )
-        .await?
+        .await
+        .inspect_err(|e| stopped_json(&journal, &record.run_id, e, args.json))?
     } else {
         eprintln!(
             "run {} has already ended ({}); nothing to resume",
@@ -344,7 +386,9 @@ async fn resume(settings: Settings, args: ResumeArgs) -> Result<Exit, Error> {
 
 fn abandon(settings: Settings, args: AbandonArgs) -> Result<Exit, Error> {
     settings.refuse_legacy_journal()?;
-    let journal = Journal::open(&settings.state_dir)?;
+    // A run to go on with is in a journal that exists: nothing is created for an unknown one.
+    let journal = Journal::open_existing(&settings.state_dir)?
+        .ok_or_else(|| crate::journal::Error::NoSuchRun(args.run_id.clone()))?;
     let record = journal.run(&args.run_id)?;
     let _lock = journal::lock_query(&settings.state_dir, &record.query)?;
     let record = execute::abandon(&journal, &args.run_id, &args.reason, args.i_checked_alma)?;
@@ -436,10 +480,15 @@ fn runs(settings: Settings, args: ListArgs) -> Result<Exit, Error> {
     }
     if runs.is_empty() {
         println!("no runs in {}", path.display());
+    } else {
+        println!(
+            "{:<21}  {:<24} {:<14} {:<14} {:>13}  {:<24} job",
+            "run", "query", "period", "state", "cohort", "set"
+        );
     }
     for r in runs {
         println!(
-            "{}  {:<24} {:<14} {:<14} {:>7} users  set {:<20} job {}",
+            "{:<21}  {:<24} {:<14} {:<14} {:>7} users  {:<24} {}",
             r.run_id,
             r.query,
             r.period.as_deref().unwrap_or("-"),

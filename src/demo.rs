@@ -103,7 +103,10 @@ pub async fn run(args: DemoArgs, quiet: bool) -> Result<Exit, Error> {
         if let Some(html) = html {
             println!("report: {}", html.display());
         }
-        println!("The demo's folder (query, journal, run files) stays in {}.", work.display());
+        println!(
+            "The demo's folder (query, journal, run files) stays in {}.",
+            work.display()
+        );
     } else {
         let removed = std::fs::remove_dir_all(&work);
         println!(

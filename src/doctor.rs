@@ -101,7 +101,25 @@ pub async fn checks(settings: &Settings, args: &DoctorArgs) -> Vec<Check> {
         return out;
     };
     let key = settings.api_key();
-    let key_present = key.is_ok();
+    // Why there is no key: none given, or a key file refused (too open, missing, empty).
+    let key_problem = key.as_ref().err().map(|e| match e {
+        crate::settings::Error::NoKey => (
+            "none given".to_string(),
+            "set ALMA_API_KEY, pass --api-key-file PATH, or give key_file in the profile".to_string(),
+        ),
+        e => {
+            let text = e.to_string();
+            let (what, hint) = text.split_once("\nhint: ").unwrap_or((text.as_str(), ""));
+            (
+                what.to_string(),
+                if hint.is_empty() {
+                    "fix the key file, or set ALMA_API_KEY".to_string()
+                } else {
+                    hint.to_string()
+                },
+            )
+        }
+    });
     let mut config = ClientConfig::new(base.clone(), key.unwrap_or_else(|_| "no-key".to_string().into()));
     config.retry = RetryPolicy::immediate(1);
     config.request_timeout = settings.request_timeout.min(Duration::from_secs(30));
@@ -136,12 +154,8 @@ pub async fn checks(settings: &Settings, args: &DoctorArgs) -> Vec<Check> {
             format!("{base} answered in {:.2} s", started.elapsed().as_secs_f64()),
         )),
     }
-    if !key_present {
-        out.push(fail(
-            "API key",
-            "none given",
-            "set ALMA_API_KEY, pass --api-key-file PATH, or give key_file in the profile",
-        ));
+    if let Some((what, hint)) = key_problem {
+        out.push(fail("API key", what, hint));
         return out;
     }
     let areas: [(&str, Method, &str, &str); 4] = [
@@ -298,10 +312,39 @@ async fn query_checks(client: &AlmaClient, path: &std::path::Path, params: &[Str
 
 fn state_dir_check(settings: &Settings) -> Check {
     let dir = &settings.state_dir;
+    // doctor creates nothing: a state dir not made yet is checked through the folder it would be
+    // made in (a probe file written there and removed at once).
+    if !dir.exists() {
+        let Some(parent) = dir.ancestors().skip(1).find(|p| p.is_dir()) else {
+            return fail(
+                "state dir",
+                format!("{} does not exist, nor any folder above it", dir.display()),
+                "pass --state-dir to a folder you can write",
+            );
+        };
+        let probe = parent.join(format!(".alma-cohort-doctor-{}", std::process::id()));
+        return match crate::files::write(&probe, b"ok").and_then(|()| std::fs::remove_file(&probe)) {
+            Ok(()) => ok(
+                "state dir",
+                format!(
+                    "{} does not exist yet: the first plan or run makes it (private, 0700) in {}, which is writable",
+                    dir.display(),
+                    parent.display()
+                ),
+            ),
+            Err(e) => fail(
+                "state dir",
+                format!(
+                    "{} does not exist, and {} is not writable: {e}",
+                    dir.display(),
+                    parent.display()
+                ),
+                "pass --state-dir to a folder you can write, or fix its permissions",
+            ),
+        };
+    }
     let probe = dir.join(".doctor-write-test");
-    let writable = crate::files::create_dir(dir)
-        .and_then(|()| crate::files::write(&probe, b"ok"))
-        .and_then(|()| std::fs::remove_file(&probe));
+    let writable = crate::files::write(&probe, b"ok").and_then(|()| std::fs::remove_file(&probe));
     if let Err(e) = writable {
         return fail(
             "state dir",
@@ -321,6 +364,15 @@ fn state_dir_check(settings: &Settings) -> Check {
                 "pass --state-dir {} to go on with it, or move it: mv {} {}",
                 legacy.display(),
                 legacy.display(),
+                dir.display()
+            ),
+        );
+    }
+    if !dir.join("journal.sqlite").is_file() {
+        return ok(
+            "state dir",
+            format!(
+                "{} is writable; it holds no journal yet (the first plan or run makes it)",
                 dir.display()
             ),
         );

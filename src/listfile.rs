@@ -84,14 +84,24 @@ pub fn read(spec: &FileSpec, id_column: &str, pad_to: Option<usize>) -> Result<L
         }
     };
     let rowset = Rowset::from_columns(columns).map_err(|e| input(&spec.path, None, e.to_string()))?;
+    let report = Report {
+        path: spec.path.display().to_string(),
+        rowset,
+        pages: 0,
+        requests: 0,
+        restarts: 0,
+    };
+    // A file is not a report: no rows is a file that is not the list meant (exit 2).
+    if report.rows() == 0 {
+        return Err(input(
+            &spec.path,
+            None,
+            "holds no IDs (a heading and nothing below it, or only blank and # lines); is this the list you meant?"
+                .into(),
+        ));
+    }
     Ok(ListFile {
-        report: Report {
-            path: spec.path.display().to_string(),
-            rowset,
-            pages: 0,
-            requests: 0,
-            restarts: 0,
-        },
+        report,
         sha256,
         notes,
         numeric_ids,
@@ -139,6 +149,9 @@ fn text_list(
     for (i, line) in text.split('\n').enumerate() {
         let line = line.strip_suffix('\r').unwrap_or(line);
         let content = line.trim();
+        if let Some(what) = crate::text::excel_error(content) {
+            return Err(input(path, Some(i + 1), format!("line {:?} {what}", content)));
+        }
         if content.is_empty() || content.starts_with('#') {
             continue;
         }
@@ -479,7 +492,12 @@ fn spreadsheet(
     let (mut numeric, mut count) = (0, 0);
     for (r, row) in rows.enumerate() {
         let row_no = r + 1;
-        if row.iter().take(width).all(|c| cell_text(c).is_none()) {
+        // An error cell (#N/A) is not an empty one: the row is refused below, not skipped.
+        if row
+            .iter()
+            .take(width)
+            .all(|c| cell_text(c).is_none() && !matches!(c, Data::Error(_)))
+        {
             continue;
         }
         count += 1;

@@ -166,6 +166,9 @@ pub fn is_invisible(c: char) -> bool {
 /// of one script only (a Cyrillic `В` in a Latin ID is a lookalike), and not a number in the
 /// form Excel gives long numbers (`1.23457E+11`, `12345.0`).
 pub fn id_problem(id: &str) -> Option<String> {
+    if let Some(what) = excel_error(id) {
+        return Some(what);
+    }
     let length = id.chars().count();
     if length > MAX_ID_LENGTH {
         return Some(format!(
@@ -235,6 +238,30 @@ fn scripts_of(id: &str) -> Vec<String> {
         }
     }
     seen.iter().map(|s| s.full_name().to_string()).collect()
+}
+
+/// Excel's error values, as a CSV or text export writes a cell whose formula failed.
+pub const EXCEL_ERRORS: [&str; 11] = [
+    "#N/A",
+    "#VALUE!",
+    "#REF!",
+    "#DIV/0!",
+    "#NUM!",
+    "#NAME?",
+    "#NULL!",
+    "#SPILL!",
+    "#CALC!",
+    "#GETTING_DATA",
+    "#FIELD!",
+];
+
+/// `Some` when `text` is one of Excel's error values (`#N/A`): in a list or exclusion file it is
+/// refused, not read as a `#` comment or an ID.
+pub fn excel_error(text: &str) -> Option<String> {
+    let t = text.trim();
+    EXCEL_ERRORS.iter().any(|e| e.eq_ignore_ascii_case(t)).then(|| {
+        format!("is Excel's error value {t}, not an ID (a formula or lookup failed for this row); fix the row in the source and export again")
+    })
 }
 
 /// What Excel did to `id` when it is a number in Excel's display form: scientific notation
@@ -312,6 +339,7 @@ mod tests {
             ("1,23457E+11", "scientific notation"),
             ("12345E3", "scientific notation"),
             ("12345.0", "with decimals"),
+            ("#N/A", "error value #N/A"),
             ("12345,00", "with decimals"),
         ] {
             let p = id_problem(bad).unwrap_or_default();

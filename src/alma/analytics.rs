@@ -329,9 +329,17 @@ impl AlmaClient {
         if let Some(f) = &query.filter {
             params.push(("filter", f.as_str()));
         }
-        let body = match self.fetch_page(&query.path, &params, Repeat::Always).await? {
-            Fetched::Body(body) => body,
-            Fetched::Lost(e) => return Err(e),
+        let body = match self.fetch_page(&query.path, &params, Repeat::Always).await {
+            Ok(Fetched::Body(body)) => body,
+            Ok(Fetched::Lost(e)) => return Err(e),
+            // The same words as the plan's for a report path Alma does not know.
+            Err(e) if is_path_not_found(&e) => {
+                return Err(Error::ReportNotFound {
+                    path: query.path.clone(),
+                    source: Box::new(e),
+                });
+            }
+            Err(e) => return Err(e),
         };
         let mut rowset = Rowset::default();
         parse_page(&body, &mut rowset).map_err(|source| Error::Page { page: 1, source })?;

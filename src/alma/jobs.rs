@@ -269,7 +269,13 @@ struct EndForecast {
 impl EndForecast {
     /// The wait before the next poll at `now` (time since following began), given the status
     /// just read and the backoff's own wait.
-    fn next_wait(&mut self, status: &InstanceStatus, now: Duration, backoff: Duration, policy: &PollPolicy) -> Duration {
+    fn next_wait(
+        &mut self,
+        status: &InstanceStatus,
+        now: Duration,
+        backoff: Duration,
+        policy: &PollPolicy,
+    ) -> Duration {
         let finishing = status.status == "FINALIZING" || status.progress >= 100.0;
         let remaining = if finishing {
             Some(Duration::ZERO)

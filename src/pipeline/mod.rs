@@ -163,6 +163,9 @@ pub fn read_exclusions(files: &[PathBuf]) -> Result<Exclusions, Error> {
             }
             // A BOM starts a file joined to this one (`cat a.txt b.txt`).
             let line = crate::text::strip_bom(line);
+            if let Some(what) = crate::text::excel_error(line) {
+                return Err(not_text(format!("{:?} {what}; it would protect nobody", line.trim())));
+            }
             // `#` starts a comment at the start of a line or after a space; inside an ID it is
             // part of the ID.
             let content = match line
@@ -279,7 +282,6 @@ pub async fn plan(
     options: &PlanOptions,
 ) -> Result<Plan, Error> {
     check_offline(&spec)?;
-    let journal = Journal::open(state_dir)?;
     let exclusions = read_exclusions(&spec.cohort.exclude_files)?;
     // The rows first: a bad file or report is said before any other call.
     let Extracted {
@@ -290,6 +292,9 @@ pub async fn plan(
     let (report_rows, pages, requests) = (report.rows(), report.pages, report.requests);
     let headings: Vec<String> = report.headings().iter().map(|h| h.to_string()).collect();
     let mut cohort = transform::build_cohort(report, &rules(&spec, &exclusions.ids))?;
+    // The journal only once the rows are read and checked: a plan refused for its file, its
+    // report or its rows creates nothing.
+    let journal = Journal::open(state_dir)?;
     // Alma is the ledger: what another installation (or a lost journal) did for this period is
     // refused here, once the rows are read and checked; asked again right before the set is
     // created.

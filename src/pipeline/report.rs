@@ -90,12 +90,24 @@ fn no_email_ids(r: &RunRecord) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Text for one Markdown table cell: no `|` that ends it, no line break that ends the row, no
+/// control character.
+fn cell(v: &str) -> String {
+    v.trim()
+        .replace('|', "\\|")
+        .replace("\r\n", "<br>")
+        .replace(['\n', '\r'], "<br>")
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
 pub fn markdown(r: &RunRecord, cohort: &[String]) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# Password reset run {}\n", r.run_id);
     let _ = writeln!(s, "| | |\n|---|---|");
     let row = |s: &mut String, k: &str, v: &str| {
-        let _ = writeln!(s, "| {k} | {} |", v.replace('|', "\\|"));
+        let _ = writeln!(s, "| {k} | {} |", cell(v));
     };
     row(
         &mut s,
@@ -149,7 +161,12 @@ pub fn markdown(r: &RunRecord, cohort: &[String]) -> String {
                 r.invalid_ids.len(),
                 r.protected_ids.len()
             ),
-            None => "not added yet".into(),
+            None if r.batches.is_empty() => "not added yet".into(),
+            None => format!(
+                "{} added in {} batches before the run stopped (the set holds them); the refused were not counted yet",
+                r.batches.iter().map(|b| b.2).sum::<usize>(),
+                r.batches.len()
+            ),
         },
     );
     row(
@@ -169,7 +186,12 @@ pub fn markdown(r: &RunRecord, cohort: &[String]) -> String {
     if !r.counters.is_empty() {
         let _ = writeln!(s, "\n## Job counters\n\n| counter | value |\n|---|---|");
         for (code, desc, value) in &r.counters {
-            let _ = writeln!(s, "| {} | {value} |", if desc.is_empty() { code } else { desc });
+            let _ = writeln!(
+                s,
+                "| {} | {} |",
+                cell(if desc.is_empty() { code } else { desc }),
+                cell(value)
+            );
         }
     }
     if !r.alerts.is_empty() {
@@ -189,7 +211,7 @@ pub fn markdown(r: &RunRecord, cohort: &[String]) -> String {
             st.step,
             st.started_at,
             st.finished_at.as_deref().unwrap_or(""),
-            st.detail.as_deref().unwrap_or("")
+            cell(st.detail.as_deref().unwrap_or(""))
         );
     }
     let _ = writeln!(
@@ -203,8 +225,8 @@ pub fn markdown(r: &RunRecord, cohort: &[String]) -> String {
             e.at,
             e.from.map(|f| f.as_str()).unwrap_or(""),
             e.to,
-            e.by.replace('|', "\\|"),
-            e.detail.replace('|', "\\|")
+            cell(&e.by),
+            cell(&e.detail)
         );
     }
     let no_email = no_email_ids(r);

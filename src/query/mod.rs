@@ -335,7 +335,11 @@ max_members = 100
                 let mut params = Params::new();
                 params.insert("from".into(), "2026-01-01".into());
                 params.insert("to".into(), "2026-06-30".into());
-                load(&path, &params).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                // With the dates for the queries that take them; a --param a query does not
+                // take is refused, so the others load without.
+                load(&path, &Params::new())
+                    .or_else(|_| load(&path, &params))
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 n += 1;
             }
         }

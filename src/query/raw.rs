@@ -148,6 +148,8 @@ struct Guard {
 
 impl QueryFile {
     pub fn validate(self, file: &Path, source: String, params: &Params) -> Result<QuerySpec, Error> {
+        // The placeholders the query's texts name, for the check of the --param given.
+        let used: std::cell::RefCell<Vec<String>> = std::cell::RefCell::new(Vec::new());
         let invalid = |key: &str, problem: String, hint: &str| Error::Invalid {
             path: file.to_path_buf(),
             key: key.to_string(),
@@ -263,6 +265,8 @@ impl QueryFile {
                             source,
                         }
                     })?;
+                    used.borrow_mut()
+                        .extend(super::placeholders::names(&text).unwrap_or_default());
                     let filled = fill(&text, params, Escape::XmlText).map_err(|e| fill_error(what, e))?;
                     Ok((filled.lines().map(str::trim).collect::<Vec<_>>().join(""), full))
                 };
@@ -336,10 +340,30 @@ impl QueryFile {
         }
         let where_sql = match &self.cohort.where_sql {
             Some(w) if !w.trim().is_empty() => {
+                used.borrow_mut()
+                    .extend(super::placeholders::names(w.trim()).unwrap_or_default());
                 Some(fill(w.trim(), params, Escape::SqlLiteral).map_err(|e| fill_error("cohort.where", e))?)
             }
             _ => None,
         };
+        // A --param the query has no placeholder for is a typo, or a value meant for another query.
+        let used = used.into_inner();
+        if let Some(unknown) = params.keys().find(|k| !used.contains(*k)) {
+            let mut known: Vec<&String> = used.iter().collect();
+            known.sort();
+            known.dedup();
+            return Err(invalid(
+                &format!("--param {unknown}"),
+                "names no placeholder of this query".into(),
+                &match known.is_empty() {
+                    true => "this query has no placeholders: leave --param out".to_string(),
+                    false => format!(
+                        "its placeholders are {}",
+                        known.iter().map(|k| format!("{{{k}}}")).collect::<Vec<_>>().join(", ")
+                    ),
+                },
+            ));
+        }
         let mut exclude_files = Vec::new();
         for p in &self.cohort.exclude_files {
             let full = resolve(p);

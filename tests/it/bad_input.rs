@@ -153,12 +153,15 @@ async fn every_bad_input_gets_one_clear_error_and_no_write() {
                         a.replace("{query}", query.to_str().unwrap())
                             .replace("{exclusion_query}", exclusion_query.to_str().unwrap())
                             .replace("{sim}", &sim.handle.base_url())
+                            .replace("{lists}", bad("lists").to_str().unwrap())
+                            .replace("{long_period}", &"x".repeat(10_000))
                     })
                     .collect();
                 alma_cohort(args, &sim.handle.base_url(), &state).await
             }
         };
         check(&case.name, &outcome, case.exit, &case.message);
+        assert!(!state.exists(), "{}: created {}", case.name, state.display());
     }
     assert!(
         sim.handle.requests().iter().all(|r| r.method == "GET"),

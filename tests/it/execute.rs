@@ -553,10 +553,21 @@ async fn follow_on_the_clock(
     outcome: JobOutcome,
     policy: &alma_cohort::alma::jobs::PollPolicy,
 ) -> (Vec<String>, Result<Duration, String>) {
-    let sim = sim(sim_config().users(300).manual_clock().job_duration(duration).job_outcome(outcome)).await;
+    let sim = sim(sim_config()
+        .users(300)
+        .manual_clock()
+        .job_duration(duration)
+        .job_outcome(outcome))
+    .await;
     let client = crate::extract::client(&sim.handle.base_url(), KEY);
     let set = client.create_set("poll test", "", false).await.unwrap();
-    let ids: Vec<String> = sim.handle.users().iter().take(50).map(|u| u.primary_id.clone()).collect();
+    let ids: Vec<String> = sim
+        .handle
+        .users()
+        .iter()
+        .take(50)
+        .map(|u| u.primary_id.clone())
+        .collect();
     client.add_members(&set.id, &ids).await.unwrap();
     let job = client.find_job_by_name("Update/Notify Users").await.unwrap();
     let params = [
@@ -570,16 +581,32 @@ async fn follow_on_the_clock(
     ];
     let clock = sim.handle.clock().clone();
     let submitted = clock.now();
-    let instance = client.run_job(&job, &params).await.unwrap().instance.expect("the link names the instance");
+    let instance = client
+        .run_job(&job, &params)
+        .await
+        .unwrap()
+        .instance
+        .expect("the link names the instance");
     let mut seen = Vec::new();
     let moving = clock.clone();
     let end = client
-        .follow_job_with_sleep(&job, &instance, policy, &mut |s| seen.push(s.status.clone()), &move |d| {
-            moving.advance(d);
-            Box::pin(async {})
-        })
+        .follow_job_with_sleep(
+            &job,
+            &instance,
+            policy,
+            &mut |s| seen.push(s.status.clone()),
+            &move |d| {
+                moving.advance(d);
+                Box::pin(async {})
+            },
+        )
         .await;
-    let polls = sim.handle.requests().iter().filter(|r| r.target == Target::JobInstance).count();
+    let polls = sim
+        .handle
+        .requests()
+        .iter()
+        .filter(|r| r.target == Target::JobInstance)
+        .count();
     assert_eq!(polls, seen.len());
     let late = end
         .map(|_| (clock.now() - submitted).to_std().unwrap().saturating_sub(duration))
@@ -594,14 +621,22 @@ async fn follow_on_the_clock(
 #[tokio::test]
 async fn polls_are_bounded_and_see_the_end_promptly() {
     use alma_cohort::alma::jobs::PollPolicy;
-    let (seen, late) = follow_on_the_clock(Duration::from_secs(30 * 60), JobOutcome::Success, &PollPolicy::default()).await;
+    let (seen, late) = follow_on_the_clock(
+        Duration::from_secs(30 * 60),
+        JobOutcome::Success,
+        &PollPolicy::default(),
+    )
+    .await;
     let late = late.unwrap();
     assert!(seen.len() <= 50, "{} polls for a 30-minute job: {seen:?}", seen.len());
     assert!(seen.contains(&"RUNNING".to_string()), "{seen:?}");
     assert!(late <= Duration::from_secs(75), "seen {late:?} after the end");
     let (seen, late) = follow_on_the_clock(Duration::from_secs(60), JobOutcome::Success, &PollPolicy::default()).await;
     let late = late.unwrap();
-    assert!(late <= Duration::from_millis(2500), "a 60 s job seen {late:?} after its end: {seen:?}");
+    assert!(
+        late <= Duration::from_millis(2500),
+        "a 60 s job seen {late:?} after its end: {seen:?}"
+    );
     assert!(seen.len() <= 15, "{} polls: {seen:?}", seen.len());
     let deadline = PollPolicy {
         deadline: Duration::from_secs(5),
@@ -610,5 +645,8 @@ async fn polls_are_bounded_and_see_the_end_promptly() {
     };
     let (_, given_up) = follow_on_the_clock(Duration::from_secs(60), JobOutcome::NeverFinishes, &deadline).await;
     let e = given_up.unwrap_err();
-    assert!(e.contains("has not ended after 5 s of waiting (--job-deadline 5)"), "{e}");
+    assert!(
+        e.contains("has not ended after 5 s of waiting (--job-deadline 5)"),
+        "{e}"
+    );
 }
