@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A walk through the simulator with plain curl: a 3-page report, a set, members, the
 # Update/Notify Users job to COMPLETED_SUCCESS, and the letters in the outbox.
-# Usage: scripts/sim-tour.sh [PORT]   (with `alma-cohort sim --port PORT --users 60 --job-duration-secs 3` running)
+# Usage: scripts/sim-tour.sh [PORT]   (with `alma-cohort sim --port PORT` running; `--users 60
+# --job-duration-secs 3` makes it quick)
 set -euo pipefail
 port="${1:-8089}"
 A='Authorization: apikey sim-rw'; J='Accept: application/json'; C='Content-Type: application/json'
@@ -43,12 +44,13 @@ body='{"parameter":[{"name":{"value":"set_id"},"value":"'$S'"},{"name":{"value":
 run=$(curl -s -H "$A" -H "$J" -H "$C" -d "$body" "$B/conf/jobs/$JOB?op=run")
 L=$(json 'd["additional_info"]["link"]' <<<"$run"); echo "$(json 'd["additional_info"]["value"]' <<<"$run")"; echo "instance: $L"
 last=""
-for _ in $(seq 40); do
+# Until the job ends, whatever the simulator's --job-duration-secs (at most 5 minutes).
+for _ in $(seq 1200); do
   st=$(curl -s -H "$A" -H "$J" "$L" | json 'd["status"]["value"]+" "+str(d["progress"])')
   [ "$st" != "$last" ] && echo "  $st"; last=$st
   case "$st" in COMPLETED*|FAILED*) break;; esac
   sleep 0.25
 done
-curl -s -H "$A" -H "$J" "$L" | json '"counters:", [(c["type"]["value"], c["value"]) for c in d["counter"]], "alert:", d["alert"][0]["value"]'
+curl -s -H "$A" -H "$J" "$L" | json '"counters:", [(c["type"]["value"], c["value"]) for c in d.get("counter", [])], "alert:", [a["value"] for a in d.get("alert", [])]'
 echo "== outbox"
 curl -s "http://127.0.0.1:$port/_sim/outbox" | json '"\n".join("  %s %s password=%s" % (l["user_primary_id"], l["notification_type"], "*"*len(l["temp_password"] or "")) for l in d["letters"])'

@@ -229,8 +229,8 @@ impl Submitted {
 ///
 /// The waits grow from `first` by `factor` up to `max`. They are shortened when the job's end is
 /// near: while the instance is RUNNING its progress predicts when that ends, and once it says 100
-/// (FINALIZING) the end is close. A shortened wait is never below `near_end`, nor below a tenth of
-/// the time since the shortening began (a fifth) — so a progress that stalls at 99 costs a few dozen polls
+/// (FINALIZING) the end is close. A shortened wait is never below `near_end`, nor below a fifth of
+/// the time since the shortening began — so a progress that stalls at 99 costs a few dozen polls
 /// an hour, not thousands. With the defaults a job is polled at most about 60 times an hour, and
 /// at most about 130 times in its first hour (docs/operating.md).
 #[derive(Clone, Debug, PartialEq)]

@@ -369,16 +369,10 @@ async fn drive(
             }
             RunState::SetCreated => add_members(client, journal, &record).await?,
             RunState::MembersDone => {
-                // Before the job: who was protected since the plan leaves the set, and a set
-                // that Alma filled with too few of the cohort stops here.
-                recheck_protections(client, journal, &record).await?;
-                let record = journal.run(run_id)?;
-                check_refused(journal, &record, options.accept_refused)?;
-                let record = journal.run(run_id)?;
                 // After an earlier submission that may have started the job, only the operator's
                 // --resubmit-job of this invocation lets it go again (used once).
                 let may_resubmit = std::mem::take(&mut resubmit);
-                submit_job(client, journal, &record, poll, options.resumed, may_resubmit).await?
+                submit_job(client, journal, &record, poll, options, may_resubmit).await?
             }
             RunState::JobSubmitting => {
                 // With the operator's word this goes back to members_done, where it is used once.
@@ -563,7 +557,7 @@ async fn find_set(
     poll: &PollPolicy,
 ) -> Result<Option<SetId>, Error> {
     let name = &record.execution.set_name;
-    let mut wait = poll.first;
+    let mut wait = lookup_wait(poll);
     for attempt in 1..=LOOKUPS {
         if let Some(found) = client.find_set_by_name(name).await? {
             let Some(period) = &record.period else {
@@ -588,9 +582,8 @@ async fn find_set(
             let set = ledger::IntentSet { n, set: found, stamp };
             return Err(in_run(ledger::not_ours(&set, journal, &record.query, period)?, record));
         }
-        tracing::info!(attempt, name, "the run's set is not listed (yet)");
         if attempt < LOOKUPS {
-            tokio::time::sleep(wait).await;
+            wait_to_look_again(&format!("the run's set {name:?}"), attempt, wait).await;
             wait = wait.mul_f64(2.0).min(Duration::from_secs(120));
         }
     }
@@ -725,10 +718,11 @@ async fn add_members(client: &AlmaClient, journal: &Journal, record: &RunRecord)
 /// (`op=delete_members`); whatever crashed in between, the next pass finds it in the journal
 /// and takes out whoever the set still holds. A file that is gone or unreadable stops the run
 /// (exit 2): the protection it held cannot be checked.
-async fn recheck_protections(client: &AlmaClient, journal: &Journal, record: &RunRecord) -> Result<(), Error> {
+async fn recheck_protections(client: &AlmaClient, journal: &Journal, record: &RunRecord) -> Result<Vec<String>, Error> {
     let run_id = &record.run_id;
     let execution = &record.execution;
     let mut protected = record.protected_ids.clone();
+    let mut seen = Vec::new();
     if let (false, Some(normalize)) = (execution.exclusions.is_empty(), &execution.normalize) {
         let files: Vec<PathBuf> = execution.exclusions.iter().map(|f| PathBuf::from(&f.path)).collect();
         let read = super::read_exclusions(&files).map_err(|e| match e {
@@ -741,6 +735,7 @@ async fn recheck_protections(client: &AlmaClient, journal: &Journal, record: &Ru
             },
             e => e,
         })?;
+        seen = read.files.iter().map(|f| f.sha256.clone()).collect();
         let refused: HashSet<String> = record.invalid_ids.iter().map(|i| i.to_lowercase()).collect();
         let already: HashSet<String> = protected.iter().map(|i| i.to_lowercase()).collect();
         let in_set: Vec<String> = journal
@@ -776,7 +771,7 @@ async fn recheck_protections(client: &AlmaClient, journal: &Journal, record: &Ru
         }
     }
     if protected.is_empty() {
-        return Ok(());
+        return Ok(seen);
     }
     let set = SetId(record.set_id.clone().unwrap_or_default());
     let wanted: HashSet<String> = protected.iter().map(|i| i.to_lowercase()).collect();
@@ -787,10 +782,30 @@ async fn recheck_protections(client: &AlmaClient, journal: &Journal, record: &Ru
         .filter(|m| wanted.contains(&m.to_lowercase()))
         .collect();
     if still.is_empty() {
-        return Ok(());
+        return Ok(seen);
     }
     for batch in still.chunks(alma::sets::MAX_MEMBERS_PER_CALL) {
         client.delete_members(&set, batch).await?;
+    }
+    // Alma's word that they are out, not its 200: the members again.
+    let left: Vec<String> = client
+        .set_members(&set)
+        .await?
+        .into_iter()
+        .filter(|m| wanted.contains(&m.to_lowercase()))
+        .collect();
+    if let Some(first) = left.first() {
+        return Err(Error::Refused {
+            message: format!(
+                "Alma still lists {} protected IDs (such as {first:?}) in run {run_id}'s set {} after op=delete_members; the job was not submitted",
+                left.len(),
+                set.0
+            ),
+            hint: format!(
+                "take them out of the set {:?} in Alma (Admin > Manage Sets), then `alma-cohort resume {run_id}`; or `alma-cohort abandon {run_id} --reason \"…\"`",
+                record.execution.set_name
+            ),
+        });
     }
     journal.note(
         run_id,
@@ -802,7 +817,17 @@ async fn recheck_protections(client: &AlmaClient, journal: &Journal, record: &Ru
         ),
         &[],
     )?;
-    Ok(())
+    Ok(seen)
+}
+
+/// Whether an exclusion file's content differs from `seen` (the hashes [`recheck_protections`]
+/// read): then it is read again before the job.
+fn exclusions_changed(record: &RunRecord, seen: &[String]) -> bool {
+    record.execution.exclusions.iter().zip(seen).any(|(file, then)| {
+        crate::text::read_bytes(std::path::Path::new(&file.path), crate::text::limit::EXCLUSIONS)
+            .map(|bytes| crate::files::sha256_hex(&bytes) != *then)
+            .unwrap_or(true)
+    })
 }
 
 /// Stops before the job when Alma refused a larger share of the cohort than `[guard]
@@ -901,6 +926,20 @@ async fn check_set_unchanged(
     };
     let protected: HashSet<String> = record.protected_ids.iter().map(|i| i.to_lowercase()).collect();
     let expected = record.members_added.unwrap_or(0).saturating_sub(protected.len());
+    if expected == 0 {
+        return Err(Error::Refused {
+            message: format!(
+                "run {} has nobody left to mail: Alma took {} of its cohort, and {} of them are protected since the plan; the job was not submitted",
+                record.run_id,
+                record.members_added.unwrap_or(0),
+                protected.len()
+            ),
+            hint: format!(
+                "end the run: `alma-cohort abandon {} --reason \"everyone protected\"`",
+                record.run_id
+            ),
+        });
+    }
     let set = SetId(set_id.clone());
     let mut now = client.get_set(&set).await?.members;
     // Resumed, time has passed and someone may have swapped a member for another (the count
@@ -958,7 +997,7 @@ async fn submit_job(
     journal: &Journal,
     record: &RunRecord,
     poll: &PollPolicy,
-    resumed: bool,
+    options: &ContinueOptions,
     may_resubmit: bool,
 ) -> Result<(), Error> {
     let run_id = &record.run_id;
@@ -991,7 +1030,6 @@ async fn submit_job(
             .filter(|(k, _)| k != "set_id")
             .cloned(),
     );
-    check_set_unchanged(client, record, &journal.cohort(run_id)?, resumed).await?;
     // Alma is the ledger: an instance of this intent by another run, or any job on this run's
     // set, means letters went (or go) out without this run. Looked up before every submission.
     let (from, to) = lookup_window(&intent_window_start(record));
@@ -1036,9 +1074,27 @@ async fn submit_job(
             "found by its instance name before submitting",
         );
     }
+    // No job of this run or for its intent is listed: who is protected since the plan leaves the
+    // set now (after the lookups: a job found above may have mailed them already), and a set
+    // Alma filled with too few of the cohort stops here.
+    let seen = recheck_protections(client, journal, record).await?;
+    check_refused(journal, &journal.run(run_id)?, options.accept_refused)?;
     // The cooldown again, now: a run of another query (another installation's, or one planned
     // here while this one waited) may have mailed some of this cohort since this run's plan.
-    recheck_cooldown(client, journal, record).await?;
+    recheck_cooldown(client, journal, &journal.run(run_id)?).await?;
+    // An exclusion file changed during those calls: read again.
+    if exclusions_changed(&journal.run(run_id)?, &seen) {
+        recheck_protections(client, journal, &journal.run(run_id)?).await?;
+    }
+    let record = &journal.run(run_id)?;
+    // The set holds exactly who the job must reach (read whole when protections took some out).
+    check_set_unchanged(
+        client,
+        record,
+        &journal.cohort(run_id)?,
+        options.resumed || !record.protected_ids.is_empty(),
+    )
+    .await?;
     // The lookup window starts at the first submission that may have started a job.
     let at = record.job_submit_started_at.clone().unwrap_or_else(now);
     journal.step_started(run_id, "job", Some(&job.0))?;
@@ -1351,8 +1407,23 @@ fn lookup_window(at: &str) -> (String, String) {
 }
 
 /// How often a lost submission is looked for before the run stops (Alma may list a new instance
-/// only after a while); the waits are the poll policy's.
+/// only after a while).
 const LOOKUPS: u32 = 3;
+
+/// The first wait between those lookups: three times the poll policy's first wait (15 s, then
+/// 30 s, at the default 5 s) — Alma's listings lag behind, and a stop here needs a person.
+fn lookup_wait(poll: &PollPolicy) -> Duration {
+    poll.first.mul_f64(3.0)
+}
+
+/// Says on screen what is waited for, and for how long, before a lookup's next try.
+async fn wait_to_look_again(what: &str, attempt: u32, wait: Duration) {
+    tracing::info!(
+        "{what} is not listed in Alma yet; looking again in {:.0} s (look {attempt} of {LOOKUPS}; the run stops after the last and says what to check)",
+        wait.as_secs_f64()
+    );
+    tokio::time::sleep(wait).await;
+}
 
 /// The run's job instance, found by its unique instance name ("alma-cohort RUN_ID - <local time>")
 /// among the job's instances over the lookup window, every page.
@@ -1366,7 +1437,7 @@ async fn find_instance(
         return Ok(None);
     };
     let (from, to) = lookup_window(record.job_submit_started_at.as_deref().unwrap_or(&record.started_at));
-    let mut wait = poll.first;
+    let mut wait = lookup_wait(poll);
     for attempt in 1..=LOOKUPS {
         let instances = client.job_instances_between(job, &from, &to).await?;
         let mut ours: Vec<InstanceStatus> = instances
@@ -1384,9 +1455,8 @@ async fn find_instance(
         if let Some(found) = ours.pop() {
             return Ok(Some(InstanceId(found.id)));
         }
-        tracing::info!(attempt, name, from, to, "the run's job instance is not listed (yet)");
         if attempt < LOOKUPS {
-            tokio::time::sleep(wait).await;
+            wait_to_look_again(&format!("the job instance {name:?} ({from} to {to})"), attempt, wait).await;
             wait = wait.mul_f64(2.0).min(Duration::from_secs(120));
         }
     }

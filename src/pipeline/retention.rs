@@ -31,6 +31,10 @@ pub struct Pruned {
     pub bytes: u64,
     /// Unfinished runs older than the cut-off: their files are kept whatever their age.
     pub kept_unfinished: Vec<String>,
+    /// Run folders the journal does not know that hold a run's record (`summary.json`): another
+    /// journal's (restored from a backup, replaced), kept — they may be the only record of what a
+    /// run did in Alma.
+    pub kept_unknown: Vec<String>,
 }
 
 impl Pruned {
@@ -46,6 +50,13 @@ impl Pruned {
             self.files,
             bytes(self.bytes)
         );
+        if !self.kept_unknown.is_empty() {
+            s.push_str(&format!(
+                "; kept {} run folders this journal does not know ({}: another journal's?)",
+                self.kept_unknown.len(),
+                self.kept_unknown.join(", ")
+            ));
+        }
         if !self.kept_unfinished.is_empty() {
             s.push_str(&format!(
                 "; kept the files of {} unfinished runs ({})",
@@ -138,16 +149,28 @@ pub fn prune(state_dir: &Path, journal: &Journal, days: u32, dry_run: bool) -> R
                 .as_deref()
                 .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
                 .map(|t| t.with_timezone(&Utc)),
+            // A run's record beside it: a run this journal does not know, never a mere plan.
+            None if folder.join("summary.json").exists() => {
+                if id_time(&run_id).is_some_and(|t| t < cutoff) {
+                    pruned.kept_unknown.push(run_id.clone());
+                }
+                continue;
+            }
             None => id_time(&run_id),
         };
         if ended.is_none_or(|t| t >= cutoff) {
             continue;
         }
-        let (files, size) = measure(&folder).map_err(io(&folder))?;
+        let (files, size) = match measure(&folder) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io(&folder)(e)),
+        };
         pruned.files += files;
         pruned.bytes += size;
         if !dry_run {
-            std::fs::remove_dir_all(&folder).map_err(io(&folder))?;
+            // Recorded first: a stop between the two leaves a run marked pruned whose files the
+            // next prune deletes, never a pruned run whose files a later command writes again.
             if let Some(r) = &record {
                 journal.note(
                     &run_id,
@@ -159,6 +182,11 @@ pub fn prune(state_dir: &Path, journal: &Journal, days: u32, dry_run: bool) -> R
                     ),
                     &[("files_pruned_at", &now())],
                 )?;
+            }
+            match std::fs::remove_dir_all(&folder) {
+                // Another prune got there first.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                other => other.map_err(io(&folder))?,
             }
         }
         match record {

@@ -160,7 +160,8 @@ pub fn job_may_have_run(record: &RunRecord) -> bool {
             .events
             .iter()
             .rev()
-            .find(|e| e.to == RunState::Abandoned)
+            // The transition into abandoned, not a note made since (a prune's, say).
+            .find(|e| e.to == RunState::Abandoned && e.from != Some(RunState::Abandoned))
             .and_then(|e| e.from)
             .unwrap_or(RunState::Abandoned),
         s => s,

@@ -188,3 +188,42 @@ async fn old_runs_files_go_and_their_record_stays() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(!missing.exists());
 }
+
+/// A run abandoned before its job mailed no one; pruning its files must not make it look like
+/// one that may have (the prune's line in its history is not how it ended): the period runs again.
+#[tokio::test]
+async fn a_pruned_run_abandoned_before_its_job_still_mailed_no_one() {
+    let sim = sim(sim_config().users(40)).await;
+    let dir = temp_dir("prune-abandoned");
+    let state = dir.join("state");
+    let q = dir.join("q.toml");
+    std::fs::write(
+        &q,
+        "name = \"listed\"\n[file]\npath = \"ids.txt\"\n[cohort]\nid_column = \"User name\"\n[guard]\nmax_members = 10\n",
+    )
+    .unwrap();
+    let ids = sim.ids(true, 3).join("\n");
+    std::fs::write(dir.join("ids.txt"), format!("{ids}\nNOT-IN-ALMA\n")).unwrap();
+    let q = q.to_str().unwrap();
+    let stopped = execute_run(&sim, &state, q, &["--period", "2027-spring"]).await;
+    assert_eq!(stopped.code, 4, "{}", stopped.stderr);
+    let run_id = runs_json(&sim, &state).await[0]["run_id"].as_str().unwrap().to_string();
+    let abandoned = run(&sim, &state, &["abandon", &run_id, "--reason", "wrong list"]).await;
+    assert_eq!(abandoned.code, 0, "{}", abandoned.stderr);
+    age(&state, &run_id, 100);
+    let pruned = run(&sim, &state, &["prune"]).await;
+    assert!(
+        pruned.stdout.contains("deleted the files of 1 ended runs"),
+        "{}",
+        pruned.stdout
+    );
+    // The period is open again: the next run gets as far as Alma's refusals, not "may have mailed".
+    let again = execute_run(&sim, &state, q, &["--period", "2027-spring"]).await;
+    assert_eq!(again.code, 4, "{}", again.stderr);
+    assert!(
+        again.stderr.contains("Alma refused 1 of run ") && !again.stderr.contains("may have mailed"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(sim.handle.job_instances().len(), 0);
+}
