@@ -17,6 +17,7 @@ mod once;
 mod operator;
 mod plan;
 mod retention;
+mod scheduled;
 mod security;
 mod server;
 mod shapes;

@@ -1,0 +1,83 @@
+//! The shipped schedule (`contrib/`): the wrapper cron and systemd run says nothing when the reset
+//! ran or the period was already done, and speaks (with a failing exit code) when a person is
+//! needed; its log is private.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use crate::cli::{Run, temp_dir};
+use crate::execute::{all_users_query, sim_config};
+use crate::support::*;
+
+async fn scheduled(sim: &Sim, state: &Path, log: &Path, query: &Path) -> Run {
+    let mut cmd = Command::new("sh");
+    cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/alma-cohort-scheduled"))
+        .arg(query)
+        .arg("--base-url")
+        .arg(sim.handle.base_url())
+        .arg("--state-dir")
+        .arg(state)
+        .env("ALMA_COHORT_BIN", env!("CARGO_BIN_EXE_alma-cohort"))
+        .env("ALMA_COHORT_LOG", log)
+        .env("ALMA_API_KEY", KEY)
+        .env("ALMA_COHORT_RETRY_DELAY", "0")
+        .env("ALMA_COHORT_PACE", "1000")
+        .env("ALMA_COHORT_POLL_INTERVAL", "0.05")
+        .env_remove("ALMA_BASE_URL")
+        .stdin(Stdio::null());
+    crate::cli::isolate_home(&mut cmd);
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("sh runs"))
+        .await
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[tokio::test]
+async fn the_wrapper_speaks_only_when_a_person_is_needed() {
+    let sim = sim(sim_config().users(30)).await;
+    let dir = temp_dir("scheduled");
+    let state = dir.join("state");
+    let log = dir.join("log/scheduled.log");
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    let q = all_users_query(&dir, 5000);
+
+    let first = scheduled(&sim, &state, &log, &q).await;
+    assert_eq!((first.code, first.stdout.as_str(), first.stderr.as_str()), (0, "", ""), "the reset ran: quiet");
+    assert_eq!(sim.handle.job_instances().len(), 1);
+    let again = scheduled(&sim, &state, &log, &q).await;
+    assert_eq!((again.code, again.stdout.as_str(), again.stderr.as_str()), (0, "", ""), "already done: quiet");
+    assert_eq!(sim.handle.job_instances().len(), 1);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text.matches("== ").count(), 2, "{text}");
+    assert!(text.contains("exit 0") && text.contains("exit 4") && text.contains("\"skipped\":true"), "{text}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the log is private");
+    }
+
+    // A run that stops before its job (Alma refused too many): exit 4, and the words a person needs.
+    let list = dir.join("list.toml");
+    std::fs::write(
+        &list,
+        "name = \"listed\"\n[file]\npath = \"ids.txt\"\n[cohort]\nid_column = \"User name\"\n[guard]\nmax_members = 10\ncooldown_days = 0\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("ids.txt"), format!("{}\nNOT-IN-ALMA\n", sim.ids(true, 3).join("\n"))).unwrap();
+    let stopped = scheduled(&sim, &state, &log, &list).await;
+    assert_eq!(stopped.code, 4, "{}", stopped.stderr);
+    assert!(
+        stopped.stderr.contains("exited 4; this needs a person")
+            && stopped.stderr.contains("result: {")
+            && stopped.stderr.contains("\"run_id\"")
+            && stopped.stderr.contains("error: Alma refused 1 of run "),
+        "{}",
+        stopped.stderr
+    );
+    assert_eq!(sim.handle.job_instances().len(), 1, "no job for the stopped run");
+}
