@@ -539,6 +539,14 @@ fn guards(
     let size = cohort.ids.len();
     let max = spec.guard.max_members;
     let file = spec.file.display();
+    // A list file is not a report: the words say which the rows came from.
+    let (rows_in, source) = match spec.report() {
+        Some(_) => ("rows in the report", "the report, its filter and the where expression"),
+        None => (
+            "rows in the list file",
+            "the list file, the exclusion files and the where expression",
+        ),
+    };
     let check = |guard: &'static str, ok: Option<bool>, detail: String, hint: String| GuardCheck {
         guard,
         ok,
@@ -560,7 +568,7 @@ fn guards(
                 format!("the cohort has {size} members")
             } else {
                 format!(
-                    "the cohort is empty: {report_rows} rows in the report{}",
+                    "the cohort is empty: {report_rows} {rows_in}{}",
                     if dropped.is_empty() {
                         String::new()
                     } else {
@@ -568,9 +576,7 @@ fn guards(
                     }
                 )
             },
-            format!(
-                "check the report, its filter and the where expression in {file}: a reset with no one in it is never run"
-            ),
+            format!("check {source} in {file}: a reset with no one in it is never run"),
         ),
         check(
             "max_members",

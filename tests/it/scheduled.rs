@@ -46,14 +46,25 @@ async fn the_wrapper_speaks_only_when_a_person_is_needed() {
     let q = all_users_query(&dir, 5000);
 
     let first = scheduled(&sim, &state, &log, &q).await;
-    assert_eq!((first.code, first.stdout.as_str(), first.stderr.as_str()), (0, "", ""), "the reset ran: quiet");
+    assert_eq!(
+        (first.code, first.stdout.as_str(), first.stderr.as_str()),
+        (0, "", ""),
+        "the reset ran: quiet"
+    );
     assert_eq!(sim.handle.job_instances().len(), 1);
     let again = scheduled(&sim, &state, &log, &q).await;
-    assert_eq!((again.code, again.stdout.as_str(), again.stderr.as_str()), (0, "", ""), "already done: quiet");
+    assert_eq!(
+        (again.code, again.stdout.as_str(), again.stderr.as_str()),
+        (0, "", ""),
+        "already done: quiet"
+    );
     assert_eq!(sim.handle.job_instances().len(), 1);
     let text = std::fs::read_to_string(&log).unwrap();
     assert_eq!(text.matches("== ").count(), 2, "{text}");
-    assert!(text.contains("exit 0") && text.contains("exit 4") && text.contains("\"skipped\":true"), "{text}");
+    assert!(
+        text.contains("exit 0") && text.contains("exit 4") && text.contains("\"skipped\":true"),
+        "{text}"
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -68,7 +79,11 @@ async fn the_wrapper_speaks_only_when_a_person_is_needed() {
         "name = \"listed\"\n[file]\npath = \"ids.txt\"\n[cohort]\nid_column = \"User name\"\n[guard]\nmax_members = 10\ncooldown_days = 0\n",
     )
     .unwrap();
-    std::fs::write(dir.join("ids.txt"), format!("{}\nNOT-IN-ALMA\n", sim.ids(true, 3).join("\n"))).unwrap();
+    std::fs::write(
+        dir.join("ids.txt"),
+        format!("{}\nNOT-IN-ALMA\n", sim.ids(true, 3).join("\n")),
+    )
+    .unwrap();
     let stopped = scheduled(&sim, &state, &log, &list).await;
     assert_eq!(stopped.code, 4, "{}", stopped.stderr);
     assert!(
