@@ -182,13 +182,18 @@ impl AlmaClient {
     /// Adds up to 1000 members with `fail_on_invalid_id=false`; returns the set as Alma then
     /// describes it. Sent once: after an unclear failure, compare the members list.
     pub async fn add_members(&self, id: &SetId, ids: &[String]) -> Result<SetInfo, Error> {
+        self.members_op(id, "add_members", ids).await
+    }
+
+    /// `op` (`add_members` or `delete_members`) on 1..=1000 members, invalid IDs ignored.
+    async fn members_op(&self, id: &SetId, op: &str, ids: &[String]) -> Result<SetInfo, Error> {
         assert!(
             !ids.is_empty() && ids.len() <= MAX_MEMBERS_PER_CALL,
             "batches are 1..=1000 members"
         );
         let body = json!({"members": {"member": ids.iter().map(|i| json!({"id": i})).collect::<Vec<_>>()}});
         let path = format!("conf/sets/{}", id.0);
-        let query = [("op", "add_members"), ("fail_on_invalid_id", "false")];
+        let query = [("op", op), ("fail_on_invalid_id", "false")];
         let set: SetAnswer = self
             .call_typed(Method::POST, &path, &query, Some(&body), Repeat::OnlyIfNotReceived)
             .await?;
@@ -201,20 +206,7 @@ impl AlmaClient {
     /// Takes `ids` (1..=1000) out of a set (`op=delete_members`); IDs not in the set are
     /// ignored (`fail_on_invalid_id=false`), so a repeat after a lost answer is harmless.
     pub async fn delete_members(&self, id: &SetId, ids: &[String]) -> Result<SetInfo, Error> {
-        assert!(
-            !ids.is_empty() && ids.len() <= MAX_MEMBERS_PER_CALL,
-            "batches are 1..=1000 members"
-        );
-        let body = json!({"members": {"member": ids.iter().map(|i| json!({"id": i})).collect::<Vec<_>>()}});
-        let path = format!("conf/sets/{}", id.0);
-        let query = [("op", "delete_members"), ("fail_on_invalid_id", "false")];
-        let set: SetAnswer = self
-            .call_typed(Method::POST, &path, &query, Some(&body), Repeat::OnlyIfNotReceived)
-            .await?;
-        set.into_info(&Call {
-            method: "POST",
-            path: format!("/almaws/v1/{path}"),
-        })
+        self.members_op(id, "delete_members", ids).await
     }
 
     /// Every member id of a set (paged by 100).

@@ -45,7 +45,11 @@ pub fn command(sim: &Sim, state: &Path, args: &[&str]) -> Command {
 }
 
 pub async fn run(sim: &Sim, state: &Path, args: &[&str]) -> Run {
-    let mut cmd = command(sim, state, args);
+    output(command(sim, state, args)).await
+}
+
+/// Runs `cmd` to its end off the async threads: its exit code and output.
+pub async fn output(mut cmd: Command) -> Run {
     let out = tokio::task::spawn_blocking(move || cmd.output().expect("runs"))
         .await
         .unwrap();

@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use alma_cohort::sim::{Fault, FaultKind, Target};
 
-use crate::cli::{Run, temp_dir};
-use crate::execute::{all_users_query, assert_done_once, command, execute_run, last_json, run, runs_json, sim_config};
+use crate::cli::temp_dir;
+use crate::execute::{
+    all_users_query, assert_done_once, command, execute_run, last_json, output, run, runs_json, sim_config,
+};
 use crate::support::*;
 
 const PERIOD: &str = "2027-spring";
@@ -181,17 +183,6 @@ fn in_folder(sim: &Sim, cwd: &Path, home: &Path, args: &[&str]) -> Command {
         .env("HOME", home)
         .stdin(Stdio::null());
     cmd
-}
-
-async fn output(mut cmd: Command) -> Run {
-    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
 }
 
 fn folder(dir: &Path, name: &str) -> PathBuf {

@@ -5,20 +5,13 @@
 use std::path::Path;
 
 use crate::cli::{Run, temp_dir};
-use crate::execute::{all_users_query, command, execute_run, run, runs_json, sim_config};
+use crate::execute::{all_users_query, command, execute_run, output, run, runs_json, sim_config};
 use crate::support::*;
 
 async fn with_config(sim: &Sim, state: &Path, config: &Path, args: &[&str]) -> Run {
     let mut cmd = command(sim, state, args);
     cmd.env("ALMA_COHORT_CONFIG", config);
-    let out = tokio::task::spawn_blocking(move || cmd.output().expect("runs"))
-        .await
-        .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    output(cmd).await
 }
 
 /// Moves a run's end (and start) back by `days` in the journal, as if it ran then.

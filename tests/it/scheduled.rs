@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::cli::{Run, temp_dir};
-use crate::execute::{all_users_query, sim_config};
+use crate::execute::{all_users_query, output, sim_config};
 use crate::support::*;
 
 async fn scheduled(sim: &Sim, state: &Path, log: &Path, query: &Path) -> Run {
@@ -26,14 +26,7 @@ async fn scheduled(sim: &Sim, state: &Path, log: &Path, query: &Path) -> Run {
         .env_remove("ALMA_BASE_URL")
         .stdin(Stdio::null());
     crate::cli::isolate_home(&mut cmd);
-    let out = tokio::task::spawn_blocking(move || cmd.output().expect("sh runs"))
-        .await
-        .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    output(cmd).await
 }
 
 #[tokio::test]
