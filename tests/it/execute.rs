@@ -29,19 +29,25 @@ pub fn all_users_query(dir: &Path, max_members: usize) -> PathBuf {
 
 pub fn command(sim: &Sim, state: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_alma-cohort"));
+    against(&mut cmd, sim, state);
+    cmd.args(args);
+    cmd
+}
+
+/// Points `cmd` (the binary, or a script that runs it with its flags after its own) at the
+/// simulator and `state`, with the test's key, no retry waits, no pace and quick polls.
+pub fn against(cmd: &mut Command, sim: &Sim, state: &Path) {
     cmd.arg("--base-url")
         .arg(sim.handle.base_url())
         .arg("--state-dir")
         .arg(state)
-        .args(args)
         .env("ALMA_API_KEY", KEY)
         .env("ALMA_COHORT_RETRY_DELAY", "0")
         .env("ALMA_COHORT_PACE", "1000")
         .env("ALMA_COHORT_POLL_INTERVAL", "0.05")
         .env_remove("ALMA_BASE_URL")
         .stdin(Stdio::null());
-    crate::cli::isolate_home(&mut cmd);
-    cmd
+    crate::cli::isolate_home(cmd);
 }
 
 pub async fn run(sim: &Sim, state: &Path, args: &[&str]) -> Run {

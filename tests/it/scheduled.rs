@@ -3,29 +3,19 @@
 //! needed; its log is private.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use crate::cli::{Run, temp_dir};
-use crate::execute::{all_users_query, output, sim_config};
+use crate::execute::{against, all_users_query, output, sim_config};
 use crate::support::*;
 
 async fn scheduled(sim: &Sim, state: &Path, log: &Path, query: &Path) -> Run {
     let mut cmd = Command::new("sh");
     cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/alma-cohort-scheduled"))
         .arg(query)
-        .arg("--base-url")
-        .arg(sim.handle.base_url())
-        .arg("--state-dir")
-        .arg(state)
         .env("ALMA_COHORT_BIN", env!("CARGO_BIN_EXE_alma-cohort"))
-        .env("ALMA_COHORT_LOG", log)
-        .env("ALMA_API_KEY", KEY)
-        .env("ALMA_COHORT_RETRY_DELAY", "0")
-        .env("ALMA_COHORT_PACE", "1000")
-        .env("ALMA_COHORT_POLL_INTERVAL", "0.05")
-        .env_remove("ALMA_BASE_URL")
-        .stdin(Stdio::null());
-    crate::cli::isolate_home(&mut cmd);
+        .env("ALMA_COHORT_LOG", log);
+    against(&mut cmd, sim, state);
     output(cmd).await
 }
 
