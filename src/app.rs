@@ -52,6 +52,9 @@ pub async fn run(cli: Cli) -> Result<Exit, Error> {
         Command::Extract(args) => extract(Settings::from_args(&cli.global)?, args, quiet).await,
         Command::Sim(args) => sim(args).await,
         Command::Prune(args) => prune(Settings::from_args(&cli.global)?, args),
+        Command::Plans(args) => plans(Settings::from_args(&cli.global)?, args),
+        Command::Approve(args) => approve(Settings::from_args(&cli.global)?, args),
+        Command::Apply(args) => apply(Settings::from_args(&cli.global)?, args).await,
     }
 }
 
@@ -139,26 +142,79 @@ async fn validate(settings: Settings, args: ValidateArgs) -> Result<Exit, Error>
 async fn plan(settings: Settings, args: PlanArgs, quiet: bool) -> Result<Exit, Error> {
     let spec = load_query(&args.query)?;
     pipeline::check_offline(&spec)?;
+    let period = pipeline::run_period(&spec, args.period.as_deref())?;
+    // A saved plan is one intent: refused where a run of it would be (an unfinished run, a done
+    // period), and saved under the planning lock so that the cooldown of a plan made meanwhile
+    // sees it.
+    let (planning, mut journal) = if args.save {
+        settings.refuse_legacy_journal()?;
+        let planning = journal::lock_planning(&settings.state_dir)?;
+        let journal = Journal::open(&settings.state_dir)?;
+        if let Admission::Skip { previous } = state::admit(&journal, &spec.name, period.as_deref(), false)? {
+            return Err(Error::Refused {
+                message: format!(
+                    "query {:?} already completed for period {:?} in run {previous}; a plan for it would be refused when applied; nothing was saved",
+                    spec.name,
+                    period.as_deref().unwrap_or_default()
+                ),
+                hint: "plan another period".into(),
+            });
+        }
+        (Some(planning), Some(journal))
+    } else {
+        (None, None)
+    };
     // A list file needs no Alma: no address, no key, no call.
     let client = match spec.report() {
         Some(_) => Some(AlmaClient::new(settings.client_config()?)?),
         None => None,
     };
-    let plan = plan_with_progress(
-        &settings,
-        client.as_ref(),
-        spec,
-        quiet,
-        &pipeline::PlanOptions::default(),
-    )
-    .await?;
+    let params = parse_params(&args.query.params)?.into_iter().collect::<Vec<_>>();
+    let approval = spec.approval.clone();
+    let options = pipeline::PlanOptions {
+        period: period.clone(),
+        force: false,
+    };
+    let plan = plan_with_progress(&settings, client.as_ref(), spec, quiet, &options).await?;
+    let mut out = serde_json::to_value(plan.to_json()).map_err(|e| Error::Usage(e.to_string()))?;
+    let saved = match journal.as_mut() {
+        // A plan a guard refuses is never saved: it could never be applied.
+        Some(journal) if plan.refusal(true).is_none() => {
+            let superseded = execute::save_plan(journal, &settings.state_dir, &plan, &params, period.as_deref())?;
+            out["plan_id"] = plan.run_id.clone().into();
+            out["approval"] = approval.describe().into();
+            out["superseded"] = superseded.clone().into();
+            Some(superseded)
+        }
+        _ => None,
+    };
+    drop(planning);
     if args.json {
-        let text = serde_json::to_string(&plan.to_json()).map_err(|e| Error::Usage(e.to_string()))?;
-        println!("{text}");
+        println!("{out}");
     } else {
         println!("{}", plan.summary());
+        if let Some(superseded) = &saved {
+            let id = &plan.run_id;
+            println!(
+                "\nsaved plan {id}: {} users, frozen; {} (the query's [approval]){}",
+                plan.cohort.ids.len(),
+                approval.describe(),
+                match superseded.len() {
+                    0 => String::new(),
+                    _ => format!("; it supersedes plan {}", superseded.join(", ")),
+                }
+            );
+            println!(
+                "review: {}",
+                settings.state_dir.join("runs").join(id).join("report.html").display()
+            );
+            if approval.required > 0 {
+                println!("approve: alma-cohort approve {id}");
+            }
+            println!("apply:   alma-cohort apply {id} --execute");
+        }
     }
-    if let Some(refusal) = plan.refusal_error(false) {
+    if let Some(refusal) = plan.refusal_error(args.save) {
         return Err(refusal);
     }
     Ok(Exit::Done)
@@ -170,7 +226,27 @@ pub async fn execute(settings: Settings, args: RunArgs, quiet: bool) -> Result<E
     let spec = load_query(&args.plan.query)?;
     pipeline::check_offline(&spec)?;
     // Everything that can be refused without Alma or the journal is, before either is touched.
-    let period = pipeline::run_period(&spec, args.period.as_deref())?;
+    let period = pipeline::run_period(&spec, args.plan.period.as_deref())?;
+    if args.plan.save {
+        return Err(Error::Usage(
+            "--save and --execute: a saved plan is applied with `alma-cohort apply PLAN_ID --execute`; save it with `alma-cohort plan QUERY --save`".into(),
+        ));
+    }
+    if spec.approval.required > 0 {
+        let q = args.plan.query.query.display();
+        let p = period.as_deref().map(|p| format!(" --period {p}")).unwrap_or_default();
+        return Err(Error::Refused {
+            message: format!(
+                "query {:?} requires {} before a run ([approval] required = {}); run --execute would reset a cohort nobody reviewed; nothing was done",
+                spec.name,
+                spec.approval.describe(),
+                spec.approval.required
+            ),
+            hint: format!(
+                "`alma-cohort plan {q}{p} --save`, then someone approves it (`alma-cohort approve PLAN_ID`), then `alma-cohort apply PLAN_ID --execute`"
+            ),
+        });
+    }
     settings.refuse_legacy_journal()?;
     let _lock = journal::lock_query(&settings.state_dir, &spec.name)?;
     // From the plan until the cohort is journaled: a run of another query planned meanwhile
@@ -315,7 +391,256 @@ fn prune(settings: Settings, args: crate::cli::PruneArgs) -> Result<Exit, Error>
     Ok(Exit::Done)
 }
 
+fn plans(settings: Settings, args: ListArgs) -> Result<Exit, Error> {
+    use pipeline::approval;
+    let path = settings.state_dir.join("journal.sqlite");
+    say_journal(&settings, &path);
+    // Listing creates nothing: no journal is no plans.
+    let saved = match Journal::open_existing(&settings.state_dir)? {
+        Some(journal) => journal.plans()?,
+        None => Vec::new(),
+    };
+    let at = chrono::Utc::now();
+    let rows: Vec<serde_json::Value> = saved
+        .iter()
+        .map(|p| {
+            let spec = approval::plan_query(p).ok();
+            let state = spec
+                .as_ref()
+                .map(|s| approval::state(p, &s.approval, at).as_str())
+                .unwrap_or("unreadable query");
+            serde_json::json!({
+                "plan_id": p.plan_id,
+                "query": p.query,
+                "period": p.period,
+                "state": state,
+                "cohort_size": p.record.cohort_size,
+                "planned_by": p.planned_by,
+                "planned_at": p.planned_at,
+                "approvals": p.approvals,
+                "requires": spec.as_ref().map(|s| s.approval.describe()),
+                "applied_at": p.applied_at,
+                "superseded_by": p.superseded_by,
+            })
+        })
+        .collect();
+    if args.json {
+        println!("{}", serde_json::Value::Array(rows));
+        return Ok(Exit::Done);
+    }
+    if rows.is_empty() {
+        println!("no saved plans in {}", path.display());
+        return Ok(Exit::Done);
+    }
+    println!(
+        "{:<21}  {:<24} {:<14} {:<11} {:>7}  {:<12} approvals",
+        "plan", "query", "period", "state", "cohort", "planned by"
+    );
+    for (p, row) in saved.iter().zip(&rows) {
+        println!(
+            "{:<21}  {:<24} {:<14} {:<11} {:>7}  {:<12} {}",
+            p.plan_id,
+            p.query,
+            p.period.as_deref().unwrap_or("-"),
+            row["state"].as_str().unwrap_or("-"),
+            p.record.cohort_size,
+            p.planned_by,
+            match p.approvals.len() {
+                0 => "none".to_string(),
+                _ => p
+                    .approvals
+                    .iter()
+                    .map(|a| a.approver.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }
+        );
+    }
+    Ok(Exit::Done)
+}
+
+fn approve(settings: Settings, args: crate::cli::ApproveArgs) -> Result<Exit, Error> {
+    settings.refuse_legacy_journal()?;
+    let mut journal = Journal::open_existing(&settings.state_dir)?
+        .ok_or_else(|| crate::journal::Error::NoSuchPlan(args.plan_id.clone()))?;
+    let plan = pipeline::approval::approve(
+        &mut journal,
+        &args.plan_id,
+        args.note.as_deref(),
+        args.as_name.as_deref(),
+    )?;
+    let spec = pipeline::approval::plan_query(&plan)?;
+    let state = pipeline::approval::state(&plan, &spec.approval, chrono::Utc::now());
+    let last = plan.approvals.last().map(|a| a.approver.as_str()).unwrap_or_default();
+    println!(
+        "plan {} approved by {last}; it is {} ({} of {} approvals that count){}",
+        plan.plan_id,
+        state.as_str(),
+        pipeline::approval::counted(&plan, &spec.approval).len(),
+        spec.approval.required,
+        if state == pipeline::approval::PlanState::Approved {
+            format!("; apply: alma-cohort apply {} --execute", plan.plan_id)
+        } else {
+            String::new()
+        }
+    );
+    Ok(Exit::Done)
+}
+
+/// `apply PLAN_ID` (or `--query Q --period P`): the saved plan's run, exactly its frozen cohort,
+/// through the same admission, state machine and output as `run --execute`.
+async fn apply(settings: Settings, args: crate::cli::ApplyArgs) -> Result<Exit, Error> {
+    let json = args.json;
+    let (plan_id, query, period) = (args.plan_id.clone(), args.query.clone(), args.period.clone());
+    let mut started = false;
+    let outcome = apply_plan(settings, args, &mut started).await;
+    outcome.inspect_err(|e| {
+        // Scripts reading --json learn why nothing was applied (a started run printed its own).
+        if json && !started {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "plan_id": plan_id,
+                    "query": query,
+                    "period": period,
+                    "status": "refused",
+                    "skipped": false,
+                    "exit": e.exit() as u8,
+                    "refused": crate::error::chain(e),
+                })
+            );
+        }
+    })
+}
+
+async fn apply_plan(settings: Settings, args: crate::cli::ApplyArgs, started: &mut bool) -> Result<Exit, Error> {
+    use pipeline::approval;
+    let json = args.json;
+    settings.refuse_legacy_journal()?;
+    let Some(journal) = Journal::open_existing(&settings.state_dir)? else {
+        return match &args.plan_id {
+            Some(id) => Err(crate::journal::Error::NoSuchPlan(id.clone()).into()),
+            None => skip_apply(&args, "no saved plans in this journal"),
+        };
+    };
+    let plan = match (&args.plan_id, &args.query, &args.period) {
+        (Some(id), _, _) => journal.plan(id)?,
+        (None, Some(query), Some(period)) => {
+            // The query file or the query's name.
+            let name = match std::path::Path::new(query).is_file() {
+                true => load_query(&crate::cli::QueryArgs {
+                    query: query.into(),
+                    params: Vec::new(),
+                })
+                .map(|s| s.name)
+                .unwrap_or_else(|_| query.clone()),
+                false => query.clone(),
+            };
+            let period = crate::pipeline::ledger::normalize_period(period)?;
+            // An unfinished run of the query needs a person (exit 4, not "skipped"); a done
+            // period is skipped below, as run --period does.
+            state::admit(&journal, &name, Some(&period), false)?;
+            match approval::candidate(&journal, &name, &period)? {
+                Some(plan) => plan,
+                None => {
+                    return skip_apply(
+                        &args,
+                        &format!("no approved, unexpired, unapplied plan of query {name:?} for period {period:?}"),
+                    );
+                }
+            }
+        }
+        _ => return Err(Error::Usage("give a PLAN_ID, or --query and --period".into())),
+    };
+    let _lock = journal::lock_query(&settings.state_dir, &plan.query)?;
+    // Read again under the lock: another apply may have taken it meanwhile.
+    let plan = journal.plan(&plan.plan_id)?;
+    let spec = approval::plan_query(&plan)?;
+    if let Some(refusal) = approval::apply_refusal(&plan, &spec, chrono::Utc::now()) {
+        return Err(refusal);
+    }
+    if let Admission::Skip { previous } = state::admit(&journal, &plan.query, plan.period.as_deref(), false)? {
+        return skip_apply(
+            &args,
+            &format!(
+                "query {:?} already completed for period {:?} in run {previous}",
+                plan.query,
+                plan.period.as_deref().unwrap_or_default()
+            ),
+        );
+    }
+    let cohort = journal.plan_cohort(&plan.plan_id)?;
+    println!(
+        "plan {} of query {:?}{}: {} users, planned by {} at {}, approved by {}",
+        plan.plan_id,
+        plan.query,
+        plan.period
+            .as_deref()
+            .map(|p| format!(" for period {p:?}"))
+            .unwrap_or_default(),
+        cohort.len(),
+        plan.planned_by,
+        plan.planned_at,
+        match plan.approvals.len() {
+            0 => "nobody (none required)".to_string(),
+            _ => plan
+                .approvals
+                .iter()
+                .map(|a| a.approver.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    );
+    if !args.execute {
+        println!("(nothing was done: add --execute to apply it)");
+        return Ok(Exit::Done);
+    }
+    confirm_count(cohort.len(), args.yes)?;
+    let client = AlmaClient::new(settings.client_config()?)?;
+    let mut journal = journal;
+    let record = approval::run_of(&plan);
+    journal.apply_plan(&plan.plan_id, &record, &cohort)?;
+    *started = true;
+    tracing::info!(run_id = %record.run_id, "saved plan applied; run started");
+    let result = execute::continue_run(
+        &client,
+        &journal,
+        &settings.state_dir,
+        &record.run_id,
+        &ContinueOptions::default(),
+        &settings.poll_policy(),
+    )
+    .await;
+    auto_prune(&settings, &journal);
+    let result = result.inspect_err(|e| stopped_json(&journal, &record.run_id, e, json))?;
+    print_result(&result, json)
+}
+
+/// Nothing to apply (the timer fires again later): exit 4, `"skipped": true` with `--json`.
+fn skip_apply(args: &crate::cli::ApplyArgs, why: &str) -> Result<Exit, Error> {
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "query": args.query,
+                "period": args.period,
+                "status": "skipped",
+                "skipped": true,
+                "why": why,
+            })
+        );
+    }
+    eprintln!("skipped: {why}; nothing was done");
+    Ok(Exit::Refused)
+}
+
 fn confirm(plan: &pipeline::Plan, yes: bool) -> Result<(), Error> {
+    confirm_count(plan.cohort.ids.len(), yes)
+}
+
+/// Asks before a run resets `users` passwords (`--yes` skips the question; without a terminal it
+/// is required).
+fn confirm_count(users: usize, yes: bool) -> Result<(), Error> {
     use std::io::{BufRead, IsTerminal};
     if yes {
         return Ok(());
@@ -326,8 +651,7 @@ fn confirm(plan: &pipeline::Plan, yes: bool) -> Result<(), Error> {
         ));
     }
     eprint!(
-        "Reset the passwords of {} users and have Alma email each of them a temporary password? Type yes to go on: ",
-        plan.cohort.ids.len()
+        "Reset the passwords of {users} users and have Alma email each of them a temporary password? Type yes to go on: "
     );
     let mut answer = String::new();
     let _ = std::io::stdin().lock().read_line(&mut answer);

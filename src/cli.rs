@@ -166,6 +166,47 @@ pub enum Command {
     /// Delete the files (cohort, reports) of runs that ended more than [retention] days ago; the
     /// journal keeps their record
     Prune(PruneArgs),
+    /// List the saved plans (plan --save) and where each is: saved, approved, applied, expired, superseded
+    Plans(ListArgs),
+    /// Approve a saved plan (recorded with who and when)
+    Approve(ApproveArgs),
+    /// Execute a saved plan exactly: its frozen cohort, without reading the report again
+    Apply(ApplyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// The saved plan's id (see `alma-cohort plans`)
+    pub plan_id: String,
+    /// Why, or what was checked (recorded with the approval)
+    #[arg(long)]
+    pub note: Option<String>,
+    /// Record this name instead of the OS account (only where the query's [approval] allow_as = true)
+    #[arg(long = "as", value_name = "NAME")]
+    pub as_name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The saved plan's id (see `alma-cohort plans`); or --query and --period for the one
+    /// approved plan of that query and period (for a timer)
+    #[arg(required_unless_present = "query", conflicts_with = "query")]
+    pub plan_id: Option<String>,
+    /// With --period: the query file (or the query's name) whose approved plan to apply
+    #[arg(long, requires = "period")]
+    pub query: Option<String>,
+    /// With --query: the plan's period
+    #[arg(long, requires = "query")]
+    pub period: Option<String>,
+    /// Really do it: create the set, add the plan's members, run the job
+    #[arg(long)]
+    pub execute: bool,
+    /// Do not ask for confirmation (required when stdin is not a terminal)
+    #[arg(long)]
+    pub yes: bool,
+    /// Print the result as one JSON object on stdout
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -205,16 +246,19 @@ pub struct PlanArgs {
     /// Print the summary as one JSON object on stdout
     #[arg(long)]
     pub json: bool,
+    /// The period this run belongs to (e.g. 2026-spring; compared trimmed, in lower case, with
+    /// spaces and '_' as '-'); a query runs once per period, whichever machine or journal runs it
+    #[arg(long)]
+    pub period: Option<String>,
+    /// Save the plan in the journal (its cohort frozen) for `approve` and `apply PLAN_ID`
+    #[arg(long)]
+    pub save: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
     #[command(flatten)]
     pub plan: PlanArgs,
-    /// The period this run belongs to (e.g. 2026-spring; compared trimmed, in lower case, with
-    /// spaces and '_' as '-'); a query runs once per period, whichever machine or journal runs it
-    #[arg(long)]
-    pub period: Option<String>,
     /// Really do it: create the set, add the members, run the job
     #[arg(long)]
     pub execute: bool,

@@ -135,9 +135,11 @@ impl Error {
             Error::Refused { .. } => Exit::Refused,
             Error::Interrupted { source, .. } => source.exit(),
             Error::NotConfirmed(_) => Exit::Refused,
-            Error::Journal(crate::journal::Error::Locked { .. } | crate::journal::Error::StateMoved { .. }) => {
-                Exit::Refused
-            }
+            Error::Journal(
+                crate::journal::Error::Locked { .. }
+                | crate::journal::Error::StateMoved { .. }
+                | crate::journal::Error::PlanMoved { .. },
+            ) => Exit::Refused,
             Error::Journal(_) => Exit::Usage,
             Error::Guard { .. } => Exit::Refused,
             Error::Alma(crate::alma::Error::Setting(_)) => Exit::Usage,

@@ -186,6 +186,35 @@ pub fn start_run(
     period: Option<&str>,
     forced: bool,
 ) -> Result<RunRecord, Error> {
+    let record = run_record(journal, plan, params, period, forced)?;
+    journal.create_run(&record, &plan.cohort.ids)?;
+    Ok(record)
+}
+
+/// Saves a plan (`plan --save`): the run it would start, and its cohort, frozen in the journal
+/// for `approve` and `apply`; its report beside its cohort.csv. The ids of the saved plans it
+/// supersedes come back.
+pub fn save_plan(
+    journal: &mut Journal,
+    state_dir: &Path,
+    plan: &Plan,
+    params: &[(String, String)],
+    period: Option<&str>,
+) -> Result<Vec<String>, Error> {
+    let record = run_record(journal, plan, params, period, false)?;
+    let superseded = journal.save_plan(&record, &plan.cohort.ids)?;
+    report::write_run_files(state_dir, &record, &plan.cohort.ids)?;
+    Ok(superseded)
+}
+
+/// The run a plan starts, as the journal records it (state `planned`).
+fn run_record(
+    journal: &Journal,
+    plan: &Plan,
+    params: &[(String, String)],
+    period: Option<&str>,
+    forced: bool,
+) -> Result<RunRecord, Error> {
     let mut execution = execution(&plan.spec, &plan.run_id, period)?;
     execution.exclusions = plan.exclusions.clone();
     execution.forced = forced;
@@ -242,7 +271,6 @@ pub fn start_run(
         batches: Vec::new(),
         events: Vec::new(),
     };
-    journal.create_run(&record, &plan.cohort.ids)?;
     Ok(record)
 }
 

@@ -1,6 +1,7 @@
 //! The pipeline, step by step as the design lists it: extract → transform → guards → (load →
 //! follow, with the load issue). `plan` is the part that makes no write call to Alma.
 
+pub mod approval;
 pub mod execute;
 pub mod ledger;
 mod payload;

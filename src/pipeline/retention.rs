@@ -149,6 +149,8 @@ pub fn prune(state_dir: &Path, journal: &Journal, days: u32, dry_run: bool) -> R
                 .as_deref()
                 .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
                 .map(|t| t.with_timezone(&Utc)),
+            // A saved plan (plan --save) counts as ended when it was made.
+            None if journal.find_plan(&run_id)?.is_some() => id_time(&run_id),
             // A run's record beside it: a run this journal does not know, never a mere plan.
             None if folder.join("summary.json").exists() => {
                 if id_time(&run_id).is_some_and(|t| t < cutoff) {

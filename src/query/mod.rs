@@ -210,8 +210,41 @@ pub struct QuerySpec {
     pub set: SetSpec,
     pub job: JobSpec,
     pub guard: GuardSpec,
+    pub approval: ApprovalSpec,
     /// The file's bytes, for the journal's content hash.
     pub source: String,
+}
+
+/// `[approval]`: a run of this query goes through a saved plan that others approved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApprovalSpec {
+    /// How many different people must approve a saved plan (0: `run --execute` is allowed).
+    pub required: u32,
+    /// The planner's own approval does not count.
+    pub approver_not_planner: bool,
+    /// A saved plan older than this is expired.
+    pub max_age_hours: f64,
+    /// `approve --as NAME` may record a name other than the OS account.
+    pub allow_as: bool,
+}
+
+impl ApprovalSpec {
+    /// What `plan` says the query requires.
+    pub fn describe(&self) -> String {
+        match self.required {
+            0 => "no approval required".into(),
+            n => format!(
+                "{n} approval{} required{}, within {} hours of the plan",
+                if n == 1 { "" } else { "s" },
+                if self.approver_not_planner {
+                    " by someone other than the planner"
+                } else {
+                    ""
+                },
+                self.max_age_hours
+            ),
+        }
+    }
 }
 
 impl QuerySpec {

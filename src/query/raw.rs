@@ -18,6 +18,8 @@ pub const DEFAULT_COOLDOWN_DAYS: u32 = 7;
 /// The share of the cohort Alma may refuse (IDs it does not know) before the run stops ahead of
 /// the job (`[guard] max_refused_ratio`).
 pub const DEFAULT_MAX_REFUSED_RATIO: f64 = 0.01;
+/// How long a saved plan can be applied (`[approval] max_age_hours`).
+pub const DEFAULT_MAX_PLAN_AGE_HOURS: f64 = 72.0;
 pub const DEFAULT_SET_DESCRIPTION: &str = "Created by alma-cohort run {run_id}";
 pub const DEFAULT_JOB_NAME: &str = "Update/Notify Users";
 pub const DEFAULT_NOTIFICATION: &str = "NOTIFY_PASSWORD_CHANGE";
@@ -38,6 +40,18 @@ pub struct QueryFile {
     #[serde(default)]
     job: Job,
     guard: Guard,
+    #[serde(default)]
+    approval: ApprovalRaw,
+}
+
+/// `[approval]`: whether a reviewed, approved saved plan is required before the run.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApprovalRaw {
+    required: Option<i64>,
+    approver_not_planner: Option<bool>,
+    max_age_hours: Option<f64>,
+    allow_as: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -555,6 +569,28 @@ impl QueryFile {
                 ));
             }
         };
+        let required = match self.approval.required {
+            None => 0,
+            Some(n) if (0..=10).contains(&n) => n as u32,
+            Some(n) => {
+                return Err(invalid(
+                    "approval.required",
+                    format!("is {n}"),
+                    "give how many different people must approve a saved plan, from 0 (none) to 10, e.g. 1",
+                ));
+            }
+        };
+        let max_age_hours = match self.approval.max_age_hours {
+            None => DEFAULT_MAX_PLAN_AGE_HOURS,
+            Some(h) if h.is_finite() && h > 0.0 && h <= 24.0 * 366.0 => h,
+            Some(h) => {
+                return Err(invalid(
+                    "approval.max_age_hours",
+                    format!("is {h}"),
+                    "give the hours a saved plan stays good for, above 0 and at most 8784 (a year), e.g. 72",
+                ));
+            }
+        };
         Ok(QuerySpec {
             file: file.to_path_buf(),
             name: self.name,
@@ -592,6 +628,12 @@ impl QueryFile {
                 min_ratio: self.guard.min_ratio,
                 cooldown_days,
                 max_refused_ratio,
+            },
+            approval: super::ApprovalSpec {
+                required,
+                approver_not_planner: self.approval.approver_not_planner.unwrap_or(false),
+                max_age_hours,
+                allow_as: self.approval.allow_as.unwrap_or(false),
             },
             source,
         })

@@ -239,6 +239,16 @@ impl SimHandle {
         lock(&self.shared).run_from_ui(set_id)
     }
 
+    /// Loads the report at `path` from a CSV file again while the simulator runs, as the data
+    /// behind a saved report changes in Alma (the next page served has the new rows).
+    pub fn load_csv_report(&self, path: &str, file: &std::path::Path) -> Result<(), String> {
+        let report = report::Report::from_csv(path, file)?;
+        let mut st = lock(&self.shared);
+        st.reports.retain(|r| r.path != report.path);
+        st.reports.push(report);
+        Ok(())
+    }
+
     /// Adds a fault while the simulator runs (counted from now on).
     pub fn add_fault(&self, fault: Fault) {
         lock(&self.shared).add_fault(fault);

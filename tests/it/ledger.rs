@@ -40,8 +40,19 @@ fn assert_no_second_letter(sim: &Sim) {
 /// Starts the scheduled command and kills it (SIGKILL) once the simulator has answered the first
 /// request to `target`; returns whether it was killed.
 async fn kill_after(sim: &Sim, state: &Path, query: &str, target: Target) -> bool {
-    let args = ["run", query, "--period", PERIOD, "--execute", "--yes"];
-    let mut child = command(sim, state, &args)
+    kill_once_answered(
+        sim,
+        state,
+        &["run", query, "--period", PERIOD, "--execute", "--yes"],
+        target,
+    )
+    .await
+}
+
+/// Runs the binary with `args` and kills it (SIGKILL) as soon as a call to `target` was
+/// answered; false when it ended before that.
+pub async fn kill_once_answered(sim: &Sim, state: &Path, args: &[&str], target: Target) -> bool {
+    let mut child = command(sim, state, args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

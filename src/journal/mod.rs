@@ -3,6 +3,9 @@
 //! it, each batch of members, the job instance as soon as Alma returns it, the final status. It is
 //! the source of truth for `resume`, `runs` and `show`. Each write is one transaction.
 
+mod plans;
+pub use plans::{Approval, SavedPlan};
+
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -11,7 +14,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::pipeline::state::RunState;
 
 /// The schema this build writes; older journals are migrated on open.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -37,6 +40,11 @@ pub enum Error {
     Locked { query: String, path: PathBuf },
     #[error("no run {0} in the journal\nhint: `alma-cohort runs` lists the runs")]
     NoSuchRun(String),
+    #[error("no saved plan {0} in the journal\nhint: `alma-cohort plans` lists the saved plans")]
+    NoSuchPlan(String),
+    /// A saved plan was not in the state the step expected (applied, superseded): nothing written.
+    #[error("plan {plan_id} is {state}; nothing was written\nhint: `alma-cohort plans` shows it")]
+    PlanMoved { plan_id: String, state: String },
     #[error("journal record for run {run_id} is unreadable: {message}")]
     Corrupt { run_id: String, message: String },
     /// A transition the state machine does not have: a bug, never written.
@@ -468,6 +476,10 @@ impl Journal {
             )
             .map_err(sql)?;
         }
+        if found < 5 {
+            // v5: saved plans (plan --save), their frozen cohorts and their approvals.
+            tx.execute_batch(plans::SCHEMA).map_err(sql)?;
+        }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(sql)?;
         tx.commit().map_err(sql)
     }
@@ -480,50 +492,52 @@ impl Journal {
             source,
         };
         let tx = self.conn.transaction().map_err(sql)?;
-        tx.execute(
-            "INSERT INTO runs (run_id, query, query_file, query_hash, params, period, started_at, status, run_by, cohort_size, execution, plan, state, input_file, input_hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-            params![
-                run.run_id,
-                run.query,
-                run.query_file,
-                run.query_hash,
-                json(&run.params),
-                run.period,
-                run.started_at,
-                run.status,
-                run.run_by,
-                run.cohort_size as i64,
-                json(&run.execution),
-                json(&run.plan),
-                run.state.as_str(),
-                run.input_file,
-                run.input_hash,
-            ],
-        )
-        .map_err(sql)?;
-        tx.execute(
-            "INSERT INTO events (run_id, at, from_state, to_state, by, detail) VALUES (?1, ?2, NULL, ?3, ?4, ?5)",
-            params![
-                run.run_id,
-                run.started_at,
-                run.state.as_str(),
-                run.run_by,
-                format!("run recorded with its cohort of {} IDs", cohort.len())
-            ],
-        )
-        .map_err(sql)?;
-        {
-            let mut insert = tx
-                .prepare("INSERT INTO cohort (run_id, position, primary_id) VALUES (?1, ?2, ?3)")
-                .map_err(sql)?;
-            for (i, id) in cohort.iter().enumerate() {
-                insert.execute(params![run.run_id, i as i64, id]).map_err(sql)?;
-            }
-        }
+        insert_run(&tx, run, cohort).map_err(sql)?;
         tx.commit().map_err(sql)
     }
+}
 
+/// The run's row, its first event and its cohort, inside the caller's transaction.
+fn insert_run(tx: &rusqlite::Transaction<'_>, run: &RunRecord, cohort: &[String]) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO runs (run_id, query, query_file, query_hash, params, period, started_at, status, run_by, cohort_size, execution, plan, state, input_file, input_hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        params![
+            run.run_id,
+            run.query,
+            run.query_file,
+            run.query_hash,
+            json(&run.params),
+            run.period,
+            run.started_at,
+            run.status,
+            run.run_by,
+            run.cohort_size as i64,
+            json(&run.execution),
+            json(&run.plan),
+            run.state.as_str(),
+            run.input_file,
+            run.input_hash,
+        ],
+    )?;
+    tx.execute(
+        "INSERT INTO events (run_id, at, from_state, to_state, by, detail) VALUES (?1, ?2, NULL, ?3, ?4, ?5)",
+        params![
+            run.run_id,
+            run.started_at,
+            run.state.as_str(),
+            run.run_by,
+            format!("run recorded with its cohort of {} IDs", cohort.len())
+        ],
+    )?;
+    let mut insert = tx.prepare("INSERT INTO cohort (run_id, position, primary_id) VALUES (?1, ?2, ?3)")?;
+    for (i, id) in cohort.iter().enumerate() {
+        insert.execute(params![run.run_id, i as i64, id])?;
+    }
+    Ok(())
+}
+
+impl Journal {
     fn update(&self, run_id: &str, set: &str, values: &[&dyn rusqlite::ToSql]) -> Result<(), Error> {
         let mut all: Vec<&dyn rusqlite::ToSql> = values.to_vec();
         all.push(&run_id);
@@ -1130,7 +1144,7 @@ mod tests {
         // Make it look like a journal written by schema 1.
         j.conn
             .execute_batch(
-                "DROP TABLE events; ALTER TABLE runs DROP COLUMN state; ALTER TABLE runs DROP COLUMN job_submissions; ALTER TABLE runs DROP COLUMN input_file; ALTER TABLE runs DROP COLUMN input_hash; ALTER TABLE runs DROP COLUMN plan; ALTER TABLE runs DROP COLUMN refused_accepted; ALTER TABLE runs DROP COLUMN protected_ids; ALTER TABLE runs DROP COLUMN files_pruned_at; PRAGMA user_version = 1;",
+                "DROP TABLE events; ALTER TABLE runs DROP COLUMN state; ALTER TABLE runs DROP COLUMN job_submissions; ALTER TABLE runs DROP COLUMN input_file; ALTER TABLE runs DROP COLUMN input_hash; ALTER TABLE runs DROP COLUMN plan; ALTER TABLE runs DROP COLUMN refused_accepted; ALTER TABLE runs DROP COLUMN protected_ids; ALTER TABLE runs DROP COLUMN files_pruned_at; DROP TABLE approvals; DROP TABLE plan_cohort; DROP TABLE plans; PRAGMA user_version = 1;",
             )
             .unwrap();
         drop(j);

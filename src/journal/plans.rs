@@ -1,0 +1,274 @@
+//! Saved plans (`plan --save`): the run a plan would start, frozen — its record as `apply` will
+//! journal it (query and file hashes, parameters, period, set and job, the exclusion files'
+//! hashes) and every ID of its cohort — with who planned it, the approvals it got, and whether it
+//! was applied or superseded by a newer plan of the same query and period.
+
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+
+use super::{Error, Journal, RunRecord, insert_run, json};
+
+/// Tables of schema 5.
+pub(super) const SCHEMA: &str = "CREATE TABLE plans (
+        plan_id TEXT PRIMARY KEY,
+        query TEXT NOT NULL,
+        period TEXT,
+        planned_by TEXT NOT NULL,
+        planned_at TEXT NOT NULL,
+        record TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'saved',
+        applied_at TEXT,
+        superseded_by TEXT
+     );
+     CREATE INDEX plans_by_query ON plans (query, period);
+     CREATE TABLE plan_cohort (
+        plan_id TEXT NOT NULL REFERENCES plans (plan_id),
+        position INTEGER NOT NULL,
+        primary_id TEXT NOT NULL,
+        PRIMARY KEY (plan_id, position)
+     );
+     CREATE TABLE approvals (
+        plan_id TEXT NOT NULL REFERENCES plans (plan_id),
+        approver TEXT NOT NULL,
+        os_user TEXT NOT NULL,
+        at TEXT NOT NULL,
+        note TEXT
+     );";
+
+/// One approval of a saved plan.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Approval {
+    /// Who approved: the OS account, or the `--as` name where the query allows it.
+    pub approver: String,
+    /// The OS account that ran `approve`.
+    pub os_user: String,
+    pub at: String,
+    pub note: Option<String>,
+}
+
+/// A saved plan as the journal holds it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SavedPlan {
+    pub plan_id: String,
+    pub query: String,
+    pub period: Option<String>,
+    pub planned_by: String,
+    pub planned_at: String,
+    /// saved | applied | superseded (approved and expired are read from the approvals and age)
+    pub state: String,
+    pub applied_at: Option<String>,
+    pub superseded_by: Option<String>,
+    pub approvals: Vec<Approval>,
+    /// The run `apply` will journal (state planned).
+    pub record: RunRecord,
+}
+
+impl Journal {
+    /// Saves a plan: its would-be run record and cohort. Earlier saved (not applied) plans of the
+    /// same query and period are superseded by it; their ids come back.
+    pub fn save_plan(&mut self, record: &RunRecord, cohort: &[String]) -> Result<Vec<String>, Error> {
+        let path = self.path.clone();
+        let sql = |source| Error::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sql)?;
+        let superseded: Vec<String> = {
+            let mut stmt = tx
+                .prepare("SELECT plan_id FROM plans WHERE query = ?1 AND period IS ?2 AND state = 'saved'")
+                .map_err(sql)?;
+            stmt.query_map(params![record.query, record.period], |r| r.get(0))
+                .map_err(sql)?
+                .collect::<Result<_, _>>()
+                .map_err(sql)?
+        };
+        tx.execute(
+            "UPDATE plans SET state = 'superseded', superseded_by = ?1 WHERE query = ?2 AND period IS ?3 AND state = 'saved'",
+            params![record.run_id, record.query, record.period],
+        )
+        .map_err(sql)?;
+        tx.execute(
+            "INSERT INTO plans (plan_id, query, period, planned_by, planned_at, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                record.run_id,
+                record.query,
+                record.period,
+                record.run_by,
+                record.started_at,
+                json(record)
+            ],
+        )
+        .map_err(sql)?;
+        {
+            let mut insert = tx
+                .prepare("INSERT INTO plan_cohort (plan_id, position, primary_id) VALUES (?1, ?2, ?3)")
+                .map_err(sql)?;
+            for (i, id) in cohort.iter().enumerate() {
+                insert.execute(params![record.run_id, i as i64, id]).map_err(sql)?;
+            }
+        }
+        tx.commit().map_err(sql)?;
+        Ok(superseded)
+    }
+
+    /// A saved plan, or `None`.
+    pub fn find_plan(&self, plan_id: &str) -> Result<Option<SavedPlan>, Error> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT plan_id, query, period, planned_by, planned_at, state, applied_at, superseded_by, record
+                 FROM plans WHERE plan_id = ?1",
+                [plan_id],
+                |r| {
+                    Ok((
+                        (
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, Option<String>>(2)?,
+                            r.get::<_, String>(3)?,
+                        ),
+                        (
+                            r.get::<_, String>(4)?,
+                            r.get::<_, String>(5)?,
+                            r.get::<_, Option<String>>(6)?,
+                            r.get::<_, Option<String>>(7)?,
+                        ),
+                        r.get::<_, String>(8)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(self.sql())?;
+        let Some(((plan_id, query, period, planned_by), (planned_at, state, applied_at, superseded_by), record)) = row
+        else {
+            return Ok(None);
+        };
+        let record: RunRecord = serde_json::from_str(&record).map_err(|e| Error::Corrupt {
+            run_id: plan_id.clone(),
+            message: format!("saved plan: {e}"),
+        })?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT approver, os_user, at, note FROM approvals WHERE plan_id = ?1 ORDER BY rowid")
+            .map_err(self.sql())?;
+        let approvals = stmt
+            .query_map([&plan_id], |r| {
+                Ok(Approval {
+                    approver: r.get(0)?,
+                    os_user: r.get(1)?,
+                    at: r.get(2)?,
+                    note: r.get(3)?,
+                })
+            })
+            .map_err(self.sql())?
+            .collect::<Result<_, _>>()
+            .map_err(self.sql())?;
+        Ok(Some(SavedPlan {
+            plan_id,
+            query,
+            period,
+            planned_by,
+            planned_at,
+            state,
+            applied_at,
+            superseded_by,
+            approvals,
+            record,
+        }))
+    }
+
+    /// A saved plan; an unknown id is an error naming it.
+    pub fn plan(&self, plan_id: &str) -> Result<SavedPlan, Error> {
+        self.find_plan(plan_id)?
+            .ok_or_else(|| Error::NoSuchPlan(plan_id.to_string()))
+    }
+
+    /// Every saved plan, newest first.
+    pub fn plans(&self) -> Result<Vec<SavedPlan>, Error> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT plan_id FROM plans ORDER BY planned_at DESC, plan_id DESC")
+            .map_err(self.sql())?;
+        let ids: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .map_err(self.sql())?
+            .collect::<Result<_, _>>()
+            .map_err(self.sql())?;
+        ids.iter().map(|id| self.plan(id)).collect()
+    }
+
+    /// The plan's frozen cohort, in its order.
+    pub fn plan_cohort(&self, plan_id: &str) -> Result<Vec<String>, Error> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT primary_id FROM plan_cohort WHERE plan_id = ?1 ORDER BY position")
+            .map_err(self.sql())?;
+        stmt.query_map([plan_id], |r| r.get(0))
+            .map_err(self.sql())?
+            .collect::<Result<_, _>>()
+            .map_err(self.sql())
+    }
+
+    /// Records an approval of a plan that is still saved (in one transaction with that check).
+    pub fn approve_plan(&mut self, plan_id: &str, approval: &Approval) -> Result<(), Error> {
+        let path = self.path.clone();
+        let sql = |source| Error::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sql)?;
+        let state: Option<String> = tx
+            .query_row("SELECT state FROM plans WHERE plan_id = ?1", [plan_id], |r| r.get(0))
+            .optional()
+            .map_err(sql)?;
+        match state.as_deref() {
+            None => return Err(Error::NoSuchPlan(plan_id.to_string())),
+            Some("saved") => {}
+            Some(other) => {
+                return Err(Error::PlanMoved {
+                    plan_id: plan_id.to_string(),
+                    state: other.to_string(),
+                });
+            }
+        }
+        tx.execute(
+            "INSERT INTO approvals (plan_id, approver, os_user, at, note) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![plan_id, approval.approver, approval.os_user, approval.at, approval.note],
+        )
+        .map_err(sql)?;
+        tx.commit().map_err(sql)
+    }
+
+    /// Applies a saved plan: journals its run (with the plan's frozen cohort) and marks the plan
+    /// applied, in one transaction — a second `apply`, here or in another process, finds it
+    /// applied and writes nothing.
+    pub fn apply_plan(&mut self, plan_id: &str, run: &RunRecord, cohort: &[String]) -> Result<(), Error> {
+        let path = self.path.clone();
+        let sql = |source| Error::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sql)?;
+        let changed = tx
+            .execute(
+                "UPDATE plans SET state = 'applied', applied_at = ?1 WHERE plan_id = ?2 AND state = 'saved'",
+                params![run.started_at, plan_id],
+            )
+            .map_err(sql)?;
+        if changed != 1 {
+            let state: Option<String> = tx
+                .query_row("SELECT state FROM plans WHERE plan_id = ?1", [plan_id], |r| r.get(0))
+                .optional()
+                .map_err(sql)?;
+            return Err(match state {
+                None => Error::NoSuchPlan(plan_id.to_string()),
+                Some(state) => Error::PlanMoved {
+                    plan_id: plan_id.to_string(),
+                    state,
+                },
+            });
+        }
+        insert_run(&tx, run, cohort).map_err(sql)?;
+        tx.commit().map_err(sql)
+    }
+}

@@ -1,0 +1,331 @@
+//! Plan, approve, apply exactly that. `plan --save` freezes a plan — the run it would start and
+//! every ID of its cohort — in the journal; `approve` records who approved it; `apply` journals
+//! that very run (the report is not read again) and takes it through the same state machine as
+//! `run --execute`. A plan is refused when its query requires approvals it lacks, when it is
+//! older than `[approval] max_age_hours`, applied or superseded, or when the query, list or an
+//! exclusion file changed since (a new exclusion may protect someone: plan again).
+//!
+//! ```text
+//!   plan --save ──► saved ──(approvals the query requires)──► approved ──apply──► applied
+//!                     │                                          │
+//!                     ├── a newer plan of the query and period ──┴──► superseded
+//!                     └── older than max_age_hours ──────────────────► expired
+//! ```
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::journal::{Approval, Journal, RunRecord, SavedPlan, now, operator};
+use crate::query::{ApprovalSpec, QuerySpec};
+
+/// Where a saved plan is, as `plans` shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanState {
+    /// Saved, lacking approvals its query requires.
+    Saved,
+    /// Saved, with every approval its query requires: `apply` may run it.
+    Approved,
+    Applied,
+    Expired,
+    Superseded,
+}
+
+impl PlanState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlanState::Saved => "saved",
+            PlanState::Approved => "approved",
+            PlanState::Applied => "applied",
+            PlanState::Expired => "expired",
+            PlanState::Superseded => "superseded",
+        }
+    }
+}
+
+/// The approvals that count: one per person, the planner's own left out when the query says so.
+pub fn counted(plan: &SavedPlan, spec: &ApprovalSpec) -> Vec<String> {
+    let mut people: Vec<String> = Vec::new();
+    for a in &plan.approvals {
+        let by_planner =
+            a.approver.eq_ignore_ascii_case(&plan.planned_by) || a.os_user.eq_ignore_ascii_case(&plan.planned_by);
+        if spec.approver_not_planner && by_planner {
+            continue;
+        }
+        if !people.iter().any(|p| p.eq_ignore_ascii_case(&a.approver)) {
+            people.push(a.approver.clone());
+        }
+    }
+    people
+}
+
+/// How old a plan is, in hours, at `at`.
+fn age_hours(plan: &SavedPlan, at: DateTime<Utc>) -> f64 {
+    DateTime::parse_from_rfc3339(&plan.planned_at)
+        .map(|t| (at - t.with_timezone(&Utc)).num_seconds() as f64 / 3600.0)
+        .unwrap_or(f64::INFINITY)
+}
+
+/// The plan's state at `at` under its query's `[approval]`.
+pub fn state(plan: &SavedPlan, spec: &ApprovalSpec, at: DateTime<Utc>) -> PlanState {
+    match plan.state.as_str() {
+        "applied" => PlanState::Applied,
+        "superseded" => PlanState::Superseded,
+        _ if age_hours(plan, at) > spec.max_age_hours => PlanState::Expired,
+        _ if counted(plan, spec).len() >= spec.required as usize => PlanState::Approved,
+        _ => PlanState::Saved,
+    }
+}
+
+/// The query a plan was made from, loaded with the plan's parameters. A query file that is gone
+/// or changed since the plan is refused: the plan is not the query's any more.
+pub fn plan_query(plan: &SavedPlan) -> Result<QuerySpec, Error> {
+    let record = &plan.record;
+    let path = Path::new(&record.query_file);
+    let params = record.params.iter().cloned().collect();
+    let spec = crate::query::load(path, &params).map_err(|e| Error::Refused {
+        message: format!(
+            "plan {} was made from the query file {}, which cannot be read now ({e}); nothing was done",
+            plan.plan_id, record.query_file
+        ),
+        hint: "restore the query file, or plan again".into(),
+    })?;
+    Ok(spec)
+}
+
+/// The files a plan read, checked against their hashes then: the query file, the list file, the
+/// exclusion files. The first that changed (or went) refuses the plan.
+fn changed_since(record: &RunRecord, spec: &QuerySpec) -> Option<String> {
+    if crate::files::sha256_hex(spec.source.as_bytes()) != record.query_hash {
+        return Some(format!("the query file {} changed since the plan", record.query_file));
+    }
+    let differs = |path: &str, hash: &str, max: u64| {
+        crate::text::read_bytes(Path::new(path), max)
+            .map(|bytes| crate::files::sha256_hex(&bytes) != hash)
+            .unwrap_or(true)
+    };
+    if let (Some(file), Some(hash)) = (&record.input_file, &record.input_hash)
+        && differs(file, hash, crate::text::limit::LIST)
+    {
+        return Some(format!("the list file {file} changed (or went) since the plan"));
+    }
+    record
+        .execution
+        .exclusions
+        .iter()
+        .find(|f| differs(&f.path, &f.sha256, crate::text::limit::EXCLUSIONS))
+        .map(|f| {
+            format!(
+                "the exclusion file {} changed (or went) since the plan: it may protect someone now",
+                f.path
+            )
+        })
+}
+
+/// Why `apply` may not run this plan now, or `None`.
+pub fn apply_refusal(plan: &SavedPlan, spec: &QuerySpec, at: DateTime<Utc>) -> Option<Error> {
+    let id = &plan.plan_id;
+    let refused = |message: String, hint: String| Some(Error::Refused { message, hint });
+    match state(plan, &spec.approval, at) {
+        PlanState::Applied => {
+            return refused(
+                format!(
+                    "plan {id} was applied already ({}) as run {id}; nothing was done",
+                    plan.applied_at.as_deref().unwrap_or("-")
+                ),
+                format!("`alma-cohort show {id}` shows that run"),
+            );
+        }
+        PlanState::Superseded => {
+            return refused(
+                format!(
+                    "plan {id} was superseded by plan {}, a newer plan of query {:?}{}; nothing was done",
+                    plan.superseded_by.as_deref().unwrap_or("-"),
+                    plan.query,
+                    period_words(plan)
+                ),
+                "apply the newer plan (`alma-cohort plans`)".into(),
+            );
+        }
+        PlanState::Expired => {
+            return refused(
+                format!(
+                    "plan {id} was made {:.0} hours ago ({}), more than [approval] max_age_hours {} allows; nothing was done",
+                    age_hours(plan, at),
+                    plan.planned_at,
+                    spec.approval.max_age_hours
+                ),
+                format!(
+                    "plan again: `alma-cohort plan {} --save{}`",
+                    plan.record.query_file,
+                    period_flag(plan)
+                ),
+            );
+        }
+        PlanState::Saved => {
+            let have = counted(plan, &spec.approval);
+            return refused(
+                format!(
+                    "plan {id} has {} of the {} approvals its query requires{}; nothing was done",
+                    have.len(),
+                    spec.approval.required,
+                    if spec.approval.approver_not_planner {
+                        format!(" (by someone other than the planner, {})", plan.planned_by)
+                    } else {
+                        String::new()
+                    }
+                ),
+                format!("someone who reviewed runs/{id}/report.html: `alma-cohort approve {id}`"),
+            );
+        }
+        PlanState::Approved => {}
+    }
+    changed_since(&plan.record, spec).and_then(|what| {
+        refused(
+            format!("plan {id} cannot be applied: {what}; nothing was done"),
+            format!(
+                "plan again from the files as they are: `alma-cohort plan {} --save{}`",
+                plan.record.query_file,
+                period_flag(plan)
+            ),
+        )
+    })
+}
+
+fn period_words(plan: &SavedPlan) -> String {
+    plan.period
+        .as_deref()
+        .map(|p| format!(" and period {p:?}"))
+        .unwrap_or_default()
+}
+
+fn period_flag(plan: &SavedPlan) -> String {
+    plan.period
+        .as_deref()
+        .map(|p| format!(" --period {p}"))
+        .unwrap_or_default()
+}
+
+/// Records an approval by the OS account (or `as_name` where the query allows it).
+pub fn approve(
+    journal: &mut Journal,
+    plan_id: &str,
+    note: Option<&str>,
+    as_name: Option<&str>,
+) -> Result<SavedPlan, Error> {
+    let plan = journal.plan(plan_id)?;
+    let spec = plan_query(&plan)?;
+    let os_user = operator();
+    let approver = match as_name.map(str::trim) {
+        None => os_user.clone(),
+        Some("") => return Err(Error::Usage("--as: give the approver's name".into())),
+        Some(name) if spec.approval.allow_as => name.to_string(),
+        Some(_) => {
+            return Err(Error::Usage(format!(
+                "--as: query {:?} does not allow approving under another name (its [approval] has no allow_as = true); approvals are recorded as the OS account, {os_user}; nothing was recorded",
+                plan.query
+            )));
+        }
+    };
+    if let Some(bad) = approver.chars().find(|c| c.is_control()) {
+        return Err(Error::Usage(format!(
+            "--as: the name holds the control character U+{:04X}",
+            bad as u32
+        )));
+    }
+    let at = Utc::now();
+    match state(&plan, &spec.approval, at) {
+        s @ (PlanState::Applied | PlanState::Superseded | PlanState::Expired) => {
+            return Err(Error::Refused {
+                message: format!(
+                    "plan {plan_id} is {}; an approval would change nothing; nothing was recorded",
+                    s.as_str()
+                ),
+                hint: "`alma-cohort plans` lists the plans; plan again for a new one".into(),
+            });
+        }
+        PlanState::Saved | PlanState::Approved => {}
+    }
+    if let Some(what) = changed_since(&plan.record, &spec) {
+        return Err(Error::Refused {
+            message: format!(
+                "plan {plan_id}: {what}; approving it would approve a plan that cannot be applied; nothing was recorded"
+            ),
+            hint: "plan again from the files as they are, and approve that plan".into(),
+        });
+    }
+    let is_planner = approver.eq_ignore_ascii_case(&plan.planned_by) || os_user.eq_ignore_ascii_case(&plan.planned_by);
+    if spec.approval.approver_not_planner && is_planner {
+        return Err(Error::Refused {
+            message: format!(
+                "{approver} made plan {plan_id}, and query {:?} requires an approver other than the planner ([approval] approver_not_planner); nothing was recorded",
+                plan.query
+            ),
+            hint: "ask a colleague to review runs/PLAN/report.html and run `alma-cohort approve PLAN`"
+                .replace("PLAN", plan_id),
+        });
+    }
+    if plan
+        .approvals
+        .iter()
+        .any(|a| a.approver.eq_ignore_ascii_case(&approver))
+    {
+        return Err(Error::Refused {
+            message: format!("{approver} approved plan {plan_id} already; nothing was recorded"),
+            hint: "each person approves once; another approver is needed for a second approval".into(),
+        });
+    }
+    journal.approve_plan(
+        plan_id,
+        &Approval {
+            approver,
+            os_user,
+            at: now(),
+            note: note.map(|n| n.trim().to_string()).filter(|n| !n.is_empty()),
+        },
+    )?;
+    Ok(journal.plan(plan_id)?)
+}
+
+/// The run a saved plan becomes when it is applied: the frozen record, started now by whoever
+/// applies it.
+pub fn run_of(plan: &SavedPlan) -> RunRecord {
+    let mut record = plan.record.clone();
+    record.started_at = now();
+    record.run_by = operator();
+    record.events.clear();
+    record.steps.clear();
+    record.batches.clear();
+    record
+}
+
+/// The one plan of `query` and `period` that `apply --query … --period …` may apply: approved,
+/// unexpired, unapplied. `Ok(None)` when there is none (the timer fires again tomorrow); two are
+/// refused (exit 4) naming them.
+pub fn candidate(journal: &Journal, query: &str, period: &str) -> Result<Option<SavedPlan>, Error> {
+    let at = Utc::now();
+    let mut found = Vec::new();
+    for plan in journal.plans()? {
+        if plan.query != query || plan.period.as_deref() != Some(period) || plan.state != "saved" {
+            continue;
+        }
+        let Ok(spec) = plan_query(&plan) else { continue };
+        if state(&plan, &spec.approval, at) == PlanState::Approved {
+            found.push(plan);
+        }
+    }
+    match found.len() {
+        0 | 1 => Ok(found.pop()),
+        _ => Err(Error::Refused {
+            message: format!(
+                "{} approved plans of query {query:?} for period {period:?} wait to be applied ({}); which one is meant is for a person to say; nothing was done",
+                found.len(),
+                found.iter().map(|p| p.plan_id.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+            hint: "apply the one meant by its id: `alma-cohort apply PLAN_ID --execute`".into(),
+        }),
+    }
+}

@@ -1,0 +1,413 @@
+//! Plan, approve, apply exactly that: a saved plan's frozen cohort reaches Alma however the
+//! report changed since; every refusal (unapproved, self-approved, expired, changed files,
+//! applied) writes nothing; the timer's form applies the one approved plan; a kill during apply
+//! is resumed into one set, one job, one letter each.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use alma_cohort::sim::Target;
+use serde_json::Value;
+
+use crate::cli::{Run, temp_dir};
+use crate::execute::{command, execute_run, last_json, output, run, runs_json, sim_config};
+use crate::support::*;
+
+const REPORT: &str = "/shared/Mine/Cohort";
+const PERIOD: &str = "2027-spring";
+
+/// A report of `ids` (CSV for the simulator).
+fn report_csv(dir: &Path, name: &str, ids: &[String]) -> PathBuf {
+    let file = dir.join(name);
+    let mut text = String::from("Primary Identifier\n");
+    for id in ids {
+        text.push_str(id);
+        text.push('\n');
+    }
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+/// A query over the report, with `[approval]` as given and an exclusion file.
+fn query(dir: &Path, approval: &str) -> PathBuf {
+    std::fs::write(dir.join("protected.txt"), "# protected staff\nSTAFF-0001\n").unwrap();
+    let q = dir.join("reviewed.toml");
+    std::fs::write(
+        &q,
+        format!(
+            "name = \"reviewed\"\n[report]\npath = \"{REPORT}\"\n[cohort]\nid_column = \"Primary Identifier\"\nexclude_files = [\"protected.txt\"]\n[guard]\nmax_members = 100\n[approval]\n{approval}\n"
+        ),
+    )
+    .unwrap();
+    q
+}
+
+/// The binary as `user` (the OS account the journal records).
+async fn as_user(sim: &Sim, state: &Path, user: &str, args: &[&str]) -> Run {
+    let mut cmd = command(sim, state, args);
+    cmd.env("USER", user);
+    output(cmd).await
+}
+
+fn saved_id(r: &Run) -> String {
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    last_json(&r.stdout)["plan_id"].as_str().expect("a plan id").to_string()
+}
+
+async fn plans_json(sim: &Sim, state: &Path) -> Value {
+    let r = run(sim, state, &["plans", "--json"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    serde_json::from_str(r.stdout.trim()).unwrap()
+}
+
+fn members(sim: &Sim) -> HashSet<String> {
+    let sets = sim.handle.sets();
+    assert_eq!(sets.len(), 1, "one set: {sets:?}");
+    sim.handle.set_members(&sets[0].id).unwrap().into_iter().collect()
+}
+
+fn letters_once_each(sim: &Sim) -> HashSet<String> {
+    let letters: Vec<String> = sim.handle.outbox().into_iter().map(|l| l.user_primary_id).collect();
+    let unique: HashSet<String> = letters.iter().cloned().collect();
+    assert_eq!(unique.len(), letters.len(), "a user got two letters");
+    unique
+}
+
+/// The acceptance: `[approval] required = 1` refuses `run --execute`; `plan --save` → the report
+/// changes in Alma → `approve` → `apply` makes one set of exactly the planned IDs, one job, one
+/// letter each; `apply` again changes nothing.
+#[tokio::test]
+async fn an_approved_plan_is_applied_exactly_as_planned() {
+    let probe = sim(sim_config().users(60)).await;
+    let internal = probe.ids(true, 20);
+    let dir = temp_dir("approval");
+    let planned: Vec<String> = internal[..12].to_vec();
+    let csv = report_csv(&dir, "cohort.csv", &planned);
+    let sim = sim(sim_config().users(60).csv_report(REPORT, &csv)).await;
+    let q = query(&dir, "required = 1");
+    let q = q.to_str().unwrap();
+    let state = dir.join("state");
+
+    let refused = execute_run(&sim, &state, q, &["--period", PERIOD]).await;
+    assert_eq!(refused.code, 4, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("requires 1 approval required")
+            && refused.stderr.contains("--save")
+            && refused.stderr.contains("alma-cohort approve PLAN_ID")
+            && refused.stderr.contains("alma-cohort apply PLAN_ID --execute"),
+        "{}",
+        refused.stderr
+    );
+    assert!(sim.handle.sets().is_empty());
+
+    let saved = as_user(
+        &sim,
+        &state,
+        "analyst",
+        &["plan", q, "--period", PERIOD, "--save", "--json"],
+    )
+    .await;
+    let id = saved_id(&saved);
+    assert!(
+        state.join("runs").join(&id).join("report.html").is_file(),
+        "the reviewer's page"
+    );
+    assert!(state.join("runs").join(&id).join("cohort.csv").is_file());
+    let text = as_user(&sim, &state, "analyst", &["plans"]).await;
+    assert!(
+        text.stdout.contains(&id) && text.stdout.contains(" saved "),
+        "{}",
+        text.stdout
+    );
+
+    // The report changes in Alma: three planned users gone, four others in.
+    let changed: Vec<String> = internal[3..16].to_vec();
+    sim.handle
+        .load_csv_report(REPORT, &report_csv(&dir, "changed.csv", &changed))
+        .unwrap();
+
+    let unapproved = as_user(&sim, &state, "head", &["apply", &id, "--execute", "--yes"]).await;
+    assert_eq!(unapproved.code, 4, "{}", unapproved.stderr);
+    assert!(
+        unapproved.stderr.contains("has 0 of the 1 approvals"),
+        "{}",
+        unapproved.stderr
+    );
+    let approved = as_user(&sim, &state, "head", &["approve", &id, "--note", "checked the list"]).await;
+    assert_eq!(approved.code, 0, "{}", approved.stderr);
+    assert!(
+        approved.stdout.contains("approved by head; it is approved"),
+        "{}",
+        approved.stdout
+    );
+    assert_eq!(plans_json(&sim, &state).await[0]["state"], "approved");
+    let dry = as_user(&sim, &state, "head", &["apply", &id]).await;
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    assert!(dry.stdout.contains("nothing was done: add --execute"), "{}", dry.stdout);
+    assert!(sim.handle.sets().is_empty());
+
+    let report_reads = |sim: &Sim| {
+        sim.handle
+            .requests()
+            .iter()
+            .filter(|r| matches!(r.target, Target::AnalyticsFirst | Target::AnalyticsNext))
+            .count()
+    };
+    let reads_before = report_reads(&sim);
+    let applied = as_user(&sim, &state, "ops", &["apply", &id, "--execute", "--yes", "--json"]).await;
+    assert_eq!(applied.code, 0, "{}", applied.stderr);
+    let v = last_json(&applied.stdout);
+    assert_eq!(
+        (v["run_id"].as_str(), v["state"].as_str()),
+        (Some(id.as_str()), Some("completed"))
+    );
+    let expected: HashSet<String> = planned.iter().cloned().collect();
+    assert_eq!(
+        members(&sim),
+        expected,
+        "exactly the planned IDs, not the changed report's"
+    );
+    assert_eq!(sim.handle.job_instances().len(), 1);
+    let letters = letters_once_each(&sim);
+    assert!(letters.is_subset(&expected) && !letters.is_empty());
+    assert_eq!(report_reads(&sim), reads_before, "apply read no report");
+    assert_eq!(runs_json(&sim, &state).await[0]["run_by"], "ops");
+
+    let again = as_user(&sim, &state, "ops", &["apply", &id, "--execute", "--yes"]).await;
+    assert_eq!(again.code, 4, "{}", again.stderr);
+    assert!(again.stderr.contains("was applied already"), "{}", again.stderr);
+    let late = as_user(&sim, &state, "head", &["approve", &id]).await;
+    assert_eq!(late.code, 4, "approve of an applied plan: {}", late.stderr);
+    assert_eq!((sim.handle.sets().len(), sim.handle.job_instances().len()), (1, 1));
+    assert_eq!(plans_json(&sim, &state).await[0]["state"], "applied");
+}
+
+/// Each refusal says why, exits 4 (2 for what is mistyped) and writes nothing to Alma or to the
+/// plan's approvals.
+#[tokio::test]
+async fn plans_that_may_not_be_applied_are_refused() {
+    let probe = sim(sim_config().users(40)).await;
+    let ids = probe.ids(true, 8);
+    let dir = temp_dir("approval-refusals");
+    let csv = report_csv(&dir, "cohort.csv", &ids);
+    let sim = sim(sim_config().users(40).csv_report(REPORT, &csv)).await;
+    let q = query(&dir, "required = 1\napprover_not_planner = true");
+    let qs = q.to_str().unwrap();
+    let state = dir.join("state");
+    let id = saved_id(
+        &as_user(
+            &sim,
+            &state,
+            "alice",
+            &["plan", qs, "--period", PERIOD, "--save", "--json"],
+        )
+        .await,
+    );
+
+    let own = as_user(&sim, &state, "alice", &["approve", &id]).await;
+    assert_eq!(own.code, 4, "{}", own.stderr);
+    assert!(
+        own.stderr.contains("requires an approver other than the planner"),
+        "{}",
+        own.stderr
+    );
+    let named = as_user(&sim, &state, "alice", &["approve", &id, "--as", "bob"]).await;
+    assert_eq!(named.code, 2, "--as without allow_as: {}", named.stderr);
+    assert!(
+        named.stderr.contains("does not allow approving under another name"),
+        "{}",
+        named.stderr
+    );
+    let unknown = as_user(
+        &sim,
+        &state,
+        "bob",
+        &["apply", "20260101T000000Z-0000", "--execute", "--yes"],
+    )
+    .await;
+    assert_eq!(unknown.code, 2, "{}", unknown.stderr);
+    assert!(
+        unknown.stderr.contains("no saved plan 20260101T000000Z-0000"),
+        "{}",
+        unknown.stderr
+    );
+    assert!(
+        plans_json(&sim, &state).await[0]["approvals"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // Approved by someone else, then the exclusion file changes: it may protect someone now.
+    let ok = as_user(&sim, &state, "bob", &["approve", &id]).await;
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    let twice = as_user(&sim, &state, "bob", &["approve", &id]).await;
+    assert_eq!(twice.code, 4, "{}", twice.stderr);
+    std::fs::write(dir.join("protected.txt"), format!("STAFF-0001\n{}\n", ids[0])).unwrap();
+    let excl = as_user(&sim, &state, "bob", &["apply", &id, "--execute", "--yes"]).await;
+    assert_eq!(excl.code, 4, "{}", excl.stderr);
+    assert!(
+        excl.stderr.contains("the exclusion file") && excl.stderr.contains("plan again"),
+        "{}",
+        excl.stderr
+    );
+    std::fs::write(dir.join("protected.txt"), "# protected staff\nSTAFF-0001\n").unwrap();
+
+    // The query file changes (one guard raised): re-plan.
+    let original = std::fs::read_to_string(&q).unwrap();
+    std::fs::write(&q, original.replace("max_members = 100", "max_members = 200")).unwrap();
+    let changed = as_user(&sim, &state, "bob", &["apply", &id, "--execute", "--yes"]).await;
+    assert_eq!(changed.code, 4, "{}", changed.stderr);
+    assert!(
+        changed.stderr.contains("the query file") && changed.stderr.contains("changed since the plan"),
+        "{}",
+        changed.stderr
+    );
+    std::fs::write(&q, &original).unwrap();
+
+    // Older than max_age_hours (72): expired.
+    let db = rusqlite::Connection::open(state.join("journal.sqlite")).unwrap();
+    db.execute(
+        "UPDATE plans SET planned_at = '2026-01-01T00:00:00Z' WHERE plan_id = ?1",
+        [&id],
+    )
+    .unwrap();
+    drop(db);
+    let expired = as_user(&sim, &state, "bob", &["apply", &id, "--execute", "--yes"]).await;
+    assert_eq!(expired.code, 4, "{}", expired.stderr);
+    assert!(
+        expired.stderr.contains("more than [approval] max_age_hours 72"),
+        "{}",
+        expired.stderr
+    );
+    let approve_expired = as_user(&sim, &state, "carol", &["approve", &id]).await;
+    assert_eq!(approve_expired.code, 4, "{}", approve_expired.stderr);
+    assert_eq!(plans_json(&sim, &state).await[0]["state"], "expired");
+
+    for r in [
+        &own,
+        &named,
+        &unknown,
+        &twice,
+        &excl,
+        &changed,
+        &expired,
+        &approve_expired,
+    ] {
+        assert_eq!(r.stderr.matches("error:").count(), 1, "{}", r.stderr);
+    }
+    assert!(
+        sim.handle.sets().is_empty() && sim.handle.job_instances().is_empty(),
+        "nothing in Alma"
+    );
+
+    // A bad [approval]: exit 2 at plan, nothing saved.
+    let bad = dir.join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    let bad_q = query(&bad, "required = 1\nmax_age_hours = 0");
+    let r = run(&sim, &state, &["plan", bad_q.to_str().unwrap(), "--save"]).await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("approval.max_age_hours"), "{}", r.stderr);
+    assert_eq!(plans_json(&sim, &state).await.as_array().unwrap().len(), 1);
+}
+
+/// The timer's form, `apply --query Q --period P`: with no approved plan it is skipped (exit 4,
+/// `"skipped": true`); a newer plan supersedes an approved older one, so the only plan it may
+/// apply is the newest once approved; a kill during that apply is resumed into one set, one job
+/// and one letter each; the next firing is skipped.
+#[tokio::test]
+async fn the_timer_applies_the_one_approved_plan() {
+    let probe = sim(sim_config().users(40)).await;
+    let ids = probe.ids(true, 10);
+    let dir = temp_dir("approval-timer");
+    let csv = report_csv(&dir, "cohort.csv", &ids);
+    let sim = sim(sim_config().users(40).csv_report(REPORT, &csv)).await;
+    let q = query(&dir, "required = 1");
+    let qs = q.to_str().unwrap();
+    let state = dir.join("state");
+    let timer = [
+        "apply",
+        "--query",
+        qs,
+        "--period",
+        PERIOD,
+        "--execute",
+        "--yes",
+        "--json",
+    ];
+
+    let none = as_user(&sim, &state, "cron", &timer).await;
+    assert_eq!(none.code, 4, "{}", none.stderr);
+    assert_eq!(last_json(&none.stdout)["skipped"], true);
+
+    let first = saved_id(
+        &as_user(
+            &sim,
+            &state,
+            "analyst",
+            &["plan", qs, "--period", PERIOD, "--save", "--json"],
+        )
+        .await,
+    );
+    assert_eq!(as_user(&sim, &state, "head", &["approve", &first]).await.code, 0);
+    // The analyst plans again (the list changed): the approved plan is superseded.
+    sim.handle
+        .load_csv_report(REPORT, &report_csv(&dir, "newer.csv", &ids[..8]))
+        .unwrap();
+    let second = saved_id(
+        &as_user(
+            &sim,
+            &state,
+            "analyst",
+            &["plan", qs, "--period", PERIOD, "--save", "--json"],
+        )
+        .await,
+    );
+    let plans = plans_json(&sim, &state).await;
+    let state_of = |id: &str| plans.as_array().unwrap().iter().find(|p| p["plan_id"] == id).unwrap()["state"].clone();
+    assert_eq!(
+        (state_of(&first), state_of(&second)),
+        ("superseded".into(), "saved".into())
+    );
+    let waiting = as_user(&sim, &state, "cron", &timer).await;
+    assert_eq!(waiting.code, 4, "{}", waiting.stderr);
+    assert_eq!(
+        last_json(&waiting.stdout)["skipped"],
+        true,
+        "the newest is not approved yet"
+    );
+    let superseded = as_user(&sim, &state, "cron", &["apply", &first, "--execute", "--yes"]).await;
+    assert_eq!(superseded.code, 4, "{}", superseded.stderr);
+    assert!(
+        superseded.stderr.contains(&format!("superseded by plan {second}")),
+        "{}",
+        superseded.stderr
+    );
+    assert_eq!(as_user(&sim, &state, "head", &["approve", &second]).await.code, 0);
+
+    // The timer fires and is killed once Alma answered the set's creation; the operator resumes.
+    assert!(crate::ledger::kill_once_answered(&sim, &state, &timer[..timer.len() - 1], Target::SetCreate).await);
+    let again = as_user(&sim, &state, "cron", &timer).await;
+    assert_eq!(
+        again.code, 4,
+        "the plan is applied, its run unfinished: {}",
+        again.stderr
+    );
+    assert!(
+        again
+            .stderr
+            .contains(&format!("run {second} of query \"reviewed\" is unfinished")),
+        "not skipped: a person must resume it: {}",
+        again.stderr
+    );
+    let resumed = run(&sim, &state, &["resume", &second]).await;
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    let expected: HashSet<String> = ids[..8].iter().cloned().collect();
+    assert_eq!(members(&sim), expected);
+    assert_eq!(sim.handle.job_instances().len(), 1);
+    assert!(letters_once_each(&sim).is_subset(&expected));
+    let done = as_user(&sim, &state, "cron", &timer).await;
+    assert_eq!(done.code, 4, "{}", done.stderr);
+    assert_eq!(last_json(&done.stdout)["skipped"], true);
+    assert_eq!((sim.handle.sets().len(), sim.handle.job_instances().len()), (1, 1));
+}
