@@ -10,7 +10,12 @@ use crate::execute::{against, all_users_query, output, sim_config};
 use crate::support::*;
 
 async fn scheduled(sim: &Sim, state: &Path, log: &Path, query: &Path) -> Run {
+    scheduled_as(sim, state, log, query, "run").await
+}
+
+async fn scheduled_as(sim: &Sim, state: &Path, log: &Path, query: &Path, mode: &str) -> Run {
     let mut cmd = Command::new("sh");
+    cmd.env("ALMA_COHORT_MODE", mode);
     cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/alma-cohort-scheduled"))
         .arg(query)
         .env("ALMA_COHORT_BIN", env!("CARGO_BIN_EXE_alma-cohort"))
@@ -78,4 +83,47 @@ async fn the_wrapper_speaks_only_when_a_person_is_needed() {
         stopped.stderr
     );
     assert_eq!(sim.handle.job_instances().len(), 1, "no job for the stopped run");
+
+    // A query that requires an approved plan: the timer applies it once approved, and is quiet
+    // while there is none.
+    let reviewed = dir.join("reviewed.toml");
+    std::fs::write(
+        &reviewed,
+        "name = \"reviewed\"\n[file]\npath = \"ok-ids.txt\"\n[cohort]\nid_column = \"User name\"\n[guard]\nmax_members = 10\ncooldown_days = 0\n[approval]\nrequired = 1\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("ok-ids.txt"), sim.ids(true, 3).join("\n")).unwrap();
+    let waiting = scheduled_as(&sim, &state, &log, &reviewed, "apply").await;
+    assert_eq!(
+        (waiting.code, waiting.stdout.as_str(), waiting.stderr.as_str()),
+        (0, "", ""),
+        "no approved plan yet: quiet"
+    );
+    let period = chrono::Local::now().format("%Y-%m").to_string();
+    let saved = crate::execute::run(
+        &sim,
+        &state,
+        &[
+            "plan",
+            reviewed.to_str().unwrap(),
+            "--period",
+            &period,
+            "--save",
+            "--json",
+        ],
+    )
+    .await;
+    let id = crate::execute::last_json(&saved.stdout)["plan_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut approve = crate::execute::command(&sim, &state, &["approve", &id]);
+    approve.env("USER", "head-of-systems");
+    assert_eq!(output(approve).await.code, 0);
+    let applied = scheduled_as(&sim, &state, &log, &reviewed, "apply").await;
+    assert_eq!((applied.code, applied.stderr.as_str()), (0, ""), "applied: quiet");
+    assert_eq!(sim.handle.job_instances().len(), 2);
+    let done = scheduled_as(&sim, &state, &log, &reviewed, "apply").await;
+    assert_eq!((done.code, done.stderr.as_str()), (0, ""), "done: quiet");
+    assert_eq!(sim.handle.job_instances().len(), 2);
 }
