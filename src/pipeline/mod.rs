@@ -677,6 +677,9 @@ pub struct PlanJson<'a> {
     pub no_email_file: Option<String>,
     /// Users left out for having been notified within the cooldown.
     pub recently_reset: RecentJson<'a>,
+    /// The exclusion files as read (path, sha256, IDs), journaled with a run.
+    pub exclusions: &'a [ExclusionFile],
+    pub exclusion_notes: &'a [String],
     pub writes_to_alma: bool,
 }
 
@@ -780,6 +783,8 @@ impl Plan {
                 file: self.recently_reset_file.as_ref().map(|f| f.display().to_string()),
                 lookup: &self.cooldown,
             },
+            exclusions: &self.exclusions,
+            exclusion_notes: &self.exclusion_notes,
             writes_to_alma: false,
         }
     }
@@ -818,6 +823,9 @@ impl Plan {
         }
         for (name, rows) in &self.partitions {
             let _ = writeln!(s, "{:<44}{:>9}", format!("    partition {name}"), rows);
+        }
+        for note in &self.exclusion_notes {
+            let _ = writeln!(s, "  {note}");
         }
         for (reason, n) in &self.cohort.dropped {
             let _ = writeln!(s, "{:<44}{:>9}", format!("  dropped: {}", reason.describe()), n);
