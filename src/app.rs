@@ -144,8 +144,8 @@ async fn plan(settings: Settings, args: PlanArgs, quiet: bool) -> Result<Exit, E
     pipeline::check_offline(&spec)?;
     let period = pipeline::run_period(&spec, args.period.as_deref())?;
     // A saved plan is one intent: refused where a run of it would be (an unfinished run, a done
-    // period), and saved under the planning lock so that the cooldown of a plan made meanwhile
-    // sees it.
+    // period). The cooldown counts runs, not saved plans: two plans over the same users are
+    // stopped at the second one's job, by the cooldown read again there.
     let (planning, mut journal) = if args.save {
         settings.refuse_legacy_journal()?;
         let planning = journal::lock_planning(&settings.state_dir)?;
@@ -164,10 +164,14 @@ async fn plan(settings: Settings, args: PlanArgs, quiet: bool) -> Result<Exit, E
     } else {
         (None, None)
     };
-    // A list file needs no Alma: no address, no key, no call.
-    let client = match spec.report() {
-        Some(_) => Some(AlmaClient::new(settings.client_config()?)?),
-        None => None,
+    // A list file needs no Alma: no address, no key, no call — unless a plan is saved and Alma is
+    // given, when the period's sets and other installations' cooldown are asked as a run would.
+    let client = match (
+        spec.report(),
+        args.save && settings.base_url.is_some() && settings.api_key().is_ok(),
+    ) {
+        (Some(_), _) | (None, true) => Some(AlmaClient::new(settings.client_config()?)?),
+        (None, false) => None,
     };
     let params = parse_params(&args.query.params)?.into_iter().collect::<Vec<_>>();
     let approval = spec.approval.clone();
@@ -180,7 +184,18 @@ async fn plan(settings: Settings, args: PlanArgs, quiet: bool) -> Result<Exit, E
     let saved = match journal.as_mut() {
         // A plan a guard refuses is never saved: it could never be applied.
         Some(journal) if plan.refusal(true).is_none() => {
-            let superseded = execute::save_plan(journal, &settings.state_dir, &plan, &params, period.as_deref())?;
+            let alma = match (&client, &settings.base_url, settings.api_key()) {
+                (Some(_), Some(base), Ok(key)) => Some(pipeline::approval::alma_binding(base, &key, &plan.run_id)),
+                _ => None,
+            };
+            let superseded = execute::save_plan(
+                journal,
+                &settings.state_dir,
+                &plan,
+                &params,
+                period.as_deref(),
+                alma.as_deref(),
+            )?;
             out["plan_id"] = plan.run_id.clone().into();
             out["approval"] = approval.describe().into();
             out["superseded"] = superseded.clone().into();
@@ -233,6 +248,12 @@ pub async fn execute(settings: Settings, args: RunArgs, quiet: bool) -> Result<E
         ));
     }
     if spec.approval.required > 0 {
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({"query": spec.name, "period": period, "status": "refused", "skipped": false, "refused": "the query requires an approved saved plan"})
+            );
+        }
         let q = args.plan.query.query.display();
         let p = period.as_deref().map(|p| format!(" --period {p}")).unwrap_or_default();
         return Err(Error::Refused {
@@ -527,13 +548,10 @@ async fn apply_plan(settings: Settings, args: crate::cli::ApplyArgs, started: &m
         (Some(id), _, _) => journal.plan(id)?,
         (None, Some(query), Some(period)) => {
             // The query file or the query's name.
+            // The query's name from its file: read as the plan read it (its placeholders
+            // unfilled: only the name is needed), or the name itself.
             let name = match std::path::Path::new(query).is_file() {
-                true => load_query(&crate::cli::QueryArgs {
-                    query: query.into(),
-                    params: Vec::new(),
-                })
-                .map(|s| s.name)
-                .unwrap_or_else(|_| query.clone()),
+                true => query_name(std::path::Path::new(query))?,
                 false => query.clone(),
             };
             let period = crate::pipeline::ledger::normalize_period(period)?;
@@ -569,8 +587,27 @@ async fn apply_plan(settings: Settings, args: crate::cli::ApplyArgs, started: &m
             ),
         );
     }
+    // The Alma it was planned against: a plan made on a sandbox (or another institution) is not
+    // applied here.
+    if let Some(then) = &plan.alma {
+        let now = match (&settings.base_url, settings.api_key()) {
+            (Some(base), Ok(key)) => approval::alma_binding(base, &key, &plan.plan_id),
+            _ => "no Alma".into(),
+        };
+        if *then != now {
+            return Err(Error::Refused {
+                message: format!(
+                    "plan {} was made against {then}, and this apply would reach {now}: another Alma or another API key; nothing was done",
+                    plan.plan_id
+                ),
+                hint: "apply it with the profile (--base-url and key) it was planned with, or plan again against this Alma".into(),
+            });
+        }
+    }
     let cohort = journal.plan_cohort(&plan.plan_id)?;
-    println!(
+    // With --json, stdout carries only the final JSON object.
+    let say = |line: String| if json { eprintln!("{line}") } else { println!("{line}") };
+    say(format!(
         "plan {} of query {:?}{}: {} users, planned by {} at {}, approved by {}",
         plan.plan_id,
         plan.query,
@@ -590,15 +627,19 @@ async fn apply_plan(settings: Settings, args: crate::cli::ApplyArgs, started: &m
                 .collect::<Vec<_>>()
                 .join(", "),
         }
-    );
+    ));
     if !args.execute {
-        println!("(nothing was done: add --execute to apply it)");
+        say("(nothing was done: add --execute to apply it)".into());
         return Ok(Exit::Done);
     }
     confirm_count(cohort.len(), args.yes)?;
+    // Checked again after the question: a prompt left open may outlast the plan.
+    if let Some(refusal) = approval::apply_refusal(&journal.plan(&plan.plan_id)?, &spec, chrono::Utc::now()) {
+        return Err(refusal);
+    }
     let client = AlmaClient::new(settings.client_config()?)?;
     let mut journal = journal;
-    let record = approval::run_of(&plan);
+    let record = approval::run_of(&plan, &journal);
     journal.apply_plan(&plan.plan_id, &record, &cohort)?;
     *started = true;
     tracing::info!(run_id = %record.run_id, "saved plan applied; run started");
@@ -614,6 +655,25 @@ async fn apply_plan(settings: Settings, args: crate::cli::ApplyArgs, started: &m
     auto_prune(&settings, &journal);
     let result = result.inspect_err(|e| stopped_json(&journal, &record.run_id, e, json))?;
     print_result(&result, json)
+}
+
+/// A query file's `name`, read without filling its placeholders.
+fn query_name(path: &std::path::Path) -> Result<String, Error> {
+    #[derive(serde::Deserialize)]
+    struct Named {
+        name: String,
+    }
+    let text = crate::text::read_text(path, crate::text::limit::SMALL).map_err(|source| query::Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let named: Named = toml::from_str(&text).map_err(|e| query::Error::Syntax {
+        path: path.to_path_buf(),
+        line: None,
+        column: None,
+        message: e.message().trim().to_string(),
+    })?;
+    Ok(named.name)
 }
 
 /// Nothing to apply (the timer fires again later): exit 4, `"skipped": true` with `--json`.

@@ -18,7 +18,8 @@ pub(super) const SCHEMA: &str = "CREATE TABLE plans (
         record TEXT NOT NULL,
         state TEXT NOT NULL DEFAULT 'saved',
         applied_at TEXT,
-        superseded_by TEXT
+        superseded_by TEXT,
+        alma TEXT
      );
      CREATE INDEX plans_by_query ON plans (query, period);
      CREATE TABLE plan_cohort (
@@ -58,6 +59,9 @@ pub struct SavedPlan {
     pub state: String,
     pub applied_at: Option<String>,
     pub superseded_by: Option<String>,
+    /// The Alma the plan was made against: its address and a fingerprint of the key (never the
+    /// key), so that a plan made on a sandbox is not applied in production.
+    pub alma: Option<String>,
     pub approvals: Vec<Approval>,
     /// The run `apply` will journal (state planned).
     pub record: RunRecord,
@@ -66,13 +70,22 @@ pub struct SavedPlan {
 impl Journal {
     /// Saves a plan: its would-be run record and cohort. Earlier saved (not applied) plans of the
     /// same query and period are superseded by it; their ids come back.
-    pub fn save_plan(&mut self, record: &RunRecord, cohort: &[String]) -> Result<Vec<String>, Error> {
+    pub fn save_plan(
+        &mut self,
+        record: &RunRecord,
+        cohort: &[String],
+        alma: Option<&str>,
+    ) -> Result<Vec<String>, Error> {
         let path = self.path.clone();
         let sql = |source| Error::Sqlite {
             path: path.clone(),
             source,
         };
-        let tx = self.conn.transaction().map_err(sql)?;
+        // Immediate: the check and the write below see the same journal, whoever else writes.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sql)?;
         let superseded: Vec<String> = {
             let mut stmt = tx
                 .prepare("SELECT plan_id FROM plans WHERE query = ?1 AND period IS ?2 AND state = 'saved'")
@@ -88,14 +101,15 @@ impl Journal {
         )
         .map_err(sql)?;
         tx.execute(
-            "INSERT INTO plans (plan_id, query, period, planned_by, planned_at, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO plans (plan_id, query, period, planned_by, planned_at, record, alma) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 record.run_id,
                 record.query,
                 record.period,
                 record.run_by,
                 record.started_at,
-                json(record)
+                json(record),
+                alma
             ],
         )
         .map_err(sql)?;
@@ -116,7 +130,7 @@ impl Journal {
         let row = self
             .conn
             .query_row(
-                "SELECT plan_id, query, period, planned_by, planned_at, state, applied_at, superseded_by, record
+                "SELECT plan_id, query, period, planned_by, planned_at, state, applied_at, superseded_by, record, alma
                  FROM plans WHERE plan_id = ?1",
                 [plan_id],
                 |r| {
@@ -134,12 +148,14 @@ impl Journal {
                             r.get::<_, Option<String>>(7)?,
                         ),
                         r.get::<_, String>(8)?,
+                        r.get::<_, Option<String>>(9)?,
                     ))
                 },
             )
             .optional()
             .map_err(self.sql())?;
-        let Some(((plan_id, query, period, planned_by), (planned_at, state, applied_at, superseded_by), record)) = row
+        let Some(((plan_id, query, period, planned_by), (planned_at, state, applied_at, superseded_by), record, alma)) =
+            row
         else {
             return Ok(None);
         };
@@ -172,6 +188,7 @@ impl Journal {
             state,
             applied_at,
             superseded_by,
+            alma,
             approvals,
             record,
         }))
@@ -216,7 +233,11 @@ impl Journal {
             path: path.clone(),
             source,
         };
-        let tx = self.conn.transaction().map_err(sql)?;
+        // Immediate: the check and the write below see the same journal, whoever else writes.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sql)?;
         let state: Option<String> = tx
             .query_row("SELECT state FROM plans WHERE plan_id = ?1", [plan_id], |r| r.get(0))
             .optional()
@@ -248,7 +269,11 @@ impl Journal {
             path: path.clone(),
             source,
         };
-        let tx = self.conn.transaction().map_err(sql)?;
+        // Immediate: the check and the write below see the same journal, whoever else writes.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sql)?;
         let changed = tx
             .execute(
                 "UPDATE plans SET state = 'applied', applied_at = ?1 WHERE plan_id = ?2 AND state = 'saved'",

@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::error::Error;
-use crate::journal::{Approval, Journal, RunRecord, SavedPlan, now, operator};
+use crate::journal::{Approval, Journal, RunRecord, SavedPlan, now};
 use crate::query::{ApprovalSpec, QuerySpec};
 
 /// Where a saved plan is, as `plans` shows it.
@@ -46,16 +46,44 @@ impl PlanState {
     }
 }
 
+/// Who plans or approves: the person behind `sudo` (`SUDO_USER`, when the shared service account
+/// is reached that way) or else the OS account itself — never `$USER`, which anyone can set — and
+/// the OS account. The journal records both. Whoever can act as the service account can act in
+/// others' names; the approval rule is an audit trail and a second pair of eyes, not a lock
+/// (docs/operating.md).
+pub fn person() -> (String, String) {
+    let account = whoami::username();
+    let human = std::env::var("SUDO_USER")
+        .ok()
+        .map(|u| u.trim().to_string())
+        .filter(|u| !u.is_empty() && u != "root")
+        .unwrap_or_else(|| account.clone());
+    (human, account)
+}
+
+/// A person's name as compared: trimmed, case folded.
+fn same_person(a: &str, b: &str) -> bool {
+    a.trim().to_lowercase() == b.trim().to_lowercase()
+}
+
+/// What binds a plan to the Alma it was made against: the address and a fingerprint of the key,
+/// salted with the plan's id (the key cannot be read back from it).
+pub fn alma_binding(base_url: &str, key: &secrecy::SecretString, plan_id: &str) -> String {
+    use secrecy::ExposeSecret;
+    let fingerprint =
+        crate::files::sha256_hex(format!("alma-cohort plan {plan_id} {}", key.expose_secret()).as_bytes());
+    format!("{} (key {})", base_url.trim_end_matches('/'), &fingerprint[..12])
+}
+
 /// The approvals that count: one per person, the planner's own left out when the query says so.
 pub fn counted(plan: &SavedPlan, spec: &ApprovalSpec) -> Vec<String> {
     let mut people: Vec<String> = Vec::new();
     for a in &plan.approvals {
-        let by_planner =
-            a.approver.eq_ignore_ascii_case(&plan.planned_by) || a.os_user.eq_ignore_ascii_case(&plan.planned_by);
+        let by_planner = same_person(&a.approver, &plan.planned_by);
         if spec.approver_not_planner && by_planner {
             continue;
         }
-        if !people.iter().any(|p| p.eq_ignore_ascii_case(&a.approver)) {
+        if !people.iter().any(|p| same_person(p, &a.approver)) {
             people.push(a.approver.clone());
         }
     }
@@ -218,9 +246,9 @@ pub fn approve(
 ) -> Result<SavedPlan, Error> {
     let plan = journal.plan(plan_id)?;
     let spec = plan_query(&plan)?;
-    let os_user = operator();
+    let (human, os_user) = person();
     let approver = match as_name.map(str::trim) {
-        None => os_user.clone(),
+        None => human.clone(),
         Some("") => return Err(Error::Usage("--as: give the approver's name".into())),
         Some(name) if spec.approval.allow_as => name.to_string(),
         Some(_) => {
@@ -230,9 +258,12 @@ pub fn approve(
             )));
         }
     };
-    if let Some(bad) = approver.chars().find(|c| c.is_control()) {
+    if let Some(bad) = approver
+        .chars()
+        .find(|c| c.is_control() || crate::text::is_invisible(*c))
+    {
         return Err(Error::Usage(format!(
-            "--as: the name holds the control character U+{:04X}",
+            "--as: the name holds the invisible or control character U+{:04X}; type the name",
             bad as u32
         )));
     }
@@ -257,7 +288,7 @@ pub fn approve(
             hint: "plan again from the files as they are, and approve that plan".into(),
         });
     }
-    let is_planner = approver.eq_ignore_ascii_case(&plan.planned_by) || os_user.eq_ignore_ascii_case(&plan.planned_by);
+    let is_planner = same_person(&approver, &plan.planned_by) || same_person(&human, &plan.planned_by);
     if spec.approval.approver_not_planner && is_planner {
         return Err(Error::Refused {
             message: format!(
@@ -268,11 +299,7 @@ pub fn approve(
                 .replace("PLAN", plan_id),
         });
     }
-    if plan
-        .approvals
-        .iter()
-        .any(|a| a.approver.eq_ignore_ascii_case(&approver))
-    {
+    if plan.approvals.iter().any(|a| same_person(&a.approver, &approver)) {
         return Err(Error::Refused {
             message: format!("{approver} approved plan {plan_id} already; nothing was recorded"),
             hint: "each person approves once; another approver is needed for a second approval".into(),
@@ -292,10 +319,30 @@ pub fn approve(
 
 /// The run a saved plan becomes when it is applied: the frozen record, started now by whoever
 /// applies it.
-pub fn run_of(plan: &SavedPlan) -> RunRecord {
+pub fn run_of(plan: &SavedPlan, journal: &Journal) -> RunRecord {
     let mut record = plan.record.clone();
     record.started_at = now();
-    record.run_by = operator();
+    record.run_by = person().0;
+    // The stamp in the set's description names who makes the set: this host and journal.
+    let description = &record.execution.set_description;
+    let human = match description.rfind(&format!("{}:{{", super::ledger::MARKER)) {
+        Some(at) => description[..at].trim_end().to_string(),
+        None => description.clone(),
+    };
+    let stamp = super::ledger::Stamp {
+        query: record.query.clone(),
+        period: record.period.clone(),
+        run: record.run_id.clone(),
+        host: super::ledger::host(),
+        journal: std::path::absolute(journal.path())
+            .unwrap_or_else(|_| journal.path().to_path_buf())
+            .display()
+            .to_string(),
+    };
+    record.execution.set_description = match human.as_str() {
+        "" => stamp.line(),
+        human => format!("{human} {}", stamp.line()),
+    };
     record.events.clear();
     record.steps.clear();
     record.batches.clear();
@@ -312,7 +359,8 @@ pub fn candidate(journal: &Journal, query: &str, period: &str) -> Result<Option<
         if plan.query != query || plan.period.as_deref() != Some(period) || plan.state != "saved" {
             continue;
         }
-        let Ok(spec) = plan_query(&plan) else { continue };
+        // A plan whose query cannot be read now is a person's problem, not "none approved".
+        let spec = plan_query(&plan)?;
         if state(&plan, &spec.approval, at) == PlanState::Approved {
             found.push(plan);
         }

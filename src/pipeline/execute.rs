@@ -200,11 +200,13 @@ pub fn save_plan(
     plan: &Plan,
     params: &[(String, String)],
     period: Option<&str>,
+    alma: Option<&str>,
 ) -> Result<Vec<String>, Error> {
-    let record = run_record(journal, plan, params, period, false)?;
-    let superseded = journal.save_plan(&record, &plan.cohort.ids)?;
+    let mut record = run_record(journal, plan, params, period, false)?;
+    record.run_by = super::approval::person().0;
+    // The reviewer's page first: a plan is never saved without it.
     report::write_run_files(state_dir, &record, &plan.cohort.ids)?;
-    Ok(superseded)
+    Ok(journal.save_plan(&record, &plan.cohort.ids, alma)?)
 }
 
 /// The run a plan starts, as the journal records it (state `planned`).
@@ -239,9 +241,17 @@ fn run_record(
     let record = RunRecord {
         run_id: plan.run_id.clone(),
         query: plan.spec.name.clone(),
-        query_file: plan.spec.file.display().to_string(),
+        // Absolute: a saved plan is applied (and a run resumed) from any working folder.
+        query_file: std::path::absolute(&plan.spec.file)
+            .unwrap_or_else(|_| plan.spec.file.clone())
+            .display()
+            .to_string(),
         query_hash: crate::files::sha256_hex(plan.spec.source.as_bytes()),
-        input_file: plan.file.as_ref().map(|f| f.path.clone()),
+        input_file: plan.file.as_ref().map(|f| {
+            std::path::absolute(&f.path)
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| f.path.clone())
+        }),
         input_hash: plan.file.as_ref().map(|f| f.sha256.clone()),
         params: params.to_vec(),
         period: period.map(str::to_string),

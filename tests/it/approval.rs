@@ -42,10 +42,10 @@ fn query(dir: &Path, approval: &str) -> PathBuf {
     q
 }
 
-/// The binary as `user` (the OS account the journal records).
+/// The binary as `user` behind sudo (the person the journal records).
 async fn as_user(sim: &Sim, state: &Path, user: &str, args: &[&str]) -> Run {
     let mut cmd = command(sim, state, args);
-    cmd.env("USER", user);
+    cmd.env("SUDO_USER", user);
     output(cmd).await
 }
 
@@ -243,6 +243,22 @@ async fn plans_that_may_not_be_applied_are_refused() {
     assert_eq!(ok.code, 0, "{}", ok.stderr);
     let twice = as_user(&sim, &state, "bob", &["approve", &id]).await;
     assert_eq!(twice.code, 4, "{}", twice.stderr);
+    // Another key (a sandbox's, another institution's): not the Alma the plan was made against.
+    let mut other = command(&sim, &state, &["apply", &id, "--execute", "--yes"]);
+    other
+        .env("SUDO_USER", "bob")
+        .env("ALMA_API_KEY", "another-institutions-key");
+    let elsewhere = output(other).await;
+    assert_eq!(elsewhere.code, 4, "{}", elsewhere.stderr);
+    assert!(
+        elsewhere.stderr.contains("another Alma or another API key"),
+        "{}",
+        elsewhere.stderr
+    );
+    assert!(
+        !elsewhere.stderr.contains("another-institutions-key"),
+        "the key is never shown"
+    );
     std::fs::write(dir.join("protected.txt"), format!("STAFF-0001\n{}\n", ids[0])).unwrap();
     let excl = as_user(&sim, &state, "bob", &["apply", &id, "--execute", "--yes"]).await;
     assert_eq!(excl.code, 4, "{}", excl.stderr);
