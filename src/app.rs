@@ -55,6 +55,7 @@ pub async fn run(cli: Cli) -> Result<Exit, Error> {
         Command::Plans(args) => plans(Settings::from_args(&cli.global)?, args),
         Command::Approve(args) => approve(Settings::from_args(&cli.global)?, args),
         Command::Apply(args) => apply(Settings::from_args(&cli.global)?, args).await,
+        Command::Withdraw(args) => withdraw(Settings::from_args(&cli.global)?, args),
     }
 }
 
@@ -504,6 +505,25 @@ fn approve(settings: Settings, args: crate::cli::ApproveArgs) -> Result<Exit, Er
         } else {
             String::new()
         }
+    );
+    Ok(Exit::Done)
+}
+
+fn withdraw(settings: Settings, args: crate::cli::WithdrawArgs) -> Result<Exit, Error> {
+    settings.refuse_legacy_journal()?;
+    let mut journal = Journal::open_existing(&settings.state_dir)?
+        .ok_or_else(|| crate::journal::Error::NoSuchPlan(args.plan_id.clone()))?;
+    let reason = args.reason.trim();
+    if reason.is_empty() || reason.chars().any(char::is_control) {
+        return Err(Error::Usage("--reason: say why in one line".into()));
+    }
+    let plan = journal.plan(&args.plan_id)?;
+    let _lock = journal::lock_query(&settings.state_dir, &plan.query)?;
+    let (who, _) = pipeline::approval::person();
+    journal.withdraw_plan(&args.plan_id, &who, reason)?;
+    println!(
+        "plan {} withdrawn by {who}: {reason}; apply refuses it from now on",
+        args.plan_id
     );
     Ok(Exit::Done)
 }

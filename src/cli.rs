@@ -172,6 +172,17 @@ pub enum Command {
     Approve(ApproveArgs),
     /// Execute a saved plan exactly: its frozen cohort, without reading the report again
     Apply(ApplyArgs),
+    /// Withdraw a saved plan (approved or not) so that it is never applied (recorded with who and why)
+    Withdraw(WithdrawArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WithdrawArgs {
+    /// The saved plan's id (see `alma-cohort plans`)
+    pub plan_id: String,
+    /// Why (recorded with the plan, shown by `plans`)
+    #[arg(long)]
+    pub reason: String,
 }
 
 #[derive(Debug, Args)]

@@ -55,7 +55,8 @@ pub struct SavedPlan {
     pub period: Option<String>,
     pub planned_by: String,
     pub planned_at: String,
-    /// saved | applied | superseded (approved and expired are read from the approvals and age)
+    /// saved | applied | superseded | withdrawn (approved and expired are read from the approvals
+    /// and the age)
     pub state: String,
     pub applied_at: Option<String>,
     pub superseded_by: Option<String>,
@@ -257,6 +258,39 @@ impl Journal {
             params![plan_id, approval.approver, approval.os_user, approval.at, approval.note],
         )
         .map_err(sql)?;
+        tx.commit().map_err(sql)
+    }
+
+    /// Withdraws a plan that is still saved (approved or not): `apply` refuses it from now on.
+    pub fn withdraw_plan(&mut self, plan_id: &str, by: &str, reason: &str) -> Result<(), Error> {
+        let path = self.path.clone();
+        let sql = |source| Error::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sql)?;
+        let changed = tx
+            .execute(
+                "UPDATE plans SET state = 'withdrawn', superseded_by = ?1 WHERE plan_id = ?2 AND state = 'saved'",
+                params![format!("withdrawn by {by}: {reason}"), plan_id],
+            )
+            .map_err(sql)?;
+        if changed != 1 {
+            let state: Option<String> = tx
+                .query_row("SELECT state FROM plans WHERE plan_id = ?1", [plan_id], |r| r.get(0))
+                .optional()
+                .map_err(sql)?;
+            return Err(match state {
+                None => Error::NoSuchPlan(plan_id.to_string()),
+                Some(state) => Error::PlanMoved {
+                    plan_id: plan_id.to_string(),
+                    state,
+                },
+            });
+        }
         tx.commit().map_err(sql)
     }
 

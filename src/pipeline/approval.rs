@@ -9,7 +9,8 @@
 //!   plan --save ──► saved ──(approvals the query requires)──► approved ──apply──► applied
 //!                     │                                          │
 //!                     ├── a newer plan of the query and period ──┴──► superseded
-//!                     └── older than max_age_hours ──────────────────► expired
+//!                     ├── older than max_age_hours ──────────────────► expired
+//!                     └── withdraw ──────────────────────────────────► withdrawn
 //! ```
 
 use std::path::Path;
@@ -32,6 +33,8 @@ pub enum PlanState {
     Applied,
     Expired,
     Superseded,
+    /// Withdrawn by a person (`withdraw`): never applied.
+    Withdrawn,
 }
 
 impl PlanState {
@@ -42,6 +45,7 @@ impl PlanState {
             PlanState::Applied => "applied",
             PlanState::Expired => "expired",
             PlanState::Superseded => "superseded",
+            PlanState::Withdrawn => "withdrawn",
         }
     }
 }
@@ -102,6 +106,7 @@ pub fn state(plan: &SavedPlan, spec: &ApprovalSpec, at: DateTime<Utc>) -> PlanSt
     match plan.state.as_str() {
         "applied" => PlanState::Applied,
         "superseded" => PlanState::Superseded,
+        "withdrawn" => PlanState::Withdrawn,
         _ if age_hours(plan, at) > spec.max_age_hours => PlanState::Expired,
         _ if counted(plan, spec).len() >= spec.required as usize => PlanState::Approved,
         _ => PlanState::Saved,
@@ -176,6 +181,15 @@ pub fn apply_refusal(plan: &SavedPlan, spec: &QuerySpec, at: DateTime<Utc>) -> O
                     period_words(plan)
                 ),
                 "apply the newer plan (`alma-cohort plans`)".into(),
+            );
+        }
+        PlanState::Withdrawn => {
+            return refused(
+                format!(
+                    "plan {id} was withdrawn ({}); nothing was done",
+                    plan.superseded_by.as_deref().unwrap_or("-")
+                ),
+                "plan again if the reset is still wanted".into(),
             );
         }
         PlanState::Expired => {
@@ -269,7 +283,7 @@ pub fn approve(
     }
     let at = Utc::now();
     match state(&plan, &spec.approval, at) {
-        s @ (PlanState::Applied | PlanState::Superseded | PlanState::Expired) => {
+        s @ (PlanState::Applied | PlanState::Superseded | PlanState::Expired | PlanState::Withdrawn) => {
             return Err(Error::Refused {
                 message: format!(
                     "plan {plan_id} is {}; an approval would change nothing; nothing was recorded",

@@ -136,6 +136,10 @@ pub fn prune(state_dir: &Path, journal: &Journal, days: u32, dry_run: bool) -> R
     folders.sort();
     for (run_id, folder) in folders {
         let record = journal.find_run(&run_id)?;
+        let saved = match record {
+            None => journal.find_plan(&run_id)?,
+            Some(_) => None,
+        };
         let ended = match &record {
             Some(r) if !r.state.is_finished() => {
                 let started = DateTime::parse_from_rfc3339(&r.started_at).ok();
@@ -149,8 +153,22 @@ pub fn prune(state_dir: &Path, journal: &Journal, days: u32, dry_run: bool) -> R
                 .as_deref()
                 .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
                 .map(|t| t.with_timezone(&Utc)),
-            // A saved plan (plan --save) counts as ended when it was made.
-            None if journal.find_plan(&run_id)?.is_some() => id_time(&run_id),
+            // A saved plan (plan --save) counts as ended when it was made — unless it can still
+            // be applied: its reviewers' page stays.
+            None if saved.is_some() => {
+                let open = saved.as_ref().is_some_and(|plan| {
+                    super::approval::plan_query(plan).is_ok_and(|spec| {
+                        matches!(
+                            super::approval::state(plan, &spec.approval, Utc::now()),
+                            super::approval::PlanState::Saved | super::approval::PlanState::Approved
+                        )
+                    })
+                });
+                if open {
+                    continue;
+                }
+                id_time(&run_id)
+            }
             // A run's record beside it: a run this journal does not know, never a mere plan.
             None if folder.join("summary.json").exists() => {
                 if id_time(&run_id).is_some_and(|t| t < cutoff) {

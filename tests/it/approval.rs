@@ -427,3 +427,70 @@ async fn the_timer_applies_the_one_approved_plan() {
     assert_eq!(last_json(&done.stdout)["skipped"], true);
     assert_eq!((sim.handle.sets().len(), sim.handle.job_instances().len()), (1, 1));
 }
+
+/// An approved plan is withdrawn (the list was wrong after all): never applied, by id or by the
+/// timer; approving it again changes nothing.
+#[tokio::test]
+async fn a_withdrawn_plan_is_never_applied() {
+    let probe = sim(sim_config().users(30)).await;
+    let ids = probe.ids(true, 5);
+    let dir = temp_dir("approval-withdraw");
+    let csv = report_csv(&dir, "cohort.csv", &ids);
+    let sim = sim(sim_config().users(30).csv_report(REPORT, &csv)).await;
+    let q = query(&dir, "required = 1");
+    let qs = q.to_str().unwrap();
+    let state = dir.join("state");
+    let id = saved_id(
+        &as_user(
+            &sim,
+            &state,
+            "analyst",
+            &["plan", qs, "--period", PERIOD, "--save", "--json"],
+        )
+        .await,
+    );
+    assert_eq!(as_user(&sim, &state, "head", &["approve", &id]).await.code, 0);
+    let w = as_user(
+        &sim,
+        &state,
+        "analyst",
+        &["withdraw", &id, "--reason", "the registrar sent a new list"],
+    )
+    .await;
+    assert_eq!(w.code, 0, "{}", w.stderr);
+    assert!(w.stdout.contains("withdrawn by analyst"), "{}", w.stdout);
+    let apply = as_user(&sim, &state, "ops", &["apply", &id, "--execute", "--yes"]).await;
+    assert_eq!(apply.code, 4, "{}", apply.stderr);
+    assert!(
+        apply
+            .stderr
+            .contains("was withdrawn (withdrawn by analyst: the registrar sent a new list)"),
+        "{}",
+        apply.stderr
+    );
+    let timer = as_user(
+        &sim,
+        &state,
+        "cron",
+        &[
+            "apply",
+            "--query",
+            qs,
+            "--period",
+            PERIOD,
+            "--execute",
+            "--yes",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(
+        (timer.code, last_json(&timer.stdout)["skipped"].clone()),
+        (4, Value::Bool(true))
+    );
+    assert_eq!(as_user(&sim, &state, "head2", &["approve", &id]).await.code, 4);
+    let again = as_user(&sim, &state, "analyst", &["withdraw", &id, "--reason", "twice"]).await;
+    assert_eq!(again.code, 4, "{}", again.stderr);
+    assert_eq!(plans_json(&sim, &state).await[0]["state"], "withdrawn");
+    assert!(sim.handle.sets().is_empty() && sim.handle.job_instances().is_empty());
+}
