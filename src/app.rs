@@ -338,18 +338,30 @@ pub async fn execute(settings: Settings, args: RunArgs, quiet: bool) -> Result<E
     let record = execute::start_run(&mut journal, &plan, &params, period.as_deref(), args.force)?;
     drop(planning);
     tracing::info!(run_id = %record.run_id, "run started");
+    go_on(&settings, &client, &journal, &record.run_id, json).await
+}
+
+/// A run just journaled (by `run --execute` or `apply`), taken to its end; then the retention
+/// rule, whatever the run's outcome, and the result (with `--json` also when it stopped).
+async fn go_on(
+    settings: &Settings,
+    client: &AlmaClient,
+    journal: &Journal,
+    run_id: &str,
+    json: bool,
+) -> Result<Exit, Error> {
     let result = execute::continue_run(
-        &client,
-        &journal,
+        client,
+        journal,
         &settings.state_dir,
-        &record.run_id,
+        run_id,
         &ContinueOptions::default(),
         &settings.poll_policy(),
     )
     .await;
-    // Whatever the run's outcome, old runs' files go (the retention rule); never fatal to the run.
-    auto_prune(&settings, &journal);
-    let result = result.inspect_err(|e| stopped_json(&journal, &record.run_id, e, json))?;
+    // Old runs' files go; never fatal to the run.
+    auto_prune(settings, journal);
+    let result = result.inspect_err(|e| stopped_json(journal, run_id, e, json))?;
     print_result(&result, json)
 }
 
@@ -663,18 +675,7 @@ async fn apply_plan(settings: Settings, args: crate::cli::ApplyArgs, started: &m
     journal.apply_plan(&plan.plan_id, &record, &cohort)?;
     *started = true;
     tracing::info!(run_id = %record.run_id, "saved plan applied; run started");
-    let result = execute::continue_run(
-        &client,
-        &journal,
-        &settings.state_dir,
-        &record.run_id,
-        &ContinueOptions::default(),
-        &settings.poll_policy(),
-    )
-    .await;
-    auto_prune(&settings, &journal);
-    let result = result.inspect_err(|e| stopped_json(&journal, &record.run_id, e, json))?;
-    print_result(&result, json)
+    go_on(&settings, &client, &journal, &record.run_id, json).await
 }
 
 /// A query file's `name`, read without filling its placeholders.

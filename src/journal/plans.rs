@@ -68,6 +68,23 @@ pub struct SavedPlan {
     pub record: RunRecord,
 }
 
+/// A plan's stored state (`None`: no such plan).
+fn state_of(tx: &rusqlite::Transaction<'_>, plan_id: &str) -> rusqlite::Result<Option<String>> {
+    tx.query_row("SELECT state FROM plans WHERE plan_id = ?1", [plan_id], |r| r.get(0))
+        .optional()
+}
+
+/// Why a plan that had to be saved is not: unknown, or applied, superseded, withdrawn.
+fn not_saved(tx: &rusqlite::Transaction<'_>, plan_id: &str) -> rusqlite::Result<Error> {
+    Ok(match state_of(tx, plan_id)? {
+        None => Error::NoSuchPlan(plan_id.to_string()),
+        Some(state) => Error::PlanMoved {
+            plan_id: plan_id.to_string(),
+            state,
+        },
+    })
+}
+
 impl Journal {
     /// Saves a plan: its would-be run record and cohort. Earlier saved (not applied) plans of the
     /// same query and period are superseded by it; their ids come back.
@@ -239,19 +256,8 @@ impl Journal {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(sql)?;
-        let state: Option<String> = tx
-            .query_row("SELECT state FROM plans WHERE plan_id = ?1", [plan_id], |r| r.get(0))
-            .optional()
-            .map_err(sql)?;
-        match state.as_deref() {
-            None => return Err(Error::NoSuchPlan(plan_id.to_string())),
-            Some("saved") => {}
-            Some(other) => {
-                return Err(Error::PlanMoved {
-                    plan_id: plan_id.to_string(),
-                    state: other.to_string(),
-                });
-            }
+        if state_of(&tx, plan_id).map_err(sql)?.as_deref() != Some("saved") {
+            return Err(not_saved(&tx, plan_id).map_err(sql)?);
         }
         tx.execute(
             "INSERT INTO approvals (plan_id, approver, os_user, at, note) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -279,17 +285,7 @@ impl Journal {
             )
             .map_err(sql)?;
         if changed != 1 {
-            let state: Option<String> = tx
-                .query_row("SELECT state FROM plans WHERE plan_id = ?1", [plan_id], |r| r.get(0))
-                .optional()
-                .map_err(sql)?;
-            return Err(match state {
-                None => Error::NoSuchPlan(plan_id.to_string()),
-                Some(state) => Error::PlanMoved {
-                    plan_id: plan_id.to_string(),
-                    state,
-                },
-            });
+            return Err(not_saved(&tx, plan_id).map_err(sql)?);
         }
         tx.commit().map_err(sql)
     }
@@ -315,17 +311,7 @@ impl Journal {
             )
             .map_err(sql)?;
         if changed != 1 {
-            let state: Option<String> = tx
-                .query_row("SELECT state FROM plans WHERE plan_id = ?1", [plan_id], |r| r.get(0))
-                .optional()
-                .map_err(sql)?;
-            return Err(match state {
-                None => Error::NoSuchPlan(plan_id.to_string()),
-                Some(state) => Error::PlanMoved {
-                    plan_id: plan_id.to_string(),
-                    state,
-                },
-            });
+            return Err(not_saved(&tx, plan_id).map_err(sql)?);
         }
         insert_run(&tx, run, cohort).map_err(sql)?;
         tx.commit().map_err(sql)

@@ -42,6 +42,33 @@ fn query(dir: &Path, approval: &str) -> PathBuf {
     q
 }
 
+/// An institution of `users` whose report holds `n` internal users, a query over it with
+/// `[approval]` as given, and a state dir: the simulator, the report's IDs, the folder, the query.
+struct Setup {
+    sim: Sim,
+    ids: Vec<String>,
+    dir: PathBuf,
+    query: PathBuf,
+    state: PathBuf,
+}
+
+async fn setup(tag: &str, users: usize, n: usize, approval: &str) -> Setup {
+    let probe = sim(sim_config().users(users)).await;
+    let ids = probe.ids(true, n);
+    let dir = temp_dir(tag);
+    let csv = report_csv(&dir, "cohort.csv", &ids);
+    let sim = sim(sim_config().users(users).csv_report(REPORT, &csv)).await;
+    let query = query(&dir, approval);
+    let state = dir.join("state");
+    Setup {
+        sim,
+        ids,
+        dir,
+        query,
+        state,
+    }
+}
+
 /// The binary as `user` behind sudo (the person the journal records).
 async fn as_user(sim: &Sim, state: &Path, user: &str, args: &[&str]) -> Run {
     let mut cmd = command(sim, state, args);
@@ -186,14 +213,14 @@ async fn an_approved_plan_is_applied_exactly_as_planned() {
 /// plan's approvals.
 #[tokio::test]
 async fn plans_that_may_not_be_applied_are_refused() {
-    let probe = sim(sim_config().users(40)).await;
-    let ids = probe.ids(true, 8);
-    let dir = temp_dir("approval-refusals");
-    let csv = report_csv(&dir, "cohort.csv", &ids);
-    let sim = sim(sim_config().users(40).csv_report(REPORT, &csv)).await;
-    let q = query(&dir, "required = 1\napprover_not_planner = true");
+    let Setup {
+        sim,
+        ids,
+        dir,
+        query: q,
+        state,
+    } = setup("approval-refusals", 40, 8, "required = 1\napprover_not_planner = true").await;
     let qs = q.to_str().unwrap();
-    let state = dir.join("state");
     let id = saved_id(
         &as_user(
             &sim,
@@ -333,14 +360,14 @@ async fn plans_that_may_not_be_applied_are_refused() {
 /// and one letter each; the next firing is skipped.
 #[tokio::test]
 async fn the_timer_applies_the_one_approved_plan() {
-    let probe = sim(sim_config().users(40)).await;
-    let ids = probe.ids(true, 10);
-    let dir = temp_dir("approval-timer");
-    let csv = report_csv(&dir, "cohort.csv", &ids);
-    let sim = sim(sim_config().users(40).csv_report(REPORT, &csv)).await;
-    let q = query(&dir, "required = 1");
+    let Setup {
+        sim,
+        ids,
+        dir,
+        query: q,
+        state,
+    } = setup("approval-timer", 40, 10, "required = 1").await;
     let qs = q.to_str().unwrap();
-    let state = dir.join("state");
     let timer = [
         "apply",
         "--query",
@@ -432,14 +459,10 @@ async fn the_timer_applies_the_one_approved_plan() {
 /// timer; approving it again changes nothing.
 #[tokio::test]
 async fn a_withdrawn_plan_is_never_applied() {
-    let probe = sim(sim_config().users(30)).await;
-    let ids = probe.ids(true, 5);
-    let dir = temp_dir("approval-withdraw");
-    let csv = report_csv(&dir, "cohort.csv", &ids);
-    let sim = sim(sim_config().users(30).csv_report(REPORT, &csv)).await;
-    let q = query(&dir, "required = 1");
+    let Setup {
+        sim, query: q, state, ..
+    } = setup("approval-withdraw", 30, 5, "required = 1").await;
     let qs = q.to_str().unwrap();
-    let state = dir.join("state");
     let id = saved_id(
         &as_user(
             &sim,
