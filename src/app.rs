@@ -276,13 +276,17 @@ pub async fn execute(settings: Settings, args: RunArgs, quiet: bool) -> Result<E
     let planning = journal::lock_planning(&settings.state_dir)?;
     let mut journal = Journal::open(&settings.state_dir)?;
     let refused_json = |e: &Error| {
-        // Scripts reading --json learn why nothing ran (exit 4 also means "already done").
+        // Scripts reading --json learn why nothing ran (exit 4 also means "already done"), and
+        // the unfinished run to resume when that is why.
         if json {
+            let unfinished = journal.unfinished(&spec.name).ok().flatten().map(|r| r.run_id);
             let refused = serde_json::json!({
                 "query": spec.name,
                 "period": period,
+                "run_id": unfinished,
                 "status": "refused",
                 "skipped": false,
+                "exit": e.exit() as u8,
                 "refused": e.to_string(),
             });
             println!("{refused}");
@@ -319,9 +323,8 @@ pub async fn execute(settings: Settings, args: RunArgs, quiet: bool) -> Result<E
     let plan = match plan_with_progress(&settings, Some(&client), spec.clone(), quiet, &options).await {
         Ok(plan) => plan,
         Err(e) => {
-            if matches!(e, Error::Refused { .. }) {
-                refused_json(&e);
-            }
+            // Nothing was journaled: the JSON says why (Alma unreachable, a refusal, a bad file).
+            refused_json(&e);
             return Err(e);
         }
     };
@@ -570,11 +573,16 @@ async fn apply_plan(settings: Settings, args: crate::cli::ApplyArgs, started: &m
     use pipeline::approval;
     let json = args.json;
     settings.refuse_legacy_journal()?;
+    // No journal: a wrong state dir (the timer's account, ALMA_COHORT_STATE), never "nothing
+    // approved yet" — a timer pointed at the wrong journal would never apply anything.
     let Some(journal) = Journal::open_existing(&settings.state_dir)? else {
-        return match &args.plan_id {
-            Some(id) => Err(crate::journal::Error::NoSuchPlan(id.clone()).into()),
-            None => skip_apply(&args, "no saved plans in this journal"),
-        };
+        return Err(match &args.plan_id {
+            Some(id) => crate::journal::Error::NoSuchPlan(id.clone()).into(),
+            None => Error::Usage(format!(
+                "no journal in {}, so no saved plan: is this the state dir the plans were saved in (--state-dir, ALMA_COHORT_STATE)?",
+                settings.state_dir.display()
+            )),
+        });
     };
     let plan = match (&args.plan_id, &args.query, &args.period) {
         (Some(id), _, _) => journal.plan(id)?,
@@ -582,9 +590,15 @@ async fn apply_plan(settings: Settings, args: crate::cli::ApplyArgs, started: &m
             // The query file or the query's name.
             // The query's name from its file: read as the plan read it (its placeholders
             // unfilled: only the name is needed), or the name itself.
-            let name = match std::path::Path::new(query).is_file() {
-                true => query_name(std::path::Path::new(query))?,
-                false => query.clone(),
+            let path = std::path::Path::new(query);
+            let name = if path.is_file() {
+                query_name(path)?
+            } else if query.contains('/') || query.ends_with(".toml") {
+                return Err(Error::Usage(format!(
+                    "--query {query}: no such query file (give the file the plans were made from, or the query's name)"
+                )));
+            } else {
+                query.clone()
             };
             let period = crate::pipeline::ledger::normalize_period(period)?;
             // An unfinished run of the query needs a person (exit 4, not "skipped"); a done

@@ -166,7 +166,7 @@ pub enum Command {
     /// Delete the files (cohort, reports) of runs that ended more than [retention] days ago; the
     /// journal keeps their record
     Prune(PruneArgs),
-    /// List the saved plans (plan --save) and where each is: saved, approved, applied, expired, superseded
+    /// List the saved plans (plan --save) and where each is: saved, approved, applied, expired, superseded, withdrawn
     Plans(ListArgs),
     /// Approve a saved plan (recorded with who and when)
     Approve(ApproveArgs),
@@ -180,7 +180,7 @@ pub enum Command {
 pub struct WithdrawArgs {
     /// The saved plan's id (see `alma-cohort plans`)
     pub plan_id: String,
-    /// Why (recorded with the plan, shown by `plans`)
+    /// Why (recorded with the plan: `plans --json`, and the refusal of a later apply)
     #[arg(long)]
     pub reason: String,
 }

@@ -51,10 +51,9 @@ impl PlanState {
 }
 
 /// Who plans or approves: the person behind `sudo` (`SUDO_USER`, when the shared service account
-/// is reached that way) or else the OS account itself — never `$USER`, which anyone can set — and
-/// the OS account. The journal records both. Whoever can act as the service account can act in
-/// others' names; the approval rule is an audit trail and a second pair of eyes, not a lock
-/// (docs/operating.md).
+/// is reached that way) or else the OS account itself (not `$USER`), and the OS account. The
+/// journal records both. Whoever controls the account's environment can act in others' names;
+/// the approval rule is an audit trail and a second pair of eyes, not a lock (docs/operating.md).
 pub fn person() -> (String, String) {
     let account = whoami::username();
     let human = std::env::var("SUDO_USER")
@@ -302,7 +301,8 @@ pub fn approve(
             hint: "plan again from the files as they are, and approve that plan".into(),
         });
     }
-    let is_planner = same_person(&approver, &plan.planned_by) || same_person(&human, &plan.planned_by);
+    // The name that approves is the one compared: with allow_as, the policy trusts the name given.
+    let is_planner = same_person(&approver, &plan.planned_by);
     if spec.approval.approver_not_planner && is_planner {
         return Err(Error::Refused {
             message: format!(

@@ -912,7 +912,7 @@ fn check_refused(journal: &Journal, record: &RunRecord, accept: bool) -> Result<
         .unwrap_or_else(|| "unknown".into());
     Err(Error::Refused {
         message: format!(
-            "Alma refused {refused} of run {run_id}'s {} IDs ({:.1}%, more than [guard] max_refused_ratio {max}): Alma knows no user by them, so the cohort may not be the one meant — the usual causes are leading zeros lost in Excel, IDs of another identifier type than the primary ID, or purged users (the plan's normalization: {normalize}); the set {} keeps the other {}, and the job was not submitted. The refused IDs are in {}",
+            "Alma refused {refused} of run {run_id}'s {} IDs ({:.1}%, more than [guard] max_refused_ratio {max}): Alma knows no user by them, so the cohort may not be the one meant — the usual causes are leading zeros lost in Excel, IDs of another identifier type than the primary ID, or purged users (the plan's normalization: {normalize}); the set {} keeps the other {}, and the job was not submitted. The refused IDs are in runs/{run_id}/{}",
             record.cohort_size,
             share * 100.0,
             record.set_id.as_deref().unwrap_or("-"),
@@ -967,13 +967,14 @@ async fn check_set_unchanged(
     if expected == 0 {
         return Err(Error::Refused {
             message: format!(
-                "run {} has nobody left to mail: Alma took {} of its cohort, and {} of them are protected since the plan; the job was not submitted",
+                "run {} has nobody left to mail: Alma took {} of its cohort ({} refused), and {} are protected since the plan; the job was not submitted",
                 record.run_id,
                 record.members_added.unwrap_or(0),
+                record.invalid_ids.len(),
                 protected.len()
             ),
             hint: format!(
-                "end the run: `alma-cohort abandon {} --reason \"everyone protected\"`",
+                "end the run: `alma-cohort abandon {} --reason \"nobody left to mail\"`",
                 record.run_id
             ),
         });
@@ -1115,8 +1116,10 @@ async fn submit_job(
     // No job of this run or for its intent is listed: who is protected since the plan leaves the
     // set now (after the lookups: a job found above may have mailed them already), and a set
     // Alma filled with too few of the cohort stops here.
-    let seen = recheck_protections(client, journal, record).await?;
-    check_refused(journal, &journal.run(run_id)?, options.accept_refused)?;
+    // The operator's --accept-refused is recorded first: a protection that stops the run below
+    // (an exclusion file gone) does not lose it.
+    check_refused(journal, record, options.accept_refused)?;
+    let seen = recheck_protections(client, journal, &journal.run(run_id)?).await?;
     // The cooldown again, now: a run of another query (another installation's, or one planned
     // here while this one waited) may have mailed some of this cohort since this run's plan.
     recheck_cooldown(client, journal, &journal.run(run_id)?).await?;

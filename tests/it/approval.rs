@@ -379,6 +379,13 @@ async fn the_timer_applies_the_one_approved_plan() {
         "--json",
     ];
 
+    // Before any journal: the timer says it (a wrong state dir would never apply anything).
+    let nowhere = as_user(&sim, &state, "cron", &timer).await;
+    assert_eq!(nowhere.code, 2, "{}", nowhere.stderr);
+    assert!(nowhere.stderr.contains("no journal in"), "{}", nowhere.stderr);
+    assert_eq!(last_json(&nowhere.stdout)["status"], "refused");
+    // A journal without an approved plan: skipped, quietly.
+    assert_eq!(run(&sim, &state, &["plan", qs]).await.code, 0);
     let none = as_user(&sim, &state, "cron", &timer).await;
     assert_eq!(none.code, 4, "{}", none.stderr);
     assert_eq!(last_json(&none.stdout)["skipped"], true);
