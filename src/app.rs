@@ -329,10 +329,15 @@ pub async fn execute(settings: Settings, args: RunArgs, quiet: bool) -> Result<E
         }
     };
     // With --json, stdout carries only the final JSON object.
+    // The plan's last line says nothing was changed: true now, not for long.
+    let summary = plan.summary().replace(
+        "Nothing was changed in Alma.",
+        "Nothing was changed in Alma yet: the run starts once confirmed.",
+    );
     if json {
-        eprintln!("{}", plan.summary());
+        eprintln!("{summary}");
     } else {
-        println!("{}", plan.summary());
+        println!("{summary}");
     }
     if let Some(refusal) = plan.refusal_error(true) {
         return Err(refusal);

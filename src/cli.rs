@@ -146,6 +146,9 @@ pub enum Command {
     /// Continue an interrupted run from the journal
     Resume(ResumeArgs),
     /// End an unfinished run on the operator's word (recorded in the journal with who and why)
+    #[command(
+        after_help = "The global Alma client options (--base-url, --api-key-file, --pace, …) do nothing here: abandon only writes the journal."
+    )]
     Abandon(AbandonArgs),
     /// List the runs in the journal
     Runs(ListArgs),
@@ -162,6 +165,9 @@ pub enum Command {
     /// Page a query's report to the end and write every row (CSV, Parquet, or CSV on stdout)
     Extract(ExtractArgs),
     /// Serve the local Alma simulator (analytics, sets, jobs, users) until interrupted
+    #[command(
+        after_help = "The global Alma client options (--base-url, --api-key-file, --pace, --state-dir, …) do nothing here: the simulator is the Alma they point at."
+    )]
     Sim(SimArgs),
     /// Delete the files (cohort, reports) of runs that ended more than [retention] days ago; the
     /// journal keeps their record
