@@ -589,73 +589,30 @@ async fn apply_plan(settings: Settings, args: crate::cli::ApplyArgs, started: &m
             )),
         });
     };
-    let plan = match (&args.plan_id, &args.query, &args.period) {
-        (Some(id), _, _) => journal.plan(id)?,
-        (None, Some(query), Some(period)) => {
-            // The query file or the query's name.
-            // The query's name from its file: read as the plan read it (its placeholders
-            // unfilled: only the name is needed), or the name itself.
-            let path = std::path::Path::new(query);
-            let name = if path.is_file() {
-                query_name(path)?
-            } else if query.contains('/') || query.ends_with(".toml") {
-                return Err(Error::Usage(format!(
-                    "--query {query}: no such query file (give the file the plans were made from, or the query's name)"
-                )));
-            } else {
-                query.clone()
-            };
-            let period = crate::pipeline::ledger::normalize_period(period)?;
-            // An unfinished run of the query needs a person (exit 4, not "skipped"); a done
-            // period is skipped below, as run --period does.
-            state::admit(&journal, &name, Some(&period), false)?;
-            match approval::candidate(&journal, &name, &period)? {
-                Some(plan) => plan,
-                None => {
-                    return skip_apply(
-                        &args,
-                        &format!("no approved, unexpired, unapplied plan of query {name:?} for period {period:?}"),
-                    );
-                }
+    let plan_id = match (&args.plan_id, &args.query, &args.period) {
+        (Some(id), _, _) => journal.plan(id)?.plan_id,
+        (None, Some(query), Some(period)) => match approval::timer_plan(&journal, query, period)? {
+            (_, _, Some(plan)) => plan.plan_id,
+            (name, period, None) => {
+                return skip_apply(
+                    &args,
+                    &format!("no approved, unexpired, unapplied plan of query {name:?} for period {period:?}"),
+                );
             }
-        }
+        },
         _ => return Err(Error::Usage("give a PLAN_ID, or --query and --period".into())),
     };
-    let _lock = journal::lock_query(&settings.state_dir, &plan.query)?;
-    // Read again under the lock: another apply may have taken it meanwhile.
-    let plan = journal.plan(&plan.plan_id)?;
-    let spec = approval::plan_query(&plan)?;
-    if let Some(refusal) = approval::apply_refusal(&plan, &spec, chrono::Utc::now()) {
-        return Err(refusal);
-    }
-    if let Admission::Skip { previous } = state::admit(&journal, &plan.query, plan.period.as_deref(), false)? {
-        return skip_apply(
-            &args,
-            &format!(
-                "query {:?} already completed for period {:?} in run {previous}",
-                plan.query,
-                plan.period.as_deref().unwrap_or_default()
-            ),
-        );
-    }
-    // The Alma it was planned against: a plan made on a sandbox (or another institution) is not
-    // applied here.
-    if let Some(then) = &plan.alma {
-        let now = match (&settings.base_url, settings.api_key()) {
-            (Some(base), Ok(key)) => approval::alma_binding(base, &key, &plan.plan_id),
-            _ => "no Alma".into(),
-        };
-        if *then != now {
-            return Err(Error::Refused {
-                message: format!(
-                    "plan {} was made against {then}, and this apply would reach {now}: another Alma or another API key; nothing was done",
-                    plan.plan_id
-                ),
-                hint: "apply it with the profile (--base-url and key) it was planned with, or plan again against this Alma".into(),
-            });
-        }
-    }
-    let cohort = journal.plan_cohort(&plan.plan_id)?;
+    let query = journal.plan(&plan_id)?.query;
+    let _lock = journal::lock_query(&settings.state_dir, &query)?;
+    let alma_now = match (&settings.base_url, settings.api_key()) {
+        (Some(base), Ok(key)) => Some(approval::alma_binding(base, &key, &plan_id)),
+        _ => None,
+    };
+    // Read under the lock: another apply may have taken it meanwhile.
+    let (plan, cohort) = match approval::ready(&journal, &plan_id, alma_now.as_deref())? {
+        approval::Ready::Go { plan, cohort } => (plan, cohort),
+        approval::Ready::Skip { why } => return skip_apply(&args, &why),
+    };
     // With --json, stdout carries only the final JSON object.
     let say = |line: String| if json { eprintln!("{line}") } else { println!("{line}") };
     say(format!(
@@ -685,9 +642,10 @@ async fn apply_plan(settings: Settings, args: crate::cli::ApplyArgs, started: &m
     }
     confirm_count(cohort.len(), args.yes)?;
     // Checked again after the question: a prompt left open may outlast the plan.
-    if let Some(refusal) = approval::apply_refusal(&journal.plan(&plan.plan_id)?, &spec, chrono::Utc::now()) {
-        return Err(refusal);
-    }
+    let (plan, cohort) = match approval::ready(&journal, &plan_id, alma_now.as_deref())? {
+        approval::Ready::Go { plan, cohort } => (plan, cohort),
+        approval::Ready::Skip { why } => return skip_apply(&args, &why),
+    };
     let client = AlmaClient::new(settings.client_config()?)?;
     let mut journal = journal;
     let record = approval::run_of(&plan, &journal);
@@ -695,25 +653,6 @@ async fn apply_plan(settings: Settings, args: crate::cli::ApplyArgs, started: &m
     *started = true;
     tracing::info!(run_id = %record.run_id, "saved plan applied; run started");
     go_on(&settings, &client, &journal, &record.run_id, json).await
-}
-
-/// A query file's `name`, read without filling its placeholders.
-fn query_name(path: &std::path::Path) -> Result<String, Error> {
-    #[derive(serde::Deserialize)]
-    struct Named {
-        name: String,
-    }
-    let text = crate::text::read_text(path, crate::text::limit::SMALL).map_err(|source| query::Error::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let named: Named = toml::from_str(&text).map_err(|e| query::Error::Syntax {
-        path: path.to_path_buf(),
-        line: None,
-        column: None,
-        message: e.message().trim().to_string(),
-    })?;
-    Ok(named.name)
 }
 
 /// Nothing to apply (the timer fires again later): exit 4, `"skipped": true` with `--json`.

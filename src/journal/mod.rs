@@ -711,12 +711,26 @@ impl Journal {
     }
 
     pub fn cohort(&self, run_id: &str) -> Result<Vec<String>, Error> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT primary_id FROM cohort WHERE run_id = ?1 ORDER BY position")
-            .map_err(self.sql())?;
-        let rows = stmt.query_map([run_id], |r| r.get(0)).map_err(self.sql())?;
+        self.strings(
+            "SELECT primary_id FROM cohort WHERE run_id = ?1 ORDER BY position",
+            [run_id],
+        )
+    }
+
+    /// The first column of a query's rows, as text.
+    fn strings(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<String>, Error> {
+        let mut stmt = self.conn.prepare(sql).map_err(self.sql())?;
+        let rows = stmt.query_map(params, |r| r.get(0)).map_err(self.sql())?;
         rows.collect::<Result<_, _>>().map_err(self.sql())
+    }
+
+    /// A transaction that takes the write lock at once: the checks made in it and its writes see
+    /// the same journal, whoever else writes.
+    fn immediate(&mut self) -> Result<rusqlite::Transaction<'_>, Error> {
+        let path = self.path.clone();
+        self.conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|source| Error::Sqlite { path, source })
     }
 
     /// The oldest unfinished run of a query, if any.
@@ -967,15 +981,7 @@ impl Journal {
 
     /// Every run, newest first.
     pub fn runs(&self) -> Result<Vec<RunRecord>, Error> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT run_id FROM runs ORDER BY started_at DESC, run_id DESC")
-            .map_err(self.sql())?;
-        let ids: Vec<String> = stmt
-            .query_map([], |r| r.get(0))
-            .map_err(self.sql())?
-            .collect::<Result<_, _>>()
-            .map_err(self.sql())?;
+        let ids = self.strings("SELECT run_id FROM runs ORDER BY started_at DESC, run_id DESC", [])?;
         ids.iter().map(|id| self.run(id)).collect()
     }
 }

@@ -99,11 +99,7 @@ impl Journal {
             path: path.clone(),
             source,
         };
-        // Immediate: the check and the write below see the same journal, whoever else writes.
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(sql)?;
+        let tx = self.immediate()?;
         let superseded: Vec<String> = {
             let mut stmt = tx
                 .prepare("SELECT plan_id FROM plans WHERE query = ?1 AND period IS ?2 AND state = 'saved'")
@@ -220,28 +216,16 @@ impl Journal {
 
     /// Every saved plan, newest first.
     pub fn plans(&self) -> Result<Vec<SavedPlan>, Error> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT plan_id FROM plans ORDER BY planned_at DESC, plan_id DESC")
-            .map_err(self.sql())?;
-        let ids: Vec<String> = stmt
-            .query_map([], |r| r.get(0))
-            .map_err(self.sql())?
-            .collect::<Result<_, _>>()
-            .map_err(self.sql())?;
+        let ids = self.strings("SELECT plan_id FROM plans ORDER BY planned_at DESC, plan_id DESC", [])?;
         ids.iter().map(|id| self.plan(id)).collect()
     }
 
     /// The plan's frozen cohort, in its order.
     pub fn plan_cohort(&self, plan_id: &str) -> Result<Vec<String>, Error> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT primary_id FROM plan_cohort WHERE plan_id = ?1 ORDER BY position")
-            .map_err(self.sql())?;
-        stmt.query_map([plan_id], |r| r.get(0))
-            .map_err(self.sql())?
-            .collect::<Result<_, _>>()
-            .map_err(self.sql())
+        self.strings(
+            "SELECT primary_id FROM plan_cohort WHERE plan_id = ?1 ORDER BY position",
+            [plan_id],
+        )
     }
 
     /// Records an approval of a plan that is still saved (in one transaction with that check).
@@ -251,11 +235,7 @@ impl Journal {
             path: path.clone(),
             source,
         };
-        // Immediate: the check and the write below see the same journal, whoever else writes.
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(sql)?;
+        let tx = self.immediate()?;
         if state_of(&tx, plan_id).map_err(sql)?.as_deref() != Some("saved") {
             return Err(not_saved(&tx, plan_id).map_err(sql)?);
         }
@@ -274,10 +254,7 @@ impl Journal {
             path: path.clone(),
             source,
         };
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(sql)?;
+        let tx = self.immediate()?;
         let changed = tx
             .execute(
                 "UPDATE plans SET state = 'withdrawn', superseded_by = ?1 WHERE plan_id = ?2 AND state = 'saved'",
@@ -299,11 +276,7 @@ impl Journal {
             path: path.clone(),
             source,
         };
-        // Immediate: the check and the write below see the same journal, whoever else writes.
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(sql)?;
+        let tx = self.immediate()?;
         let changed = tx
             .execute(
                 "UPDATE plans SET state = 'applied', applied_at = ?1 WHERE plan_id = ?2 AND state = 'saved'",

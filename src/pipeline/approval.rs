@@ -250,6 +250,76 @@ fn period_flag(plan: &SavedPlan) -> String {
         .unwrap_or_default()
 }
 
+/// What `apply` may do with a plan now.
+pub enum Ready {
+    /// Apply it: the plan (read now) and its frozen cohort.
+    Go { plan: Box<SavedPlan>, cohort: Vec<String> },
+    /// Its period was done meanwhile by a run: nothing to apply (exit 4, `"skipped": true`).
+    Skip { why: String },
+}
+
+/// Every check `apply` makes before it journals the run, read from the journal now: the plan's
+/// state, approvals, age and files ([`apply_refusal`]), the query's admission (an unfinished
+/// run refuses, a done period skips), and the Alma it was planned against — `alma_now` is
+/// [`alma_binding`] for the address and key this apply would use (`None`: none given).
+/// Called under the query's lock, before the operator's confirmation and again after it.
+pub fn ready(journal: &Journal, plan_id: &str, alma_now: Option<&str>) -> Result<Ready, Error> {
+    let plan = journal.plan(plan_id)?;
+    let spec = plan_query(&plan)?;
+    if let Some(refusal) = apply_refusal(&plan, &spec, Utc::now()) {
+        return Err(refusal);
+    }
+    if let super::state::Admission::Skip { previous } =
+        super::state::admit(journal, &plan.query, plan.period.as_deref(), false)?
+    {
+        return Ok(Ready::Skip {
+            why: format!(
+                "query {:?} already completed for period {:?} in run {previous}",
+                plan.query,
+                plan.period.as_deref().unwrap_or_default()
+            ),
+        });
+    }
+    // A plan made on a sandbox (or another institution) is not applied here.
+    if let Some(then) = &plan.alma
+        && Some(then.as_str()) != alma_now
+    {
+        return Err(Error::Refused {
+            message: format!(
+                "plan {plan_id} was made against {then}, and this apply would reach {}: another Alma or another API key; nothing was done",
+                alma_now.unwrap_or("no Alma")
+            ),
+            hint: "apply it with the profile (--base-url and key) it was planned with, or plan again against this Alma"
+                .into(),
+        });
+    }
+    let cohort = journal.plan_cohort(plan_id)?;
+    Ok(Ready::Go {
+        plan: Box::new(plan),
+        cohort,
+    })
+}
+
+/// The plan `apply --query QUERY --period P` means: `query` is the query file the plans were
+/// made from, or the query's name. A file that does not exist is an error, and so is an
+/// unfinished run of the query (a person must see it); `None` when no plan is approved yet.
+pub fn timer_plan(journal: &Journal, query: &str, period: &str) -> Result<(String, String, Option<SavedPlan>), Error> {
+    let path = Path::new(query);
+    let name = if path.is_file() {
+        crate::query::name(path)?
+    } else if query.contains('/') || query.ends_with(".toml") {
+        return Err(Error::Usage(format!(
+            "--query {query}: no such query file (give the file the plans were made from, or the query's name)"
+        )));
+    } else {
+        query.to_string()
+    };
+    let period = super::ledger::normalize_period(period)?;
+    super::state::admit(journal, &name, Some(&period), false)?;
+    let plan = candidate(journal, &name, &period)?;
+    Ok((name, period, plan))
+}
+
 /// Records an approval by the OS account (or `as_name` where the query allows it).
 pub fn approve(
     journal: &mut Journal,

@@ -296,6 +296,26 @@ impl QuerySpec {
 }
 
 /// Reads and validates a query file, filling placeholders from `params`.
+/// A query file's `name`, read without filling its placeholders (`apply --query FILE` needs
+/// only the name, and has no `--param` to give).
+pub fn name(path: &Path) -> Result<String, Error> {
+    #[derive(serde::Deserialize)]
+    struct Named {
+        name: String,
+    }
+    let text = crate::text::read_text(path, crate::text::limit::SMALL).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let named: Named = toml::from_str(&text).map_err(|e| Error::Syntax {
+        path: path.to_path_buf(),
+        line: None,
+        column: None,
+        message: e.message().trim().to_string(),
+    })?;
+    Ok(named.name)
+}
+
 pub fn load(path: &Path, params: &Params) -> Result<QuerySpec, Error> {
     let source = crate::text::read_text(path, crate::text::limit::SMALL).map_err(|source| Error::Read {
         path: path.to_path_buf(),

@@ -200,6 +200,12 @@ async fn an_approved_plan_is_applied_exactly_as_planned() {
     assert_eq!(report_reads(&sim), reads_before, "apply read no report");
     assert_eq!(runs_json(&sim, &state).await[0]["run_by"], "ops");
 
+    // Another installation plans the same period: Alma holds its set, so nothing is saved there.
+    let other = dir.join("state-2");
+    let elsewhere = as_user(&sim, &other, "analyst", &["plan", q, "--period", PERIOD, "--save"]).await;
+    assert_eq!(elsewhere.code, 4, "{}", elsewhere.stderr);
+    assert!(elsewhere.stderr.contains("Alma already holds"), "{}", elsewhere.stderr);
+    assert_eq!(plans_json(&sim, &other).await.as_array().map(Vec::len), Some(0));
     let again = as_user(&sim, &state, "ops", &["apply", &id, "--execute", "--yes"]).await;
     assert_eq!(again.code, 4, "{}", again.stderr);
     assert!(again.stderr.contains("was applied already"), "{}", again.stderr);

@@ -465,14 +465,34 @@ async fn refused_ids_stop_the_run_and_a_protection_added_meanwhile_holds() {
         .unwrap()
         .to_string();
 
-    // A protection added while the run waits, written the way it would be (another zero count).
-    std::fs::write(dir.join("protected.txt"), "# protected staff\n0000001\n10003\n").unwrap();
-    let resumed = run(
+    // cron fires again, here and from a second state dir (another machine): nothing new in Alma.
+    let again = execute_run(&sim, &state, q.to_str().unwrap(), &["--period", "2027-spring"]).await;
+    assert_eq!(again.code, 4, "{}", again.stderr);
+    let elsewhere = execute_run(
         &sim,
-        &state,
-        &["resume", &run_id, "--accept-refused", "--yes", "--json"],
+        &dir.join("state-2"),
+        q.to_str().unwrap(),
+        &["--period", "2027-spring"],
     )
     .await;
+    assert_eq!(
+        elsewhere.code, 4,
+        "the second installation finds the period's set in Alma: {}",
+        elsewhere.stderr
+    );
+    assert!(elsewhere.stderr.contains("Alma already holds"), "{}", elsewhere.stderr);
+    assert_eq!((sim.handle.sets().len(), sim.handle.job_instances().len()), (1, 0));
+
+    // A protection added while the run waits, written the way it would be (another zero count).
+    std::fs::write(dir.join("protected.txt"), "# protected staff\n0000001\n10003\n").unwrap();
+    // The answer to the delete_members is lost: the run stops (exit 3), the operator's word kept;
+    // a plain resume finds the user gone from the set and goes on.
+    sim.handle
+        .add_fault(alma_cohort::sim::Fault::new(alma_cohort::sim::FaultKind::DropAfter, Target::SetOp).count(1));
+    let lost = run(&sim, &state, &["resume", &run_id, "--accept-refused", "--yes"]).await;
+    assert_eq!(lost.code, 3, "{}", lost.stderr);
+    assert_eq!(sim.handle.job_instances().len(), 0);
+    let resumed = run(&sim, &state, &["resume", &run_id, "--json"]).await;
     assert_eq!(
         resumed.code, 1,
         "completed, with the refused users as a warning: {}",
@@ -514,6 +534,7 @@ async fn refused_ids_stop_the_run_and_a_protection_added_meanwhile_holds() {
         .unwrap()
         .to_string();
     assert_ne!(second, run_id);
+    let kept = std::fs::read(dir.join("protected.txt")).unwrap();
     std::fs::remove_file(dir.join("protected.txt")).unwrap();
     let gone = run(&sim, &state, &["resume", &second, "--accept-refused", "--yes"]).await;
     assert_eq!(gone.code, 2, "{}", gone.stderr);
@@ -524,4 +545,21 @@ async fn refused_ids_stop_the_run_and_a_protection_added_meanwhile_holds() {
     );
     assert_eq!(gone.stderr.matches("error:").count(), 1, "{}", gone.stderr);
     assert_eq!(sim.handle.job_instances().len(), 1, "no second job");
+    // The operator restores the file and resumes (the acceptance was recorded): one more job,
+    // one letter each for the second period, the protected user still without one.
+    std::fs::write(dir.join("protected.txt"), kept).unwrap();
+    let restored = run(&sim, &state, &["resume", &second]).await;
+    assert_eq!(
+        restored.code, 1,
+        "completed with the refused as a warning: {}",
+        restored.stderr
+    );
+    assert_eq!((sim.handle.sets().len(), sim.handle.job_instances().len()), (2, 2));
+    let letters: Vec<String> = sim.handle.outbox().into_iter().map(|l| l.user_primary_id).collect();
+    assert_eq!(
+        letters.len(),
+        2 * expected.len(),
+        "one letter a period for each known user"
+    );
+    assert!(!letters.iter().any(|l| l == "0010003"), "never the protected user");
 }
