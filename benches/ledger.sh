@@ -26,17 +26,7 @@ result="$here/results/$(date +%F)-ledger.md"
 
 # `query FILE NAME GROUPS`: students of GROUPS (SQL list), no account-type guard.
 query() {
-  cat >"$1" <<TOML
-name = "$2"
-[report]
-path = "/shared/Example University/Reports/Password Resets/All users"
-limit = 1000
-[cohort]
-id_column = "Primary Identifier"
-where = """ "User Group" IN ($3) """
-[guard]
-max_members = 100000000
-TOML
+  write_query "$1" "$2" "\"User Group\" IN ($3)"
 }
 
 # `ac DIR ARGS…`: the binary run from DIR with HOME=$work/home (no --state-dir unless given).

@@ -15,9 +15,9 @@ start_sim() {
   return 1
 }
 
-# `write_student_query FILE NAME`: the benches' cohort query — UGRAD and GRAD students, active,
-# INTERNAL accounts only (about 46 % of the simulator's users), IDs padded to 7 digits.
-write_student_query() {
+# `write_query FILE NAME WHERE [GUARD-LINES]`: a query over the simulator's "All users" report with
+# the SQL `where` given and max_members unbounded (GUARD-LINES go under [guard]).
+write_query() {
   cat >"$1" <<TOML
 name = "$2"
 [report]
@@ -25,11 +25,17 @@ path = "/shared/Example University/Reports/Password Resets/All users"
 limit = 1000
 [cohort]
 id_column = "Primary Identifier"
-where = """ "User Group" IN ('UGRAD', 'GRAD') AND "Status" = 'Active' """
+where = """ $3 """
 [cohort.normalize]
 pad_numeric_to = 7
 [guard]
-account_type_column = "Account Type"
+${4:-}
 max_members = 100000000
 TOML
+}
+
+# `write_student_query FILE NAME`: the benches' cohort query — UGRAD and GRAD students, active,
+# INTERNAL accounts only (about 46 % of the simulator's users), IDs padded to 7 digits.
+write_student_query() {
+  write_query "$1" "$2" "\"User Group\" IN ('UGRAD', 'GRAD') AND \"Status\" = 'Active'" 'account_type_column = "Account Type"'
 }

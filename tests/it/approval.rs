@@ -76,6 +76,17 @@ async fn as_user(sim: &Sim, state: &Path, user: &str, args: &[&str]) -> Run {
     output(cmd).await
 }
 
+/// `r` exited `code` and said `says` (on stderr or stdout).
+fn ends(r: &Run, code: i32, says: &str) {
+    assert_eq!(r.code, code, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains(says) || r.stdout.contains(says),
+        "expected {says:?}: {}{}",
+        r.stdout,
+        r.stderr
+    );
+}
+
 fn saved_id(r: &Run) -> String {
     assert_eq!(r.code, 0, "{}", r.stderr);
     last_json(&r.stdout)["plan_id"].as_str().expect("a plan id").to_string()
@@ -154,19 +165,9 @@ async fn an_approved_plan_is_applied_exactly_as_planned() {
         .unwrap();
 
     let unapproved = as_user(&sim, &state, "head", &["apply", &id, "--execute", "--yes"]).await;
-    assert_eq!(unapproved.code, 4, "{}", unapproved.stderr);
-    assert!(
-        unapproved.stderr.contains("has 0 of the 1 approvals"),
-        "{}",
-        unapproved.stderr
-    );
+    ends(&unapproved, 4, "has 0 of the 1 approvals");
     let approved = as_user(&sim, &state, "head", &["approve", &id, "--note", "checked the list"]).await;
-    assert_eq!(approved.code, 0, "{}", approved.stderr);
-    assert!(
-        approved.stdout.contains("approved by head; it is approved"),
-        "{}",
-        approved.stdout
-    );
+    ends(&approved, 0, "approved by head; it is approved");
     assert_eq!(plans_json(&sim, &state).await[0]["state"], "approved");
     let dry = as_user(&sim, &state, "head", &["apply", &id]).await;
     assert_eq!(dry.code, 0, "{}", dry.stderr);
@@ -238,12 +239,7 @@ async fn plans_that_may_not_be_applied_are_refused() {
     );
 
     let own = as_user(&sim, &state, "alice", &["approve", &id]).await;
-    assert_eq!(own.code, 4, "{}", own.stderr);
-    assert!(
-        own.stderr.contains("requires an approver other than the planner"),
-        "{}",
-        own.stderr
-    );
+    ends(&own, 4, "requires an approver other than the planner");
     let named = as_user(&sim, &state, "alice", &["approve", &id, "--as", "bob"]).await;
     assert_eq!(named.code, 2, "--as without allow_as: {}", named.stderr);
     assert!(
@@ -258,12 +254,7 @@ async fn plans_that_may_not_be_applied_are_refused() {
         &["apply", "20260101T000000Z-0000", "--execute", "--yes"],
     )
     .await;
-    assert_eq!(unknown.code, 2, "{}", unknown.stderr);
-    assert!(
-        unknown.stderr.contains("no saved plan 20260101T000000Z-0000"),
-        "{}",
-        unknown.stderr
-    );
+    ends(&unknown, 2, "no saved plan 20260101T000000Z-0000");
     assert!(
         plans_json(&sim, &state).await[0]["approvals"]
             .as_array()
@@ -282,12 +273,7 @@ async fn plans_that_may_not_be_applied_are_refused() {
         .env("SUDO_USER", "bob")
         .env("ALMA_API_KEY", "another-institutions-key");
     let elsewhere = output(other).await;
-    assert_eq!(elsewhere.code, 4, "{}", elsewhere.stderr);
-    assert!(
-        elsewhere.stderr.contains("another Alma or another API key"),
-        "{}",
-        elsewhere.stderr
-    );
+    ends(&elsewhere, 4, "another Alma or another API key");
     assert!(
         !elsewhere.stderr.contains("another-institutions-key"),
         "the key is never shown"
@@ -323,12 +309,7 @@ async fn plans_that_may_not_be_applied_are_refused() {
     .unwrap();
     drop(db);
     let expired = as_user(&sim, &state, "bob", &["apply", &id, "--execute", "--yes"]).await;
-    assert_eq!(expired.code, 4, "{}", expired.stderr);
-    assert!(
-        expired.stderr.contains("more than [approval] max_age_hours 72"),
-        "{}",
-        expired.stderr
-    );
+    ends(&expired, 4, "more than [approval] max_age_hours 72");
     let approve_expired = as_user(&sim, &state, "carol", &["approve", &id]).await;
     assert_eq!(approve_expired.code, 4, "{}", approve_expired.stderr);
     assert_eq!(plans_json(&sim, &state).await[0]["state"], "expired");
