@@ -121,6 +121,39 @@ pub enum Region {
     Cn,
 }
 
+impl From<Region> for alma_cohort_core::settings::Region {
+    fn from(r: Region) -> Self {
+        use alma_cohort_core::settings::Region as R;
+        match r {
+            Region::Na => R::Na,
+            Region::Eu => R::Eu,
+            Region::Ap => R::Ap,
+            Region::Aps => R::Aps,
+            Region::Ca => R::Ca,
+            Region::Cn => R::Cn,
+        }
+    }
+}
+
+impl GlobalArgs {
+    /// The flags and environment the library's settings are made from.
+    pub fn options(&self) -> alma_cohort_core::settings::Options {
+        alma_cohort_core::settings::Options {
+            base_url: self.base_url.clone(),
+            region: self.region.map(Into::into),
+            state_dir: self.state_dir.clone(),
+            profile: self.profile.clone(),
+            api_key_file: self.api_key_file.clone(),
+            request_timeout: self.request_timeout,
+            poll_interval: self.poll_interval,
+            job_deadline: self.job_deadline,
+            pace: self.pace,
+            max_retries: self.max_retries,
+            retry_delay: self.retry_delay,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ColorChoice {
     /// Colour only when stderr is a terminal and NO_COLOR is not set
@@ -168,7 +201,7 @@ pub enum Command {
     #[command(
         after_help = "The global Alma client options (--base-url, --api-key-file, --pace, --state-dir, …) do nothing here: the simulator is the Alma they point at."
     )]
-    Sim(SimArgs),
+    Sim(Box<alma_sim::cli::SimArgs>),
     /// Delete the files (cohort, reports) of runs that ended more than [retention] days ago; the
     /// journal keeps their record
     Prune(PruneArgs),
@@ -374,73 +407,4 @@ pub struct ExtractArgs {
     /// Where to write: FILE.csv, FILE.parquet, or - for CSV on stdout
     #[arg(long)]
     pub out: PathBuf,
-}
-
-#[derive(Debug, Args)]
-pub struct SimArgs {
-    /// Port on 127.0.0.1 (0 picks a free one)
-    #[arg(long, default_value_t = 8089)]
-    pub port: u16,
-    /// Address to listen on
-    #[arg(long, default_value = "127.0.0.1")]
-    pub listen: std::net::IpAddr,
-    /// Number of seeded users
-    #[arg(long, default_value_t = 20_000)]
-    pub users: usize,
-    /// Seed for the institution's data (same seed, same data)
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-    /// Serve a CSV file as a saved report: PATH=FILE.csv (header row = headings)
-    #[arg(long = "report", value_name = "PATH=FILE")]
-    pub reports: Vec<String>,
-    /// Accept another API key: KEY=area:r|rw[,...] with areas analytics, conf, users
-    #[arg(long = "key", value_name = "KEY=GRANTS")]
-    pub keys: Vec<String>,
-    /// Latency of a report's first page, in milliseconds
-    #[arg(long, default_value_t = 0)]
-    pub first_page_latency_ms: u64,
-    /// Latency of each later page, in milliseconds
-    #[arg(long, default_value_t = 0)]
-    pub page_latency_ms: u64,
-    /// "Still loading" answers (no rows, IsFinished=false) before a report's rows
-    #[arg(long, default_value_t = 0)]
-    pub still_loading: u32,
-    /// Say IsFinished=true after this many pages even with rows left
-    #[arg(long)]
-    pub premature_finish_after: Option<u32>,
-    /// Inject a fault: KIND@TARGET[,skip=N][,count=N][,ms=N]; KIND is 5xx, 429, drop, drop-after, slow or 420033
-    #[arg(long = "fault", value_name = "SPEC")]
-    pub faults: Vec<String>,
-    /// How Update/Notify Users runs end
-    #[arg(long, default_value = "success", value_parser = ["success", "warning", "completed-failed", "failed", "never-finishes"])]
-    pub job_outcome: String,
-    /// Simulated seconds from a job's submission to its end
-    #[arg(long, default_value_t = 60.0)]
-    pub job_duration_secs: f64,
-    /// Requests per second before 429 PER_SECOND_THRESHOLD (0: no limit)
-    #[arg(long, default_value_t = 25)]
-    pub rate_limit: u32,
-    /// API calls allowed per (simulated) day before 429 DAILY_THRESHOLD
-    #[arg(long, default_value_t = 1_000_000)]
-    pub daily_quota: u64,
-    /// Freeze simulated time; move it with POST /_sim/clock/advance?seconds=N
-    #[arg(long)]
-    pub manual_clock: bool,
-    /// Compact analytics pages instead of Alma's one-element-per-line layout
-    #[arg(long)]
-    pub compact: bool,
-    /// The institution's time zone, e.g. -05:00: job instance names and the instance list's
-    /// submit_date_from/to are in local time, as Alma's are
-    #[arg(long, default_value = "Z", allow_hyphen_values = true)]
-    pub timezone: String,
-    /// A new job instance shows in instance lists only this many seconds (sim clock) after it
-    /// was submitted
-    #[arg(long, default_value_t = 0.0)]
-    pub instance_listing_lag_secs: f64,
-    /// Finished Update/Notify Users instances of other runs, 2-3 hours before the start
-    #[arg(long, default_value_t = 0)]
-    pub past_instances: usize,
-    /// Send an answer shape that real Alma sends (may repeat; docs/simulator.md)
-    #[arg(long = "quirk", value_name = "NAME", value_enum)]
-    pub quirks: Vec<crate::sim::Quirk>,
 }

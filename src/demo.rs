@@ -3,13 +3,14 @@
 
 use std::time::Duration;
 
-use crate::alma::{AlmaClient, ClientConfig, PagingPolicy, PollPolicy, RetryPolicy};
+use alma_client::{AlmaClient, ClientConfig, PagingPolicy, PollPolicy, RetryPolicy};
+use alma_cohort_core::error::{Error, Exit};
+use alma_cohort_core::journal::Journal;
+use alma_cohort_core::pipeline::{self, execute};
+use alma_cohort_core::query::{self, Params};
+use alma_sim::SimConfig;
+
 use crate::cli::DemoArgs;
-use crate::error::{Error, Exit};
-use crate::journal::Journal;
-use crate::pipeline::{self, execute};
-use crate::query::{self, Params};
-use crate::sim::SimConfig;
 
 const EXAMPLE: &str = include_str!("../queries/term-start-students.toml");
 
@@ -22,7 +23,7 @@ pub async fn run(args: DemoArgs, quiet: bool) -> Result<Exit, Error> {
         .await
         .map_err(Error::SimStart)?;
     let work = std::env::temp_dir().join(format!("alma-cohort-demo-{}", pipeline::new_run_id()));
-    crate::files::create_dir(&work).map_err(|source| Error::Output {
+    alma_cohort_core::files::create_dir(&work).map_err(|source| Error::Output {
         path: work.clone(),
         source,
     })?;
@@ -91,7 +92,7 @@ pub async fn run(args: DemoArgs, quiet: bool) -> Result<Exit, Error> {
         .map(|r| std::path::Path::new(r).with_file_name("report.html"));
     let mut shown = result.clone();
     shown.report_file = None;
-    let exit = crate::app::print_result(&shown, false)?;
+    let exit = crate::commands::print_result(&shown, false)?;
     let letters = sim.outbox();
     println!(
         "The simulator's outbox holds {} letters (Notify Password Change, one per member with an address).",

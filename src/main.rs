@@ -1,13 +1,19 @@
-//! The `alma-cohort` binary: parse the command line, start logging, run, map the result to an
-//! exit code.
+//! The `alma-cohort` binary: parse the command line, start logging, run the command, map the
+//! result to an exit code. The command line is here (`cli`, one module per command in
+//! `commands`, `demo`); what a run does is in the `alma-cohort-core` library.
 
 use std::process::ExitCode;
 
 use std::io::IsTerminal;
 
-use alma_cohort::cli::{Cli, ColorChoice, LogFormat};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
+
+use cli::{Cli, ColorChoice, LogFormat};
+
+mod cli;
+mod commands;
+mod demo;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -24,10 +30,10 @@ fn main() -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    match runtime.block_on(alma_cohort::app::run(cli)) {
+    match runtime.block_on(commands::run(cli)) {
         Ok(exit) => exit.into(),
         Err(e) => {
-            eprintln!("error: {}", alma_cohort::error::chain(&e));
+            eprintln!("error: {}", alma_cohort_core::error::chain(&e));
             e.exit().into()
         }
     }
@@ -47,12 +53,15 @@ fn use_color(choice: ColorChoice) -> bool {
 
 fn init_logging(verbose: u8, quiet: bool, format: LogFormat, color: ColorChoice) {
     let default = match (quiet, verbose) {
-        (true, _) => "alma_cohort=warn",
-        (false, 0) => "alma_cohort=info",
-        (false, 1) => "alma_cohort=debug",
-        (false, _) => "alma_cohort=trace",
+        (true, _) => "warn",
+        (false, 0) => "info",
+        (false, 1) => "debug",
+        (false, _) => "trace",
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // Our crates' targets (`alma_cohort`, `alma_cohort_core`, `alma_client`, `alma_sim`) at that
+    // level; the dependencies' stay quiet.
+    let directives = format!("alma_cohort={default},alma_client={default},alma_sim={default}");
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(directives));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

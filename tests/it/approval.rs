@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use alma_cohort::sim::Target;
+use alma_sim::Target;
 use serde_json::Value;
 
 use crate::cli::{Run, temp_dir};

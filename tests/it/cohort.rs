@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use alma_cohort::sim::SimConfig;
+use alma_sim::SimConfig;
 
 use crate::cli::temp_dir;
 use crate::execute::{execute_run, last_json, run, sim_config};

@@ -13,7 +13,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use alma_cohort::sim::{Fault, FaultKind, Target};
+use alma_sim::{Fault, FaultKind, Target};
 use rand::{Rng, SeedableRng};
 
 use crate::cli::temp_dir;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use alma_cohort::sim::{Fault, FaultKind, JobOutcome, SimConfig, Target};
+use alma_sim::{Fault, FaultKind, JobOutcome, SimConfig, Target};
 use serde_json::Value;
 
 use crate::cli::{Run, temp_dir};
@@ -561,7 +561,7 @@ async fn ids_alma_does_not_know_are_reported_and_transient_errors_survived() {
 async fn follow_on_the_clock(
     duration: Duration,
     outcome: JobOutcome,
-    policy: &alma_cohort::alma::jobs::PollPolicy,
+    policy: &alma_client::jobs::PollPolicy,
 ) -> (Vec<String>, Result<Duration, String>) {
     let sim = sim(sim_config()
         .users(300)
@@ -630,7 +630,7 @@ async fn follow_on_the_clock(
 /// not before (`--job-deadline 5` waited 0.4 s before).
 #[tokio::test]
 async fn polls_are_bounded_and_see_the_end_promptly() {
-    use alma_cohort::alma::jobs::PollPolicy;
+    use alma_client::jobs::PollPolicy;
     let (seen, late) = follow_on_the_clock(
         Duration::from_secs(30 * 60),
         JobOutcome::Success,

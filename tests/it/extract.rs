@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use alma_cohort::alma::{AlmaClient, ClientConfig, Error, PagingPolicy, Report, ReportQuery, RetryPolicy};
-use alma_cohort::sim::{Fault, FaultKind, SimConfig, Target};
+use alma_client::{AlmaClient, ClientConfig, Error, PagingPolicy, Report, ReportQuery, RetryPolicy};
+use alma_sim::{Fault, FaultKind, SimConfig, Target};
 
 use crate::support::*;
 

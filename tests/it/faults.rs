@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use alma_cohort::sim::{Fault, FaultKind, JobOutcome, SimConfig, Target};
+use alma_sim::{Fault, FaultKind, JobOutcome, SimConfig, Target};
 
 use crate::cli::temp_dir;
 use crate::execute::{all_users_query, assert_done_once, execute_run, last_json, run, runs_json, sim_config};

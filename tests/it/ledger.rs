@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use alma_cohort::sim::{Fault, FaultKind, Target};
+use alma_sim::{Fault, FaultKind, Target};
 
 use crate::cli::temp_dir;
 use crate::execute::{

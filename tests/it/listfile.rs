@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use alma_cohort::sim::Target;
+use alma_sim::Target;
 
 use crate::cli::temp_dir;
 use crate::execute::{execute_run, last_json, run, sim_config};
@@ -488,7 +488,7 @@ async fn refused_ids_stop_the_run_and_a_protection_added_meanwhile_holds() {
     // The answer to the delete_members is lost: the run stops (exit 3), the operator's word kept;
     // a plain resume finds the user gone from the set and goes on.
     sim.handle
-        .add_fault(alma_cohort::sim::Fault::new(alma_cohort::sim::FaultKind::DropAfter, Target::SetOp).count(1));
+        .add_fault(alma_sim::Fault::new(alma_sim::FaultKind::DropAfter, Target::SetOp).count(1));
     let lost = run(&sim, &state, &["resume", &run_id, "--accept-refused", "--yes"]).await;
     assert_eq!(lost.code, 3, "{}", lost.stderr);
     assert_eq!(sim.handle.job_instances().len(), 0);

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
-use alma_cohort::sim::{Fault, FaultKind, JobOutcome, Quirk, SimConfig, Target, parse_offset};
+use alma_sim::{Fault, FaultKind, JobOutcome, Quirk, SimConfig, Target, parse_offset};
 use chrono::{NaiveTime, Utc};
 use serde_json::Value;
 
@@ -24,7 +24,7 @@ fn today_at(hh: u32, mm: u32) -> chrono::DateTime<Utc> {
 }
 
 /// The job instances this tool submitted (other staff's runs left out).
-fn our_instances(sim: &Sim) -> Vec<alma_cohort::sim::InstanceSummary> {
+fn our_instances(sim: &Sim) -> Vec<alma_sim::InstanceSummary> {
     sim.handle
         .job_instances()
         .into_iter()
@@ -520,8 +520,11 @@ async fn journals_of_schema_1_and_2_are_migrated_and_stay_safe() {
         assert_eq!(by_query("stuck-submit")[0].1, "job_submitting", "{version}");
         assert_eq!(by_query("following")[0].1, "job_submitted", "{version}");
         assert_eq!(by_query("stuck-members")[0].1, "members_done", "{version}");
-        let journal = alma_cohort::journal::Journal::open(&state).unwrap();
-        assert_eq!(journal.schema_version().unwrap(), alma_cohort::journal::SCHEMA_VERSION);
+        let journal = alma_cohort_core::journal::Journal::open(&state).unwrap();
+        assert_eq!(
+            journal.schema_version().unwrap(),
+            alma_cohort_core::journal::SCHEMA_VERSION
+        );
         drop(journal);
         let show = run(&sim, &state, &["show", &everyone[0].0]).await;
         assert!(

@@ -216,4 +216,4 @@ async fn completions_man_and_help() {
     }
 }
 
-use alma_cohort::sim::SimConfig;
+use alma_sim::SimConfig;

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use alma_cohort::sim::{SimConfig, Target};
+use alma_sim::{SimConfig, Target};
 
 use crate::cli::{alma_cohort, temp_dir};
 use crate::support::*;
@@ -296,7 +296,7 @@ async fn partitions_are_paged_at_the_same_time_and_must_not_overlap() {
             .handle
             .requests()
             .iter()
-            .filter(|r| r.target == alma_cohort::sim::Target::AnalyticsFirst && r.status.is_none())
+            .filter(|r| r.target == alma_sim::Target::AnalyticsFirst && r.status.is_none())
             .count();
         most_in_flight = most_in_flight.max(in_flight);
         if child.is_finished() {

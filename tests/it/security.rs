@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use alma_cohort::sim::{Access, ApiKey, Area, SimConfig};
+use alma_sim::{Access, ApiKey, Area, SimConfig};
 
 use crate::cli::temp_dir;
 use crate::support::*;

@@ -1,7 +1,7 @@
 //! Answer shapes that real Alma institutions have recorded (see `fixtures/README.md`), sent by the
 //! simulator with a quirk on, read by the real binary.
 
-use alma_cohort::sim::{Fault, FaultKind, Quirk, Target};
+use alma_sim::{Fault, FaultKind, Quirk, Target};
 
 use crate::cli::{alma_cohort, query_file, temp_dir};
 use crate::execute::{all_users_query, assert_done_once, execute_run, last_json, sim_config};
@@ -304,10 +304,7 @@ async fn a_later_page_with_another_token_or_schema_is_refused() {
 /// A list server for the client's list walker: `members(offset)` answers each call.
 async fn list_server(
     answer: impl Fn(usize) -> serde_json::Value + Clone + Send + Sync + 'static,
-) -> (
-    alma_cohort::alma::AlmaClient,
-    std::sync::Arc<std::sync::atomic::AtomicUsize>,
-) {
+) -> (alma_client::AlmaClient, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     use std::collections::HashMap;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -328,9 +325,9 @@ async fn list_server(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let mut config = alma_cohort::alma::ClientConfig::new(format!("http://{addr}"), KEY.to_string().into());
+    let mut config = alma_client::ClientConfig::new(format!("http://{addr}"), KEY.to_string().into());
     config.pace_per_second = 100_000;
-    (alma_cohort::alma::AlmaClient::new(config).unwrap(), calls)
+    (alma_client::AlmaClient::new(config).unwrap(), calls)
 }
 
 /// The list walker: pages shorter than the limit with a total (the offset moves by the items
@@ -339,7 +336,7 @@ async fn list_server(
 /// a member without an id refused.
 #[tokio::test(flavor = "multi_thread")]
 async fn lists_are_walked_by_what_alma_sends() {
-    use alma_cohort::alma::{JobId, SetId};
+    use alma_client::{JobId, SetId};
     use serde_json::json;
 
     let (client, calls) = list_server(|offset| {

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use alma_cohort::sim::{Fault, FaultKind, Target};
+use alma_sim::{Fault, FaultKind, Target};
 
 use crate::support::*;
 
@@ -203,7 +203,7 @@ async fn filtered_ids(sim: &Sim, report: &str, f: &str) -> Result<usize, String>
 async fn the_filter_parameter_understands_comparison_list_and_logical() {
     let sim = sim(config(2000)).await;
     let users = sim.handle.users();
-    let count_where = |p: &dyn Fn(&alma_cohort::sim::UserSummary) -> bool| users.iter().filter(|u| p(u)).count();
+    let count_where = |p: &dyn Fn(&alma_sim::UserSummary) -> bool| users.iter().filter(|u| p(u)).count();
 
     let equal = format!(
         r#"<sawx:expr xsi:type="sawx:comparison" op="equal">{}{}</sawx:expr>"#,

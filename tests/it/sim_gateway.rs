@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use alma_cohort::sim::{Access, ApiKey, Area, Fault, FaultKind, Target};
+use alma_sim::{Access, ApiKey, Area, Fault, FaultKind, Target};
 use serde_json::json;
 
 use crate::support::*;

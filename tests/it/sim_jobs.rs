@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use alma_cohort::sim::{JobOutcome, UPDATE_NOTIFY_USERS};
+use alma_sim::{JobOutcome, UPDATE_NOTIFY_USERS};
 use serde_json::json;
 
 use crate::support::*;

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use alma_cohort::sim::{SimConfig, SimHandle};
+use alma_sim::{SimConfig, SimHandle};
 use serde_json::Value;
 
 pub const KEY: &str = "sim-rw";
@@ -209,7 +209,7 @@ impl Sim {
 
     pub fn job_id(&self) -> String {
         self.handle
-            .job_id(alma_cohort::sim::UPDATE_NOTIFY_USERS)
+            .job_id(alma_sim::UPDATE_NOTIFY_USERS)
             .expect("the job exists")
     }
 

@@ -1,0 +1,235 @@
+//! The simulator's command line (feature `cli`): the flags of `alma-sim` and of
+//! `alma-cohort sim`, turned into a [`SimConfig`], and the server that runs until Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::{ApiKey, Fault, SimConfig, UPDATE_NOTIFY_USERS, parse_offset};
+
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// Port on 127.0.0.1 (0 picks a free one)
+    #[arg(long, default_value_t = 8089)]
+    pub port: u16,
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1")]
+    pub listen: std::net::IpAddr,
+    /// Once listening, write the port to this file (for a test suite that starts it with --port 0)
+    #[arg(long, value_name = "FILE")]
+    pub port_file: Option<std::path::PathBuf>,
+    /// Let clients that are not on this machine use /_sim/* with this token (header
+    /// `X-Sim-Token`); without it /_sim/* answers only on loopback
+    #[arg(long, env = "ALMA_SIM_INSPECT_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub inspect_token: Option<String>,
+    /// Number of seeded users
+    #[arg(long, default_value_t = 20_000)]
+    pub users: usize,
+    /// Seed for the institution's data (same seed, same data)
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Serve a CSV file as a saved report: PATH=FILE.csv (header row = headings)
+    #[arg(long = "report", value_name = "PATH=FILE")]
+    pub reports: Vec<String>,
+    /// Accept another API key: KEY=area:r|rw[,...] with areas analytics, conf, users
+    #[arg(long = "key", value_name = "KEY=GRANTS")]
+    pub keys: Vec<String>,
+    /// Latency of a report's first page, in milliseconds
+    #[arg(long, default_value_t = 0)]
+    pub first_page_latency_ms: u64,
+    /// Latency of each later page, in milliseconds
+    #[arg(long, default_value_t = 0)]
+    pub page_latency_ms: u64,
+    /// "Still loading" answers (no rows, IsFinished=false) before a report's rows
+    #[arg(long, default_value_t = 0)]
+    pub still_loading: u32,
+    /// Say IsFinished=true after this many pages even with rows left
+    #[arg(long)]
+    pub premature_finish_after: Option<u32>,
+    /// Inject a fault: KIND@TARGET[,skip=N][,count=N][,ms=N]; KIND is 5xx, 429, drop, drop-after, slow or 420033
+    #[arg(long = "fault", value_name = "SPEC")]
+    pub faults: Vec<String>,
+    /// How Update/Notify Users runs end
+    #[arg(long, default_value = "success", value_parser = ["success", "warning", "completed-failed", "failed", "never-finishes"])]
+    pub job_outcome: String,
+    /// Simulated seconds from a job's submission to its end
+    #[arg(long, default_value_t = 60.0)]
+    pub job_duration_secs: f64,
+    /// Requests per second before 429 PER_SECOND_THRESHOLD (0: no limit)
+    #[arg(long, default_value_t = 25)]
+    pub rate_limit: u32,
+    /// API calls allowed per (simulated) day before 429 DAILY_THRESHOLD
+    #[arg(long, default_value_t = 1_000_000)]
+    pub daily_quota: u64,
+    /// Freeze simulated time; move it with POST /_sim/clock/advance?seconds=N
+    #[arg(long)]
+    pub manual_clock: bool,
+    /// Compact analytics pages instead of Alma's one-element-per-line layout
+    #[arg(long)]
+    pub compact: bool,
+    /// The institution's time zone, e.g. -05:00: job instance names and the instance list's
+    /// submit_date_from/to are in local time, as Alma's are
+    #[arg(long, default_value = "Z", allow_hyphen_values = true)]
+    pub timezone: String,
+    /// A new job instance shows in instance lists only this many seconds (sim clock) after it
+    /// was submitted
+    #[arg(long, default_value_t = 0.0)]
+    pub instance_listing_lag_secs: f64,
+    /// Finished Update/Notify Users instances of other runs, 2-3 hours before the start
+    #[arg(long, default_value_t = 0)]
+    pub past_instances: usize,
+    /// Send an answer shape that real Alma sends (may repeat; docs/simulator.md)
+    #[arg(long = "quirk", value_name = "NAME", value_enum)]
+    pub quirks: Vec<crate::Quirk>,
+}
+
+/// The simulator's settings from its flags; an `Err` is the one line to print.
+pub fn sim_config(args: &SimArgs) -> Result<SimConfig, String> {
+    let mut config = SimConfig::default()
+        .users(args.users)
+        .seed(args.seed)
+        .first_page_latency(Duration::from_millis(args.first_page_latency_ms))
+        .page_latency(Duration::from_millis(args.page_latency_ms))
+        .still_loading(args.still_loading)
+        .job_outcome(args.job_outcome.parse()?)
+        .rate_limit(args.rate_limit)
+        .daily_quota(args.daily_quota);
+    if !(args.job_duration_secs.is_finite() && args.job_duration_secs >= 0.0) {
+        return Err(format!(
+            "--job-duration-secs must be 0 or more, got {}",
+            args.job_duration_secs
+        ));
+    }
+    config = config.job_duration(Duration::from_secs_f64(args.job_duration_secs));
+    if let Some(n) = args.premature_finish_after {
+        config = config.premature_finish_after(n);
+    }
+    for spec in &args.reports {
+        let (path, file) = spec
+            .split_once('=')
+            .ok_or_else(|| format!("--report {spec:?}: expected PATH=FILE.csv"))?;
+        config = config.csv_report(path, file);
+    }
+    for spec in &args.keys {
+        // The key itself is never echoed back in an error.
+        let key: ApiKey = spec.parse().map_err(|e| format!("--key: {e}"))?;
+        config = config.key(key);
+    }
+    for spec in &args.faults {
+        let fault: Fault = spec.parse().map_err(|e| format!("--fault: {e}"))?;
+        config = config.fault(fault);
+    }
+    if args.manual_clock {
+        config = config.manual_clock();
+    }
+    config = config.timezone(parse_offset(&args.timezone).map_err(|e| format!("--timezone: {e}"))?);
+    if !(args.instance_listing_lag_secs.is_finite() && args.instance_listing_lag_secs >= 0.0) {
+        return Err(format!(
+            "--instance-listing-lag-secs must be 0 or more, got {}",
+            args.instance_listing_lag_secs
+        ));
+    }
+    config = config
+        .instance_listing_lag(Duration::from_secs_f64(args.instance_listing_lag_secs))
+        .past_instances(args.past_instances);
+    for &quirk in &args.quirks {
+        config = config.quirk(quirk);
+    }
+    if args.compact {
+        config = config.compact();
+    }
+    if let Some(token) = &args.inspect_token {
+        config = config.inspect_token(token)?;
+    }
+    Ok(config)
+}
+
+/// Serves the simulator its flags describe until Ctrl-C (or until killed). `name` is what the
+/// banner calls it (`alma-sim`, `alma-cohort simulator`).
+pub async fn serve(args: &SimArgs, name: &str) -> Result<(), String> {
+    let addr = SocketAddr::new(args.listen, args.port);
+    let config = sim_config(args)?;
+    let users = config.users;
+    let handle = config.serve(addr).await?;
+    if let Some(path) = &args.port_file {
+        write_port_file(path, handle.addr().port())?;
+    }
+    let job = handle.job_id(UPDATE_NOTIFY_USERS).unwrap_or_default();
+    tracing::info!(base_url = %handle.base_url(), users, update_notify_users = %job, "simulator listening; Ctrl-C stops it");
+    eprintln!(
+        "{name} on {} ({users} users; Update/Notify Users is job {job})",
+        handle.base_url()
+    );
+    eprintln!(
+        "inspect: {0}/_sim/state  {0}/_sim/outbox  {0}/_sim/requests{1}",
+        handle.base_url(),
+        if args.listen.is_loopback() {
+            ""
+        } else if args.inspect_token.is_some() {
+            " (from other machines: with the header X-Sim-Token)"
+        } else {
+            " (from this machine only: --inspect-token lets others in)"
+        }
+    );
+    if let Err(e) = tokio::signal::ctrl_c().await {
+        tracing::warn!(error = %e, "cannot listen for Ctrl-C; serving until killed");
+        handle.wait().await;
+        return Ok(());
+    }
+    tracing::info!("interrupted; stopping the simulator");
+    handle.shutdown().await;
+    Ok(())
+}
+
+/// The port, written whole (a reader that polls the file never sees half of it).
+fn write_port_file(path: &Path, port: u16) -> Result<(), String> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    std::fs::write(&temp, format!("{port}\n"))
+        .and_then(|()| std::fs::rename(&temp, path))
+        .map_err(|e| format!("--port-file {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        sim: SimArgs,
+    }
+
+    #[test]
+    fn sim_flags_become_a_config() {
+        let cli = Cli::try_parse_from([
+            "alma-sim",
+            "--port",
+            "0",
+            "--users",
+            "10",
+            "--fault",
+            "5xx@analytics-next,count=2",
+            "--key",
+            "k=analytics:r",
+            "--job-outcome",
+            "failed",
+            "--manual-clock",
+        ])
+        .unwrap();
+        let c = sim_config(&cli.sim).unwrap();
+        assert_eq!(
+            (c.users, c.faults.len(), c.keys.len(), c.manual_clock),
+            (10, 1, 4, true)
+        );
+        let bad = Cli::try_parse_from(["alma-sim", "--fault", "boom@analytics"]).unwrap();
+        assert!(sim_config(&bad.sim).unwrap_err().contains("unknown kind"));
+    }
+}

@@ -1,0 +1,547 @@
+//! A stateful local Alma, built from `shared/alma-api.md`: Analytics paging, sets, jobs and users
+//! with Alma's shapes, codes and quirks, behind a gateway with API keys, a daily quota and a
+//! per-second threshold, and with knobs for latency and faults. Served by `alma-cohort sim`,
+//! used in-process by `demo` and the tests; `/_sim/*` lets tests look inside.
+//!
+//! It shares no code with the client in `crate::alma`: the two must not agree by construction.
+
+mod analytics;
+mod catalog;
+mod clock;
+mod config;
+mod filter;
+mod institution;
+mod jobs;
+mod sets;
+mod state;
+mod users;
+mod wire;
+mod xml;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Serialize;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+#[cfg(feature = "cli")]
+pub mod cli;
+
+pub use catalog::{FIXTURES_FOLDER, REPORTS_FOLDER};
+pub use clock::Clock;
+pub use config::{
+    Access, ApiKey, Area, Fault, FaultKind, JobOutcome, Quirk, SimConfig, Target, default_keys, parse_offset,
+};
+pub use institution::UPDATE_NOTIFY_USERS;
+pub use state::{Letter, RequestRecord};
+
+use state::{Admission, Req, State as SimState, classify};
+use wire::{Format, Reply};
+
+type Shared = Arc<Mutex<SimState>>;
+
+fn lock(shared: &Shared) -> MutexGuard<'_, SimState> {
+    shared.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A set as the simulator holds it, for tests and `/_sim/state`.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct SetSummary {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub private: bool,
+    pub members: usize,
+}
+
+/// A job run as the simulator holds it.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct InstanceSummary {
+    pub id: String,
+    pub job_id: String,
+    /// The name Alma lists it under, before the date.
+    pub name: String,
+    pub set_id: String,
+    pub status: String,
+    pub members: usize,
+    pub parameters: Vec<(String, String)>,
+}
+
+/// A seeded user, for tests that work out the expected cohort.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct UserSummary {
+    pub primary_id: String,
+    pub user_group: String,
+    pub internal: bool,
+    pub active: bool,
+    pub expiry_date: Option<String>,
+    /// `None`: the user has no email address in Alma.
+    pub email: Option<String>,
+}
+
+/// A running simulator. Dropping it stops the server.
+pub struct SimHandle {
+    addr: SocketAddr,
+    shared: Shared,
+    clock: Clock,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl SimConfig {
+    /// Starts the simulator on an ephemeral loopback port.
+    pub async fn start(self) -> Result<SimHandle, String> {
+        self.serve(SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// Starts the simulator on `addr`.
+    pub async fn serve(self, addr: SocketAddr) -> Result<SimHandle, String> {
+        let clock = if let Some(start) = self.clock_start.filter(|_| self.manual_clock) {
+            Clock::manual(start)
+        } else if self.manual_clock {
+            Clock::manual_default()
+        } else {
+            Clock::real()
+        };
+        let token: Option<Arc<str>> = self.inspect_token.as_deref().map(Arc::from);
+        let state = SimState::new(self, clock.clone())?;
+        let shared: Shared = Arc::new(Mutex::new(state));
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let app = router(shared.clone(), token).into_make_service_with_connect_info::<SocketAddr>();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let server = axum::serve(listener, app).with_graceful_shutdown(async {
+                let _ = rx.await;
+            });
+            if let Err(e) = server.await {
+                tracing::error!(error = %e, "simulator server stopped");
+            }
+        });
+        Ok(SimHandle {
+            addr,
+            shared,
+            clock,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
+    }
+}
+
+impl SimHandle {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`: what a client takes as its base URL.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Moves simulated time forward (job lifecycles, the daily quota).
+    pub fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+        lock(&self.shared).refresh_jobs();
+    }
+
+    pub fn outbox(&self) -> Vec<Letter> {
+        let mut st = lock(&self.shared);
+        st.refresh_jobs();
+        st.outbox.clone()
+    }
+
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        lock(&self.shared).requests.clone()
+    }
+
+    pub fn sets(&self) -> Vec<SetSummary> {
+        lock(&self.shared)
+            .sets
+            .values()
+            .map(|s| SetSummary {
+                id: s.id.clone(),
+                name: s.name.clone(),
+                description: s.description.clone(),
+                private: s.private,
+                members: s.members.len(),
+            })
+            .collect()
+    }
+
+    pub fn set_members(&self, set_id: &str) -> Option<Vec<String>> {
+        lock(&self.shared).sets.get(set_id).map(|s| s.members.clone())
+    }
+
+    pub fn job_instances(&self) -> Vec<InstanceSummary> {
+        let mut st = lock(&self.shared);
+        st.refresh_jobs();
+        st.instances
+            .values()
+            .map(|i| InstanceSummary {
+                id: i.id.clone(),
+                job_id: i.job_id.clone(),
+                name: i.name.clone(),
+                set_id: i.set_id.clone(),
+                status: i.status.to_string(),
+                members: i.members.len(),
+                parameters: i.parameters.clone(),
+            })
+            .collect()
+    }
+
+    /// The institution-specific id of the job called `name`.
+    pub fn job_id(&self, name: &str) -> Option<String> {
+        lock(&self.shared)
+            .jobs
+            .iter()
+            .find(|j| j.name == name)
+            .map(|j| j.id.clone())
+    }
+
+    pub fn users(&self) -> Vec<UserSummary> {
+        lock(&self.shared)
+            .users
+            .iter()
+            .map(|u| UserSummary {
+                primary_id: u.primary_id.clone(),
+                user_group: u.user_group.to_string(),
+                internal: u.account_type == institution::AccountType::Internal,
+                active: u.active,
+                expiry_date: u.expiry_date.map(|d| d.to_string()),
+                email: u.email.clone(),
+            })
+            .collect()
+    }
+
+    pub fn quota_remaining(&self) -> u64 {
+        lock(&self.shared).quota_remaining()
+    }
+
+    pub fn set_quota_remaining(&self, n: u64) {
+        lock(&self.shared).set_quota_remaining(n);
+    }
+
+    /// Staff run Update/Notify Users (Notify Password Change) on a set from Alma's UI, as an
+    /// operator might after a stop: an instance no API call made. Its id.
+    pub fn run_job_from_ui(&self, set_id: &str) -> Result<String, String> {
+        lock(&self.shared).run_from_ui(set_id)
+    }
+
+    /// Loads the report at `path` from a CSV file again while the simulator runs, as the data
+    /// behind a saved report changes in Alma (the next page served has the new rows).
+    pub fn load_csv_report(&self, path: &str, file: &std::path::Path) -> Result<(), String> {
+        let report = catalog::SavedReport::from_csv(path, file)?;
+        let mut st = lock(&self.shared);
+        st.reports.retain(|r| r.path != report.path);
+        st.reports.push(report);
+        Ok(())
+    }
+
+    /// Adds a fault while the simulator runs (counted from now on).
+    pub fn add_fault(&self, fault: Fault) {
+        lock(&self.shared).add_fault(fault);
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn shutdown(mut self) {
+        self.stop();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    /// Waits until the server stops (for `alma-cohort sim`).
+    pub async fn wait(mut self) {
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn router(shared: Shared, token: Option<Arc<str>>) -> Router {
+    Router::new()
+        .route("/_sim/outbox", get(inspect_outbox))
+        .route("/_sim/requests", get(inspect_requests))
+        .route("/_sim/sets/{id}/members", get(inspect_set_members))
+        .route("/_sim/state", get(inspect_state))
+        .route("/_sim/users", get(inspect_users))
+        .route("/_sim/clock/advance", post(inspect_advance))
+        .route("/_sim/jobs/run-from-ui", post(inspect_run_from_ui))
+        .route_layer(axum::middleware::from_fn_with_state(token, inspection_allowed))
+        .fallback(almaws)
+        .with_state(shared)
+}
+
+/// `/_sim/*` shows the temporary passwords and the loaded report data: it answers a client on
+/// loopback, and one elsewhere only with the token the simulator was started with.
+async fn inspection_allowed(
+    State(token): State<Option<Arc<str>>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let given = request.headers().get("x-sim-token").map(HeaderValue::as_bytes);
+    let token_ok = match (&token, given) {
+        (Some(token), Some(given)) => same_bytes(token.as_bytes(), given),
+        _ => false,
+    };
+    if peer.ip().is_loopback() || peer.ip().to_canonical().is_loopback() || token_ok {
+        return next.run(request).await;
+    }
+    let message = if token.is_some() {
+        "/_sim/* answers clients off this machine only with the header X-Sim-Token (the simulator's --inspect-token)"
+    } else {
+        "/_sim/* answers only clients on this machine; start the simulator with --inspect-token to let others in"
+    };
+    (StatusCode::FORBIDDEN, axum::Json(json!({ "error": message }))).into_response()
+}
+
+/// Compares in time that does not depend on where the two differ.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Every `/almaws/v1/...` request (and anything unknown): gateway, optional delay, processing,
+/// and the answer with Alma's headers.
+async fn almaws(State(shared): State<Shared>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let segs: Vec<String> = match uri.path().strip_prefix("/almaws/v1") {
+        Some(rest) => rest
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
+            .collect(),
+        None => vec![format!("..{}", uri.path())],
+    };
+    let query: Vec<(String, String)> = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .into_owned()
+        .collect();
+    let header_str = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let format_param = query.iter().find(|(k, _)| k == "format").map(|(_, v)| v.as_str());
+    let format = Format::negotiate(header_str(header::ACCEPT).as_deref(), format_param);
+    let key = header_str(header::AUTHORIZATION)
+        .and_then(|a| {
+            let (scheme, key) = a.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("apikey").then(|| key.trim().to_string())
+        })
+        .or_else(|| {
+            query
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("apikey"))
+                .map(|(_, v)| v.clone())
+        });
+    // Links are absolute, or relative (`/almaws/v1/…`) with the quirk.
+    let base = if lock(&shared).cfg.has(Quirk::RelativeLinks) {
+        String::new()
+    } else {
+        format!(
+            "http://{}",
+            header_str(header::HOST).unwrap_or_else(|| "127.0.0.1".into())
+        )
+    };
+    let req = Req {
+        method: method.clone(),
+        segs,
+        query,
+        format,
+        content_type: header_str(header::CONTENT_TYPE),
+        body: body.to_vec(),
+        base,
+    };
+    let target = classify(&method, &req.segs, &req.query);
+    let (admission, log) = lock(&shared).admit(&req, key.as_deref(), target, Instant::now());
+    match admission {
+        Admission::Answer(reply) => respond(&shared, reply, format, log, false),
+        Admission::DropBefore => {
+            lock(&shared).finish_log(log, None, true);
+            cut_off(StatusCode::OK, Vec::new())
+        }
+        Admission::Proceed { delay, drop_after } => {
+            if !delay.is_zero() {
+                // If the client gives up while we wait, this future is dropped and nothing is processed.
+                tokio::time::sleep(delay).await;
+            }
+            let reply = lock(&shared).process(&req, target);
+            respond(&shared, reply, format, log, drop_after)
+        }
+    }
+}
+
+fn respond(shared: &Shared, reply: Reply, format: Format, log: usize, drop_after: bool) -> Response {
+    let (content_type, text, remaining, request_id) = {
+        let mut st = lock(shared);
+        let (content_type, text) = reply.render_with(format, st.cfg.has(Quirk::ErrorsRecordedShapes));
+        st.finish_log(log, Some(reply.status.as_u16()), drop_after);
+        (content_type, text, st.quota_remaining(), st.request_id())
+    };
+    if drop_after {
+        let mut bytes = text.into_bytes();
+        bytes.truncate(bytes.len() / 2);
+        return cut_off(reply.status, bytes);
+    }
+    let mut response = (reply.status, text).into_response();
+    let h = response.headers_mut();
+    match content_type {
+        Some(ct) => {
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+        }
+        None => {
+            h.remove(header::CONTENT_TYPE);
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(&remaining.to_string()) {
+        h.insert("x-exl-api-remaining", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        h.insert("x-request-id", v);
+    }
+    h.insert(header::SERVER, HeaderValue::from_static("Layer7-API-Gateway"));
+    response
+}
+
+/// An answer whose connection breaks after `partial` bytes of body: the client sees a transport
+/// error, exactly as when a connection drops mid-answer.
+fn cut_off(status: StatusCode, partial: Vec<u8>) -> Response {
+    let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+        Ok(Bytes::from(partial)),
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "simulated dropped connection",
+        )),
+    ];
+    let mut response = Response::new(Body::from_stream(futures_util::stream::iter(chunks)));
+    *response.status_mut() = status;
+    response
+}
+
+async fn inspect_outbox(State(shared): State<Shared>) -> Response {
+    let mut st = lock(&shared);
+    st.refresh_jobs();
+    axum::Json(json!({"total": st.outbox.len(), "letters": st.outbox})).into_response()
+}
+
+async fn inspect_requests(State(shared): State<Shared>) -> Response {
+    let st = lock(&shared);
+    axum::Json(json!({"total": st.requests.len(), "requests": st.requests})).into_response()
+}
+
+async fn inspect_set_members(State(shared): State<Shared>, Path(id): Path<String>) -> Response {
+    match lock(&shared).sets.get(&id) {
+        Some(s) => axum::Json(json!({"set_id": id, "name": s.name, "members": s.members})).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"error": format!("no set {id}")})),
+        )
+            .into_response(),
+    }
+}
+
+async fn inspect_state(State(shared): State<Shared>) -> Response {
+    let mut st = lock(&shared);
+    st.refresh_jobs();
+    let sets: Vec<_> = st
+        .sets
+        .values()
+        .map(|s| json!({"id": s.id, "name": s.name, "members": s.members.len(), "private": s.private}))
+        .collect();
+    let instances: Vec<_> = st
+        .instances
+        .values()
+        .map(|i| json!({"id": i.id, "job_id": i.job_id, "set_id": i.set_id, "status": i.status, "members": i.members.len()}))
+        .collect();
+    let reports: Vec<_> = st
+        .reports
+        .iter()
+        .map(|r| json!({"path": r.path, "columns": r.columns.len()}))
+        .collect();
+    let job = st
+        .jobs
+        .iter()
+        .find(|j| j.name == UPDATE_NOTIFY_USERS)
+        .map(|j| j.id.clone());
+    axum::Json(json!({
+        "now": st.clock.now(),
+        "manual_clock": st.clock.is_manual(),
+        "users": st.users.len(),
+        "seed": st.cfg.seed,
+        "quota_remaining": st.quota_remaining(),
+        "update_notify_users_job_id": job,
+        "reports": reports,
+        "sets": sets,
+        "job_instances": instances,
+        "letters": st.outbox.len(),
+    }))
+    .into_response()
+}
+
+async fn inspect_users(State(shared): State<Shared>) -> Response {
+    let st = lock(&shared);
+    let users: Vec<_> = st
+        .users
+        .iter()
+        .map(|u| {
+            json!({"primary_id": u.primary_id, "user_group": u.user_group, "active": u.active,
+                   "account_type": u.account_type.code(), "expiry_date": u.expiry_date})
+        })
+        .collect();
+    axum::Json(json!({"total": users.len(), "users": users})).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct AdvanceParams {
+    seconds: f64,
+}
+
+#[derive(serde::Deserialize)]
+struct RunFromUiParams {
+    set_id: String,
+}
+
+/// `POST /_sim/jobs/run-from-ui?set_id=…`: [`SimHandle::run_job_from_ui`] from outside.
+async fn inspect_run_from_ui(State(shared): State<Shared>, Query(p): Query<RunFromUiParams>) -> Response {
+    match lock(&shared).run_from_ui(&p.set_id) {
+        Ok(id) => axum::Json(json!({"instance": id})).into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, axum::Json(json!({"error": e}))).into_response(),
+    }
+}
+
+async fn inspect_advance(State(shared): State<Shared>, Query(p): Query<AdvanceParams>) -> Response {
+    if !(p.seconds.is_finite() && p.seconds >= 0.0) {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"error": "seconds must be a non-negative number"})),
+        )
+            .into_response();
+    }
+    let mut st = lock(&shared);
+    st.clock.advance(Duration::from_secs_f64(p.seconds));
+    st.refresh_jobs();
+    axum::Json(json!({"now": st.clock.now()})).into_response()
+}

@@ -1,0 +1,50 @@
+//! `alma-cohort plan QUERY` (and `run` without `--execute`): what a run would do, changing
+//! nothing in Alma; with `--save`, the plan frozen for `approve` and `apply`.
+
+use alma_cohort_core::error::{Error, Exit};
+use alma_cohort_core::pipeline::flow::{self, PlanRequest};
+use alma_cohort_core::settings::Settings;
+
+use super::terminal::Terminal;
+use crate::cli::PlanArgs;
+
+pub async fn plan(settings: Settings, args: PlanArgs, quiet: bool) -> Result<Exit, Error> {
+    let req = PlanRequest {
+        query: &args.query.query,
+        params: &args.query.params,
+        period: args.period.as_deref(),
+        save: args.save,
+    };
+    let mut terminal = Terminal::new(args.json, quiet, false);
+    let planned = flow::plan(&settings, &req, &mut terminal).await?;
+    let plan = &planned.plan;
+    if args.json {
+        println!("{}", planned.object);
+    } else {
+        println!("{}", plan.summary());
+        if let Some(superseded) = &planned.saved {
+            let id = &plan.run_id;
+            println!(
+                "\nsaved plan {id}: {} users, frozen; {} (the query's [approval]){}",
+                plan.cohort.ids.len(),
+                planned.approval.describe(),
+                match superseded.len() {
+                    0 => String::new(),
+                    _ => format!("; it supersedes plan {}", superseded.join(", ")),
+                }
+            );
+            println!(
+                "review: {}",
+                settings.state_dir.join("runs").join(id).join("report.html").display()
+            );
+            if planned.approval.required > 0 {
+                println!("approve: alma-cohort approve {id}");
+            }
+            println!("apply:   alma-cohort apply {id} --execute");
+        }
+    }
+    if let Some(refusal) = plan.refusal_error(args.save) {
+        return Err(refusal);
+    }
+    Ok(Exit::Done)
+}

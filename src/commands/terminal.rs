@@ -1,0 +1,192 @@
+//! The terminal side of a run: the progress bar while a report is read, the question before
+//! users are reset, the plan's lines, and a run's result as text or one JSON object.
+
+use std::io::{BufRead, IsTerminal};
+use std::time::Duration;
+
+use alma_client::Progress;
+use alma_cohort_core::error::{Error, Exit};
+use alma_cohort_core::pipeline::execute::RunResult;
+use alma_cohort_core::pipeline::flow::{Ended, Operator, Stopped};
+use alma_cohort_core::settings::Settings;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// The operator at a terminal (or cron): `--json` keeps stdout for the one final object.
+pub struct Terminal {
+    json: bool,
+    quiet: bool,
+    yes: bool,
+    bar: Option<ProgressBar>,
+}
+
+impl Terminal {
+    pub fn new(json: bool, quiet: bool, yes: bool) -> Self {
+        Terminal {
+            json,
+            quiet,
+            yes,
+            bar: None,
+        }
+    }
+
+    /// How a flow ended, printed; the exit code it means. A stopped flow's object (with
+    /// `--json`) ends stdout; its error is the caller's `error:` line.
+    pub fn finish(&self, ended: Result<Ended, Stopped>) -> Result<Exit, Error> {
+        match ended {
+            Ok(Ended::Ran(result)) => print_result(&result, self.json),
+            Ok(Ended::Shown) => Ok(Exit::Done),
+            Ok(Ended::Skipped(skip)) => {
+                if self.json {
+                    println!("{}", skip.object);
+                }
+                eprintln!("{}", skip.message);
+                Ok(Exit::Refused)
+            }
+            Err(stopped) => {
+                if let (true, Some(object)) = (self.json, &stopped.object) {
+                    println!("{object}");
+                }
+                Err(stopped.error)
+            }
+        }
+    }
+}
+
+impl Operator for Terminal {
+    fn say(&mut self, text: &str) {
+        if self.json {
+            eprintln!("{text}");
+        } else {
+            println!("{text}");
+        }
+    }
+
+    fn note(&mut self, text: &str) {
+        eprintln!("{text}");
+    }
+
+    fn reading(&mut self) {
+        self.bar = Some(progress_bar(self.quiet));
+    }
+
+    fn page(&mut self, p: Progress) {
+        if let Some(bar) = &self.bar {
+            show_page(bar, p);
+        }
+    }
+
+    fn read(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+
+    /// Asks before a run resets `users` passwords (`--yes` skips the question; without a
+    /// terminal it is required).
+    fn confirm(&mut self, users: usize) -> Result<(), Error> {
+        if self.yes {
+            return Ok(());
+        }
+        if !std::io::stdin().is_terminal() {
+            return Err(Error::Usage(
+                "stdin is not a terminal, so nobody can confirm this run; pass --yes to run without asking (nothing was changed in Alma)".into(),
+            ));
+        }
+        eprint!(
+            "Reset the passwords of {users} users and have Alma email each of them a temporary password? Type yes to go on: "
+        );
+        let mut answer = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut answer);
+        if answer.trim().eq_ignore_ascii_case("yes") {
+            Ok(())
+        } else {
+            Err(Error::NotConfirmed("not confirmed; nothing was changed in Alma".into()))
+        }
+    }
+}
+
+/// Prints a run's result: its summary (first line: the outcome; then warnings, alerts and
+/// counters) or one JSON object; the exit code it means.
+pub fn print_result(result: &RunResult, json: bool) -> Result<Exit, Error> {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(result).map_err(|e| Error::Usage(e.to_string()))?
+        );
+    } else {
+        let protected = match result.protected_ids.len() {
+            0 => String::new(),
+            n => format!(", {n} protected since the plan and taken out"),
+        };
+        println!(
+            "run {} {}: set {} ({}), {} members added, {} not in Alma{protected}; job {} instance {} ended {}",
+            result.run_id,
+            result.outcome(),
+            result.set_name.as_deref().unwrap_or("-"),
+            result.set_id.as_deref().unwrap_or("-"),
+            result.members_added.unwrap_or(0),
+            result.invalid_ids.len(),
+            result.job_id.as_deref().unwrap_or("-"),
+            result.job_instance_id.as_deref().unwrap_or("-"),
+            result.job_status.as_deref().unwrap_or("-"),
+        );
+        for w in &result.warnings {
+            println!("  warning: {w}");
+        }
+        for (code, desc) in &result.alerts {
+            println!("  alert {code}: {desc}");
+        }
+        for (code, desc, value) in &result.counters {
+            println!("  {}: {value}", if desc.is_empty() { code } else { desc });
+        }
+        if let Some(r) = &result.report_file {
+            println!("report: {r}");
+        }
+    }
+    Ok(if result.job_failed() {
+        Exit::JobFailed
+    } else {
+        Exit::Done
+    })
+}
+
+/// Says which journal a read-only command reads (on stderr: stdout carries data), and a journal
+/// an earlier version left in the working folder.
+pub fn say_journal(settings: &Settings, path: &std::path::Path) {
+    eprintln!("journal: {}", path.display());
+    if let Some(legacy) = settings.legacy_journal() {
+        eprintln!(
+            "note: an earlier alma-cohort left a journal in {}; pass --state-dir {} to read it",
+            legacy.join("journal.sqlite").display(),
+            legacy.display()
+        );
+    }
+}
+
+/// A spinner with the elapsed time and the pages read; hidden with `--quiet`, and by indicatif
+/// itself when stderr is not a terminal.
+pub fn progress_bar(quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}").unwrap_or(ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+pub fn show_page(bar: &ProgressBar, p: Progress) {
+    let rate = p.rows as f64 / p.elapsed.as_secs_f64().max(1e-3);
+    bar.set_message(format!("page {} · {} rows · {rate:.0} rows/s", p.pages, p.rows));
+}
+
+/// One JSON value on stdout.
+pub fn print_json(value: &impl serde::Serialize) -> Result<(), Error> {
+    println!(
+        "{}",
+        serde_json::to_string(value).map_err(|e| Error::Usage(e.to_string()))?
+    );
+    Ok(())
+}
