@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::catalog::{ColType, SavedReport};
 use super::filter::{Filter, FilterError};
+use super::records::Session;
 use super::state::{Outcome, Req, State};
 use super::wire::{AppError, Format, Reply};
 use super::xml::{DECLARATION, XmlWriter};
@@ -18,25 +19,6 @@ use super::config::Quirk;
 const ROWSET_NS: &str = "urn:schemas-microsoft-com:xml-analysis:rowset";
 /// How many paging sessions are kept (finished ones too, so a late call gets 420033).
 const MAX_SESSIONS: usize = 2000;
-
-/// One report execution being paged through with its resumption token.
-#[derive(Debug)]
-pub struct Session {
-    report: usize,
-    rows: Vec<u32>,
-    limit: usize,
-    cursor: usize,
-    col_names: bool,
-    loading_left: u32,
-    /// With the `result-xml-still-loading` quirk: one "still loading" answer after the first data
-    /// page, as php-alma-client's recorded sequence has it (part1 → still loading → part2).
-    pause_after_first: bool,
-    /// The schema goes on the first answer that has a rowset (not on a `<ResultXml/>`).
-    schema_sent: bool,
-    data_pages: u32,
-    finished: bool,
-    as_of: NaiveDate,
-}
 
 fn no_more_rows() -> AppError {
     AppError::bad_request("420033", "No more rows to fetch").with_status(StatusCode::INTERNAL_SERVER_ERROR)

@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 
 use chrono::NaiveDate;
 
-use super::catalog::{ColType, ColumnDef};
+use super::columns::{ColType, ColumnDef};
 use super::xml::{Node, parse_tree};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -10,7 +10,8 @@ use rand::Rng;
 use serde_json::{Value, json};
 
 use super::config::{JobOutcome, Quirk};
-use super::institution::{AccountType, Code, JobDef, UPDATE_NOTIFY_USERS};
+use super::institution::{AccountType, JobDef, UPDATE_NOTIFY_USERS};
+use super::records::Instance;
 use super::state::{Letter, Outcome, Parsed, Req, State, format_alma_date, json_code, list_json, paging, parse_body};
 use super::wire::{AppError, Reply};
 
@@ -47,32 +48,6 @@ fn status_desc(code: &str) -> &'static str {
         "FAILED" => "Failed",
         _ => "",
     }
-}
-
-/// A job counter: type code, description, value.
-pub type Counter = (&'static str, &'static str, u64);
-
-/// A job run.
-#[derive(Clone, Debug)]
-pub struct Instance {
-    pub id: String,
-    pub job_id: String,
-    pub name: String,
-    pub set_id: String,
-    pub parameters: Vec<(String, String)>,
-    pub submitted: DateTime<Utc>,
-    pub duration: Duration,
-    pub outcome: JobOutcome,
-    /// The set's members when the job was submitted.
-    pub members: Vec<String>,
-    pub status: &'static str,
-    pub progress: f64,
-    pub start_time: Option<DateTime<Utc>>,
-    pub end_time: Option<DateTime<Utc>>,
-    pub counters: Vec<Counter>,
-    pub alerts: Vec<Code>,
-    /// Effects (passwords, letters) applied once, when the run reached its terminal status.
-    pub applied: bool,
 }
 
 impl Instance {

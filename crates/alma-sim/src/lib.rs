@@ -8,10 +8,13 @@
 mod analytics;
 mod catalog;
 mod clock;
+mod columns;
 mod config;
 mod filter;
 mod institution;
 mod jobs;
+mod records;
+mod routes;
 mod sets;
 mod state;
 mod users;
@@ -114,7 +117,7 @@ impl SimConfig {
             Clock::real()
         };
         let token: Option<Arc<str>> = self.inspect_token.as_deref().map(Arc::from);
-        let state = SimState::new(self, clock.clone())?;
+        let state = SimState::open(self, clock.clone())?;
         let shared: Shared = Arc::new(Mutex::new(state));
         let listener = TcpListener::bind(addr)
             .await

@@ -2,10 +2,10 @@
 //! (`op=add_members|delete_members|replace_members`) with Alma's rules and codes, list members,
 //! delete.
 
-use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::config::Quirk;
+use super::records::SimSet;
 use super::state::{
     Outcome, Parsed, Rejection, Req, State, format_alma_date, json_code, list_json, paging, parse_body,
 };
@@ -13,23 +13,6 @@ use super::wire::{AppError, Reply};
 
 /// Most members one call may carry.
 pub const MAX_MEMBERS_PER_CALL: usize = 1000;
-
-#[derive(Clone, Debug)]
-pub struct SimSet {
-    pub id: String,
-    pub name: String,
-    pub description: String,
-    pub content: String,
-    pub private: bool,
-    pub active: bool,
-    pub note: String,
-    pub created: DateTime<Utc>,
-    /// Member ids in the order they were added (users: the user's primary id as stored).
-    pub members: Vec<String>,
-    /// The members lower-cased, so that "already in the set" is one lookup (an institution's
-    /// 91 000-member set is built 1000 at a time).
-    pub member_keys: std::collections::HashSet<String>,
-}
 
 impl SimSet {
     fn set_members(&mut self, members: Vec<String>) {

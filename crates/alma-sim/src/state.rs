@@ -10,14 +10,12 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use super::analytics::Session;
 use super::catalog::{SavedReport, builtin_reports};
 use super::clock::Clock;
 use super::config::{Access, Area, Fault, FaultKind, Quirk, SimConfig, Target};
 use super::institution::{JobDef, User, jobs, users};
-use super::jobs::Instance;
-use super::sets::SimSet;
-use super::wire::{AppError, Body, Format, GatewayError, Reply};
+use super::records::{Instance, Session, SimSet};
+use super::wire::{AppError, Format, GatewayError, Reply};
 
 /// One request as the simulator saw it. The API key is never recorded, not even the
 /// `apikey` query parameter.
@@ -119,7 +117,7 @@ impl State {
             reports.push(report);
         }
         let quota_day = clock.now().date_naive();
-        let mut state = Self {
+        let state = Self {
             rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5eed),
             jobs: jobs(cfg.seed, cfg.has(Quirk::JobListLong)),
             quota_remaining: cfg.daily_quota,
@@ -139,7 +137,6 @@ impl State {
             quota_day,
             rate_window: VecDeque::new(),
         };
-        state.seed_past_instances();
         Ok(state)
     }
 
@@ -318,55 +315,6 @@ impl State {
         if let Some(r) = self.requests.get_mut(index) {
             r.status = status;
             r.dropped = dropped;
-        }
-    }
-
-    /// Runs the request against the simulated Alma.
-    pub fn process(&mut self, req: &Req, target: Target) -> Reply {
-        self.refresh_jobs();
-        let result = match target {
-            Target::AnalyticsFirst | Target::AnalyticsNext => self.analytics_reports(req),
-            Target::AnalyticsPaths => self.analytics_paths(req),
-            Target::SetList => self.list_sets(req),
-            Target::SetCreate => self.create_set(req),
-            Target::SetGet => self.get_set(req),
-            Target::SetOp => self.set_members_op(req),
-            Target::SetDelete => self.delete_set(req),
-            Target::SetMembers => self.list_members(req),
-            Target::JobList => self.list_jobs(req),
-            Target::JobGet => self.get_job(req),
-            Target::JobRun => self.run_job(req),
-            Target::JobInstances => self.list_instances(req),
-            Target::JobInstance => self.get_instance(req),
-            Target::UserGet => self.get_user(req),
-            Target::Test if self.cfg.has(Quirk::TestEndpointsText) => Ok(Reply::rendered(
-                StatusCode::OK,
-                "text/plain",
-                format!("{} request was successful.", req.method),
-            )),
-            Target::Test => Ok(Reply::ok(
-                "test",
-                serde_json::json!({"result": format!("{} request was successful.", req.method)}),
-            )),
-            Target::Unknown | Target::Any | Target::Analytics => {
-                Err(AppError::bad_request("SIM_NO_ROUTE", "simulator: unroutable request").into())
-            }
-        };
-        match result {
-            Ok(mut reply) => {
-                if self.cfg.has(Quirk::TotalRecordCountString)
-                    && let Body::Object { value, .. } = &mut reply.body
-                    && let Some(total) = value.get("total_record_count").and_then(|t| t.as_u64())
-                {
-                    value["total_record_count"] = total.to_string().into();
-                }
-                reply
-            }
-            Err(Rejection::App(e)) => {
-                let tracking = self.tracking_id();
-                e.into_reply(req.format, &tracking)
-            }
-            Err(Rejection::Gateway(g, message)) => g.into_reply(req.format, message.as_deref()),
         }
     }
 }
