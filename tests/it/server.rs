@@ -217,3 +217,72 @@ async fn patron_data_is_private_whatever_the_umask() {
         "{text}"
     );
 }
+
+/// `alma-cohort sim` as another project's test suite starts it: `--port 0 --port-file FILE`,
+/// listening on every address with an inspection token. The port file holds the port once the
+/// banner is out; Alma's API and, from loopback, `/_sim/*` answer there; a short token is refused.
+#[tokio::test]
+async fn the_simulator_standing_alone_says_its_port_and_guards_its_inside() {
+    use std::io::{BufRead, BufReader};
+    let dir = temp_dir("standalone");
+    let port_file = dir.join("sim.port");
+    /// Stops the simulator however the test ends.
+    struct Running(std::process::Child);
+    impl Drop for Running {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let child = Command::new(BIN)
+        .args(["sim", "--port", "0", "--users", "5", "--listen", "0.0.0.0"])
+        .arg("--port-file")
+        .arg(&port_file)
+        .args(["--inspect-token", "a-token-of-twenty-chars"])
+        .env("NO_COLOR", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("alma-cohort sim starts");
+    let mut child = Running(child);
+    // The banner comes once it listens; the port file is written before it.
+    let mut stderr = BufReader::new(child.0.stderr.take().expect("stderr"));
+    let mut banner = String::new();
+    while !banner.contains("inspect:") {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).expect("stderr") == 0 {
+            panic!("the simulator stopped: {banner}");
+        }
+        banner.push_str(&line);
+    }
+    let port: u16 = std::fs::read_to_string(&port_file)
+        .expect("the port file")
+        .trim()
+        .parse()
+        .expect("a port number");
+    assert!(
+        banner.contains(&format!(":{port} (5 users")) && banner.contains("X-Sim-Token"),
+        "{banner}"
+    );
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let test = http
+        .get(format!("{base}/almaws/v1/conf/test"))
+        .header("Authorization", format!("apikey {KEY}"))
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(test.status(), 200);
+    let state = http.get(format!("{base}/_sim/state")).send().await.unwrap();
+    assert_eq!(state.status(), 200, "loopback may look inside");
+    drop(child);
+
+    let short = Command::new(BIN)
+        .args(["sim", "--port", "0", "--listen", "0.0.0.0", "--inspect-token", "short"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&short.stderr);
+    assert_eq!(short.status.code(), Some(2), "{err}");
+    assert!(err.contains("--inspect-token: give at least 16"), "{err}");
+}

@@ -17,7 +17,7 @@ pub struct SimArgs {
     /// Address to listen on
     #[arg(long, default_value = "127.0.0.1")]
     pub listen: std::net::IpAddr,
-    /// Once listening, write the port to this file (for a test suite that starts it with --port 0)
+    /// Once listening, write the port to this file (for a test suite that starts it with --port 0); removed on Ctrl-C
     #[arg(long, value_name = "FILE")]
     pub port_file: Option<std::path::PathBuf>,
     /// Let clients that are not on this machine use /_sim/* with this token (header
@@ -180,6 +180,10 @@ pub async fn serve(args: &SimArgs, name: &str) -> Result<(), String> {
     }
     tracing::info!("interrupted; stopping the simulator");
     handle.shutdown().await;
+    // A port file left behind would send the next test suite to a closed port.
+    if let Some(path) = &args.port_file {
+        let _ = std::fs::remove_file(path);
+    }
     Ok(())
 }
 

@@ -312,11 +312,8 @@ async fn inspection_allowed(
     next: axum::middleware::Next,
 ) -> Response {
     let given = request.headers().get("x-sim-token").map(HeaderValue::as_bytes);
-    let token_ok = match (&token, given) {
-        (Some(token), Some(given)) => same_bytes(token.as_bytes(), given),
-        _ => false,
-    };
-    if peer.ip().is_loopback() || peer.ip().to_canonical().is_loopback() || token_ok {
+    let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok());
+    if may_inspect(peer.ip(), host, token.as_deref(), given) {
         return next.run(request).await;
     }
     let message = if token.is_some() {
@@ -325,6 +322,25 @@ async fn inspection_allowed(
         "/_sim/* answers only clients on this machine; start the simulator with --inspect-token to let others in"
     };
     (StatusCode::FORBIDDEN, axum::Json(json!({ "error": message }))).into_response()
+}
+
+/// A client on loopback (IPv4, IPv6, or IPv4 mapped into IPv6) that asked for this machine by
+/// address or as `localhost` may look inside — not a web page whose own name was made to resolve
+/// to 127.0.0.1 (DNS rebinding); any client with the token the simulator was given may too.
+fn may_inspect(peer: std::net::IpAddr, host: Option<&str>, token: Option<&str>, given: Option<&[u8]>) -> bool {
+    if let (Some(token), Some(given)) = (token, given) {
+        return same_bytes(token.as_bytes(), given);
+    }
+    peer.to_canonical().is_loopback() && host.is_none_or(names_this_machine)
+}
+
+/// A `Host` header that names this machine: an IP address or `localhost`, with or without a port.
+fn names_this_machine(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok()
 }
 
 /// Compares in time that does not depend on where the two differ.
@@ -547,4 +563,76 @@ async fn inspect_advance(State(shared): State<Shared>, Query(p): Query<AdvancePa
     st.clock.advance(Duration::from_secs_f64(p.seconds));
     st.refresh_jobs();
     axum::Json(json!({"now": st.clock.now()})).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use super::*;
+
+    #[test]
+    fn inside_only_from_loopback_or_with_the_token() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let token = "0123456789abcdef-token";
+        for local in ["127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1"] {
+            for host in [
+                None,
+                Some("127.0.0.1:8089"),
+                Some("localhost"),
+                Some("[::1]:8089"),
+                Some("LOCALHOST:1"),
+            ] {
+                assert!(may_inspect(ip(local), host, None, None), "{local} {host:?}");
+            }
+            // A page of evil.example whose name resolves to 127.0.0.1.
+            assert!(
+                !may_inspect(ip(local), Some("evil.example:8089"), None, None),
+                "{local}"
+            );
+            assert!(!may_inspect(
+                ip(local),
+                Some("evil.example"),
+                Some(token),
+                Some(b"wrong")
+            ));
+            assert!(may_inspect(
+                ip(local),
+                Some("sim.internal"),
+                Some(token),
+                Some(token.as_bytes())
+            ));
+        }
+        for elsewhere in ["192.0.2.7", "10.0.0.1", "2001:db8::1", "::ffff:192.0.2.7"] {
+            let host = Some("192.0.2.1:8089");
+            assert!(!may_inspect(ip(elsewhere), host, None, None), "{elsewhere}");
+            assert!(
+                !may_inspect(ip(elsewhere), host, None, Some(token.as_bytes())),
+                "no token set: {elsewhere}"
+            );
+            assert!(!may_inspect(ip(elsewhere), host, Some(token), None), "{elsewhere}");
+            assert!(!may_inspect(
+                ip(elsewhere),
+                host,
+                Some(token),
+                Some(b"0123456789abcdef-tokeN")
+            ));
+            assert!(!may_inspect(
+                ip(elsewhere),
+                host,
+                Some(token),
+                Some(b"0123456789abcdef")
+            ));
+            assert!(
+                may_inspect(ip(elsewhere), host, Some(token), Some(token.as_bytes())),
+                "{elsewhere}"
+            );
+        }
+        assert!(SimConfig::default().inspect_token("short").is_err());
+        assert!(
+            SimConfig::default().inspect_token("sixteen chars ok").is_err(),
+            "a space"
+        );
+        assert!(SimConfig::default().inspect_token(token).is_ok());
+    }
 }

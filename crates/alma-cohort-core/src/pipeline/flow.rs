@@ -1,7 +1,8 @@
 //! A run's whole flow, as each command starts it: the query's lock, the journal's admission, the
 //! plan, the operator's confirmation, the run journaled, then set → members → job → follow
-//! ([`execute::continue_run`]), and the retention rule after it. `plan --save`, `apply`, `resume`,
-//! `abandon` and `withdraw` take the same locks in the same order.
+//! ([`execute::continue_run`]), and the retention rule after it. `run --execute` takes the query's
+//! lock, then the planning lock until the cohort is journaled; `plan --save` takes the planning
+//! lock; `apply`, `resume`, `abandon` and `withdraw` take the query's lock.
 //!
 //! The caller passes in how the operator is told and asked ([`Operator`]) and prints what comes
 //! back: a run's [`RunResult`], a [`Skip`], or a [`Stopped`] with the JSON object that `--json`
