@@ -276,6 +276,27 @@ async fn the_simulator_standing_alone_says_its_port_and_guards_its_inside() {
     assert_eq!(test.status(), 200);
     let state = http.get(format!("{base}/_sim/state")).send().await.unwrap();
     assert_eq!(state.status(), 200, "loopback may look inside");
+    // A web page whose own name resolves to 127.0.0.1 (DNS rebinding) may not; the token may.
+    let rebound = http
+        .get(format!("{base}/_sim/outbox"))
+        .header("Host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rebound.status(), 403);
+    let with_token = http
+        .get(format!("{base}/_sim/outbox"))
+        .header("Host", "evil.example")
+        .header("X-Sim-Token", "a-token-of-twenty-chars")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_token.status(), 200);
+    // A suite's `kill` (SIGTERM) stops it cleanly, and the port file goes with it.
+    let term = Command::new("kill").arg(child.0.id().to_string()).status().unwrap();
+    assert!(term.success());
+    assert!(child.0.wait().unwrap().success(), "stopped cleanly");
+    assert!(!port_file.exists(), "the port file is removed");
     drop(child);
 
     let short = Command::new(BIN)

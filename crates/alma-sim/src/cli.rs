@@ -17,7 +17,7 @@ pub struct SimArgs {
     /// Address to listen on
     #[arg(long, default_value = "127.0.0.1")]
     pub listen: std::net::IpAddr,
-    /// Once listening, write the port to this file (for a test suite that starts it with --port 0); removed on Ctrl-C
+    /// Once listening, write the port to this file (for a test suite that starts it with --port 0); removed when stopped
     #[arg(long, value_name = "FILE")]
     pub port_file: Option<std::path::PathBuf>,
     /// Let clients that are not on this machine use /_sim/* with this token (header
@@ -146,7 +146,7 @@ pub fn sim_config(args: &SimArgs) -> Result<SimConfig, String> {
     Ok(config)
 }
 
-/// Serves the simulator its flags describe until Ctrl-C (or until killed). `name` is what the
+/// Serves the simulator its flags describe until Ctrl-C or SIGTERM. `name` is what the
 /// banner calls it (`alma-sim`, `alma-cohort simulator`).
 pub async fn serve(args: &SimArgs, name: &str) -> Result<(), String> {
     let addr = SocketAddr::new(args.listen, args.port);
@@ -173,18 +173,34 @@ pub async fn serve(args: &SimArgs, name: &str) -> Result<(), String> {
             " (from this machine only: --inspect-token lets others in)"
         }
     );
-    if let Err(e) = tokio::signal::ctrl_c().await {
+    if let Err(e) = stop_asked().await {
         tracing::warn!(error = %e, "cannot listen for Ctrl-C; serving until killed");
         handle.wait().await;
         return Ok(());
     }
-    tracing::info!("interrupted; stopping the simulator");
+    tracing::info!("stopping the simulator");
     handle.shutdown().await;
     // A port file left behind would send the next test suite to a closed port.
     if let Some(path) = &args.port_file {
         let _ = std::fs::remove_file(path);
     }
     Ok(())
+}
+
+/// Ctrl-C, or (on Unix) the SIGTERM that a test suite's `kill` sends.
+async fn stop_asked() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
 }
 
 /// The port, written whole (a reader that polls the file never sees half of it).

@@ -1,9 +1,17 @@
-//! A stateful local Alma, built from `shared/alma-api.md`: Analytics paging, sets, jobs and users
-//! with Alma's shapes, codes and quirks, behind a gateway with API keys, a daily quota and a
-//! per-second threshold, and with knobs for latency and faults. Served by `alma-cohort sim`,
-//! used in-process by `demo` and the tests; `/_sim/*` lets tests look inside.
+//! A stateful local Ex Libris Alma for tests: Analytics reports paged with resumption tokens,
+//! itemized sets and their members, jobs and their instances (Update/Notify Users sends each
+//! member one letter with a temporary password, kept in an outbox), and users — with Alma's
+//! shapes, error codes and quirks, behind a gateway with API keys, a daily quota and a per-second
+//! threshold, and with knobs for latency, faults, time zones and listing lag.
 //!
-//! It shares no code with the client in `crate::alma`: the two must not agree by construction.
+//! Start one with [`SimConfig`] (builder methods for every knob) and [`SimConfig::start`]: the
+//! [`SimHandle`] gives its base URL, moves its clock, and shows what it holds (sets, job runs,
+//! the outbox, every request). Out of process, the `alma-sim` binary (feature `cli`) serves the
+//! same on loopback; `/_sim/*` lets a test look inside, from this machine or with a token.
+//!
+//! Each behaviour comes from the wire facts of `shared/alma-api.md` and recorded answers of real
+//! institutions (README.md lists them), never from a client: this crate depends on no crate of
+//! the workspace, so the client and the simulator cannot agree by construction.
 
 mod analytics;
 mod catalog;
@@ -319,7 +327,7 @@ async fn inspection_allowed(
     let message = if token.is_some() {
         "/_sim/* answers clients off this machine only with the header X-Sim-Token (the simulator's --inspect-token)"
     } else {
-        "/_sim/* answers only clients on this machine; start the simulator with --inspect-token to let others in"
+        "/_sim/* answers only clients on this machine that ask for it by address or as localhost; start the simulator with --inspect-token to let others in"
     };
     (StatusCode::FORBIDDEN, axum::Json(json!({ "error": message }))).into_response()
 }
