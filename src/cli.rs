@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use alma_cohort_core::settings::{self, Region};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
@@ -30,7 +31,7 @@ pub struct GlobalArgs {
     )]
     pub base_url: Option<String>,
     /// Alma region, mapped to the official API host
-    #[arg(long, global = true, value_enum)]
+    #[arg(long, global = true, value_parser = region_parser())]
     pub region: Option<Region>,
     /// Folder for the journal and per-run outputs [default: the per-user state folder, e.g. ~/.local/state/alma-cohort[/PROFILE]]
     #[arg(long, global = true, env = "ALMA_COHORT_STATE", hide_env_values = true)]
@@ -111,36 +112,18 @@ pub struct GlobalArgs {
     pub retry_delay: f64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Region {
-    Na,
-    Eu,
-    Ap,
-    Aps,
-    Ca,
-    Cn,
-}
-
-impl From<Region> for alma_cohort_core::settings::Region {
-    fn from(r: Region) -> Self {
-        use alma_cohort_core::settings::Region as R;
-        match r {
-            Region::Na => R::Na,
-            Region::Eu => R::Eu,
-            Region::Ap => R::Ap,
-            Region::Aps => R::Aps,
-            Region::Ca => R::Ca,
-            Region::Cn => R::Cn,
-        }
-    }
+/// `--region`: one of the library's region names, listed in `--help`.
+fn region_parser() -> impl clap::builder::TypedValueParser<Value = Region> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(settings::REGIONS).try_map(|s| s.parse::<Region>())
 }
 
 impl GlobalArgs {
     /// The flags and environment the library's settings are made from.
-    pub fn options(&self) -> alma_cohort_core::settings::Options {
-        alma_cohort_core::settings::Options {
+    pub fn options(&self) -> settings::Options {
+        settings::Options {
             base_url: self.base_url.clone(),
-            region: self.region.map(Into::into),
+            region: self.region,
             state_dir: self.state_dir.clone(),
             profile: self.profile.clone(),
             api_key_file: self.api_key_file.clone(),

@@ -61,15 +61,7 @@ pub fn plans(settings: Settings, args: ListArgs) -> Result<Exit, Error> {
             row["state"].as_str().unwrap_or("-"),
             p.record.cohort_size,
             p.planned_by,
-            match p.approvals.len() {
-                0 => "none".to_string(),
-                _ => p
-                    .approvals
-                    .iter()
-                    .map(|a| a.approver.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            }
+            p.approvers().unwrap_or_else(|| "none".into())
         );
     }
     Ok(Exit::Done)

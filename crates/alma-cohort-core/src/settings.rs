@@ -19,10 +19,13 @@ pub enum Region {
     Cn,
 }
 
+/// The regions' names, as `--region` and a profile's `region` take them.
+pub const REGIONS: [&str; 6] = ["na", "eu", "ap", "aps", "ca", "cn"];
+
 impl std::str::FromStr for Region {
     type Err = String;
 
-    /// `na`, `eu`, `ap`, `aps`, `ca` or `cn`, in any case.
+    /// One of [`REGIONS`], in any case.
     fn from_str(s: &str) -> Result<Self, String> {
         Ok(match s.to_ascii_lowercase().as_str() {
             "na" => Region::Na,
@@ -31,7 +34,7 @@ impl std::str::FromStr for Region {
             "aps" => Region::Aps,
             "ca" => Region::Ca,
             "cn" => Region::Cn,
-            _ => return Err(format!("region {s:?} is not one of na, eu, ap, aps, ca, cn")),
+            _ => return Err(format!("region {s:?} is not one of {}", REGIONS.join(", "))),
         })
     }
 }

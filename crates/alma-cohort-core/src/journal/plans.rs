@@ -40,6 +40,19 @@ pub struct SavedPlan {
     pub record: RunRecord,
 }
 
+impl SavedPlan {
+    /// Who approved it, in order, comma-separated; `None` before the first approval.
+    pub fn approvers(&self) -> Option<String> {
+        (!self.approvals.is_empty()).then(|| {
+            self.approvals
+                .iter()
+                .map(|a| a.approver.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+    }
+}
+
 /// A plan's stored state (`None`: no such plan).
 fn state_of(tx: &rusqlite::Transaction<'_>, plan_id: &str) -> rusqlite::Result<Option<String>> {
     tx.query_row("SELECT state FROM plans WHERE plan_id = ?1", [plan_id], |r| r.get(0))

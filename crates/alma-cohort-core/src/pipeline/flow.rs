@@ -386,15 +386,7 @@ fn applying(plan: &SavedPlan, users: usize) -> String {
             .unwrap_or_default(),
         plan.planned_by,
         plan.planned_at,
-        match plan.approvals.len() {
-            0 => "nobody (none required)".to_string(),
-            _ => plan
-                .approvals
-                .iter()
-                .map(|a| a.approver.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        }
+        plan.approvers().unwrap_or_else(|| "nobody (none required)".into())
     )
 }
 
