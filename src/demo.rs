@@ -3,11 +3,13 @@
 
 use std::time::Duration;
 
-use alma_client::{AlmaClient, ClientConfig, PagingPolicy, PollPolicy, RetryPolicy};
+use alma_client::Progress;
 use alma_cohort_core::error::{Error, Exit};
-use alma_cohort_core::journal::Journal;
-use alma_cohort_core::pipeline::{self, execute};
-use alma_cohort_core::query::{self, Params};
+use alma_cohort_core::pipeline::{
+    self,
+    flow::{self, Ended, Operator, RunRequest},
+};
+use alma_cohort_core::settings::{Options, Settings};
 use alma_sim::SimConfig;
 
 use crate::cli::DemoArgs;
@@ -40,52 +42,37 @@ pub async fn run(args: DemoArgs, quiet: bool) -> Result<Exit, Error> {
         state_dir.display()
     );
 
-    let spec = query::load(&query_file, &Params::new())?;
-    let mut config = ClientConfig::new(sim.base_url(), "sim-rw".to_string().into());
-    config.retry = RetryPolicy {
-        first_delay: Duration::from_millis(200),
-        max_delay: Duration::from_secs(2),
+    // The demo's run goes the way `run --execute --yes` does: the library's flow, with its lock,
+    // admission, plan and journal, against the simulator with its demo key.
+    let key_file = work.join("api-key");
+    alma_cohort_core::files::write(&key_file, "sim-rw").map_err(|source| Error::Output {
+        path: key_file.clone(),
+        source,
+    })?;
+    let settings = Settings::from_options(&Options {
+        base_url: Some(sim.base_url()),
+        state_dir: Some(state_dir),
+        api_key_file: Some(key_file),
+        request_timeout: 30.0,
+        poll_interval: 0.5,
+        job_deadline: 60.0,
+        pace: None,
         max_retries: 6,
-        jitter: true,
+        retry_delay: 0.2,
+        ..Options::default()
+    })?;
+    let req = RunRequest {
+        query: &query_file,
+        params: &[],
+        period: Some("demo"),
+        force: false,
+        save: false,
     };
-    let client = AlmaClient::new(config)?;
-    let mut journal = Journal::open(&state_dir)?;
-    let plan = pipeline::plan(
-        Some(&client),
-        spec,
-        &state_dir,
-        &PagingPolicy::default(),
-        &mut |_| {},
-        &pipeline::PlanOptions {
-            period: Some("demo".into()),
-            force: false,
-        },
-    )
-    .await?;
-    if !quiet {
-        println!("{}\n", plan.summary());
-    }
-    if let Some(refusal) = plan.refusal_error(true) {
-        return Err(refusal);
-    }
-    let record = execute::start_run(&mut journal, &plan, &[], Some("demo"), false)?;
-    let poll = PollPolicy {
-        first: Duration::from_millis(500),
-        factor: 1.5,
-        max: Duration::from_secs(2),
-        deadline: Duration::from_secs(60),
-        max_failures: 5,
-        near_end: Duration::from_millis(200),
+    let result = match flow::run(&settings, &req, &mut Demo { quiet }).await {
+        Ok(Ended::Ran(result)) => *result,
+        Ok(_) => return Err(Error::Usage("the demo's run did not start".into())),
+        Err(stopped) => return Err(stopped.error),
     };
-    let result = execute::continue_run(
-        &client,
-        &journal,
-        &state_dir,
-        &record.run_id,
-        &execute::ContinueOptions::default(),
-        &poll,
-    )
-    .await?;
     let html = result
         .report_file
         .as_deref()
@@ -99,7 +86,6 @@ pub async fn run(args: DemoArgs, quiet: bool) -> Result<Exit, Error> {
         letters.len(),
     );
     sim.shutdown().await;
-    drop(journal);
     if args.keep {
         if let Some(html) = html {
             println!("report: {}", html.display());
@@ -117,4 +103,27 @@ pub async fn run(args: DemoArgs, quiet: bool) -> Result<Exit, Error> {
         );
     }
     Ok(exit)
+}
+
+/// The demo's operator: it has said yes by running the demo; with `--quiet` the plan is not shown.
+struct Demo {
+    quiet: bool,
+}
+
+impl Operator for Demo {
+    fn say(&mut self, text: &str) {
+        if !self.quiet {
+            println!("{text}\n");
+        }
+    }
+
+    fn note(&mut self, text: &str) {
+        eprintln!("{text}");
+    }
+
+    fn page(&mut self, _progress: Progress) {}
+
+    fn confirm(&mut self, _users: usize) -> Result<(), Error> {
+        Ok(())
+    }
 }

@@ -87,7 +87,15 @@ fn ends(r: &Run, code: i32, says: &str) {
     );
 }
 
-fn saved_id(r: &Run) -> String {
+/// `user` saves a plan of `query` for [`PERIOD`]: its id.
+async fn save_plan(sim: &Sim, state: &Path, user: &str, query: &str) -> String {
+    let r = as_user(
+        sim,
+        state,
+        user,
+        &["plan", query, "--period", PERIOD, "--save", "--json"],
+    )
+    .await;
     assert_eq!(r.code, 0, "{}", r.stderr);
     last_json(&r.stdout)["plan_id"].as_str().expect("a plan id").to_string()
 }
@@ -138,14 +146,7 @@ async fn an_approved_plan_is_applied_exactly_as_planned() {
     );
     assert!(sim.handle.sets().is_empty());
 
-    let saved = as_user(
-        &sim,
-        &state,
-        "analyst",
-        &["plan", q, "--period", PERIOD, "--save", "--json"],
-    )
-    .await;
-    let id = saved_id(&saved);
+    let id = save_plan(&sim, &state, "analyst", q).await;
     assert!(
         state.join("runs").join(&id).join("report.html").is_file(),
         "the reviewer's page"
@@ -228,15 +229,7 @@ async fn plans_that_may_not_be_applied_are_refused() {
         state,
     } = setup("approval-refusals", 40, 8, "required = 1\napprover_not_planner = true").await;
     let qs = q.to_str().unwrap();
-    let id = saved_id(
-        &as_user(
-            &sim,
-            &state,
-            "alice",
-            &["plan", qs, "--period", PERIOD, "--save", "--json"],
-        )
-        .await,
-    );
+    let id = save_plan(&sim, &state, "alice", qs).await;
 
     let own = as_user(&sim, &state, "alice", &["approve", &id]).await;
     ends(&own, 4, "requires an approver other than the planner");
@@ -377,29 +370,13 @@ async fn the_timer_applies_the_one_approved_plan() {
     assert_eq!(none.code, 4, "{}", none.stderr);
     assert_eq!(last_json(&none.stdout)["skipped"], true);
 
-    let first = saved_id(
-        &as_user(
-            &sim,
-            &state,
-            "analyst",
-            &["plan", qs, "--period", PERIOD, "--save", "--json"],
-        )
-        .await,
-    );
+    let first = save_plan(&sim, &state, "analyst", qs).await;
     assert_eq!(as_user(&sim, &state, "head", &["approve", &first]).await.code, 0);
     // The analyst plans again (the list changed): the approved plan is superseded.
     sim.handle
         .load_csv_report(REPORT, &report_csv(&dir, "newer.csv", &ids[..8]))
         .unwrap();
-    let second = saved_id(
-        &as_user(
-            &sim,
-            &state,
-            "analyst",
-            &["plan", qs, "--period", PERIOD, "--save", "--json"],
-        )
-        .await,
-    );
+    let second = save_plan(&sim, &state, "analyst", qs).await;
     let plans = plans_json(&sim, &state).await;
     let state_of = |id: &str| plans.as_array().unwrap().iter().find(|p| p["plan_id"] == id).unwrap()["state"].clone();
     assert_eq!(
@@ -457,15 +434,7 @@ async fn a_withdrawn_plan_is_never_applied() {
         sim, query: q, state, ..
     } = setup("approval-withdraw", 30, 5, "required = 1").await;
     let qs = q.to_str().unwrap();
-    let id = saved_id(
-        &as_user(
-            &sim,
-            &state,
-            "analyst",
-            &["plan", qs, "--period", PERIOD, "--save", "--json"],
-        )
-        .await,
-    );
+    let id = save_plan(&sim, &state, "analyst", qs).await;
     assert_eq!(as_user(&sim, &state, "head", &["approve", &id]).await.code, 0);
     let w = as_user(
         &sim,

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-pub use reqwest::Method;
+use reqwest::Method;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Mutex;
@@ -275,7 +275,7 @@ impl AlmaClient {
     }
 
     /// A JSON call: the answer's body as JSON (`Null` for an empty body).
-    pub async fn call_json(
+    pub(crate) async fn call_json(
         &self,
         method: Method,
         path: &str,

@@ -16,6 +16,7 @@ pub mod http;
 pub mod jobs;
 mod list;
 mod model;
+pub mod probe;
 pub mod rowset;
 pub mod sets;
 pub mod users;

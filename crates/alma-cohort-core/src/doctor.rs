@@ -8,8 +8,8 @@ use crate::journal::{Journal, SCHEMA_VERSION};
 use crate::pipeline;
 use crate::query;
 use crate::settings::Settings;
-use alma_client::http::{Method, Repeat};
-use alma_client::{AlmaClient, ClientConfig, Error as AlmaError, RetryPolicy};
+use alma_client::probe::Access;
+use alma_client::{AlmaClient, ClientConfig, Error as AlmaError, JobId, RetryPolicy};
 
 /// Fewer calls left today than this is a failed check: a run needs a few hundred at least.
 const QUOTA_FLOOR: u64 = 1000;
@@ -113,9 +113,7 @@ pub async fn checks(settings: &Settings, query: Option<&std::path::Path>, params
     };
     // Reachable: any HTTP answer at all counts, even a refusal of the key.
     let started = std::time::Instant::now();
-    let reach = client
-        .call_json(Method::GET, "conf/test", &[], None, Repeat::Always)
-        .await;
+    let reach = client.test_address().await;
     match &reach {
         Err(e @ AlmaError::Transport { .. }) => {
             out.push(fail(
@@ -134,38 +132,23 @@ pub async fn checks(settings: &Settings, query: Option<&std::path::Path>, params
         out.push(fail("API key", what, hint));
         return out;
     }
-    let areas: [(&str, Method, &str, &str); 4] = [
-        (
-            "key may read Analytics",
-            Method::GET,
-            "analytics/test",
-            "Analytics — Read-only",
-        ),
+    let areas = [
+        ("key may read Analytics", Access::AnalyticsRead, "Analytics — Read-only"),
         (
             "key may read Configuration",
-            Method::GET,
-            "conf/test",
+            Access::ConfigurationRead,
             "Configuration — Read-only (or Read/write)",
         ),
         (
             "key may write Configuration",
-            Method::POST,
-            "conf/test",
+            Access::ConfigurationWrite,
             "Configuration — Read/write (sets and jobs need it)",
         ),
-        (
-            "key may read Users",
-            Method::GET,
-            "users/operation/test",
-            "Users — Read-only",
-        ),
+        ("key may read Users", Access::UsersRead, "Users — Read-only"),
     ];
     let mut area_checks = Vec::new();
-    for (name, method, path, grant) in areas {
-        let body = (method == Method::POST).then(|| serde_json::json!({}));
-        let result = client
-            .call_json(method, path, &[], body.as_ref(), Repeat::OnlyIfNotReceived)
-            .await;
+    for (name, access, grant) in areas {
+        let result = client.test_access(access).await;
         area_checks.push(match result {
             // The test endpoints' answer body is not documented: any 2xx says yes.
             Ok(_) => ok(name, "yes"),
@@ -270,9 +253,9 @@ async fn query_checks(client: &AlmaClient, path: &std::path::Path, params: &[Str
     }
     let job = match &spec.job.id {
         Some(id) => client
-            .call_json(Method::GET, &format!("conf/jobs/{id}"), &[], None, Repeat::Always)
+            .job_exists(&JobId(id.clone()))
             .await
-            .map(|_| format!("job {id} (fixed in the query) exists")),
+            .map(|()| format!("job {id} (fixed in the query) exists")),
         None => client
             .find_job_by_name(&spec.job.name)
             .await

@@ -60,6 +60,26 @@ fn state_of(tx: &rusqlite::Transaction<'_>, plan_id: &str) -> rusqlite::Result<O
 }
 
 /// Why a plan that had to be saved is not: unknown, or applied, superseded, withdrawn.
+/// Moves a plan that is still saved on, in `tx`: `set` is the `UPDATE`'s assignments, with `value`
+/// as `?1`. A plan no longer saved (applied, withdrawn, superseded meanwhile) or unknown is the
+/// inner error, naming its state.
+fn leave_saved(
+    tx: &rusqlite::Transaction<'_>,
+    set: &str,
+    value: &str,
+    plan_id: &str,
+) -> rusqlite::Result<Result<(), Error>> {
+    let changed = tx.execute(
+        &format!("UPDATE plans SET {set} WHERE plan_id = ?2 AND state = 'saved'"),
+        params![value, plan_id],
+    )?;
+    if changed == 1 {
+        Ok(Ok(()))
+    } else {
+        not_saved(tx, plan_id).map(Err)
+    }
+}
+
 fn not_saved(tx: &rusqlite::Transaction<'_>, plan_id: &str) -> rusqlite::Result<Error> {
     Ok(match state_of(tx, plan_id)? {
         None => Error::NoSuchPlan(plan_id.to_string()),
@@ -240,15 +260,13 @@ impl Journal {
             source,
         };
         let tx = self.immediate()?;
-        let changed = tx
-            .execute(
-                "UPDATE plans SET state = 'withdrawn', superseded_by = ?1 WHERE plan_id = ?2 AND state = 'saved'",
-                params![format!("withdrawn by {by}: {reason}"), plan_id],
-            )
-            .map_err(sql)?;
-        if changed != 1 {
-            return Err(not_saved(&tx, plan_id).map_err(sql)?);
-        }
+        leave_saved(
+            &tx,
+            "state = 'withdrawn', superseded_by = ?1",
+            &format!("withdrawn by {by}: {reason}"),
+            plan_id,
+        )
+        .map_err(sql)??;
         tx.commit().map_err(sql)
     }
 
@@ -262,15 +280,7 @@ impl Journal {
             source,
         };
         let tx = self.immediate()?;
-        let changed = tx
-            .execute(
-                "UPDATE plans SET state = 'applied', applied_at = ?1 WHERE plan_id = ?2 AND state = 'saved'",
-                params![run.started_at, plan_id],
-            )
-            .map_err(sql)?;
-        if changed != 1 {
-            return Err(not_saved(&tx, plan_id).map_err(sql)?);
-        }
+        leave_saved(&tx, "state = 'applied', applied_at = ?1", &run.started_at, plan_id).map_err(sql)??;
         insert_run(&tx, run, cohort).map_err(sql)?;
         tx.commit().map_err(sql)
     }

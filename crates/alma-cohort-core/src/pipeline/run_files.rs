@@ -90,6 +90,14 @@ fn no_email_ids(r: &RunRecord) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// A section of the report: `## title`, then a table with one row a line (cells as given).
+fn table<const N: usize>(s: &mut String, title: &str, headings: [&str; N], rows: impl Iterator<Item = [String; N]>) {
+    let _ = writeln!(s, "\n## {title}\n\n| {} |\n|{}", headings.join(" | "), "---|".repeat(N));
+    for row in rows {
+        let _ = writeln!(s, "| {} |", row.join(" | "));
+    }
+}
+
 /// Text for one Markdown table cell: no `|` that ends it, no line break that ends the row, no
 /// control character.
 fn cell(v: &str) -> String {
@@ -200,35 +208,33 @@ pub fn markdown(r: &RunRecord, cohort: &[String]) -> String {
             let _ = writeln!(s, "- {code}: {desc}");
         }
     }
-    let _ = writeln!(
-        s,
-        "\n## Steps\n\n| step | started | finished | detail |\n|---|---|---|---|"
+    table(
+        &mut s,
+        "Steps",
+        ["step", "started", "finished", "detail"],
+        r.steps.iter().map(|st| {
+            [
+                st.step.to_string(),
+                st.started_at.to_string(),
+                st.finished_at.clone().unwrap_or_default(),
+                cell(st.detail.as_deref().unwrap_or("")),
+            ]
+        }),
     );
-    for st in &r.steps {
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} |",
-            st.step,
-            st.started_at,
-            st.finished_at.as_deref().unwrap_or(""),
-            cell(st.detail.as_deref().unwrap_or(""))
-        );
-    }
-    let _ = writeln!(
-        s,
-        "\n## History\n\n| at | from | to | by | what |\n|---|---|---|---|---|"
+    table(
+        &mut s,
+        "History",
+        ["at", "from", "to", "by", "what"],
+        r.events.iter().map(|e| {
+            [
+                e.at.to_string(),
+                e.from.map(|f| f.as_str()).unwrap_or("").to_string(),
+                e.to.to_string(),
+                cell(&e.by),
+                cell(&e.detail),
+            ]
+        }),
     );
-    for e in &r.events {
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} | {} |",
-            e.at,
-            e.from.map(|f| f.as_str()).unwrap_or(""),
-            e.to,
-            cell(&e.by),
-            cell(&e.detail)
-        );
-    }
     let no_email = no_email_ids(r);
     if !no_email.is_empty() {
         let _ = writeln!(
