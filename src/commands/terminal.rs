@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use alma_client::Progress;
 use alma_cohort_core::error::{Error, Exit};
+use alma_cohort_core::pipeline::eligibility::LookupProgress;
 use alma_cohort_core::pipeline::execute::RunResult;
 use alma_cohort_core::pipeline::flow::{Ended, Operator, Stopped};
 use alma_cohort_core::settings::Settings;
@@ -81,6 +82,21 @@ impl Operator for Terminal {
         }
     }
 
+    fn lookups(&mut self, p: LookupProgress) {
+        match p {
+            LookupProgress::Start(total) => {
+                self.read();
+                self.bar = Some(lookup_bar(self.quiet, total));
+            }
+            LookupProgress::Done(n) => {
+                if let Some(bar) = &self.bar {
+                    bar.set_position(n as u64);
+                }
+            }
+            LookupProgress::End => self.read(),
+        }
+    }
+
     /// Asks before a run resets `users` passwords (`--yes` skips the question; without a
     /// terminal it is required).
     fn confirm(&mut self, users: usize) -> Result<(), Error> {
@@ -118,8 +134,19 @@ pub fn print_result(result: &RunResult, json: bool) -> Result<Exit, Error> {
             0 => String::new(),
             n => format!(", {n} protected since the plan and taken out"),
         };
+        let left = match result.left_out.len() {
+            0 => String::new(),
+            n => {
+                let mut counts = std::collections::BTreeMap::new();
+                for l in &result.left_out {
+                    *counts.entry(l.reason.as_str()).or_insert(0) += 1;
+                }
+                let parts: Vec<String> = counts.iter().map(|(r, n)| format!("{r} {n}")).collect();
+                format!(", {n} left out ({})", parts.join(", "))
+            }
+        };
         println!(
-            "run {} {}: set {} ({}), {} members added, {} not in Alma{protected}; job {} instance {} ended {}",
+            "run {} {}: set {} ({}), {} members added, {} not in Alma{protected}{left}; job {} instance {} ended {}",
             result.run_id,
             result.outcome(),
             result.set_name.as_deref().unwrap_or("-"),
@@ -172,6 +199,22 @@ pub fn progress_bar(quiet: bool) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
     bar.set_style(
         ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}").unwrap_or(ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// A bar with the users looked up, the rate and the time left; hidden like the spinner.
+fn lookup_bar(quiet: bool, total: usize) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template(
+            "looking up in Alma {bar:30} {pos}/{len} users · {per_sec} · {elapsed_precise}, about {eta} left",
+        )
+        .unwrap_or(ProgressStyle::default_bar()),
     );
     bar.enable_steady_tick(Duration::from_millis(200));
     bar

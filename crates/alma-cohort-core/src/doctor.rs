@@ -9,7 +9,7 @@ use crate::pipeline;
 use crate::query;
 use crate::settings::Settings;
 use alma_client::probe::Access;
-use alma_client::{AlmaClient, ClientConfig, Error as AlmaError, JobId, RetryPolicy};
+use alma_client::{AlmaClient, ClientConfig, Error as AlmaError, RetryPolicy};
 
 /// Fewer calls left today than this is a failed check: a run needs a few hundred at least.
 const QUOTA_FLOOR: u64 = 1000;
@@ -192,8 +192,17 @@ pub async fn checks(settings: &Settings, query: Option<&std::path::Path>, params
         )
     });
     out.extend(area_checks);
-    if let Some(path) = query {
-        out.extend(query_checks(&client, path, params).await);
+    match query {
+        Some(path) => out.extend(query_checks(&client, path, params).await),
+        // Without a query: the default letter, for the default notification.
+        None => out.push(
+            letter_check(
+                &client,
+                query::DEFAULT_LETTER,
+                query::DEFAULT_NOTIFICATION,
+            )
+            .await,
+        ),
     }
     out.push(match client.quota_remaining() {
         Some(n) if n >= QUOTA_FLOOR => ok("daily API quota", format!("{n} calls left today")),
@@ -251,25 +260,46 @@ async fn query_checks(client: &AlmaClient, path: &std::path::Path, params: &[Str
             )),
         },
     }
-    let job = match &spec.job.id {
-        Some(id) => client
-            .job_exists(&JobId(id.clone()))
-            .await
-            .map(|()| format!("job {id} (fixed in the query) exists")),
-        None => client
-            .find_job_by_name(&spec.job.name)
-            .await
-            .map(|id| format!("exactly one MANUAL job is called {:?}: {id}", spec.job.name)),
+    // The letter and the job, exactly as a run asks before its first write.
+    let found = match pipeline::execute::execution(&spec, "check", None) {
+        Ok(execution) => pipeline::eligibility::preflight(client, &execution).await,
+        Err(e) => Err(e),
     };
-    out.push(match job {
-        Ok(detail) => ok("job", detail),
-        Err(e) => fail(
-            "job",
+    match found {
+        Ok(preflight) => {
+            for g in preflight.guards() {
+                out.push(match g.ok {
+                    Some(false) => fail(g.guard, g.detail.replace("; nothing was written to Alma", ""), g.hint),
+                    _ => ok(g.guard, g.detail),
+                });
+            }
+        }
+        Err(e) => out.push(fail(
+            "letter",
             crate::error::chain(&e),
-            "check [job] name or id in the query file against Alma's Run a Job list",
-        ),
-    });
+            "the letter and the job could not be read: check the network and that the key may read Configuration",
+        )),
+    }
     out
+}
+
+/// The letter that carries the password, for `notification`: enabled, by email, printing it.
+async fn letter_check(client: &AlmaClient, code: &str, notification: &str) -> Check {
+    match pipeline::eligibility::check_letter(client, code, notification).await {
+        Ok(letter) => match &letter.problem {
+            None => ok("letter", letter.line()),
+            Some(p) => fail(
+                "letter",
+                format!("letter {code}: {p}"),
+                pipeline::eligibility::LETTER_HINT,
+            ),
+        },
+        Err(e) => fail(
+            "letter",
+            format!("letter {code}: {}", crate::error::chain(&e)),
+            "check the network and that the key may read Configuration",
+        ),
+    }
 }
 
 fn state_dir_check(settings: &Settings) -> Check {

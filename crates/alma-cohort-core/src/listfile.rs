@@ -25,6 +25,79 @@ pub struct ListFile {
     pub numeric_ids: usize,
 }
 
+/// A person of a library's own list or exported report, for a rehearsal on the simulator
+/// (`alma-cohort sim --users-from FILE`): the ID, and what the file says of them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Person {
+    pub id: String,
+    pub user_group: Option<String>,
+    /// From an "Account Type" or "User Type" column: `Some(true)` for Internal.
+    pub internal: Option<bool>,
+    /// From a "Status" column: `Some(true)` for Active.
+    pub active: Option<bool>,
+    pub email: Option<String>,
+    pub expiry_date: Option<chrono::NaiveDate>,
+}
+
+/// Reads a list file or an exported report (the same reader as a query's `[file]`), and what
+/// its usual headings say of each person. Blank and repeated IDs are skipped.
+pub fn people(path: &std::path::Path, id_column: &str) -> Result<Vec<Person>, Error> {
+    let format = FileFormat::of(path).ok_or_else(|| {
+        input(
+            path,
+            None,
+            "not a list file: use .txt, .csv, .tsv, .xlsx, .xls or .ods".into(),
+        )
+    })?;
+    let spec = FileSpec {
+        path: path.to_path_buf(),
+        format,
+        sheet: None,
+    };
+    let list = read(&spec, id_column, None)?;
+    let columns = &list.report.rowset.columns;
+    let find = |names: &[&str]| {
+        columns
+            .iter()
+            .find(|c| names.iter().any(|n| c.heading.trim().eq_ignore_ascii_case(n)))
+    };
+    let id = find(&[id_column]).ok_or_else(|| input(path, None, format!("no column {id_column:?}")))?;
+    let group = find(&["User Group"]);
+    let account = find(&["Account Type", "User Type"]);
+    let status = find(&["Status", "User Status"]);
+    let email = find(&["Preferred Email", "Email", "Preferred Email Address"]);
+    let expiry = find(&["Expiry Date", "User Expiry Date"]);
+    let cell = |c: Option<&alma_client::rowset::Column>, row: usize| {
+        c.and_then(|c| c.cells.get(row))
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for row in 0..list.report.rows() {
+        let Some(pid) = cell(Some(id), row).map(|v| v.trim_start_matches('\'').to_string()) else {
+            continue;
+        };
+        if !seen.insert(pid.to_lowercase()) {
+            continue;
+        }
+        out.push(Person {
+            id: pid,
+            user_group: cell(group, row),
+            internal: cell(account, row).map(|v| v.eq_ignore_ascii_case("internal")),
+            active: cell(status, row).map(|v| v.eq_ignore_ascii_case("active")),
+            email: cell(email, row).filter(|v| crate::transform::is_address(v)),
+            expiry_date: cell(expiry, row)
+                .and_then(|v| v.get(..10).and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())),
+        });
+    }
+    if out.is_empty() {
+        return Err(input(path, None, "names nobody: give one ID a line, or a column of IDs".into()));
+    }
+    Ok(out)
+}
+
 /// Reads `spec`'s file; `id_column` is the heading of the IDs (a `.txt` file's optional first
 /// line). `pad_to` is the query's `pad_numeric_to`, for the note on numeric spreadsheet cells.
 pub fn read(spec: &FileSpec, id_column: &str, pad_to: Option<usize>) -> Result<ListFile, Error> {

@@ -99,6 +99,24 @@ pub struct Execution {
     /// The query's ID normalization, for the exclusions read again.
     #[serde(default)]
     pub normalize: Option<crate::query::Normalize>,
+    /// `[job] letter`: the letter that carries the password (none for runs journaled before
+    /// it: the default).
+    #[serde(default)]
+    pub letter_code: Option<String>,
+    /// The letter as the plan saw it (code, state, digest): read again before the job.
+    #[serde(default)]
+    pub letter: Option<crate::pipeline::eligibility::LetterSeen>,
+    /// Who the plan (or a later lookup) left out, and the rules: looked up again by `resume`
+    /// and `apply` when older than the rules' max age.
+    #[serde(default)]
+    pub eligibility: Option<crate::pipeline::eligibility::Checked>,
+}
+
+impl Execution {
+    /// The letter that carries the password.
+    pub fn letter_code(&self) -> &str {
+        self.letter_code.as_deref().unwrap_or(crate::query::DEFAULT_LETTER)
+    }
 }
 
 /// A run as the journal holds it.
@@ -1065,6 +1083,9 @@ mod tests {
                 max_refused_ratio: None,
                 exclusions: vec![],
                 normalize: None,
+                letter_code: None,
+                letter: None,
+                eligibility: None,
             },
             set_id: None,
             members_added: None,

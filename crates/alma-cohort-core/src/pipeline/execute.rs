@@ -53,6 +53,10 @@ pub struct RunResult {
     pub alerts: Vec<(String, String)>,
     /// Cohort IDs protected since the plan: taken out of the set before the job, no letter.
     pub protected_ids: Vec<String>,
+    /// Each ID left out, with its reason (not_in_alma, external, inactive, expired, no_email,
+    /// staff_role, recently_reset, protected) and what Alma said: never put in the set, or
+    /// taken out of it before the job.
+    pub left_out: Vec<super::eligibility::LeftOut>,
     /// Why a completed run is not a plain success (the job's COMPLETED_WARNING, users Alma
     /// refused): such a run exits 1.
     pub warnings: Vec<String>,
@@ -80,6 +84,7 @@ impl RunResult {
             counters: Vec::new(),
             alerts: Vec::new(),
             protected_ids: Vec::new(),
+            left_out: Vec::new(),
             warnings: Vec::new(),
             report_file: None,
         }
@@ -161,6 +166,10 @@ pub fn execution(spec: &QuerySpec, run_id: &str, period: Option<&str>) -> Result
         // Filled by `start_run` with the files as the plan read them.
         exclusions: Vec::new(),
         normalize: Some(spec.cohort.normalize.clone()),
+        letter_code: Some(spec.job.letter.clone()),
+        // Filled by `run_record` with what the plan saw.
+        letter: None,
+        eligibility: None,
     })
 }
 
@@ -219,6 +228,8 @@ fn run_record(
 ) -> Result<RunRecord, Error> {
     let mut execution = execution(&plan.spec, &plan.run_id, period)?;
     execution.exclusions = plan.exclusions.clone();
+    execution.letter = plan.letter.clone();
+    execution.eligibility = Some(plan.eligibility.clone());
     execution.forced = forced;
     if forced {
         execution.cooldown_days = 0;
@@ -310,7 +321,21 @@ pub async fn continue_run(
     options: &ContinueOptions,
     poll: &PollPolicy,
 ) -> Result<RunResult, Error> {
-    if let Err(e) = drive(client, journal, run_id, options, poll).await {
+    // A resumed run that has not submitted its job asks first whether it may write at all: the
+    // letter and the job as Alma holds them now.
+    let state = journal.run(run_id)?.state;
+    let before_job = matches!(
+        state,
+        RunState::Planned | RunState::SetCreating | RunState::SetCreated | RunState::MembersDone
+    );
+    let checked = match (options.resumed && before_job, journal.run(run_id)) {
+        (true, Ok(record)) => super::eligibility::may_write(client, &record.execution).await.map(drop),
+        _ => Ok(()),
+    };
+    if let Err(e) = match checked {
+        Ok(()) => drive(client, journal, run_id, options, poll).await,
+        Err(e) => Err(e),
+    } {
         let _ = journal.note_error(run_id, &crate::error::chain(&e));
         // The report shows where the run stopped.
         if let (Ok(record), Ok(cohort)) = (journal.run(run_id), journal.cohort(run_id)) {
@@ -353,10 +378,49 @@ pub fn result(record: &RunRecord, resumed: bool, report_file: Option<PathBuf>) -
         state: Some(record.state),
         counters: record.counters.clone(),
         alerts: record.alerts.clone(),
-        protected_ids: record.protected_ids.clone(),
+        protected_ids: protected_only(record),
+        left_out: left_out(record),
         warnings: warnings(record),
         report_file: report_file.map(|p| p.display().to_string()),
     }
+}
+
+/// The IDs taken out of the set before the job because an exclusion file protects them now (not
+/// those a fresh lookup left out).
+fn protected_only(record: &RunRecord) -> Vec<String> {
+    let ineligible = record
+        .execution
+        .eligibility
+        .as_ref()
+        .map(|c| super::eligibility::left_out_ids(&c.left_out))
+        .unwrap_or_default();
+    record
+        .protected_ids
+        .iter()
+        .filter(|id| !ineligible.contains(&id.to_lowercase()))
+        .cloned()
+        .collect()
+}
+
+/// Everyone a run left out, with the reason: the plan's (eligibility, cooldown), the lookups
+/// since, and the protections since.
+pub fn left_out(record: &RunRecord) -> Vec<super::eligibility::LeftOut> {
+    use super::eligibility::{LeftOut, Reason};
+    let mut all: Vec<LeftOut> = record
+        .plan
+        .get("left_out")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default();
+    if let Some(checked) = &record.execution.eligibility {
+        all.extend(checked.left_out.iter().filter(|l| l.since_plan).cloned());
+    }
+    all.extend(protected_only(record).into_iter().map(|id| LeftOut {
+        id,
+        reason: Reason::Protected,
+        alma_said: "an exclusion file protects this ID since the plan".into(),
+        since_plan: true,
+    }));
+    all
 }
 
 /// What keeps a completed run from being a plain success.
@@ -871,6 +935,97 @@ async fn recheck_protections(client: &AlmaClient, journal: &Journal, record: &Ru
     Ok(seen)
 }
 
+/// The letter that goes with the job, journaled when it differs from the one the plan saw.
+fn note_letter(journal: &Journal, record: &RunRecord, letter: &super::eligibility::LetterSeen) -> Result<(), Error> {
+    let then = record.execution.letter.as_ref().map(|l| l.digest.as_str());
+    if then == Some(letter.digest.as_str()) {
+        return Ok(());
+    }
+    let mut execution = record.execution.clone();
+    execution.letter = Some(letter.clone());
+    let json = serde_json::to_string(&execution).map_err(|e| Error::Usage(e.to_string()))?;
+    journal.note(
+        &record.run_id,
+        RunState::MembersDone,
+        &format!(
+            "letter {} {} since the plan (digest {}; last changed by {} on {}); it still carries the password",
+            letter.code,
+            if then.is_some() { "changed" } else { "read" },
+            &letter.digest[..letter.digest.len().min(12)],
+            letter.updated_by,
+            letter.update_date
+        ),
+        &[("execution", &json)],
+    )?;
+    Ok(())
+}
+
+/// Right before the job, when the run's lookups are older than its rules allow: the members in
+/// the set are looked up again, and whoever changed in Alma since (inactive, expired, no email,
+/// …) is recorded and taken out of the set with the protected IDs ([`recheck_protections`]).
+async fn recheck_eligibility(client: &AlmaClient, journal: &Journal, record: &RunRecord) -> Result<(), Error> {
+    let out: HashSet<String> = record
+        .invalid_ids
+        .iter()
+        .chain(&record.protected_ids)
+        .map(|i| i.to_lowercase())
+        .collect();
+    let ids: Vec<String> = journal
+        .cohort(&record.run_id)?
+        .into_iter()
+        .filter(|id| !out.contains(&id.to_lowercase()))
+        .collect();
+    let Some((checked, newly)) =
+        super::eligibility::refresh(client, record.execution.eligibility.as_ref(), &ids, &mut |_| {}).await?
+    else {
+        return Ok(());
+    };
+    let mut execution = record.execution.clone();
+    execution.eligibility = Some(checked);
+    let mut protected = record.protected_ids.clone();
+    protected.extend(newly.iter().map(|l| l.id.clone()));
+    let json = serde_json::to_string(&execution).map_err(|e| Error::Usage(e.to_string()))?;
+    let counts: Vec<String> = execution
+        .eligibility
+        .as_ref()
+        .map(|c| {
+            c.counts()
+                .iter()
+                .map(|(r, n)| format!("{} {n}", r.as_str()))
+                .collect()
+        })
+        .unwrap_or_default();
+    if !newly.is_empty() {
+        tracing::warn!(
+            left_out = newly.len(),
+            "members changed in Alma since the plan's lookups: taking them out of the set before the job"
+        );
+    }
+    journal.note(
+        &record.run_id,
+        RunState::MembersDone,
+        &format!(
+            "{} members looked up again (the lookups were older than [eligibility] max_age_hours): {} changed in Alma since the plan and {} (left out in all: {})",
+            ids.len(),
+            newly.len(),
+            if newly.is_empty() {
+                "nobody is taken out"
+            } else {
+                "are taken out of the set before the job"
+            },
+            if counts.is_empty() { "none".to_string() } else { counts.join(", ") }
+        ),
+        &[
+            ("execution", &json),
+            (
+                "protected_ids",
+                &serde_json::to_string(&protected).unwrap_or_else(|_| "[]".into()),
+            ),
+        ],
+    )?;
+    Ok(())
+}
+
 /// Whether an exclusion file's content differs from `seen` (the hashes [`recheck_protections`]
 /// read): then it is read again before the job.
 fn exclusions_changed(record: &RunRecord, seen: &[String]) -> bool {
@@ -1132,6 +1287,11 @@ async fn submit_job(
     // The operator's --accept-refused is recorded first: a protection that stops the run below
     // (an exclusion file gone) does not lose it.
     check_refused(journal, record, options.accept_refused)?;
+    // The letter as Alma holds it now, right before the job that sends it (exit 4, the run stays
+    // here to resume once it is fixed); then who changed since the lookups, when they are old.
+    let preflight = super::eligibility::may_write(client, &record.execution).await?;
+    note_letter(journal, record, &preflight.letter)?;
+    recheck_eligibility(client, journal, &journal.run(run_id)?).await?;
     let seen = recheck_protections(client, journal, &journal.run(run_id)?).await?;
     // The cooldown again, now: a run of another query (another installation's, or one planned
     // here while this one waited) may have mailed some of this cohort since this run's plan.

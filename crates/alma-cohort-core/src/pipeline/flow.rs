@@ -34,6 +34,8 @@ pub trait Operator: Send {
     fn page(&mut self, _progress: Progress) {}
     /// The report is read (or its reading failed).
     fn read(&mut self) {}
+    /// The cohort's members are being looked up in Alma (start, done so far, end).
+    fn lookups(&mut self, _progress: super::eligibility::LookupProgress) {}
     /// Asks before the passwords of `users` users are reset; an `Err` stops the flow before
     /// anything is journaled or written to Alma.
     fn confirm(&mut self, users: usize) -> Result<(), Error>;
@@ -148,6 +150,7 @@ pub async fn plan(settings: &Settings, req: &PlanRequest<'_>, ui: &mut dyn Opera
     let options = PlanOptions {
         period: period.clone(),
         force: false,
+        execute: false,
     };
     let plan = read_and_plan(settings, client.as_ref(), spec, ui, &options).await?;
     let mut object = serde_json::to_value(plan.to_json()).map_err(|e| Error::Usage(e.to_string()))?;
@@ -260,6 +263,7 @@ pub async fn run(settings: &Settings, req: &RunRequest<'_>, ui: &mut dyn Operato
     let options = PlanOptions {
         period: period.clone(),
         force: req.force,
+        execute: true,
     };
     // Nothing was journaled if this fails: the JSON says why (Alma unreachable, a refusal, a bad
     // file).
@@ -367,7 +371,55 @@ async fn apply_plan(
     };
     let client = AlmaClient::new(settings.client_config()?)?;
     let mut journal = journal;
-    let record = approval::run_of(&plan, &journal);
+    let mut record = approval::run_of(&plan, &journal);
+    // May it write at all? The letter and the job as Alma holds them now (exit 4 before any
+    // write); then who changed since the plan's lookups, when they are older than the rules allow.
+    let preflight = super::eligibility::may_write(&client, &record.execution).await?;
+    if let Some(then) = &record.execution.letter
+        && then.digest != preflight.letter.digest
+    {
+        ui.note(&format!(
+            "note: letter {} changed since the plan (digest {} then, {} now; last changed by {} on {})",
+            preflight.letter.code,
+            &then.digest[..then.digest.len().min(12)],
+            &preflight.letter.digest[..preflight.letter.digest.len().min(12)],
+            preflight.letter.updated_by,
+            preflight.letter.update_date
+        ));
+    }
+    record.execution.letter = Some(preflight.letter);
+    let mut cohort = cohort;
+    let refreshed = super::eligibility::refresh(
+        &client,
+        record.execution.eligibility.as_ref(),
+        &cohort,
+        &mut |p| ui.lookups(p),
+    )
+    .await?;
+    if let Some((checked, newly)) = refreshed {
+        if !newly.is_empty() {
+            ui.note(&format!(
+                "{} of the plan's cohort changed in Alma since the plan's lookups and are left out (runs/{}/{})",
+                newly.len(),
+                record.run_id,
+                super::run_files::LEFT_OUT_FILE
+            ));
+            let gone = super::eligibility::left_out_ids(&newly);
+            cohort.retain(|id| !gone.contains(&id.to_lowercase()));
+            record.cohort_size = cohort.len();
+        }
+        record.execution.eligibility = Some(checked);
+    }
+    if cohort.is_empty() {
+        return Err(Error::Refused {
+            message: format!(
+                "plan {}: nobody in its cohort can be reached by the letter now; nothing was written",
+                plan.plan_id
+            ),
+            hint: "plan again".into(),
+        }
+        .into());
+    }
     journal.apply_plan(&plan.plan_id, &record, &cohort)?;
     *started = true;
     tracing::info!(run_id = %record.run_id, "saved plan applied; run started");
@@ -563,15 +615,30 @@ async fn read_and_plan(
     options: &PlanOptions,
 ) -> Result<Plan, Error> {
     ui.reading();
+    // The report's pages, then the lookups: one operator, told in turn.
+    let ui = std::sync::Mutex::new(ui);
+    let tell = |f: &mut dyn FnMut(&mut dyn Operator)| {
+        if let Ok(mut ui) = ui.lock() {
+            f(&mut **ui)
+        }
+    };
     let planned = super::plan(
         client,
         spec,
         &settings.state_dir,
         &settings.paging_policy(),
-        &mut |p| ui.page(p),
+        &mut |p| tell(&mut |ui| ui.page(p)),
+        &mut |p| {
+            tell(&mut |ui| {
+                if let super::eligibility::LookupProgress::Start(_) = p {
+                    ui.read();
+                }
+                ui.lookups(p)
+            })
+        },
         options,
     )
     .await;
-    ui.read();
+    tell(&mut |ui| ui.read());
     planned
 }

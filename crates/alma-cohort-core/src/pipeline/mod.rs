@@ -2,6 +2,7 @@
 //! follow, with the load issue). `plan` is the part that makes no write call to Alma.
 
 pub mod approval;
+pub mod eligibility;
 pub mod execute;
 pub mod flow;
 pub mod ledger;
@@ -10,7 +11,7 @@ pub mod retention;
 pub mod run_files;
 pub mod state;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use rand::Rng;
@@ -100,6 +101,16 @@ pub struct Plan {
     pub exclusions: Vec<ExclusionFile>,
     /// Lines for the plan about how the exclusion files were read.
     pub exclusion_notes: Vec<String>,
+    /// The letter that carries the password, as Alma holds it (`None` without Alma).
+    pub letter: Option<eligibility::LetterSeen>,
+    /// The letter's digest of the query's last completed run, when it differs from this one.
+    pub letter_changed_since: Option<String>,
+    /// The job, found before anything is written (`None` without Alma).
+    pub job: Option<Result<eligibility::JobSeen, String>>,
+    /// Who the letter cannot reach, left out of the cohort before the set.
+    pub eligibility: eligibility::Checked,
+    /// `left-out.csv`, when anyone was left out.
+    pub left_out_file: Option<PathBuf>,
 }
 
 impl Plan {
@@ -263,6 +274,9 @@ pub struct PlanOptions {
     pub period: Option<String>,
     /// `--force`: the period runs again whatever Alma holds, and the cooldown is off.
     pub force: bool,
+    /// For `run --execute` (or a plan to save): a letter or job that refuses stops the plan
+    /// before the lookups.
+    pub execute: bool,
 }
 
 /// extract + transform + guards; writes `<state_dir>/runs/<run_id>/cohort.csv`. No write call to
@@ -274,6 +288,7 @@ pub async fn plan(
     state_dir: &Path,
     paging: &PagingPolicy,
     progress: &mut (dyn FnMut(Progress) + Send),
+    lookups: &mut (dyn FnMut(eligibility::LookupProgress) + Send),
     options: &PlanOptions,
 ) -> Result<Plan, Error> {
     check_offline(&spec)?;
@@ -303,6 +318,22 @@ pub async fn plan(
     let cooldown = ledger::recently_reset(client, &journal, days, None, &HashMap::new()).await?;
     let recent: HashSet<String> = cooldown.users.keys().cloned().collect();
     cohort.leave_out_recent(&recent)?;
+    // The letter and the job before the lookups: a run that cannot send the password stops here,
+    // before thousands of calls.
+    let preflight = match client {
+        Some(client) => {
+            let probe = execute::execution(&spec, "check", options.period.as_deref())?;
+            let found = eligibility::preflight(client, &probe).await?;
+            if let (true, Some(refusal)) = (options.execute, found.refusal()) {
+                return Err(refusal);
+            }
+            Some(found)
+        }
+        None => None,
+    };
+    let before_lookups = cohort.ids.len();
+    let checked = check_eligibility(client, &spec, &cohort, &headings, lookups).await?;
+    cohort.leave_out(&eligibility::left_out_ids(&checked.left_out), DropReason::Ineligible)?;
     let previous = match journal.last_completed(&spec.name)? {
         Some(run) => {
             let before: HashSet<String> = journal.cohort(&run.run_id)?.iter().map(|i| i.to_lowercase()).collect();
@@ -316,7 +347,21 @@ pub async fn plan(
         }
         None => None,
     };
-    let guards = guards(&spec, &cohort, previous.as_ref(), report_rows, &partitions);
+    let letter_changed_since = match (&preflight, journal.last_completed(&spec.name)?) {
+        (Some(p), Some(run)) => run
+            .execution
+            .letter
+            .filter(|then| then.digest != p.letter.digest)
+            .map(|then| format!("run {} (digest {}, changed by {} on {})", run.run_id, &then.digest[..then.digest.len().min(12)], p.letter.updated_by, p.letter.update_date)),
+        _ => None,
+    };
+    let mut guards = guards(&spec, &cohort, previous.as_ref(), report_rows, &partitions);
+    if let Some(p) = &preflight {
+        guards.extend(p.guards());
+    }
+    if let Some(g) = not_in_alma_guard(&spec, &checked, before_lookups) {
+        guards.push(g);
+    }
     let run_id = new_run_id();
     let folder = state_dir.join("runs").join(&run_id);
     crate::files::create_dir(&folder).map_err(|source| Error::Output {
@@ -340,7 +385,23 @@ pub async fn plan(
         write_recently_reset(&file, &cohort.recently_reset_ids, &cooldown)?;
         Some(file)
     };
+    let left_out_file = if checked.left_out.is_empty() {
+        None
+    } else {
+        let file = folder.join(run_files::LEFT_OUT_FILE);
+        eligibility::write_left_out(&file, &checked.left_out)?;
+        Some(file)
+    };
+    let (letter, job) = match preflight {
+        Some(p) => (Some(p.letter), Some(p.job)),
+        None => (None, None),
+    };
     Ok(Plan {
+        letter,
+        letter_changed_since,
+        job,
+        eligibility: checked,
+        left_out_file,
         exclusions: exclusions.files,
         exclusion_notes: exclusions.notes,
         cooldown,
@@ -358,6 +419,78 @@ pub async fn plan(
         previous,
         partitions,
         file,
+    })
+}
+
+/// The eligibility stage of a plan: live lookups in Alma, or the report's columns when the query
+/// turns them off, or nothing (said so) for a list file's plan without Alma.
+async fn check_eligibility(
+    client: Option<&AlmaClient>,
+    spec: &QuerySpec,
+    cohort: &Cohort,
+    headings: &[String],
+    lookups: &mut (dyn FnMut(eligibility::LookupProgress) + Send),
+) -> Result<eligibility::Checked, Error> {
+    let rules = eligibility::Rules::of(&spec.eligibility);
+    if !rules.lookup {
+        let wanted = eligibility::report_headings(&spec.eligibility.columns);
+        let keys = ["account_type_column", "status_column", "expiry_column", "email_column", "staff_column"];
+        for (key, heading) in keys.iter().zip(&wanted) {
+            if let Some(h) = heading
+                && !headings.iter().any(|x| x == h)
+            {
+                return Err(Error::Usage(format!(
+                    "{}: [eligibility] {key} = {h:?} is not a heading of {}; its headings: {}",
+                    spec.file.display(),
+                    spec.origin_label(),
+                    headings.join(", ")
+                )));
+            }
+        }
+        let present: Vec<&str> = wanted.iter().flatten().copied().collect();
+        let read = cohort.cells(&present)?;
+        // Back to the five places `from_report` reads, a column not mapped as empty.
+        let rows: Vec<Vec<Option<String>>> = read
+            .into_iter()
+            .map(|row| {
+                let mut it = row.into_iter();
+                wanted.iter().map(|h| h.and_then(|_| it.next().flatten())).collect()
+            })
+            .collect();
+        return Ok(eligibility::from_report(&cohort.ids, &rows, &rules));
+    }
+    match client {
+        Some(client) => eligibility::look_up(client, &cohort.ids, &rules, lookups).await,
+        None => Ok(eligibility::not_checked(&rules)),
+    }
+}
+
+/// Alma knows no user by more of the cohort than `[guard] max_refused_ratio` allows: the cohort
+/// may not be the one meant (lost zeros, another identifier type). Found before the set now.
+fn not_in_alma_guard(spec: &QuerySpec, checked: &eligibility::Checked, cohort: usize) -> Option<GuardCheck> {
+    let unknown = checked
+        .left_out
+        .iter()
+        .filter(|l| l.reason == eligibility::Reason::NotInAlma)
+        .count();
+    if unknown == 0 {
+        return None;
+    }
+    let max = spec.guard.max_refused_ratio;
+    let share = unknown as f64 / cohort.max(1) as f64;
+    Some(GuardCheck {
+        guard: "not_in_alma",
+        ok: Some(share <= max),
+        detail: format!(
+            "Alma knows no user by {unknown} of the cohort's {cohort} IDs ({:.1}%; [guard] max_refused_ratio {max}): they are left out; the usual causes are leading zeros lost in Excel, IDs of another identifier type than the primary ID, or purged users",
+            share * 100.0
+        ),
+        hint: format!(
+            "look the IDs in {} up in Alma; if the cohort is right without them, raise [guard] max_refused_ratio in {}; otherwise fix the list or the query ([cohort.normalize] pad_numeric_to) and plan again",
+            run_files::LEFT_OUT_FILE,
+            spec.file.display()
+        ),
+        execute_only: true,
     })
 }
 
@@ -674,7 +807,35 @@ pub struct PlanJson<'a> {
     /// The exclusion files as read (path, sha256, IDs), journaled with a run.
     pub exclusions: &'a [ExclusionFile],
     pub exclusion_notes: &'a [String],
+    /// Each member left out, with its reason (the eligibility rules, the cooldown).
+    pub left_out: Vec<eligibility::LeftOut>,
+    pub left_out_file: Option<String>,
+    /// Left out per reason.
+    pub left_out_counts: BTreeMap<&'static str, usize>,
+    pub eligibility: EligibilityJson<'a>,
+    /// The letter that carries the password, as Alma holds it now.
+    pub letter: Option<&'a eligibility::LetterSeen>,
+    pub letter_changed_since: Option<&'a str>,
+    pub job: Option<JobJson<'a>>,
     pub writes_to_alma: bool,
+}
+
+#[derive(Serialize)]
+pub struct EligibilityJson<'a> {
+    pub source: &'a str,
+    pub rules: &'a eligibility::Rules,
+    pub rules_text: String,
+    pub checked_at: Option<&'a str>,
+    pub looked_up: usize,
+    pub calls: u64,
+    pub seconds: f64,
+}
+
+#[derive(Serialize)]
+pub struct JobJson<'a> {
+    pub found: bool,
+    pub id: Option<&'a str>,
+    pub detail: String,
 }
 
 #[derive(Serialize)]
@@ -779,8 +940,55 @@ impl Plan {
             },
             exclusions: &self.exclusions,
             exclusion_notes: &self.exclusion_notes,
+            left_out: self.left_out(),
+            left_out_file: self.left_out_file.as_ref().map(|f| f.display().to_string()),
+            left_out_counts: self
+                .left_out()
+                .iter()
+                .fold(BTreeMap::new(), |mut m, l| {
+                    *m.entry(l.reason.as_str()).or_insert(0) += 1;
+                    m
+                }),
+            eligibility: EligibilityJson {
+                source: &self.eligibility.source,
+                rules: &self.eligibility.rules,
+                rules_text: self.eligibility.rules.describe(),
+                checked_at: self.eligibility.checked_at.as_deref(),
+                looked_up: self.eligibility.looked_up,
+                calls: self.eligibility.calls,
+                seconds: self.eligibility.seconds,
+            },
+            letter: self.letter.as_ref(),
+            letter_changed_since: self.letter_changed_since.as_deref(),
+            job: self.job.as_ref().map(|j| match j {
+                Ok(j) => JobJson {
+                    found: true,
+                    id: Some(&j.id),
+                    detail: format!("found by {}", j.found_by),
+                },
+                Err(p) => JobJson {
+                    found: false,
+                    id: None,
+                    detail: p.clone(),
+                },
+            }),
             writes_to_alma: false,
         }
+    }
+
+    /// Each member left out, with its reason: the eligibility rules, then the cooldown.
+    pub fn left_out(&self) -> Vec<eligibility::LeftOut> {
+        let mut all = self.eligibility.left_out.clone();
+        all.extend(self.cohort.recently_reset_ids.iter().map(|id| eligibility::LeftOut {
+            id: id.clone(),
+            reason: eligibility::Reason::RecentlyReset,
+            alma_said: match self.cooldown.users.get(&id.to_lowercase()) {
+                Some(r) => format!("notified by run {} ({}) at {}", r.run_id, r.query, r.at),
+                None => "notified within the cooldown".into(),
+            },
+            since_plan: false,
+        }));
+        all
     }
 
     /// The summary a librarian checks at a glance.
@@ -854,6 +1062,34 @@ impl Plan {
             }
         }
         let _ = writeln!(s, "{}", self.cooldown_line());
+        for line in self.eligibility.lines() {
+            let _ = writeln!(s, "{line}");
+        }
+        if let Some(file) = &self.left_out_file {
+            let _ = writeln!(
+                s,
+                "  {} left out by name, with what Alma said: {}",
+                self.eligibility.left_out.len(),
+                file.display()
+            );
+        }
+        match &self.letter {
+            Some(letter) => {
+                let _ = writeln!(s, "Letter   {}", letter.line());
+                match &self.letter_changed_since {
+                    Some(then) => {
+                        let _ = writeln!(s, "  CHANGED since the last completed run of this query: {then}");
+                    }
+                    None => {}
+                }
+            }
+            None => {
+                let _ = writeln!(
+                    s,
+                    "Letter   not checked (no Alma given); run --execute checks it before anything is written"
+                );
+            }
+        }
         for g in &self.guards {
             let verdict = match g.ok {
                 Some(true) => "ok",

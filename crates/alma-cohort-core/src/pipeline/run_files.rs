@@ -9,6 +9,8 @@ use crate::journal::RunRecord;
 
 /// The IDs Alma did not add to the run's set (it knows no user by them), beside the report.
 pub const REFUSED_FILE: &str = "refused.csv";
+/// The members left out because the letter cannot reach them (ID, reason, what Alma said).
+pub const LEFT_OUT_FILE: &str = "left-out.csv";
 
 /// Writes `refused.csv`: each ID Alma refused, with what to look for.
 fn write_refused(file: &Path, r: &RunRecord) -> Result<(), Error> {
@@ -72,6 +74,10 @@ pub fn write_run_files(state_dir: &Path, record: &RunRecord, cohort: &[String]) 
     if !record.invalid_ids.is_empty() {
         write_refused(&folder.join(REFUSED_FILE), record)?;
     }
+    let left_out = super::execute::left_out(record);
+    if !left_out.is_empty() {
+        super::eligibility::write_left_out(&folder.join(LEFT_OUT_FILE), &left_out)?;
+    }
     if !folder.join("cohort.csv").exists() {
         let mut csv = String::from("primary_id\n");
         for id in cohort {
@@ -80,6 +86,14 @@ pub fn write_run_files(state_dir: &Path, record: &RunRecord, cohort: &[String]) 
         crate::files::write(&folder.join("cohort.csv"), csv).map_err(io(&folder))?;
     }
     Ok(Some(report))
+}
+
+/// The letter the run checked, in one line.
+fn letter_line(r: &RunRecord) -> String {
+    match &r.execution.letter {
+        Some(l) => l.line(),
+        None => format!("{} (not checked by this run)", r.execution.letter_code()),
+    }
 }
 
 /// The users the plan left out for having no email address (they keep their password).
@@ -148,6 +162,10 @@ pub fn markdown(r: &RunRecord, cohort: &[String]) -> String {
     row(&mut s, "status", &r.status);
     row(&mut s, "state", &format!("{} (next: {})", r.state, r.state.next_step()));
     row(&mut s, "cohort", &format!("{} users", r.cohort_size));
+    row(&mut s, "letter", &letter_line(r));
+    if let Some(checked) = &r.execution.eligibility {
+        row(&mut s, "eligibility", &checked.lines().join("; "));
+    }
     row(
         &mut s,
         "set",
@@ -235,6 +253,20 @@ pub fn markdown(r: &RunRecord, cohort: &[String]) -> String {
             ]
         }),
     );
+    let left_out = super::execute::left_out(r);
+    if !left_out.is_empty() {
+        table(
+            &mut s,
+            &format!(
+                "Left out: the letter cannot reach them, or they were reset recently ({}; also in `{LEFT_OUT_FILE}`)",
+                left_out.len()
+            ),
+            ["ID", "reason", "what Alma said"],
+            left_out
+                .iter()
+                .map(|l| [format!("`{}`", cell(&l.id)), l.reason.as_str().to_string(), cell(&l.alma_said)]),
+        );
+    }
     let no_email = no_email_ids(r);
     if !no_email.is_empty() {
         let _ = writeln!(
@@ -397,6 +429,8 @@ pub fn html_report(r: &RunRecord, cohort: &[String]) -> Result<String, Error> {
             counters => minijinja::Value::from(minijinja::value::Serde(&counters)),
             notified => minijinja::Value::from(minijinja::value::Serde(&notified)),
             no_email => minijinja::Value::from(minijinja::value::Serde(&no_email_ids(r))),
+            letter => letter_line(r),
+            left_out => minijinja::Value::from(minijinja::value::Serde(&super::execute::left_out(r))),
         })
         .map_err(|e| Error::Usage(format!("report template: {e}")))
 }

@@ -8,8 +8,10 @@ mod raw;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use serde::{Deserialize, Serialize};
 
 pub use placeholders::{Escape, fill, quoted_in_sql};
+pub use raw::{DEFAULT_LETTER, DEFAULT_NOTIFICATION};
 
 /// Why a query file cannot be used. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -192,6 +194,8 @@ pub struct JobSpec {
     pub name: String,
     pub id: Option<String>,
     pub notification: String,
+    /// The letter that carries the password (`[job] letter`).
+    pub letter: String,
     pub parameters: BTreeMap<String, String>,
     pub payload_file: Option<PathBuf>,
     pub allow_user_updates: bool,
@@ -226,8 +230,35 @@ pub struct QuerySpec {
     pub job: JobSpec,
     pub guard: GuardSpec,
     pub approval: ApprovalSpec,
+    pub eligibility: EligibilitySpec,
     /// The file's bytes, for the journal's content hash.
     pub source: String,
+}
+
+/// `[eligibility]`: who may be reset. Inactive, expired, external users and users Alma does not
+/// know are always left out; staff and users without a preferred email as the query says.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EligibilitySpec {
+    /// Look every member up in Alma before the set (false only with the report's columns).
+    pub lookup: bool,
+    /// A staff reset: users with a role other than Patron stay in.
+    pub staff_include: bool,
+    /// Users without a preferred email address are left out.
+    pub require_email: bool,
+    /// `resume` and `apply` look up again when the lookups are older than this.
+    pub max_age_hours: f64,
+    /// The report's columns for the rules when `lookup` is false.
+    pub columns: EligibilityColumns,
+}
+
+/// Report headings that carry what the lookups would ask Alma.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EligibilityColumns {
+    pub account_type: Option<String>,
+    pub status: Option<String>,
+    pub expiry: Option<String>,
+    pub email: Option<String>,
+    pub staff: Option<String>,
 }
 
 /// `[approval]`: a run of this query goes through a saved plan that others approved.

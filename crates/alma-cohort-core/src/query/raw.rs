@@ -23,6 +23,10 @@ pub const DEFAULT_MAX_PLAN_AGE_HOURS: f64 = 72.0;
 pub const DEFAULT_SET_DESCRIPTION: &str = "Created by alma-cohort run {run_id}";
 pub const DEFAULT_JOB_NAME: &str = "Update/Notify Users";
 pub const DEFAULT_NOTIFICATION: &str = "NOTIFY_PASSWORD_CHANGE";
+/// The letter that carries the temporary password (`[job] letter`).
+pub const DEFAULT_LETTER: &str = "UserNotificationsLetter";
+/// How long a live lookup of the cohort stays good for `resume` and `apply`.
+pub const DEFAULT_ELIGIBILITY_MAX_AGE_HOURS: f64 = 24.0;
 /// The placeholders a set name or description may use; the pipeline fills them.
 pub const SET_PLACEHOLDERS: &[&str] = &["query", "period", "date", "run_id"];
 
@@ -42,6 +46,23 @@ pub struct QueryFile {
     guard: Guard,
     #[serde(default)]
     approval: ApprovalRaw,
+    #[serde(default)]
+    eligibility: EligibilityRaw,
+}
+
+/// `[eligibility]`: who may be reset, checked live in Alma before the set is made.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EligibilityRaw {
+    lookup: Option<bool>,
+    staff: Option<String>,
+    require_email: Option<bool>,
+    max_age_hours: Option<f64>,
+    account_type_column: Option<String>,
+    status_column: Option<String>,
+    expiry_column: Option<String>,
+    email_column: Option<String>,
+    staff_column: Option<String>,
 }
 
 /// `[approval]`: whether a reviewed, approved saved plan is required before the run.
@@ -142,6 +163,7 @@ struct Job {
     name: Option<String>,
     id: Option<String>,
     notification: Option<String>,
+    letter: Option<String>,
     #[serde(default)]
     parameters: BTreeMap<String, toml::Value>,
     payload_file: Option<PathBuf>,
@@ -504,6 +526,22 @@ impl QueryFile {
                 "use NOTIFY_PASSWORD_CHANGE (Alma's \"Notify Password Change\")",
             ));
         }
+        if !is_code(&notification) {
+            return Err(invalid(
+                "job.notification",
+                format!("is {notification:?}, which is not a notification type code"),
+                "use the code from Alma's User Notification Types table (capital letters, digits and '_'), e.g. NOTIFY_PASSWORD_CHANGE",
+            ));
+        }
+        let letter = self.job.letter.unwrap_or_else(|| DEFAULT_LETTER.to_string());
+        if !is_letter_code(&letter) {
+            return Err(invalid(
+                "job.letter",
+                format!("is {letter:?}, which is not a letter code"),
+                "use the letter's code as Alma lists it (letters, digits, '_', '-' or '.'), e.g. UserNotificationsLetter",
+            ));
+        }
+        let eligibility = self.eligibility.validate(&invalid, &self.guard)?;
         if self.guard.max_members < 1 {
             return Err(invalid(
                 "guard.max_members",
@@ -616,6 +654,7 @@ impl QueryFile {
                 name: self.job.name.unwrap_or_else(|| DEFAULT_JOB_NAME.to_string()),
                 id: self.job.id.filter(|i| !i.trim().is_empty()),
                 notification,
+                letter,
                 parameters,
                 payload_file,
                 allow_user_updates: allow_user_updates.unwrap_or(false),
@@ -635,7 +674,95 @@ impl QueryFile {
                 max_age_hours,
                 allow_as: self.approval.allow_as.unwrap_or(false),
             },
+            eligibility,
             source,
+        })
+    }
+}
+
+/// A notification type code: capital letters, digits and `_` (Alma's code tables).
+fn is_code(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 100 && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// A letter code: ASCII letters, digits, `_`, `-` and `.`, as Alma names its letters.
+fn is_letter_code(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 100
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+impl EligibilityRaw {
+    fn validate(
+        self,
+        invalid: &dyn Fn(&str, String, &str) -> Error,
+        guard: &Guard,
+    ) -> Result<super::EligibilitySpec, Error> {
+        let staff_include = match self.staff.as_deref().map(str::trim) {
+            None | Some("exclude") => false,
+            Some("include") => true,
+            Some(other) => {
+                return Err(invalid(
+                    "eligibility.staff",
+                    format!("is {other:?}"),
+                    "use \"exclude\" (the default: users with a role other than Patron are left out) or \"include\" (a staff reset)",
+                ));
+            }
+        };
+        let max_age_hours = match self.max_age_hours {
+            None => DEFAULT_ELIGIBILITY_MAX_AGE_HOURS,
+            Some(h) if h.is_finite() && h > 0.0 && h <= 24.0 * 31.0 => h,
+            Some(h) => {
+                return Err(invalid(
+                    "eligibility.max_age_hours",
+                    format!("is {h}"),
+                    "give the hours a lookup stays good for before resume or apply looks again, above 0 and at most 744, e.g. 24",
+                ));
+            }
+        };
+        let column = |key: &str, own: Option<String>, fallback: Option<&String>| -> Result<Option<String>, Error> {
+            match own.or_else(|| fallback.cloned()) {
+                Some(c) if c.trim().is_empty() => Err(invalid(
+                    &format!("eligibility.{key}"),
+                    "is empty".into(),
+                    "name the report heading, or leave it out",
+                )),
+                c => Ok(c.map(|c| c.trim().to_string())),
+            }
+        };
+        let columns = super::EligibilityColumns {
+            account_type: column("account_type_column", self.account_type_column, guard.account_type_column.as_ref())?,
+            status: column("status_column", self.status_column, None)?,
+            expiry: column("expiry_column", self.expiry_column, None)?,
+            email: column("email_column", self.email_column, guard.email_column.as_ref())?,
+            staff: column("staff_column", self.staff_column, None)?,
+        };
+        let lookup = self.lookup.unwrap_or(true);
+        if !lookup {
+            let missing: Vec<&str> = [
+                ("account_type_column", columns.account_type.is_none()),
+                ("status_column", columns.status.is_none()),
+                ("expiry_column", columns.expiry.is_none()),
+                ("email_column", columns.email.is_none()),
+            ]
+            .into_iter()
+            .filter(|(_, m)| *m)
+            .map(|(k, _)| k)
+            .collect();
+            if !missing.is_empty() {
+                return Err(invalid(
+                    "eligibility.lookup",
+                    format!("is false, but the query maps no report column for {}", missing.join(", ")),
+                    "without lookups the rules read the report: name its headings for the account type, status, expiry date and preferred email in [eligibility] (or keep lookup = true)",
+                ));
+            }
+        }
+        Ok(super::EligibilitySpec {
+            lookup,
+            staff_include,
+            require_email: self.require_email.unwrap_or(true),
+            max_age_hours,
+            columns,
         })
     }
 }

@@ -48,6 +48,9 @@ pub enum DropReason {
     NoEmail,
     /// Notified by a run (of any query) within `[guard] cooldown_days`.
     RecentlyReset,
+    /// Alma (or the report, without lookups) says the letter cannot reach them: `left_out`
+    /// names each with its reason.
+    Ineligible,
 }
 
 impl DropReason {
@@ -60,6 +63,7 @@ impl DropReason {
             DropReason::Duplicate => "duplicate ID (case-insensitive)",
             DropReason::NoEmail => "no email address",
             DropReason::RecentlyReset => "notified by a run within the cooldown",
+            DropReason::Ineligible => "left out: the letter cannot reach them",
         }
     }
 }
@@ -304,23 +308,50 @@ impl Cohort {
     /// IDs), after the cohort was built and checked: counted as a drop, their IDs kept in
     /// `recently_reset_ids`, the table and the breakdown without them.
     pub fn leave_out_recent(&mut self, recent: &HashSet<String>) -> Result<(), Error> {
-        if recent.is_empty() {
-            return Ok(());
+        self.recently_reset_ids = self.leave_out(recent, DropReason::RecentlyReset)?;
+        Ok(())
+    }
+
+    /// Takes the IDs in `ids` (lower-cased) out of the cohort, counted under `reason`; the IDs
+    /// taken out come back in report order.
+    pub fn leave_out(&mut self, ids: &HashSet<String>, reason: DropReason) -> Result<Vec<String>, Error> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
         }
-        let kept: BooleanChunked = self.ids.iter().map(|i| !recent.contains(&i.to_lowercase())).collect();
+        let kept: BooleanChunked = self.ids.iter().map(|i| !ids.contains(&i.to_lowercase())).collect();
         let gone = self.ids.len() - kept.num_trues();
         if gone == 0 {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let (left, stay): (Vec<String>, Vec<String>) = std::mem::take(&mut self.ids)
             .into_iter()
-            .partition(|i| recent.contains(&i.to_lowercase()));
+            .partition(|i| ids.contains(&i.to_lowercase()));
         self.ids = stay;
-        self.recently_reset_ids = left;
         keep_rows(&mut self.table.df, &kept)?;
         self.breakdown = breakdown(&self.table.df, &self.id_column)?;
-        self.dropped.push((DropReason::RecentlyReset, gone));
-        Ok(())
+        self.dropped.push((reason, gone));
+        Ok(left)
+    }
+
+    /// The cells of `headings` for each cohort member, in the order of `ids` (nulls as `None`,
+    /// dates and numbers as text): what the eligibility rules read when the query turns the
+    /// lookups off.
+    pub fn cells(&self, headings: &[&str]) -> Result<Vec<Vec<Option<String>>>, Error> {
+        let mut columns = Vec::with_capacity(headings.len());
+        for h in headings {
+            let col = self
+                .table
+                .df
+                .column(h)
+                .map_err(Error::Frame)?
+                .cast(&DataType::String)
+                .map_err(Error::Frame)?;
+            let text = col.str().map_err(Error::Frame)?;
+            columns.push(text.iter().map(|v| v.map(str::to_string)).collect::<Vec<_>>());
+        }
+        Ok((0..self.ids.len())
+            .map(|row| columns.iter().map(|c| c.get(row).cloned().flatten()).collect())
+            .collect())
     }
 }
 

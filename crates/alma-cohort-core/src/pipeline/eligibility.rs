@@ -1,0 +1,914 @@
+//! Who can read the letter with the new password, decided before anything is written: the letter
+//! that carries the password (enabled, sent by email, with a branch for the job's notification
+//! type that prints `temp_password`), the job (found by id or name), and every cohort member as
+//! Alma holds them now (internal, active, not expired, a preferred email, no role but Patron).
+//! [`may_write`] is the one answer to "may this run write to Alma at all?": `run --execute` (in
+//! its plan), `apply` and `resume` call it before their first write, and the job step calls it
+//! again right before the submission.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+use chrono::NaiveDate;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use super::GuardCheck;
+use crate::error::Error;
+use crate::journal::Execution;
+use crate::query::{EligibilityColumns, EligibilitySpec};
+use alma_client::{self as alma, AlmaClient, JobId, UserInfo};
+
+/// Where in Alma a librarian fixes the letter.
+pub const LETTER_HINT: &str = "in Alma: Configuration → General → Letters → Letters Configuration → User Notifications Letter: enable it, send it by Email, and keep the branch for the notification type that prints notification_data/temp_password; then run again";
+
+/// Lookups in flight at once: enough to keep the institution's pace (25/s) with Alma's answer
+/// times of up to about a second; the client's pacer spaces them.
+pub const LOOKUPS_IN_FLIGHT: usize = 32;
+
+/// The letter as a run saw it before writing: journaled with the run and each saved plan.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LetterSeen {
+    pub code: String,
+    pub name: String,
+    pub enabled: bool,
+    pub channel: String,
+    pub customized: String,
+    pub updated_by: String,
+    pub update_date: String,
+    /// The notification type the job sends (`SEND_Notification_To_User_Value`).
+    pub notification: String,
+    /// The XSL has a branch for `notification` that prints `notification_data/temp_password`.
+    pub password_branch: bool,
+    /// SHA-256 of code, enabled, channel and the XSL.
+    pub digest: String,
+    /// Why the letter cannot carry the password; `None` when it can.
+    pub problem: Option<String>,
+    pub checked_at: String,
+}
+
+impl LetterSeen {
+    /// One line for the plan and `doctor`.
+    pub fn line(&self) -> String {
+        let state = match &self.problem {
+            None => "ok".to_string(),
+            Some(p) => format!("CANNOT CARRY THE PASSWORD: {p}"),
+        };
+        let changed = match (self.updated_by.is_empty(), self.update_date.is_empty()) {
+            (true, true) => String::new(),
+            _ => format!(
+                "; last changed by {} on {}",
+                if self.updated_by.is_empty() { "?" } else { &self.updated_by },
+                if self.update_date.is_empty() { "?" } else { &self.update_date }
+            ),
+        };
+        format!(
+            "{} ({}): {state}; enabled {}, channel {}, {} branch printing temp_password{changed}; digest {}",
+            self.code,
+            if self.name.is_empty() { "no name" } else { &self.name },
+            self.enabled,
+            if self.channel.is_empty() { "(none)" } else { &self.channel },
+            if self.password_branch {
+                format!("a {}", self.notification)
+            } else {
+                format!("no {}", self.notification)
+            },
+            short(&self.digest)
+        )
+    }
+}
+
+fn short(digest: &str) -> &str {
+    &digest[..digest.len().min(12)]
+}
+
+/// The notification type a run's job sends, from the parameters it will send.
+pub fn notification_of(execution: &Execution) -> Option<String> {
+    let active = execution
+        .job_parameters
+        .iter()
+        .find(|(k, _)| k == "SEND_Notification_To_User_Active")
+        .is_some_and(|(_, v)| v.trim().eq_ignore_ascii_case("true"));
+    execution
+        .job_parameters
+        .iter()
+        .find(|(k, _)| k == "SEND_Notification_To_User_Value")
+        .map(|(_, v)| v.trim().to_string())
+        .filter(|v| active && !v.is_empty())
+}
+
+/// Judges a letter as Alma returned it, for the job's notification type.
+pub fn judge_letter(letter: &alma::Letter, code: &str, notification: &str) -> LetterSeen {
+    let digest = crate::files::sha256_hex(
+        format!(
+            "code={}\nenabled={}\nchannel={}\nxsl=\n{}",
+            letter.code, letter.enabled, letter.channel, letter.xsl
+        )
+        .as_bytes(),
+    );
+    let branch = password_branch(&letter.xsl, notification);
+    let problem = if !letter.code.is_empty() && !letter.code.eq_ignore_ascii_case(code) {
+        Some(format!("Alma answered with letter {:?}, not {code:?}", letter.code))
+    } else if !letter.is_enabled() {
+        Some(format!(
+            "the letter is not enabled (enabled = {:?}): nobody would be told the new password",
+            letter.enabled
+        ))
+    } else if !letter.channel.eq_ignore_ascii_case("EMAIL") {
+        Some(format!(
+            "the letter is sent by {} , not EMAIL: the password goes out by email only",
+            if letter.channel.is_empty() { "no channel" } else { &letter.channel }
+        ))
+    } else {
+        match &branch {
+            Err(e) => Some(format!("its XSL cannot be read: {e}")),
+            Ok(false) => Some(format!(
+                "its XSL has no branch for notification type {notification} that prints notification_data/temp_password: the letter would go out without the new password"
+            )),
+            Ok(true) => None,
+        }
+    };
+    LetterSeen {
+        code: code.to_string(),
+        name: letter.name.clone(),
+        enabled: letter.is_enabled(),
+        channel: letter.channel.clone(),
+        customized: letter.customized.clone(),
+        updated_by: letter.updated_by.clone(),
+        update_date: letter.update_date.clone(),
+        notification: notification.to_string(),
+        password_branch: branch.unwrap_or(false),
+        digest,
+        problem,
+        checked_at: crate::journal::now(),
+    }
+}
+
+/// Whether the XSL has a branch (`xsl:when` or `xsl:if`) whose test names `notification` as a
+/// string literal (`= 'NOTIFY_PASSWORD_CHANGE'`) and, inside it, prints the temporary password
+/// (`xsl:value-of`/`xsl:copy-of` selecting `…temp_password`). An XSL that is empty or not
+/// well-formed XML is an error.
+pub fn password_branch(xsl: &str, notification: &str) -> Result<bool, String> {
+    use quick_xml::events::Event;
+    if xsl.trim().is_empty() {
+        return Err("it is empty".into());
+    }
+    let mut reader = quick_xml::Reader::from_str(xsl.trim_start_matches('\u{feff}'));
+    // For each open element: is it a branch for the notification type?
+    let mut open: Vec<bool> = Vec::new();
+    let mut elements = 0usize;
+    let mut found = false;
+    let literals = [format!("'{notification}'"), format!("\"{notification}\"")];
+    let attr = |e: &quick_xml::events::BytesStart<'_>, name: &str| -> Option<String> {
+        e.attributes().flatten().find(|a| a.key.local_name().as_ref() == name).map(|a| {
+            a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                .map(|v| v.into_owned())
+                .unwrap_or_default()
+        })
+    };
+    loop {
+        let event = reader
+            .read_event()
+            .map_err(|e| format!("not XML (at byte {}): {e}", reader.error_position()))?;
+        let empty = matches!(event, Event::Empty(_));
+        match event {
+            Event::Start(e) | Event::Empty(e) => {
+                elements += 1;
+                let local = e.local_name();
+                let name = local.as_ref();
+                let branch = matches!(name, "when" | "if")
+                    && attr(&e, "test").is_some_and(|t| {
+                        t.contains("notification_type")
+                            && literals.iter().any(|l| t.contains(l.as_str()))
+                            && !t.contains("!=")
+                            && !t.contains("not(")
+                    });
+                let prints = matches!(name, "value-of" | "copy-of")
+                    && attr(&e, "select").is_some_and(|s| s.contains("temp_password"));
+                if prints && open.iter().any(|b| *b) {
+                    found = true;
+                }
+                if !empty {
+                    open.push(branch);
+                }
+            }
+            Event::End(_) => {
+                open.pop();
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if elements == 0 {
+        return Err("it holds no XML element".into());
+    }
+    if !open.is_empty() {
+        return Err(format!("not XML: {} element(s) not closed", open.len()));
+    }
+    Ok(found)
+}
+
+/// Reads the letter and judges it. Alma's refusal (a 4xx: no such letter, no permission) is a
+/// problem of the letter, not a network failure: the run must not go on with a letter nobody
+/// has seen. Other failures (network, 5xx after retries) are errors (exit 3).
+pub async fn check_letter(client: &AlmaClient, code: &str, notification: &str) -> Result<LetterSeen, Error> {
+    match client.get_letter(code).await {
+        Ok(letter) => Ok(judge_letter(&letter, code, notification)),
+        Err(e) if refused(&e) => Ok(LetterSeen {
+            code: code.to_string(),
+            name: String::new(),
+            enabled: false,
+            channel: String::new(),
+            customized: String::new(),
+            updated_by: String::new(),
+            update_date: String::new(),
+            notification: notification.to_string(),
+            password_branch: false,
+            digest: String::new(),
+            problem: Some(format!("Alma would not show it ({e})")),
+            checked_at: crate::journal::now(),
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// An answer from Alma that says no (4xx other than the pace's 429), or one that cannot be read.
+fn refused(e: &alma::Error) -> bool {
+    match e {
+        alma::Error::Api { status, .. } => (400..500).contains(status) && *status != 429,
+        alma::Error::Unexpected { status, .. } => *status < 500,
+        _ => false,
+    }
+}
+
+/// The job a run will submit, as found before anything is written.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobSeen {
+    pub id: String,
+    /// `[job] id` or `[job] name`, as the query gave it.
+    pub found_by: String,
+}
+
+/// Finds the run's job: the fixed `[job] id` must exist, or the `[job] name` must name exactly one
+/// MANUAL job. What Alma says no to is a problem naming the query's key; network failures are
+/// errors.
+pub async fn check_job(client: &AlmaClient, execution: &Execution) -> Result<Result<JobSeen, String>, Error> {
+    match &execution.job_id {
+        Some(id) => match client.job_exists(&JobId(id.clone())).await {
+            Ok(()) => Ok(Ok(JobSeen {
+                id: id.clone(),
+                found_by: format!("[job] id = {id:?}"),
+            })),
+            Err(e) if refused(&e) => Ok(Err(format!("[job] id = {id:?} names no job Alma has ({e})"))),
+            Err(e) => Err(e.into()),
+        },
+        None => match client.find_job_by_name(&execution.job_name).await {
+            Ok(id) => Ok(Ok(JobSeen {
+                id: id.0,
+                found_by: format!("[job] name = {:?}", execution.job_name),
+            })),
+            Err(alma::Error::Report { message, .. }) => Ok(Err(format!("[job] name: {message}"))),
+            Err(e) if refused(&e) => Ok(Err(format!("[job] name = {:?}: {e}", execution.job_name))),
+            Err(e) => Err(e.into()),
+        },
+    }
+}
+
+/// What the checks before any write found: the letter and the job.
+#[derive(Clone, Debug)]
+pub struct Preflight {
+    pub letter: LetterSeen,
+    pub job: Result<JobSeen, String>,
+}
+
+impl Preflight {
+    /// The checks as guards (both refuse `run --execute`; `plan` shows them).
+    pub fn guards(&self) -> Vec<GuardCheck> {
+        let letter = GuardCheck {
+            guard: "letter",
+            ok: Some(self.letter.problem.is_none()),
+            detail: match &self.letter.problem {
+                None => format!(
+                    "{} is enabled, sent by EMAIL, and prints the temporary password for {}",
+                    self.letter.code, self.letter.notification
+                ),
+                Some(p) => format!("letter {}: {p}; nothing was written to Alma", self.letter.code),
+            },
+            hint: LETTER_HINT.into(),
+            execute_only: true,
+        };
+        let job = GuardCheck {
+            guard: "job",
+            ok: Some(self.job.is_ok()),
+            detail: match &self.job {
+                Ok(j) => format!("job {} found by {}", j.id, j.found_by),
+                Err(p) => format!("{p}; nothing was written to Alma"),
+            },
+            hint: "check the job in Alma (Admin → Run a Job: Update/Notify Users; its id is in the API information) and fix [job] name or [job] id in the query file".into(),
+            execute_only: true,
+        };
+        vec![letter, job]
+    }
+
+    /// The first check that refuses, as the error that stops the run (exit 4).
+    pub fn refusal(&self) -> Option<Error> {
+        self.guards().into_iter().find(|g| g.ok == Some(false)).map(|g| Error::Guard {
+            guard: g.guard,
+            detail: g.detail,
+            hint: g.hint,
+        })
+    }
+}
+
+/// The letter and the job, read for a run's execution (its parameters as they will be sent).
+pub async fn preflight(client: &AlmaClient, execution: &Execution) -> Result<Preflight, Error> {
+    let code = execution.letter_code();
+    let notification = match notification_of(execution) {
+        Some(n) => n,
+        None => {
+            return Ok(Preflight {
+                letter: LetterSeen {
+                    code: code.to_string(),
+                    name: String::new(),
+                    enabled: false,
+                    channel: String::new(),
+                    customized: String::new(),
+                    updated_by: String::new(),
+                    update_date: String::new(),
+                    notification: String::new(),
+                    password_branch: false,
+                    digest: String::new(),
+                    problem: Some(
+                        "the job's parameters send no notification (SEND_Notification_To_User_Active/Value): nobody would be told the new password".into(),
+                    ),
+                    checked_at: crate::journal::now(),
+                },
+                job: check_job(client, execution).await?,
+            });
+        }
+    };
+    let letter = check_letter(client, code, &notification).await?;
+    let job = check_job(client, execution).await?;
+    Ok(Preflight { letter, job })
+}
+
+/// May this run write to Alma at all? The letter carries the password and the job exists —
+/// otherwise the refusal (exit 4), before any write. Every command that writes calls it first.
+pub async fn may_write(client: &AlmaClient, execution: &Execution) -> Result<Preflight, Error> {
+    let preflight = preflight(client, execution).await?;
+    if let Some(refusal) = preflight.refusal() {
+        return Err(refusal);
+    }
+    Ok(preflight)
+}
+
+/// Why a member is left out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// Alma has no user by this ID.
+    NotInAlma,
+    /// Not an INTERNAL account: no password in Alma.
+    External,
+    /// Status not ACTIVE.
+    Inactive,
+    /// `expiry_date` before today.
+    Expired,
+    /// A role other than Patron (staff, vendor, Ex Libris accounts).
+    StaffRole,
+    /// No preferred email address: the letter cannot arrive.
+    NoEmail,
+    /// Notified by a run within `[guard] cooldown_days`.
+    RecentlyReset,
+    /// An exclusion file protects them since the plan.
+    Protected,
+}
+
+impl Reason {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Reason::NotInAlma => "not in Alma (no user by this ID)",
+            Reason::External => "not an INTERNAL account (no password in Alma)",
+            Reason::Inactive => "not ACTIVE in Alma",
+            Reason::Expired => "expired in Alma",
+            Reason::StaffRole => "a role other than Patron",
+            Reason::NoEmail => "no preferred email address in Alma",
+            Reason::RecentlyReset => "notified by a run within the cooldown",
+            Reason::Protected => "protected by an exclusion file since the plan",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::NotInAlma => "not_in_alma",
+            Reason::External => "external",
+            Reason::Inactive => "inactive",
+            Reason::Expired => "expired",
+            Reason::StaffRole => "staff_role",
+            Reason::NoEmail => "no_email",
+            Reason::RecentlyReset => "recently_reset",
+            Reason::Protected => "protected",
+        }
+    }
+}
+
+/// A member left out, with what Alma (or the report) said.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeftOut {
+    pub id: String,
+    pub reason: Reason,
+    pub alma_said: String,
+    /// Left out by a lookup after the run started (`resume`, `apply`): taken out of the set.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub since_plan: bool,
+}
+
+/// The rules a run applies, as the query set them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Rules {
+    pub lookup: bool,
+    pub staff_include: bool,
+    pub require_email: bool,
+    pub max_age_hours: f64,
+}
+
+impl Rules {
+    pub fn of(spec: &EligibilitySpec) -> Self {
+        Rules {
+            lookup: spec.lookup,
+            staff_include: spec.staff_include,
+            require_email: spec.require_email,
+            max_age_hours: spec.max_age_hours,
+        }
+    }
+
+    /// The rules that are on, in words.
+    pub fn describe(&self) -> String {
+        let mut on = vec!["in Alma", "INTERNAL", "ACTIVE", "not expired"];
+        if self.require_email {
+            on.push("a preferred email");
+        }
+        if !self.staff_include {
+            on.push("no role but Patron");
+        }
+        let mut s = on.join(", ");
+        if self.staff_include {
+            s.push_str(" (staff included: [eligibility] staff = \"include\")");
+        }
+        if !self.require_email {
+            s.push_str(" (no email required: [eligibility] require_email = false)");
+        }
+        s
+    }
+}
+
+/// What the eligibility stage found: journaled with the run (`Execution::eligibility`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Checked {
+    pub rules: Rules,
+    /// `alma` (live lookups), `report` (the report's columns), or `none` (not checked: a list
+    /// file's plan without Alma).
+    pub source: String,
+    /// When the lookups were made (RFC 3339); `None` when nothing was checked.
+    pub checked_at: Option<String>,
+    pub looked_up: usize,
+    /// HTTP requests the lookups took (retries included) and their wall time.
+    pub calls: u64,
+    pub seconds: f64,
+    pub left_out: Vec<LeftOut>,
+}
+
+impl Checked {
+    /// Counts per reason, in the reasons' order.
+    pub fn counts(&self) -> BTreeMap<Reason, usize> {
+        let mut counts = BTreeMap::new();
+        for l in &self.left_out {
+            *counts.entry(l.reason).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// The plan's lines.
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        let how = match self.source.as_str() {
+            "alma" => format!(
+                "each member looked up in Alma ({} users, {} calls, {:.1} s)",
+                self.looked_up, self.calls, self.seconds
+            ),
+            "report" => "from the report's columns ([eligibility] lookup = false): the report may lag Alma by days".into(),
+            _ => "NOT CHECKED: no Alma given for a list file's plan (run --execute looks every member up)".into(),
+        };
+        lines.push(format!("Eligibility {how}; rules: {}", self.rules.describe()));
+        for (reason, n) in self.counts() {
+            lines.push(format!("{:<44}{:>9}", format!("  left out: {}", reason.describe()), n));
+        }
+        lines
+    }
+
+    /// Older than `max_age_hours` (or never checked): `resume` and `apply` look up again.
+    pub fn stale(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
+        match self.checked_at.as_deref().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()) {
+            Some(at) => (now - at.with_timezone(&chrono::Utc)).num_seconds() as f64 / 3600.0 > self.rules.max_age_hours,
+            None => self.rules.lookup,
+        }
+    }
+}
+
+/// Today at the institution, without knowing its time zone: the latest date anywhere (UTC+14),
+/// so that a user whose account ends today somewhere is never counted as still valid.
+pub fn today() -> NaiveDate {
+    (chrono::Utc::now() + chrono::Duration::hours(14)).date_naive()
+}
+
+/// The first rule a user fails, with what Alma said; `None` when the letter can reach them.
+pub fn judge(user: Option<&UserInfo>, rules: &Rules, today: NaiveDate) -> Option<(Reason, String)> {
+    let Some(u) = user else {
+        return Some((Reason::NotInAlma, "no user with this ID (401861)".into()));
+    };
+    if u.account_type != "INTERNAL" {
+        return Some((Reason::External, format!("account_type {}", or_none(&u.account_type))));
+    }
+    if u.status != "ACTIVE" {
+        return Some((Reason::Inactive, format!("status {}", or_none(&u.status))));
+    }
+    let expiry = u.expiry_date.trim();
+    if !expiry.is_empty() {
+        match expiry.get(..10).and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()) {
+            Some(d) if d < today => return Some((Reason::Expired, format!("expiry_date {expiry}"))),
+            Some(_) => {}
+            // A date nobody can read is not a date that is still valid.
+            None => return Some((Reason::Expired, format!("expiry_date {expiry:?} cannot be read as a date"))),
+        }
+    }
+    if !rules.staff_include {
+        let other: Vec<String> = u
+            .roles
+            .iter()
+            .filter(|r| r.role_type != "200")
+            .map(|r| match r.desc.is_empty() {
+                true => r.role_type.clone(),
+                false => format!("{} ({})", r.role_type, r.desc),
+            })
+            .collect();
+        if !other.is_empty() || u.record_type == "STAFF" {
+            let said = if other.is_empty() {
+                "record_type STAFF".to_string()
+            } else {
+                format!("roles {}", other.join(", "))
+            };
+            return Some((Reason::StaffRole, said));
+        }
+    }
+    if rules.require_email && u.preferred_email().is_none() {
+        let said = match u.emails.len() {
+            0 => "no email address".to_string(),
+            n => format!("{n} email address(es), none preferred"),
+        };
+        return Some((Reason::NoEmail, said));
+    }
+    None
+}
+
+fn or_none(s: &str) -> &str {
+    if s.is_empty() { "(none)" } else { s }
+}
+
+/// Progress of the lookups, for the operator's bar.
+#[derive(Clone, Copy, Debug)]
+pub enum LookupProgress {
+    Start(usize),
+    Done(usize),
+    End,
+}
+
+/// Looks every ID up in Alma, many in flight at once at the client's pace; lost answers are
+/// asked again by the client (GETs). A failure after its retries stops the plan (nothing was
+/// written). Logs carry counts, never IDs.
+pub async fn look_up(
+    client: &AlmaClient,
+    ids: &[String],
+    rules: &Rules,
+    progress: &mut (dyn FnMut(LookupProgress) + Send),
+) -> Result<Checked, Error> {
+    let started = std::time::Instant::now();
+    let calls_before = client.requests_sent();
+    let today = today();
+    progress(LookupProgress::Start(ids.len()));
+    let mut results: Vec<Option<(Reason, String)>> = vec![None; ids.len()];
+    let mut stream = futures_util::stream::iter(ids.iter().enumerate())
+        .map(|(i, id)| async move { (i, client.get_user(id).await) })
+        .buffer_unordered(LOOKUPS_IN_FLIGHT);
+    let mut done = 0;
+    while let Some((i, answer)) = stream.next().await {
+        let user = answer.map_err(Error::from)?;
+        results[i] = judge(user.as_ref(), rules, today);
+        done += 1;
+        if done % 25 == 0 || done == ids.len() {
+            progress(LookupProgress::Done(done));
+        }
+    }
+    progress(LookupProgress::End);
+    let left_out: Vec<LeftOut> = ids
+        .iter()
+        .zip(results)
+        .filter_map(|(id, r)| {
+            r.map(|(reason, alma_said)| LeftOut {
+                id: id.clone(),
+                reason,
+                alma_said,
+                since_plan: false,
+            })
+        })
+        .collect();
+    let checked = Checked {
+        rules: rules.clone(),
+        source: "alma".into(),
+        checked_at: Some(crate::journal::now()),
+        looked_up: ids.len(),
+        calls: client.requests_sent() - calls_before,
+        seconds: started.elapsed().as_secs_f64(),
+        left_out,
+    };
+    let counts: Vec<String> = checked
+        .counts()
+        .iter()
+        .map(|(r, n)| format!("{}={n}", r.as_str()))
+        .collect();
+    tracing::info!(
+        looked_up = checked.looked_up,
+        calls = checked.calls,
+        seconds = format!("{:.1}", checked.seconds),
+        left_out = checked.left_out.len(),
+        reasons = counts.join(" "),
+        "cohort looked up in Alma"
+    );
+    Ok(checked)
+}
+
+/// `resume` and `apply`: when the run's lookups are older than its rules' max age (or were never
+/// made), `ids` are looked up again. Returns the run's eligibility with the new lookups' time,
+/// and the members left out since (marked `since_plan`); `None` when the lookups are fresh, the
+/// query turned them off, or the run was journaled before lookups existed.
+pub async fn refresh(
+    client: &AlmaClient,
+    checked: Option<&Checked>,
+    ids: &[String],
+    progress: &mut (dyn FnMut(LookupProgress) + Send),
+) -> Result<Option<(Checked, Vec<LeftOut>)>, Error> {
+    let Some(checked) = checked else {
+        return Ok(None);
+    };
+    if !checked.rules.lookup || !checked.stale(chrono::Utc::now()) {
+        return Ok(None);
+    }
+    let fresh = look_up(client, ids, &checked.rules, progress).await?;
+    let newly: Vec<LeftOut> = fresh
+        .left_out
+        .into_iter()
+        .map(|l| LeftOut { since_plan: true, ..l })
+        .collect();
+    let mut merged = checked.clone();
+    merged.left_out.extend(newly.iter().cloned());
+    merged.source = fresh.source;
+    merged.checked_at = fresh.checked_at;
+    merged.looked_up = fresh.looked_up;
+    merged.calls = fresh.calls;
+    merged.seconds = fresh.seconds;
+    Ok(Some((merged, newly)))
+}
+
+/// The rules over the report's columns (`[eligibility] lookup = false`): `cells` holds, per
+/// member, account type, status, expiry, email and (when mapped) the staff flag.
+pub fn from_report(ids: &[String], cells: &[Vec<Option<String>>], rules: &Rules) -> Checked {
+    let today = today();
+    let left_out = ids
+        .iter()
+        .zip(cells)
+        .filter_map(|(id, row)| {
+            let get = |i: usize| row.get(i).cloned().flatten().unwrap_or_default().trim().to_string();
+            let staff = get(4);
+            let user = UserInfo {
+                primary_id: id.clone(),
+                account_type: get(0).to_ascii_uppercase(),
+                status: get(1).to_ascii_uppercase(),
+                record_type: String::new(),
+                expiry_date: get(2),
+                emails: match crate::transform::is_address(&get(3)) {
+                    true => vec![alma::users::Email {
+                        address: get(3),
+                        preferred: true,
+                    }],
+                    false => Vec::new(),
+                },
+                roles: match staff.to_ascii_lowercase().as_str() {
+                    "" | "no" | "n" | "false" | "0" => Vec::new(),
+                    _ => vec![alma::users::Role {
+                        role_type: "staff".into(),
+                        desc: format!("report says {staff:?}"),
+                        status: String::new(),
+                    }],
+                },
+            };
+            judge(Some(&user), rules, today).map(|(reason, said)| LeftOut {
+                id: id.clone(),
+                reason,
+                alma_said: format!("the report: {said}"),
+                since_plan: false,
+            })
+        })
+        .collect();
+    Checked {
+        rules: rules.clone(),
+        source: "report".into(),
+        checked_at: Some(crate::journal::now()),
+        looked_up: 0,
+        calls: 0,
+        seconds: 0.0,
+        left_out,
+    }
+}
+
+/// The report headings the rules read without lookups, in [`from_report`]'s order.
+pub fn report_headings(columns: &EligibilityColumns) -> Vec<Option<&str>> {
+    vec![
+        columns.account_type.as_deref(),
+        columns.status.as_deref(),
+        columns.expiry.as_deref(),
+        columns.email.as_deref(),
+        columns.staff.as_deref(),
+    ]
+}
+
+/// Nothing checked: a list file's plan with no Alma to ask.
+pub fn not_checked(rules: &Rules) -> Checked {
+    Checked {
+        rules: rules.clone(),
+        source: "none".into(),
+        checked_at: None,
+        looked_up: 0,
+        calls: 0,
+        seconds: 0.0,
+        left_out: Vec::new(),
+    }
+}
+
+/// The lower-cased IDs left out.
+pub fn left_out_ids(left_out: &[LeftOut]) -> HashSet<String> {
+    left_out.iter().map(|l| l.id.to_lowercase()).collect()
+}
+
+/// `left-out.csv`: each member left out, why, and what Alma said.
+pub fn write_left_out(file: &Path, left_out: &[LeftOut]) -> Result<(), Error> {
+    let out = |source: std::io::Error| Error::Output {
+        path: file.to_path_buf(),
+        source,
+    };
+    let mut w = csv::Writer::from_writer(crate::files::create(file).map_err(out)?);
+    w.write_record(["primary_id", "reason", "alma_said", "when"])
+        .map_err(|e| out(e.into()))?;
+    for l in left_out {
+        let when = if l.since_plan { "since the plan" } else { "plan" };
+        w.write_record([l.id.as_str(), l.reason.as_str(), &l.alma_said, when])
+            .map_err(|e| out(e.into()))?;
+    }
+    w.flush().map_err(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alma::users::{Email, Role};
+
+    const XSL: &str = r#"<?xml version="1.0" encoding="utf-8"?>
+<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">
+  <xsl:include href="header.xsl"/>
+  <xsl:template match="/">
+    <xsl:choose>
+      <xsl:when test="notification_data/notification_type = 'SOCIAL_LOGIN_INVITATION'">Hello</xsl:when>
+      <xsl:when test="notification_data/notification_type = 'NOTIFY_PASSWORD_CHANGE'">
+        <p>Your temporary password: <b><xsl:value-of select="notification_data/temp_password"/></b></p>
+      </xsl:when>
+      <xsl:otherwise><xsl:value-of select="notification_data/temp_password"/></xsl:otherwise>
+    </xsl:choose>
+  </xsl:template>
+</xsl:stylesheet>"#;
+
+    fn letter(enabled: &str, channel: &str, xsl: &str) -> alma::Letter {
+        alma::Letter {
+            code: "UserNotificationsLetter".into(),
+            name: "User Notifications Letter".into(),
+            enabled: enabled.into(),
+            channel: channel.into(),
+            xsl: xsl.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_password_branch_is_found_only_where_it_prints_the_password() {
+        assert_eq!(password_branch(XSL, "NOTIFY_PASSWORD_CHANGE"), Ok(true));
+        // A type with a branch that prints no password; the otherwise branch does not count.
+        assert_eq!(password_branch(XSL, "SOCIAL_LOGIN_INVITATION"), Ok(false));
+        assert_eq!(password_branch(XSL, "NOTIFY_PASSWORD_CHANG"), Ok(false));
+        let overdue = r#"<xsl:stylesheet xmlns:xsl="http://www.w3.org/1999/XSL/Transform"><xsl:template match="/">Your loans are overdue <xsl:value-of select="notification_data/item_loan/title"/></xsl:template></xsl:stylesheet>"#;
+        assert_eq!(password_branch(overdue, "NOTIFY_PASSWORD_CHANGE"), Ok(false));
+        let negated = XSL.replace("= 'NOTIFY_PASSWORD_CHANGE'", "!= 'NOTIFY_PASSWORD_CHANGE'");
+        assert_eq!(password_branch(&negated, "NOTIFY_PASSWORD_CHANGE"), Ok(false));
+        let with_if = r#"<xsl:stylesheet xmlns:xsl="x"><xsl:if test="notification_data/notification_type=&quot;NOTIFY_PASSWORD_CHANGE&quot;"><xsl:value-of select="/notification_data/temp_password"/></xsl:if></xsl:stylesheet>"#;
+        assert_eq!(password_branch(with_if, "NOTIFY_PASSWORD_CHANGE"), Ok(true));
+        assert!(password_branch("", "X").unwrap_err().contains("empty"));
+        assert!(password_branch("<a><b></a>", "X").unwrap_err().contains("not XML"));
+        assert!(password_branch("<a><b>", "X").unwrap_err().contains("not closed"));
+        assert!(password_branch("just text", "X").is_err());
+    }
+
+    #[test]
+    fn each_letter_state_is_judged() {
+        let ok = judge_letter(&letter("true", "EMAIL", XSL), "UserNotificationsLetter", "NOTIFY_PASSWORD_CHANGE");
+        assert_eq!(ok.problem, None);
+        assert!(ok.password_branch && ok.enabled);
+        assert_eq!(ok.digest.len(), 64);
+        let off = judge_letter(&letter("false", "EMAIL", XSL), "UserNotificationsLetter", "NOTIFY_PASSWORD_CHANGE");
+        assert!(off.problem.unwrap().contains("not enabled"));
+        assert_ne!(off.digest, ok.digest, "enabled is part of the digest");
+        let sms = judge_letter(&letter("true", "SMS", XSL), "UserNotificationsLetter", "NOTIFY_PASSWORD_CHANGE");
+        assert!(sms.problem.unwrap().contains("SMS"));
+        let bad = judge_letter(&letter("true", "EMAIL", "<x"), "UserNotificationsLetter", "NOTIFY_PASSWORD_CHANGE");
+        assert!(bad.problem.unwrap().contains("cannot be read"));
+        let typo = judge_letter(&letter("true", "EMAIL", XSL), "UserNotificationsLetter", "NOTIFY_PASSWORD_CHANG");
+        assert!(typo.problem.unwrap().contains("NOTIFY_PASSWORD_CHANG"));
+    }
+
+    fn user() -> UserInfo {
+        UserInfo {
+            primary_id: "0012345".into(),
+            account_type: "INTERNAL".into(),
+            status: "ACTIVE".into(),
+            record_type: "PUBLIC".into(),
+            expiry_date: "2030-06-30Z".into(),
+            emails: vec![
+                Email {
+                    address: "old@x.edu".into(),
+                    preferred: false,
+                },
+                Email {
+                    address: "a@x.edu".into(),
+                    preferred: true,
+                },
+            ],
+            roles: vec![Role {
+                role_type: "200".into(),
+                desc: "Patron".into(),
+                status: "ACTIVE".into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn each_rule_leaves_out_with_what_alma_said() {
+        let rules = Rules {
+            lookup: true,
+            staff_include: false,
+            require_email: true,
+            max_age_hours: 24.0,
+        };
+        let today = NaiveDate::from_ymd_opt(2026, 12, 4).unwrap();
+        assert_eq!(judge(Some(&user()), &rules, today), None);
+        assert_eq!(judge(None, &rules, today).unwrap().0, Reason::NotInAlma);
+        let with = |f: &dyn Fn(&mut UserInfo)| {
+            let mut u = user();
+            f(&mut u);
+            judge(Some(&u), &rules, today)
+        };
+        assert_eq!(with(&|u| u.account_type = "EXTERNAL".into()).unwrap().0, Reason::External);
+        assert_eq!(with(&|u| u.status = "INACTIVE".into()).unwrap().0, Reason::Inactive);
+        let expired = with(&|u| u.expiry_date = "2026-12-03Z".into()).unwrap();
+        assert_eq!(expired, (Reason::Expired, "expiry_date 2026-12-03Z".into()));
+        assert_eq!(with(&|u| u.expiry_date = "2026-12-04Z".into()), None, "valid through today");
+        assert_eq!(with(&|u| u.expiry_date = "soon".into()).unwrap().0, Reason::Expired);
+        assert_eq!(with(&|u| u.expiry_date = String::new()), None, "no expiry date");
+        let staff = with(&|u| {
+            u.roles.push(Role {
+                role_type: "21".into(),
+                desc: "Circulation Desk Operator".into(),
+                status: "ACTIVE".into(),
+            })
+        })
+        .unwrap();
+        assert_eq!(staff, (Reason::StaffRole, "roles 21 (Circulation Desk Operator)".into()));
+        let no_pref = with(&|u| u.emails[1].preferred = false).unwrap();
+        assert_eq!(no_pref, (Reason::NoEmail, "2 email address(es), none preferred".into()));
+        // Relaxed rules.
+        let relaxed = Rules {
+            staff_include: true,
+            require_email: false,
+            ..rules.clone()
+        };
+        let mut u = user();
+        u.emails.clear();
+        u.record_type = "STAFF".into();
+        assert_eq!(judge(Some(&u), &relaxed, today), None);
+        assert_eq!(judge(Some(&u), &rules, today).unwrap().0, Reason::StaffRole);
+    }
+}
