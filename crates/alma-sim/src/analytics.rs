@@ -75,7 +75,9 @@ impl State {
             })?),
         };
         let as_of = self.clock.now().date_naive();
-        let rows = self.reports[report].evaluate(&self.users, filter.as_ref(), as_of).rows;
+        let rows = self.reports[report]
+            .evaluate(&self.report_users, filter.as_ref(), as_of)
+            .rows;
         let token: String = (0..128)
             .map(|_| {
                 char::from_digit(self.rng.random_range(0..16u32), 16)
@@ -144,7 +146,7 @@ impl State {
         let token_shown = (first && !finished).then_some(token);
         let page = PageWriter {
             report,
-            users: &self.users,
+            users: &self.report_users,
             as_of,
             pretty: self.cfg.pretty,
             // The quirk: a schema without headings, as if asked without col_names=true.

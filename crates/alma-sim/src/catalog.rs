@@ -66,7 +66,7 @@ impl SavedReport {
             Cell::PrimaryId => Some(user.report_id()),
             Cell::FirstName => Some(user.first_name.clone()),
             Cell::LastName => Some(user.last_name.clone()),
-            Cell::UserGroup => Some(user.user_group.to_string()),
+            Cell::UserGroup => Some(user.user_group.clone()),
             Cell::AccountType => Some(user.account_type.desc().to_string()),
             Cell::Status => Some(if user.active { "Active" } else { "Inactive" }.to_string()),
             Cell::Email => user.email.clone(),
@@ -107,7 +107,7 @@ impl SavedReport {
                 if *sort_by_group {
                     rows.sort_by(|a, b| {
                         let (ua, ub) = (&users[*a as usize], &users[*b as usize]);
-                        (ua.user_group, &ua.primary_id).cmp(&(ub.user_group, &ub.primary_id))
+                        (&ua.user_group, &ua.primary_id).cmp(&(&ub.user_group, &ub.primary_id))
                     });
                 }
                 rows
@@ -249,7 +249,7 @@ mod tests {
 
     #[test]
     fn populations_select_the_right_users() {
-        let us = users(2000, 3);
+        let us = users(2000, 3, NaiveDate::from_ymd_opt(2026, 1, 5).unwrap());
         let as_of = NaiveDate::from_ymd_opt(2026, 1, 5).unwrap();
         let reports = builtin_reports();
         let all = reports[0].evaluate(&us, None, as_of);
@@ -270,7 +270,7 @@ mod tests {
 
     #[test]
     fn null_cells_are_none() {
-        let us = users(2000, 3);
+        let us = users(2000, 3, NaiveDate::from_ymd_opt(2026, 1, 5).unwrap());
         let as_of = NaiveDate::from_ymd_opt(2026, 1, 5).unwrap();
         let r = &builtin_reports()[0];
         let missing = us.iter().position(|u| u.email.is_none()).unwrap() as u32;

@@ -83,6 +83,18 @@ pub struct SimArgs {
     /// Send an answer shape that real Alma sends (may repeat; docs/simulator.md)
     #[arg(long = "quirk", value_name = "NAME", value_enum)]
     pub quirks: Vec<crate::Quirk>,
+    /// The User Notifications Letter: standard (emails the temporary password), disabled, sms
+    /// (not emailed), no-password (rewritten without the password, as some institutions have it)
+    #[arg(long, value_name = "STATE", default_value = "standard", value_parser = ["standard", "disabled", "sms", "no-password"])]
+    pub letter: String,
+    /// When staff last edited the letter (RFC 3339, e.g. 2026-11-20T09:00:00Z): its update_date,
+    /// and updated_by another person
+    #[arg(long, value_name = "RFC3339")]
+    pub letter_edited_at: Option<String>,
+    /// After the reports were built, N eligible users changed in Alma (the reports still show
+    /// them as before): KIND=N, KIND one of inactive, external, no_email, staff, expired (may repeat)
+    #[arg(long = "drift", value_name = "KIND=N")]
+    pub drift: Vec<String>,
 }
 
 /// The simulator's settings from its flags; an `Err` is the one line to print.
@@ -140,6 +152,23 @@ pub fn sim_config(args: &SimArgs) -> Result<SimConfig, String> {
     if args.compact {
         config = config.compact();
     }
+    config = config.letter(args.letter.parse().map_err(|e| format!("--letter: {e}"))?);
+    if let Some(t) = &args.letter_edited_at {
+        let t = chrono::DateTime::parse_from_rfc3339(t.trim())
+            .map_err(|e| format!("--letter-edited-at {t:?}: expected RFC 3339 like 2026-11-20T09:00:00Z ({e})"))?;
+        config = config.letter_edited_at(t.with_timezone(&chrono::Utc));
+    }
+    for spec in &args.drift {
+        let (kind, n) = spec
+            .split_once('=')
+            .ok_or_else(|| format!("--drift {spec:?}: expected KIND=N, e.g. inactive=5"))?;
+        let kind: crate::DriftKind = kind.trim().parse().map_err(|e| format!("--drift: {e}"))?;
+        let n: usize = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("--drift {spec:?}: N must be a whole number"))?;
+        config = config.drift(kind, n);
+    }
     if let Some(token) = &args.inspect_token {
         config = config.inspect_token(token)?;
     }
@@ -163,7 +192,7 @@ pub async fn serve(args: &SimArgs, name: &str) -> Result<(), String> {
         handle.base_url()
     );
     eprintln!(
-        "inspect: {0}/_sim/state  {0}/_sim/outbox  {0}/_sim/requests{1}",
+        "inspect: {0}/_sim/state  {0}/_sim/outbox  {0}/_sim/resets  {0}/_sim/requests{1}",
         handle.base_url(),
         if args.listen.is_loopback() {
             ""
@@ -251,5 +280,50 @@ mod tests {
         );
         let bad = Cli::try_parse_from(["alma-sim", "--fault", "boom@analytics"]).unwrap();
         assert!(sim_config(&bad.sim).unwrap_err().contains("unknown kind"));
+    }
+
+    #[test]
+    fn letter_and_drift_flags_become_a_config() {
+        let cli = Cli::try_parse_from([
+            "alma-sim",
+            "--letter",
+            "no-password",
+            "--letter-edited-at",
+            "2026-11-20T09:30:00+01:00",
+            "--drift",
+            "inactive=3",
+            "--drift",
+            "no-email=2",
+            "--drift",
+            "staff=1",
+        ])
+        .unwrap();
+        let c = sim_config(&cli.sim).unwrap();
+        assert_eq!(c.letter, crate::LetterState::NoPasswordBranch);
+        assert_eq!(
+            c.letter_edited_at.map(|t| t.to_rfc3339()),
+            Some("2026-11-20T08:30:00+00:00".to_string())
+        );
+        assert_eq!(
+            c.drift,
+            vec![
+                (crate::DriftKind::Inactive, 3),
+                (crate::DriftKind::NoEmail, 2),
+                (crate::DriftKind::Staff, 1)
+            ]
+        );
+        let default = Cli::try_parse_from(["alma-sim"]).unwrap();
+        assert_eq!(sim_config(&default.sim).unwrap().letter, crate::LetterState::Standard);
+        assert!(Cli::try_parse_from(["alma-sim", "--letter", "fax"]).is_err());
+        for (flag, value, error) in [
+            ("--drift", "inactive", "expected KIND=N"),
+            ("--drift", "asleep=2", "unknown drift"),
+            ("--drift", "staff=two", "whole number"),
+            ("--letter-edited-at", "yesterday", "RFC 3339"),
+        ] {
+            let cli = Cli::try_parse_from(["alma-sim", flag, value]).unwrap();
+            let e = sim_config(&cli.sim).unwrap_err();
+            assert!(e.contains(error), "{flag} {value}: {e}");
+        }
     }
 }

@@ -30,6 +30,10 @@ pub enum Target {
     /// `GET /conf/jobs/{id}/instances/{instance}`: job polling.
     JobInstance,
     UserGet,
+    /// `GET /conf/letters`
+    LetterList,
+    /// `GET /conf/letters/{code}`
+    LetterGet,
     Test,
     /// Matches every endpoint (for faults).
     Any,
@@ -65,12 +69,14 @@ impl FromStr for Target {
             "job-instances" => Target::JobInstances,
             "job-poll" | "job-instance" => Target::JobInstance,
             "user-get" => Target::UserGet,
+            "letter-list" => Target::LetterList,
+            "letter-get" => Target::LetterGet,
             "any" => Target::Any,
             other => {
                 return Err(format!(
                     "unknown fault target {other:?}: expected analytics, analytics-first, analytics-next, set-list, \
                      set-create, set-get, add-members, set-delete, set-members, job-list, job-get, job-run, \
-                     job-instances, job-poll, user-get or any"
+                     job-instances, job-poll, user-get, letter-list, letter-get or any"
                 ));
             }
         })
@@ -214,9 +220,25 @@ pub enum Quirk {
 }
 
 impl Quirk {
-    /// Every quirk, in the order `--help` lists them.
+    /// Every quirk, in the order `--help` lists them (without clap: the crate builds without
+    /// its `cli` feature; a test checks the two lists agree).
     pub fn all() -> &'static [Quirk] {
-        <Quirk as clap::ValueEnum>::value_variants()
+        &[
+            Quirk::TotalRecordCountString,
+            Quirk::RunWithoutLink,
+            Quirk::RunWithoutInstance,
+            Quirk::RunAnswerXml,
+            Quirk::RelativeLinks,
+            Quirk::InstanceRecordedShapes,
+            Quirk::JobListLong,
+            Quirk::SetPlainValues,
+            Quirk::ErrorsRecordedShapes,
+            Quirk::ResultXmlStillLoading,
+            Quirk::RowsetNoNamespace,
+            Quirk::SchemaWithoutHeadings,
+            Quirk::MemberWithoutId,
+            Quirk::TestEndpointsText,
+        ]
     }
 
     /// The quirk's `--quirk` name.
@@ -243,7 +265,7 @@ impl Quirk {
 impl FromStr for Quirk {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        <Quirk as clap::ValueEnum>::from_str(s, false).map_err(|_| {
+        Quirk::all().iter().copied().find(|q| q.name() == s).ok_or_else(|| {
             format!(
                 "unknown quirk {s:?}: expected one of {}",
                 Quirk::all().iter().map(|q| q.name()).collect::<Vec<_>>().join(", ")
@@ -303,6 +325,141 @@ impl FromStr for JobOutcome {
             }
         })
     }
+}
+
+/// What the institution's User Notifications Letter (`UserNotificationsLetter`, the letter
+/// Update/Notify Users sends) looks like: whether the temporary password reaches the user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LetterState {
+    /// Enabled, sent by email, its XSL prints `notification_data/temp_password` under
+    /// `NOTIFY_PASSWORD_CHANGE`: the password arrives.
+    #[default]
+    Standard,
+    /// Disabled: nothing is sent.
+    Disabled,
+    /// Its channel is SMS: no email, so no password by email.
+    Sms,
+    /// Rewritten by the institution as an overdue notice (as one institution's public copy is):
+    /// emailed, but without the password anywhere.
+    #[serde(rename = "no-password")]
+    NoPasswordBranch,
+}
+
+impl LetterState {
+    /// Its `--letter` name.
+    pub fn name(self) -> &'static str {
+        match self {
+            LetterState::Standard => "standard",
+            LetterState::Disabled => "disabled",
+            LetterState::Sms => "sms",
+            LetterState::NoPasswordBranch => "no-password",
+        }
+    }
+}
+
+impl std::fmt::Display for LetterState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for LetterState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "standard" => LetterState::Standard,
+            "disabled" => LetterState::Disabled,
+            "sms" => LetterState::Sms,
+            "no-password" => LetterState::NoPasswordBranch,
+            other => {
+                return Err(format!(
+                    "unknown letter state {other:?}: expected standard, disabled, sms or no-password"
+                ));
+            }
+        })
+    }
+}
+
+/// How a user's record in Alma changed after the Analytics report was built (the report lags
+/// Alma): the reports keep showing the user as before, `GET /users/{id}` and the job see this.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriftKind {
+    /// status INACTIVE
+    Inactive,
+    /// account_type EXTERNAL
+    External,
+    /// no preferred email (the address kept, not preferred)
+    NoEmail,
+    /// a staff role besides Patron, record_type STAFF
+    Staff,
+    /// expiry_date yesterday (the simulator's date)
+    Expired,
+}
+
+impl DriftKind {
+    /// Every kind, in the order `--drift` lists them.
+    pub fn all() -> &'static [DriftKind] {
+        &[
+            DriftKind::Inactive,
+            DriftKind::External,
+            DriftKind::NoEmail,
+            DriftKind::Staff,
+            DriftKind::Expired,
+        ]
+    }
+
+    /// Its `--drift` name.
+    pub fn name(self) -> &'static str {
+        match self {
+            DriftKind::Inactive => "inactive",
+            DriftKind::External => "external",
+            DriftKind::NoEmail => "no_email",
+            DriftKind::Staff => "staff",
+            DriftKind::Expired => "expired",
+        }
+    }
+}
+
+impl std::fmt::Display for DriftKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for DriftKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "inactive" => DriftKind::Inactive,
+            "external" => DriftKind::External,
+            "no_email" | "no-email" => DriftKind::NoEmail,
+            "staff" => DriftKind::Staff,
+            "expired" => DriftKind::Expired,
+            other => {
+                return Err(format!(
+                    "unknown drift {other:?}: expected inactive, external, no_email, staff or expired"
+                ));
+            }
+        })
+    }
+}
+
+/// One of a library's own people, for a rehearsal with its own list. A fact left `None` takes
+/// the default: an internal, active UGRAD patron with a generated preferred email address and
+/// an expiry date a year after the simulator's start. `email: Some("")` is a user with no
+/// address at all.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UserSeed {
+    pub primary_id: String,
+    /// Any code; one that is not among the simulator's groups is kept as given.
+    pub user_group: Option<String>,
+    pub internal: Option<bool>,
+    pub active: Option<bool>,
+    /// The preferred email address.
+    pub email: Option<String>,
+    pub expiry_date: Option<chrono::NaiveDate>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -431,6 +588,14 @@ pub struct SimConfig {
     pub clock_start: Option<chrono::DateTime<chrono::Utc>>,
     /// Users with these primary IDs, beside the seeded ones (internal, active, with an email).
     pub named_users: Vec<String>,
+    /// A library's own people ([`UserSeed`]): added, or replacing a seeded user of the same ID.
+    pub user_seeds: Vec<UserSeed>,
+    /// What the User Notifications Letter looks like at the start.
+    pub letter: LetterState,
+    /// When staff last edited the letter (its `update_date`, and `updated_by` another person).
+    pub letter_edited_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Users whose live record changes after the reports were built: per kind, how many.
+    pub drift: Vec<(DriftKind, usize)>,
     /// The token (header `X-Sim-Token`) that lets a client off this machine use `/_sim/*`;
     /// without one, `/_sim/*` answers only clients on loopback.
     pub inspect_token: Option<String>,
@@ -460,6 +625,10 @@ impl Default for SimConfig {
             past_instances: 0,
             clock_start: None,
             named_users: Vec::new(),
+            user_seeds: Vec::new(),
+            letter: LetterState::Standard,
+            letter_edited_at: None,
+            drift: Vec::new(),
             inspect_token: None,
         }
     }
@@ -555,6 +724,28 @@ impl SimConfig {
         self.named_users.extend(ids.into_iter().map(Into::into));
         self
     }
+    /// A library's own people: each added as a user, or replacing the seeded user with its ID
+    /// (the library's data wins). They appear in the reports like the other users.
+    pub fn user_seeds(mut self, seeds: Vec<UserSeed>) -> Self {
+        self.user_seeds.extend(seeds);
+        self
+    }
+    /// The User Notifications Letter as the institution has it at the start.
+    pub fn letter(mut self, state: LetterState) -> Self {
+        self.letter = state;
+        self
+    }
+    /// The letter was last edited at `t` (its `update_date`), by someone else than usual.
+    pub fn letter_edited_at(mut self, t: chrono::DateTime<chrono::Utc>) -> Self {
+        self.letter_edited_at = Some(t);
+        self
+    }
+    /// After the reports were built, `n` eligible users changed in Alma this way (may repeat;
+    /// each user drifts one way only). The reports keep showing them as they were.
+    pub fn drift(mut self, kind: DriftKind, n: usize) -> Self {
+        self.drift.push((kind, n));
+        self
+    }
     /// Lets clients off this machine use `/_sim/*` with this token (at least 16 characters,
     /// printable ASCII).
     pub fn inspect_token(mut self, token: &str) -> Result<Self, String> {
@@ -615,8 +806,18 @@ mod tests {
         assert_eq!(Quirk::all().len(), 14, "every quirk is listed");
         for &q in Quirk::all() {
             assert_eq!(q.name().parse::<Quirk>(), Ok(q));
-            let clap_name = clap::ValueEnum::to_possible_value(&q).expect("listed");
-            assert_eq!(clap_name.get_name(), q.name(), "--help shows the name that parses");
+        }
+        #[cfg(feature = "cli")]
+        {
+            assert_eq!(
+                Quirk::all(),
+                <Quirk as clap::ValueEnum>::value_variants(),
+                "as --help lists them"
+            );
+            for &q in Quirk::all() {
+                let clap_name = clap::ValueEnum::to_possible_value(&q).expect("listed");
+                assert_eq!(clap_name.get_name(), q.name(), "--help shows the name that parses");
+            }
         }
         assert_eq!(Quirk::ResultXmlStillLoading.name(), "result-xml-still-loading");
         assert!("nope".parse::<Quirk>().unwrap_err().contains("run-without-link"));

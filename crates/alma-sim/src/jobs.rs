@@ -1,7 +1,8 @@
 //! Jobs (Configuration API): list, get, `op=run` with its thresholds, and instances that move
 //! QUEUED → INITIALIZING → RUNNING → FINALIZING → terminal on the simulator's clock. When Update/Notify
 //! Users ends well with Notify Password Change, each INTERNAL member gets a temporary password
-//! and one letter in the outbox; EXTERNAL members get none and are counted.
+//! (the reset log) and, when the User Notifications Letter can carry it to a preferred address,
+//! one letter in the outbox; EXTERNAL members get none and are counted.
 
 use std::time::Duration;
 
@@ -12,7 +13,9 @@ use serde_json::{Value, json};
 use super::config::{JobOutcome, Quirk};
 use super::institution::{AccountType, JobDef, UPDATE_NOTIFY_USERS};
 use super::records::Instance;
-use super::state::{Letter, Outcome, Parsed, Req, State, format_alma_date, json_code, list_json, paging, parse_body};
+use super::state::{
+    Letter, Outcome, Parsed, Req, Reset, State, format_alma_date, json_code, list_json, paging, parse_body,
+};
 use super::wire::{AppError, Reply};
 
 /// At most this many API-submitted jobs may run at once (else 402222).
@@ -579,6 +582,8 @@ impl State {
                 };
                 // Notify Password Change only touches INTERNAL users (external ones have no
                 // Alma password; behaviour for them is not documented, so they get nothing).
+                // Inactive, expired and staff internal users are reset like the others (not
+                // documented either: docs/simulator.md, assumptions).
                 if password_change && self.users[ui].account_type == AccountType::External {
                     external += 1;
                     continue;
@@ -595,19 +600,37 @@ impl State {
                         })
                         .collect::<String>()
                 });
-                self.users[ui].temp_password = temp.clone();
+                if temp.is_some() {
+                    self.users[ui].temp_password = temp.clone();
+                }
                 let seq = self.next_seq();
                 let user = &self.users[ui];
-                self.outbox.push(Letter {
-                    seq,
-                    job_instance_id: inst.id.clone(),
-                    user_primary_id: user.primary_id.clone(),
-                    email: user.email.clone(),
-                    notification_type: notification.clone(),
-                    temp_password: temp,
-                    sent_at: when,
-                });
-                notified += 1;
+                let (emailed, carries_password, why) = self.letter.delivery(user.email.is_some(), password_change);
+                if emailed {
+                    self.outbox.push(Letter {
+                        seq,
+                        job_instance_id: inst.id.clone(),
+                        user_primary_id: user.primary_id.clone(),
+                        email: user.email.clone(),
+                        notification_type: notification.clone(),
+                        temp_password: temp.clone().filter(|_| carries_password),
+                        carries_password,
+                        sent_at: when,
+                    });
+                    notified += 1;
+                }
+                if let Some(temp) = temp {
+                    self.resets.push(Reset {
+                        seq,
+                        job_instance_id: inst.id.clone(),
+                        user_primary_id: user.primary_id.clone(),
+                        temp_password: temp,
+                        letter: carries_password,
+                        locked_out: !carries_password,
+                        why: why.map(str::to_string),
+                        at: when,
+                    });
+                }
             }
         }
         let counters = vec![
@@ -689,6 +712,209 @@ mod tests {
             counters: vec![],
             alerts: vec![],
             applied: false,
+        }
+    }
+
+    mod resets {
+        use axum::http::Method;
+
+        use crate::config::{DriftKind, LetterState, SimConfig};
+        use crate::institution::AccountType;
+        use crate::state::State;
+        use crate::state::testkit::{notify, req, state};
+        use crate::wire::Format;
+
+        /// Members of every kind: eligible, a non-preferred address only, no address, external,
+        /// inactive, staff, expired (drifted at run time).
+        fn members(st: &mut State) -> Vec<String> {
+            let today = st.clock.now().date_naive();
+            let find = |st: &State, what: &str, p: &dyn Fn(&crate::institution::User) -> bool| {
+                st.users
+                    .iter()
+                    .find(|u| p(u))
+                    .unwrap_or_else(|| panic!("no {what} user"))
+                    .primary_id
+                    .clone()
+            };
+            let internal = |u: &crate::institution::User| u.account_type == AccountType::Internal;
+            let eligible = find(st, "eligible", &|u| u.fully_eligible(today));
+            let other_only = find(st, "other-only", &|u| {
+                internal(u) && u.email.is_none() && u.other_email.is_some()
+            });
+            let no_address = find(st, "address-less", &|u| {
+                internal(u) && u.email.is_none() && u.other_email.is_none()
+            });
+            let external = find(st, "external", &|u| {
+                u.account_type == AccountType::External && u.email.is_some()
+            });
+            let inactive = find(st, "inactive", &|u| internal(u) && !u.active && u.email.is_some());
+            let staff = find(st, "staff", &|u| {
+                internal(u) && u.is_staff() && u.active && u.email.is_some()
+            });
+            let expired = st
+                .users
+                .iter()
+                .filter(|u| u.fully_eligible(today))
+                .nth(1)
+                .unwrap()
+                .primary_id
+                .clone();
+            st.change_user(&expired, DriftKind::Expired).unwrap();
+            vec![eligible, other_only, no_address, external, inactive, staff, expired]
+        }
+
+        fn counter(st: &State, instance: &str, name: &str) -> u64 {
+            st.instances[instance]
+                .counters
+                .iter()
+                .find(|c| c.0 == name)
+                .map(|c| c.2)
+                .unwrap()
+        }
+
+        #[test]
+        fn the_standard_letter_reaches_everyone_with_a_preferred_address() {
+            let mut st = state(SimConfig::default().users(2000).seed(7));
+            let m = members(&mut st);
+            let instance = notify(&mut st, &m);
+            assert_eq!(st.instances[&instance].status, "COMPLETED_SUCCESS");
+            let mailed: Vec<&str> = st.outbox.iter().map(|l| l.user_primary_id.as_str()).collect();
+            assert_eq!(
+                mailed,
+                [&m[0], &m[4], &m[5], &m[6]],
+                "eligible, inactive, staff, expired"
+            );
+            for l in &st.outbox {
+                assert!(l.carries_password && l.temp_password.as_ref().is_some_and(|p| p.len() == 10));
+                let u = &st.users[st.user_index[&l.user_primary_id.to_ascii_lowercase()]];
+                assert_eq!(l.email, u.email, "to the preferred address");
+                assert_eq!(u.temp_password, l.temp_password);
+            }
+            let reset: Vec<&str> = st.resets.iter().map(|r| r.user_primary_id.as_str()).collect();
+            assert_eq!(
+                reset,
+                [&m[0], &m[1], &m[2], &m[4], &m[5], &m[6]],
+                "every internal member, not the external one"
+            );
+            let locked: Vec<(&str, Option<&str>)> = st
+                .resets
+                .iter()
+                .filter(|r| r.locked_out)
+                .map(|r| (r.user_primary_id.as_str(), r.why.as_deref()))
+                .collect();
+            assert_eq!(
+                locked,
+                [
+                    (m[1].as_str(), Some("no preferred email")),
+                    (m[2].as_str(), Some("no preferred email"))
+                ]
+            );
+            assert!(st.resets.iter().all(|r| r.letter != r.locked_out));
+            assert_eq!(crate::locked_out_ids(&st.resets), [m[1].clone(), m[2].clone()]);
+            // A letter and its reset share their number.
+            let first = &st.resets[0];
+            assert_eq!(
+                (first.seq, Some(&first.temp_password)),
+                (st.outbox[0].seq, st.outbox[0].temp_password.as_ref())
+            );
+            let external = &st.users[st.user_index[&m[3].to_ascii_lowercase()]];
+            assert_eq!(external.temp_password, None, "external users are untouched");
+            assert_eq!(counter(&st, &instance, "users_processed"), 7);
+            assert_eq!(counter(&st, &instance, "users_notified"), 4);
+            assert_eq!(counter(&st, &instance, "users_external_not_notified"), 1);
+        }
+
+        #[test]
+        fn a_disabled_sms_or_rewritten_letter_locks_everyone_out() {
+            for (letter, why, mailed) in [
+                (LetterState::Disabled, "letter disabled", 0),
+                (LetterState::Sms, "letter sent by SMS", 0),
+                (LetterState::NoPasswordBranch, "letter has no password branch", 4),
+            ] {
+                let mut st = state(SimConfig::default().users(2000).seed(7).letter(letter));
+                let m = members(&mut st);
+                let instance = notify(&mut st, &m);
+                assert_eq!(st.outbox.len(), mailed, "{letter}");
+                assert!(
+                    st.outbox
+                        .iter()
+                        .all(|l| !l.carries_password && l.temp_password.is_none()),
+                    "{letter}: a letter without the password"
+                );
+                assert_eq!(counter(&st, &instance, "users_notified"), mailed as u64);
+                assert_eq!(st.resets.len(), 6, "{letter}: the passwords are reset all the same");
+                assert!(st.resets.iter().all(|r| r.locked_out && !r.letter), "{letter}");
+                let whys: Vec<&str> = st.resets.iter().map(|r| r.why.as_deref().unwrap()).collect();
+                let expected: Vec<&str> = if letter == LetterState::NoPasswordBranch {
+                    vec![why, "no preferred email", "no preferred email", why, why, why]
+                } else {
+                    vec![why; 6]
+                };
+                assert_eq!(whys, expected, "{letter}");
+                assert_eq!(crate::locked_out_ids(&st.resets).len(), 6);
+            }
+        }
+
+        #[test]
+        fn a_later_letter_with_the_new_password_lets_the_user_in_again() {
+            let mut st = state(SimConfig::default().users(300).seed(7).letter(LetterState::Disabled));
+            let today = st.clock.now().date_naive();
+            let id = st
+                .users
+                .iter()
+                .find(|u| u.fully_eligible(today))
+                .unwrap()
+                .primary_id
+                .clone();
+            notify(&mut st, std::slice::from_ref(&id));
+            assert_eq!(crate::locked_out_ids(&st.resets), std::slice::from_ref(&id));
+            let now = st.clock.now();
+            st.letter.set(LetterState::Standard, now);
+            notify(&mut st, std::slice::from_ref(&id));
+            assert_eq!(st.resets.len(), 2);
+            assert!(crate::locked_out_ids(&st.resets).is_empty());
+            assert_ne!(st.resets[0].temp_password, st.resets[1].temp_password);
+            assert_eq!(st.outbox.len(), 1);
+        }
+
+        #[test]
+        fn another_notification_resets_nobody() {
+            let mut st = state(SimConfig::default().users(2000).seed(7));
+            let m = members(&mut st);
+            let set = crate::state::testkit::set_of(&mut st, &m);
+            let job = st
+                .jobs
+                .iter()
+                .find(|j| j.name == super::UPDATE_NOTIFY_USERS)
+                .unwrap()
+                .id
+                .clone();
+            let mut run = req(Method::POST, &format!("conf/jobs/{job}?op=run"), Format::Json);
+            run.content_type = Some("application/json".into());
+            run.body = serde_json::json!({"parameter": [
+                {"name": {"value": "set_id"}, "value": set},
+                {"name": {"value": "SEND_Notification_To_User_Active"}, "value": "true"},
+                {"name": {"value": "SEND_Notification_To_User_Value"}, "value": "ACCOUNT_EXPIRY_REMINDER"},
+            ]})
+            .to_string()
+            .into_bytes();
+            let reply = st.process(&run, crate::config::Target::JobRun);
+            assert_eq!(reply.status, axum::http::StatusCode::OK);
+            st.clock.advance(std::time::Duration::from_secs(3600));
+            st.refresh_jobs();
+            assert!(st.resets.is_empty());
+            assert!(st.users.iter().all(|u| u.temp_password.is_none()));
+            let mailed: Vec<&str> = st.outbox.iter().map(|l| l.user_primary_id.as_str()).collect();
+            assert_eq!(
+                mailed,
+                [&m[0], &m[3], &m[4], &m[5], &m[6]],
+                "everyone with a preferred address"
+            );
+            assert!(
+                st.outbox
+                    .iter()
+                    .all(|l| !l.carries_password && l.notification_type == "ACCOUNT_EXPIRY_REMINDER")
+            );
         }
     }
 

@@ -1,8 +1,11 @@
 //! A stateful local Ex Libris Alma for tests: Analytics reports paged with resumption tokens,
-//! itemized sets and their members, jobs and their instances (Update/Notify Users sends each
-//! member one letter with a temporary password, kept in an outbox), and users — with Alma's
-//! shapes, error codes and quirks, behind a gateway with API keys, a daily quota and a per-second
-//! threshold, and with knobs for latency, faults, time zones and listing lag.
+//! itemized sets and their members, jobs and their instances (Update/Notify Users resets each
+//! internal member's password and emails it in the User Notifications Letter when the letter and
+//! the user's preferred address allow — the outbox and the reset log say who is locked out),
+//! letters, and users as full records — with Alma's shapes, error codes and quirks, behind a
+//! gateway with API keys, a daily quota and a per-second threshold, and with knobs for latency,
+//! faults, time zones, listing lag, the letter's state and users that changed after the report
+//! (drift).
 //!
 //! Start one with [`SimConfig`] (builder methods for every knob) and [`SimConfig::start`]: the
 //! [`SimHandle`] gives its base URL, moves its clock, and shows what it holds (sets, job runs,
@@ -18,9 +21,11 @@ mod catalog;
 mod clock;
 mod columns;
 mod config;
+mod drift;
 mod filter;
 mod institution;
 mod jobs;
+mod letters;
 mod records;
 mod routes;
 mod sets;
@@ -51,10 +56,12 @@ pub mod cli;
 pub use catalog::{FIXTURES_FOLDER, REPORTS_FOLDER};
 pub use clock::Clock;
 pub use config::{
-    Access, ApiKey, Area, Fault, FaultKind, JobOutcome, Quirk, SimConfig, Target, default_keys, parse_offset,
+    Access, ApiKey, Area, DriftKind, Fault, FaultKind, JobOutcome, LetterState, Quirk, SimConfig, Target, UserSeed,
+    default_keys, parse_offset,
 };
 pub use institution::UPDATE_NOTIFY_USERS;
-pub use state::{Letter, RequestRecord};
+pub use letters::USER_NOTIFICATIONS_LETTER;
+pub use state::{Letter, RequestRecord, Reset};
 
 use state::{Admission, Req, State as SimState, classify};
 use wire::{Format, Reply};
@@ -88,7 +95,8 @@ pub struct InstanceSummary {
     pub parameters: Vec<(String, String)>,
 }
 
-/// A seeded user, for tests that work out the expected cohort.
+/// A seeded user, for tests that work out the expected cohort: [`SimHandle::users`] as Alma
+/// holds them now, [`SimHandle::report_users`] as the reports show them (before any drift).
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct UserSummary {
     pub primary_id: String,
@@ -96,8 +104,31 @@ pub struct UserSummary {
     pub internal: bool,
     pub active: bool,
     pub expiry_date: Option<String>,
-    /// `None`: the user has no email address in Alma.
+    /// The preferred email address; `None`: no preferred address in Alma (there may be a
+    /// non-preferred one, `other_email`).
     pub email: Option<String>,
+    /// A non-preferred address.
+    pub other_email: Option<String>,
+    /// A role other than Patron (`record_type` STAFF).
+    pub staff: bool,
+    /// The `role_type` codes held (`"200"` Patron first).
+    pub roles: Vec<String>,
+}
+
+impl UserSummary {
+    fn of(u: &institution::User) -> Self {
+        Self {
+            primary_id: u.primary_id.clone(),
+            user_group: u.user_group.clone(),
+            internal: u.account_type == institution::AccountType::Internal,
+            active: u.active,
+            expiry_date: u.expiry_date.map(|d| d.to_string()),
+            email: u.email.clone(),
+            other_email: u.other_email.clone(),
+            staff: u.is_staff(),
+            roles: u.roles.iter().map(|r| r.0.to_string()).collect(),
+        }
+    }
 }
 
 /// A running simulator. Dropping it stops the server.
@@ -225,19 +256,56 @@ impl SimHandle {
             .map(|j| j.id.clone())
     }
 
+    /// The users as Alma holds them now (what `GET /users/{id}` and the job see).
     pub fn users(&self) -> Vec<UserSummary> {
-        lock(&self.shared)
-            .users
-            .iter()
-            .map(|u| UserSummary {
-                primary_id: u.primary_id.clone(),
-                user_group: u.user_group.to_string(),
-                internal: u.account_type == institution::AccountType::Internal,
-                active: u.active,
-                expiry_date: u.expiry_date.map(|d| d.to_string()),
-                email: u.email.clone(),
-            })
-            .collect()
+        lock(&self.shared).users.iter().map(UserSummary::of).collect()
+    }
+
+    /// The users as the Analytics reports show them: as they were before any drift (the same
+    /// as [`SimHandle::users`] without drift).
+    pub fn report_users(&self) -> Vec<UserSummary> {
+        lock(&self.shared).report_users.iter().map(UserSummary::of).collect()
+    }
+
+    /// The users whose live record changed after the reports were built (`--drift`,
+    /// [`SimHandle::change_user`]), and how, in the order they changed.
+    pub fn drifted(&self) -> Vec<(String, DriftKind)> {
+        lock(&self.shared).drifted.clone()
+    }
+
+    /// Changes one user's live record now (`GET /users/{id}`, the job); the reports keep
+    /// showing the user as before. `Err` for an unknown primary id.
+    pub fn change_user(&self, id: &str, kind: DriftKind) -> Result<(), String> {
+        lock(&self.shared).change_user(id, kind)
+    }
+
+    /// Staff change the User Notifications Letter now: its state, its `update_date` (the
+    /// simulator's date) and `updated_by` (another person).
+    pub fn set_letter(&self, state: LetterState) {
+        let mut st = lock(&self.shared);
+        let now = st.clock.now();
+        st.letter.set(state, now);
+    }
+
+    /// The User Notifications Letter's state now.
+    pub fn letter(&self) -> LetterState {
+        lock(&self.shared).letter.state
+    }
+
+    /// Every password the job reset (Notify Password Change, internal members), in order.
+    pub fn resets(&self) -> Vec<Reset> {
+        let mut st = lock(&self.shared);
+        st.refresh_jobs();
+        st.resets.clone()
+    }
+
+    /// The users whose password was reset and who got no letter carrying it: by their last
+    /// reset (a later letter with the new password lets them in again), in the order of that
+    /// reset.
+    pub fn locked_out(&self) -> Vec<String> {
+        let mut st = lock(&self.shared);
+        st.refresh_jobs();
+        locked_out_ids(&st.resets)
     }
 
     pub fn quota_remaining(&self) -> u64 {
@@ -297,9 +365,22 @@ impl Drop for SimHandle {
     }
 }
 
+/// Users whose last reset carried no letter with the password, in the order of that reset.
+fn locked_out_ids(resets: &[Reset]) -> Vec<String> {
+    let mut last: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (i, r) in resets.iter().enumerate() {
+        last.insert(r.user_primary_id.to_ascii_lowercase(), i);
+    }
+    let mut ids: Vec<usize> = last.into_values().filter(|&i| resets[i].locked_out).collect();
+    ids.sort_unstable();
+    ids.into_iter().map(|i| resets[i].user_primary_id.clone()).collect()
+}
+
 fn router(shared: Shared, token: Option<Arc<str>>) -> Router {
     Router::new()
         .route("/_sim/outbox", get(inspect_outbox))
+        .route("/_sim/resets", get(inspect_resets))
+        .route("/_sim/letters", get(inspect_letter).post(inspect_set_letter))
         .route("/_sim/requests", get(inspect_requests))
         .route("/_sim/sets/{id}/members", get(inspect_set_members))
         .route("/_sim/state", get(inspect_state))
@@ -474,6 +555,51 @@ async fn inspect_outbox(State(shared): State<Shared>) -> Response {
     axum::Json(json!({"total": st.outbox.len(), "letters": st.outbox})).into_response()
 }
 
+async fn inspect_resets(State(shared): State<Shared>) -> Response {
+    let mut st = lock(&shared);
+    st.refresh_jobs();
+    let locked = locked_out_ids(&st.resets);
+    axum::Json(json!({
+        "resets": st.resets.len(),
+        "letters": st.resets.iter().filter(|r| r.letter).count(),
+        "locked_out": locked.len(),
+        "locked_out_ids": locked,
+        "items": st.resets,
+    }))
+    .into_response()
+}
+
+fn letter_state_json(st: &SimState) -> serde_json::Value {
+    json!({
+        "code": USER_NOTIFICATIONS_LETTER,
+        "state": st.letter.state,
+        "update_date": format!("{}Z", st.letter.update_date.format("%Y-%m-%d")),
+        "updated_by": st.letter.updated_by.0,
+    })
+}
+
+async fn inspect_letter(State(shared): State<Shared>) -> Response {
+    axum::Json(letter_state_json(&lock(&shared))).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct LetterParams {
+    state: String,
+}
+
+/// `POST /_sim/letters?state=standard|disabled|sms|no-password`: [`SimHandle::set_letter`].
+async fn inspect_set_letter(State(shared): State<Shared>, Query(p): Query<LetterParams>) -> Response {
+    match p.state.parse::<LetterState>() {
+        Ok(state) => {
+            let mut st = lock(&shared);
+            let now = st.clock.now();
+            st.letter.set(state, now);
+            axum::Json(letter_state_json(&st)).into_response()
+        }
+        Err(e) => (StatusCode::BAD_REQUEST, axum::Json(json!({"error": e}))).into_response(),
+    }
+}
+
 async fn inspect_requests(State(shared): State<Shared>) -> Response {
     let st = lock(&shared);
     axum::Json(json!({"total": st.requests.len(), "requests": st.requests})).into_response()
@@ -524,10 +650,21 @@ async fn inspect_state(State(shared): State<Shared>) -> Response {
         "sets": sets,
         "job_instances": instances,
         "letters": st.outbox.len(),
+        "letter": letter_state_json(&st),
+        "resets": st.resets.len(),
+        "drifted": drifted_json(&st.drifted),
     }))
     .into_response()
 }
 
+fn drifted_json(drifted: &[(String, DriftKind)]) -> Vec<serde_json::Value> {
+    drifted
+        .iter()
+        .map(|(id, kind)| json!({"primary_id": id, "drift": kind}))
+        .collect()
+}
+
+/// The live records (as Alma holds them now), and the users that drifted from the reports.
 async fn inspect_users(State(shared): State<Shared>) -> Response {
     let st = lock(&shared);
     let users: Vec<_> = st
@@ -535,10 +672,12 @@ async fn inspect_users(State(shared): State<Shared>) -> Response {
         .iter()
         .map(|u| {
             json!({"primary_id": u.primary_id, "user_group": u.user_group, "active": u.active,
-                   "account_type": u.account_type.code(), "expiry_date": u.expiry_date})
+                   "account_type": u.account_type.code(), "expiry_date": u.expiry_date,
+                   "record_type": if u.is_staff() { "STAFF" } else { "PUBLIC" },
+                   "preferred_email": u.email, "other_email": u.other_email})
         })
         .collect();
-    axum::Json(json!({"total": users.len(), "users": users})).into_response()
+    axum::Json(json!({"total": users.len(), "users": users, "drifted": drifted_json(&st.drifted)})).into_response()
 }
 
 #[derive(serde::Deserialize)]
@@ -578,6 +717,289 @@ mod tests {
     use std::net::IpAddr;
 
     use super::*;
+
+    /// One HTTP/1.1 request over loopback (the crate has no HTTP client): status and body.
+    async fn http(sim: &SimHandle, method: &str, path: &str, accept_json: bool) -> (u16, String) {
+        use std::io::{Read, Write};
+        let accept = if accept_json {
+            "Accept: application/json\r\n"
+        } else {
+            ""
+        };
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: apikey sim-rw\r\n{accept}Content-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        let addr = sim.addr();
+        // Blocking I/O on the blocking pool: the crate's tokio has no io-util.
+        let raw = tokio::task::spawn_blocking(move || {
+            let mut stream = std::net::TcpStream::connect(addr).unwrap();
+            stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            stream.write_all(request.as_bytes()).unwrap();
+            let mut raw = Vec::new();
+            stream.read_to_end(&mut raw).unwrap();
+            raw
+        })
+        .await
+        .unwrap();
+        let text = String::from_utf8(raw).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        (status, body.to_string())
+    }
+
+    async fn json_of(sim: &SimHandle, method: &str, path: &str) -> serde_json::Value {
+        let (status, body) = http(sim, method, path, true).await;
+        assert_eq!(status, 200, "{method} {path}: {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    #[tokio::test]
+    async fn users_are_full_records_over_the_wire() {
+        let sim = SimConfig::default()
+            .users(2000)
+            .seed(7)
+            .manual_clock()
+            .rate_limit(0)
+            .start()
+            .await
+            .unwrap();
+        let users = sim.users();
+        let pick = |p: &dyn Fn(&UserSummary) -> bool| users.iter().find(|u| p(u)).unwrap().primary_id.clone();
+        let staff = pick(&|u| u.user_group == "STAFF");
+        let v = json_of(&sim, "GET", &format!("/almaws/v1/users/{staff}")).await;
+        assert_eq!(v["record_type"], json!({"value": "STAFF", "desc": "Staff"}));
+        let roles = v["user_role"].as_array().unwrap();
+        assert_eq!(
+            roles[0],
+            json!({"status": {"value": "ACTIVE", "desc": "Active"},
+                   "scope": {"value": "01EXAMPLE_INST", "desc": "Example University"},
+                   "role_type": {"value": "200", "desc": "Patron"}, "parameter": []})
+        );
+        assert!(roles.len() >= 2 && roles[1]["role_type"]["value"] != "200");
+
+        let public = pick(&|u| u.email.is_some() && u.other_email.is_some() && u.internal && u.expiry_date.is_some());
+        let v = json_of(&sim, "GET", &format!("/almaws/v1/users/{public}")).await;
+        let summary = users.iter().find(|u| u.primary_id == public).unwrap();
+        assert_eq!(v["record_type"]["value"], "PUBLIC");
+        assert_eq!(v["user_role"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            v["expiry_date"],
+            format!("{}Z", summary.expiry_date.as_deref().unwrap())
+        );
+        let emails = v["contact_info"]["email"].as_array().unwrap();
+        assert_eq!(emails.len(), 2);
+        assert_eq!(
+            (
+                emails[0]["email_address"].as_str(),
+                &emails[0]["preferred"],
+                emails[0]["segment_type"].as_str()
+            ),
+            (summary.email.as_deref(), &json!(true), Some("Internal"))
+        );
+        assert_eq!(
+            (emails[1]["email_address"].as_str(), &emails[1]["preferred"]),
+            (summary.other_email.as_deref(), &json!(false))
+        );
+        assert_eq!(
+            emails[1]["email_type"][0],
+            json!({"value": "personal", "desc": "Personal"})
+        );
+
+        let other_only = pick(&|u| u.email.is_none() && u.other_email.is_some());
+        let v = json_of(&sim, "GET", &format!("/almaws/v1/users/{other_only}")).await;
+        assert_eq!(v["contact_info"]["email"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            v["contact_info"]["email"][0]["preferred"], false,
+            "an address, none preferred"
+        );
+        let none = pick(&|u| u.email.is_none() && u.other_email.is_none());
+        let v = json_of(&sim, "GET", &format!("/almaws/v1/users/{none}")).await;
+        assert_eq!(v["contact_info"]["email"], json!([]));
+        let never = pick(&|u| u.expiry_date.is_none());
+        let v = json_of(&sim, "GET", &format!("/almaws/v1/users/{never}")).await;
+        assert!(
+            v["expiry_date"].is_null() && v.get("expiry_date").is_some(),
+            "null in JSON"
+        );
+        let (_, xml) = http(&sim, "GET", &format!("/almaws/v1/users/{never}"), false).await;
+        assert!(!xml.contains("expiry_date"), "left out in XML: {xml}");
+        let (_, xml) = http(&sim, "GET", &format!("/almaws/v1/users/{staff}"), false).await;
+        assert!(xml.contains("<record_type desc=\"Staff\">STAFF</record_type>"), "{xml}");
+        assert!(
+            xml.contains("<user_roles><user_role><status desc=\"Active\">ACTIVE</status>"),
+            "{xml}"
+        );
+        let (_, xml) = http(&sim, "GET", &format!("/almaws/v1/users/{public}"), false).await;
+        assert!(
+            xml.contains(&format!(
+                "<emails><email preferred=\"true\" segment_type=\"Internal\"><email_address>{}</email_address>",
+                summary.email.as_deref().unwrap()
+            )),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<email preferred=\"false\" segment_type=\"Internal\">"),
+            "{xml}"
+        );
+        let (status, missing) = http(&sim, "GET", "/almaws/v1/users/nobody-here", true).await;
+        assert_eq!(status, 400);
+        assert!(missing.contains("401861"));
+    }
+
+    #[tokio::test]
+    async fn resets_letters_and_drift_are_shown_under_sim() {
+        let sim = SimConfig::default()
+            .users(500)
+            .seed(7)
+            .manual_clock()
+            .rate_limit(0)
+            .drift(DriftKind::NoEmail, 2)
+            .drift(DriftKind::Staff, 1)
+            .start()
+            .await
+            .unwrap();
+        let drifted = sim.drifted();
+        assert_eq!(
+            drifted.iter().map(|d| d.1).collect::<Vec<_>>(),
+            [DriftKind::NoEmail, DriftKind::NoEmail, DriftKind::Staff]
+        );
+        let users = json_of(&sim, "GET", "/_sim/users").await;
+        assert_eq!(
+            users["drifted"][0],
+            json!({"primary_id": drifted[0].0, "drift": "no_email"})
+        );
+        assert_eq!(users["drifted"][2]["drift"], "staff");
+        let state = json_of(&sim, "GET", "/_sim/state").await;
+        assert_eq!(state["drifted"].as_array().unwrap().len(), 3);
+        assert_eq!(state["letter"]["state"], "standard");
+        // The report users still have their address; the live ones do not.
+        let live = sim.users();
+        let report = sim.report_users();
+        let at = |list: &[UserSummary], id: &str| list.iter().find(|u| u.primary_id == id).unwrap().clone();
+        assert!(at(&report, &drifted[0].0).email.is_some() && at(&live, &drifted[0].0).email.is_none());
+        assert!(!at(&report, &drifted[2].0).staff && at(&live, &drifted[2].0).staff);
+
+        // Staff send Notify Password Change from the UI to the three and one eligible user.
+        let today = sim.clock().now().date_naive().to_string();
+        let eligible = live
+            .iter()
+            .find(|u| {
+                u.internal
+                    && u.active
+                    && u.email.is_some()
+                    && !u.staff
+                    && u.expiry_date.as_deref().is_none_or(|d| d >= today.as_str())
+            })
+            .unwrap()
+            .primary_id
+            .clone();
+        let mut members: Vec<String> = drifted.iter().map(|d| d.0.clone()).collect();
+        members.push(eligible.clone());
+        let set_id = {
+            let mut st = lock(&sim.shared);
+            crate::state::testkit::set_of(&mut st, &members)
+        };
+        sim.run_job_from_ui(&set_id).unwrap();
+        sim.advance(Duration::from_secs(3600));
+        let locked = sim.locked_out();
+        assert_eq!(
+            locked,
+            [drifted[0].0.clone(), drifted[1].0.clone()],
+            "the two without a preferred address"
+        );
+        assert_eq!(sim.resets().len(), 4);
+        assert_eq!(sim.outbox().len(), 2, "the staff user and the eligible one");
+        let resets = json_of(&sim, "GET", "/_sim/resets").await;
+        assert_eq!(
+            (
+                resets["resets"].as_u64(),
+                resets["letters"].as_u64(),
+                resets["locked_out"].as_u64()
+            ),
+            (Some(4), Some(2), Some(2))
+        );
+        assert_eq!(resets["locked_out_ids"], json!(locked));
+        assert_eq!(resets["items"][0]["why"], "no preferred email");
+        assert_eq!(resets["items"][0]["temp_password"].as_str().unwrap().len(), 10);
+        let outbox = json_of(&sim, "GET", "/_sim/outbox").await;
+        assert_eq!(outbox["total"], 2);
+        assert_eq!(outbox["letters"][0]["carries_password"], true);
+
+        // The letter disabled through /_sim: dated today, by someone else.
+        let letter = json_of(&sim, "POST", "/_sim/letters?state=disabled").await;
+        assert_eq!(letter["state"], "disabled");
+        assert_eq!(letter["update_date"], "2026-01-05Z");
+        assert_eq!(sim.letter(), LetterState::Disabled);
+        let got = json_of(&sim, "GET", "/almaws/v1/conf/letters/UserNotificationsLetter").await;
+        assert_eq!(got["enabled"]["value"], "false");
+        assert_eq!(got["updated_by"]["value"], "rlopez");
+        let (status, _) = http(&sim, "POST", "/_sim/letters?state=fax", true).await;
+        assert_eq!(status, 400);
+        sim.set_letter(LetterState::Sms);
+        let got = json_of(&sim, "GET", "/almaws/v1/conf/letters/UserNotificationsLetter").await;
+        assert_eq!(got["channel"], "SMS");
+
+        // A user changed at run time.
+        sim.change_user(&eligible, DriftKind::Inactive).unwrap();
+        let v = json_of(&sim, "GET", &format!("/almaws/v1/users/{eligible}")).await;
+        assert_eq!(v["status"]["value"], "INACTIVE");
+        assert!(at(&sim.report_users(), &eligible).active, "the report lags");
+        assert_eq!(sim.drifted().last(), Some(&(eligible.clone(), DriftKind::Inactive)));
+        assert!(sim.change_user("nobody-here", DriftKind::Inactive).is_err());
+    }
+
+    #[tokio::test]
+    async fn seeds_join_the_reports_and_replace_seeded_users() {
+        let probe = SimConfig::default()
+            .users(50)
+            .seed(7)
+            .manual_clock()
+            .start()
+            .await
+            .unwrap();
+        let taken = probe.users()[0].primary_id.clone();
+        let sim = SimConfig::default()
+            .users(50)
+            .seed(7)
+            .manual_clock()
+            .rate_limit(0)
+            .user_seeds(vec![
+                UserSeed {
+                    primary_id: "LIB-7".into(),
+                    user_group: Some("PHD".into()),
+                    ..UserSeed::default()
+                },
+                UserSeed {
+                    primary_id: taken.to_lowercase(),
+                    internal: Some(false),
+                    ..UserSeed::default()
+                },
+            ])
+            .start()
+            .await
+            .unwrap();
+        let users = sim.users();
+        assert_eq!(users.len(), 51);
+        assert_eq!(
+            (
+                users[50].primary_id.as_str(),
+                users[50].user_group.as_str(),
+                users[50].expiry_date.as_deref()
+            ),
+            ("LIB-7", "PHD", Some("2027-01-05"))
+        );
+        assert_eq!(
+            (users[0].primary_id.as_str(), users[0].internal),
+            (taken.as_str(), false)
+        );
+        let v = json_of(&sim, "GET", "/almaws/v1/users/lib-7").await;
+        assert_eq!(v["user_group"], json!({"value": "PHD", "desc": "PHD"}));
+        assert_eq!(v["contact_info"]["email"][0]["preferred"], true);
+        let q = "/almaws/v1/analytics/reports?limit=1000&path=%2Fshared%2FExample%20University%2FReports%2FPassword%20Resets%2FAll%20users";
+        let (status, page) = http(&sim, "GET", q, false).await;
+        assert_eq!(status, 200);
+        assert!(page.contains("LIB-7") && page.contains("PHD"), "in the report");
+    }
 
     #[test]
     fn inside_only_from_loopback_or_with_the_token() {

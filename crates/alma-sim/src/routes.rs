@@ -35,6 +35,8 @@ impl State {
             Target::JobInstances => self.list_instances(req),
             Target::JobInstance => self.get_instance(req),
             Target::UserGet => self.get_user(req),
+            Target::LetterList => self.list_letters(req),
+            Target::LetterGet => self.get_letter(req),
             Target::Test if self.cfg.has(Quirk::TestEndpointsText) => Ok(Reply::rendered(
                 StatusCode::OK,
                 "text/plain",

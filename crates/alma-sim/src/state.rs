@@ -12,8 +12,9 @@ use serde::Serialize;
 
 use super::catalog::{SavedReport, builtin_reports};
 use super::clock::Clock;
-use super::config::{Access, Area, Fault, FaultKind, Quirk, SimConfig, Target};
-use super::institution::{JobDef, User, jobs, users};
+use super::config::{Access, Area, DriftKind, Fault, FaultKind, Quirk, SimConfig, Target};
+use super::institution::{JobDef, User, apply_seeds, jobs, named_users, users};
+use super::letters::LetterConf;
 use super::records::{Instance, Session, SimSet};
 use super::wire::{AppError, Format, GatewayError, Reply};
 
@@ -33,16 +34,42 @@ pub struct RequestRecord {
     pub dropped: bool,
 }
 
-/// One letter the Update/Notify Users job would have emailed.
+/// One letter the Update/Notify Users job emailed (to the user's preferred address; a letter
+/// that could not be emailed — no preferred address, the letter disabled or sent by SMS — is
+/// not here, see [`Reset`]).
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct Letter {
     pub seq: u64,
     pub job_instance_id: String,
     pub user_primary_id: String,
+    /// The preferred address it went to.
     pub email: Option<String>,
     pub notification_type: String,
+    /// The password it carries: `None` when the letter has no password branch (or the
+    /// notification is not Notify Password Change).
     pub temp_password: Option<String>,
+    /// The letter's text carries the temporary password.
+    pub carries_password: bool,
     pub sent_at: DateTime<Utc>,
+}
+
+/// One password the Update/Notify Users job reset (Notify Password Change, an INTERNAL
+/// member), and whether the user can know it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Reset {
+    /// The same number as the [`Letter`] that carried it, if one did.
+    pub seq: u64,
+    pub job_instance_id: String,
+    pub user_primary_id: String,
+    pub temp_password: String,
+    /// A letter carrying this password was emailed.
+    pub letter: bool,
+    /// The password changed and no letter told the user the new one.
+    pub locked_out: bool,
+    /// Why no letter carried it: "letter disabled", "letter sent by SMS", "no preferred email",
+    /// "letter has no password branch".
+    pub why: Option<String>,
+    pub at: DateTime<Utc>,
 }
 
 /// A parsed request, owned, handed to the endpoint code.
@@ -82,9 +109,19 @@ pub struct State {
     pub cfg: SimConfig,
     pub clock: Clock,
     pub rng: ChaCha8Rng,
+    /// The users as Alma holds them now (`GET /users/{id}`, the job).
     pub users: Vec<User>,
+    /// The users as the Analytics reports show them: taken before any drift (the reports lag
+    /// Alma), same order as `users`.
+    pub report_users: Vec<User>,
     /// Lower-cased primary id → index into `users` (Alma matches primary ids case-insensitively).
     pub user_index: HashMap<String, usize>,
+    /// Users whose live record changed after the reports were built, and how.
+    pub drifted: Vec<(String, DriftKind)>,
+    /// The User Notifications Letter as the institution has it.
+    pub letter: LetterConf,
+    /// Every password reset, in order.
+    pub resets: Vec<Reset>,
     pub reports: Vec<SavedReport>,
     pub sessions: HashMap<String, Session>,
     pub session_order: VecDeque<String>,
@@ -102,9 +139,16 @@ pub struct State {
 
 impl State {
     pub fn new(cfg: SimConfig, clock: Clock) -> Result<Self, String> {
-        let mut users = users(cfg.users, cfg.seed);
-        let named = super::institution::named_users(&cfg.named_users, &users);
+        // Seeded dates are relative to the simulator's first day, so the share of expired users
+        // stays the same whenever the tests run.
+        let start = clock.now().date_naive();
+        let mut users = users(cfg.users, cfg.seed, start);
+        let named = named_users(&cfg.named_users, &users, start);
         users.extend(named);
+        apply_seeds(&mut users, &cfg.user_seeds, start);
+        let report_users = users.clone();
+        let drifted = super::drift::drift_users(&mut users, &cfg.drift, cfg.seed, start)?;
+        let letter = LetterConf::new(cfg.letter, cfg.letter_edited_at, start);
         let user_index = users
             .iter()
             .enumerate()
@@ -125,7 +169,11 @@ impl State {
             cfg,
             clock,
             users,
+            report_users,
             user_index,
+            drifted,
+            letter,
+            resets: Vec::new(),
             reports,
             sessions: HashMap::new(),
             session_order: VecDeque::new(),
@@ -357,6 +405,8 @@ pub fn classify(method: &Method, segs: &[String], query: &[(String, String)]) ->
         (Method::GET | Method::POST, ["conf" | "analytics" | "bibs", "test"]) => Target::Test,
         (Method::GET | Method::POST, ["users", "operation", "test"]) => Target::Test,
         (Method::GET, ["users", _]) => Target::UserGet,
+        (Method::GET, ["conf", "letters"]) => Target::LetterList,
+        (Method::GET, ["conf", "letters", _]) => Target::LetterGet,
         _ => Target::Unknown,
     }
 }
@@ -449,4 +499,91 @@ pub fn json_code(v: Option<&serde_json::Value>) -> Option<String> {
 
 pub fn format_alma_date(d: DateTime<Utc>) -> String {
     d.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// Helpers for the unit tests: a simulator's state on a manual clock, requests run straight
+/// through the gateway and the endpoints (no sockets), sets made directly.
+#[cfg(test)]
+pub(crate) mod testkit {
+    use std::time::Instant;
+
+    use axum::http::{Method, StatusCode};
+
+    use super::{Admission, Req, State, classify};
+    use crate::clock::Clock;
+    use crate::config::SimConfig;
+    use crate::records::SimSet;
+    use crate::wire::Format;
+
+    /// The state of a simulator with `cfg`, on the default manual clock (2026-01-05 06:00Z).
+    pub fn state(cfg: SimConfig) -> State {
+        State::open(cfg.manual_clock(), Clock::manual_default()).expect("the simulator opens")
+    }
+
+    /// A request as the router hands it over, for `path_and_query` under `/almaws/v1/`.
+    pub fn req(method: Method, path_and_query: &str, format: Format) -> Req {
+        let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+        Req {
+            method,
+            segs: path.split('/').filter(|s| !s.is_empty()).map(str::to_string).collect(),
+            query: form_urlencoded::parse(query.as_bytes()).into_owned().collect(),
+            format,
+            content_type: None,
+            body: Vec::new(),
+            base: "http://127.0.0.1:8089".into(),
+        }
+    }
+
+    /// A GET with `key` through the gateway: its status and rendered body.
+    pub fn get_with(st: &mut State, key: &str, path_and_query: &str, format: Format) -> (StatusCode, String) {
+        let req = req(Method::GET, path_and_query, format);
+        let target = classify(&req.method, &req.segs, &req.query);
+        let (admission, _) = st.admit(&req, Some(key), target, Instant::now());
+        let reply = match admission {
+            Admission::Answer(reply) => reply,
+            Admission::Proceed { .. } => st.process(&req, target),
+            Admission::DropBefore => panic!("no fault was asked for"),
+        };
+        (reply.status, reply.render(format).1)
+    }
+
+    /// A GET with the read/write key.
+    pub fn get(st: &mut State, path_and_query: &str, format: Format) -> (StatusCode, String) {
+        get_with(st, "sim-rw", path_and_query, format)
+    }
+
+    pub fn get_json(st: &mut State, path_and_query: &str) -> (StatusCode, serde_json::Value) {
+        let (status, text) = get(st, path_and_query, Format::Json);
+        (status, serde_json::from_str(&text).expect("JSON"))
+    }
+
+    /// An itemized USER set holding `members`; its id.
+    pub fn set_of(st: &mut State, members: &[String]) -> String {
+        let id = format!("95{:08}0001021", st.next_seq());
+        st.sets.insert(
+            id.clone(),
+            SimSet {
+                id: id.clone(),
+                name: format!("set {id}"),
+                description: String::new(),
+                content: "USER".into(),
+                private: true,
+                active: true,
+                note: String::new(),
+                created: st.clock.now(),
+                members: members.to_vec(),
+                member_keys: members.iter().map(|m| m.to_ascii_lowercase()).collect(),
+            },
+        );
+        id
+    }
+
+    /// Update/Notify Users with Notify Password Change on `members`, run to its end.
+    pub fn notify(st: &mut State, members: &[String]) -> String {
+        let set = set_of(st, members);
+        let instance = st.run_from_ui(&set).expect("the job starts");
+        st.clock.advance(std::time::Duration::from_secs(3600));
+        st.refresh_jobs();
+        instance
+    }
 }

@@ -184,7 +184,8 @@ fn start_node(e: &quick_xml::events::BytesStart<'_>) -> Result<Node, String> {
 }
 
 /// Renders one of Alma's JSON objects as Alma's XML: `{"value":..,"desc":..,"link":..}` becomes
-/// text with attributes, `link` and a list's `total_record_count` become attributes, and an
+/// text with attributes, `link`, a list's `total_record_count` and an email's `preferred` and
+/// `segment_type` become attributes, and an
 /// array under key `k` becomes `<ks><k>…</k></ks>` unless its parent is already `<ks>`.
 pub fn json_to_xml(root: &str, value: &Value) -> String {
     let mut w = XmlWriter::with_declaration();
@@ -207,7 +208,9 @@ fn write_value(w: &mut XmlWriter, name: &str, value: &Value) {
                 w.open(name, &attrs).text(&scalar_text(&map["value"])).close(name);
                 return;
             }
-            let attr_values: Vec<(&str, String)> = ["link", "total_record_count"]
+            // A user's `preferred` and `segment_type` are attributes of its email in Alma's XML
+            // (`<email preferred="true" segment_type="Internal">`, recorded).
+            let attr_values: Vec<(&str, String)> = ["link", "total_record_count", "preferred", "segment_type"]
                 .iter()
                 .filter_map(|k| map.get(*k).filter(|v| !v.is_object()).map(|v| (*k, scalar_text(v))))
                 .collect();

@@ -123,7 +123,7 @@ pub fn judge_letter(letter: &alma::Letter, code: &str, notification: &str) -> Le
         match &branch {
             Err(e) => Some(format!("its XSL cannot be read: {e}")),
             Ok(false) => Some(format!(
-                "its XSL has no branch for notification type {notification} that prints notification_data/temp_password: the letter would go out without the new password"
+                "its XSL has no branch for notification type {notification} ([job] notification) that prints notification_data/temp_password: the letter would go out without the new password"
             )),
             Ok(true) => None,
         }
@@ -509,7 +509,11 @@ impl Checked {
     /// Older than `max_age_hours` (or never checked): `resume` and `apply` look up again.
     pub fn stale(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
         match self.checked_at.as_deref().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()) {
-            Some(at) => (now - at.with_timezone(&chrono::Utc)).num_seconds() as f64 / 3600.0 > self.rules.max_age_hours,
+            Some(at) => {
+                self.rules.max_age_hours <= 0.0
+                    || (now - at.with_timezone(&chrono::Utc)).num_milliseconds() as f64 / 3_600_000.0
+                        > self.rules.max_age_hours
+            }
             None => self.rules.lookup,
         }
     }

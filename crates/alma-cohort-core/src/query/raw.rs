@@ -711,12 +711,12 @@ impl EligibilityRaw {
         };
         let max_age_hours = match self.max_age_hours {
             None => DEFAULT_ELIGIBILITY_MAX_AGE_HOURS,
-            Some(h) if h.is_finite() && h > 0.0 && h <= 24.0 * 31.0 => h,
+            Some(h) if h.is_finite() && (0.0..=24.0 * 31.0).contains(&h) => h,
             Some(h) => {
                 return Err(invalid(
                     "eligibility.max_age_hours",
                     format!("is {h}"),
-                    "give the hours a lookup stays good for before resume or apply looks again, above 0 and at most 744, e.g. 24",
+                    "give the hours a lookup stays good for before resume or apply looks again, from 0 (look again every time) to 744, e.g. 24",
                 ));
             }
         };
