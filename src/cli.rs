@@ -184,7 +184,7 @@ pub enum Command {
     #[command(
         after_help = "The global Alma client options (--base-url, --api-key-file, --pace, --state-dir, …) do nothing here: the simulator is the Alma they point at."
     )]
-    Sim(Box<alma_sim::cli::SimArgs>),
+    Sim(Box<SimCommand>),
     /// Delete the files (cohort, reports) of runs that ended more than [retention] days ago; the
     /// journal keeps their record
     Prune(PruneArgs),
@@ -390,4 +390,20 @@ pub struct ExtractArgs {
     /// Where to write: FILE.csv, FILE.parquet, or - for CSV on stdout
     #[arg(long)]
     pub out: PathBuf,
+}
+
+/// `alma-cohort sim`: the simulator's own flags, and the library's people to rehearse with.
+#[derive(Debug, clap::Args)]
+pub struct SimCommand {
+    #[command(flatten)]
+    pub sim: alma_sim::cli::SimArgs,
+    /// Create these people in the simulator (a list file or an exported report: .txt, .csv,
+    /// .xlsx, .xls, .ods, read as a query's [file] is), so that your own list or report can be
+    /// rehearsed end to end; columns User Group, Account Type (or User Type), Status, Preferred
+    /// Email and Expiry Date are used when present
+    #[arg(long, value_name = "FILE")]
+    pub users_from: Option<std::path::PathBuf>,
+    /// The heading of the IDs' column in --users-from (a .txt file's optional first line)
+    #[arg(long, value_name = "HEADING", default_value = "Primary Identifier", requires = "users_from")]
+    pub users_id_column: String,
 }

@@ -178,8 +178,13 @@ pub fn sim_config(args: &SimArgs) -> Result<SimConfig, String> {
 /// Serves the simulator its flags describe until Ctrl-C or SIGTERM. `name` is what the
 /// banner calls it (`alma-sim`, `alma-cohort simulator`).
 pub async fn serve(args: &SimArgs, name: &str) -> Result<(), String> {
+    serve_config(args, sim_config(args)?, name).await
+}
+
+/// [`serve`] with a configuration built from `args` and then extended (people of a library's
+/// own file, for a rehearsal).
+pub async fn serve_config(args: &SimArgs, config: SimConfig, name: &str) -> Result<(), String> {
     let addr = SocketAddr::new(args.listen, args.port);
-    let config = sim_config(args)?;
     let users = config.users;
     let handle = config.serve(addr).await?;
     if let Some(path) = &args.port_file {
