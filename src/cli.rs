@@ -404,6 +404,11 @@ pub struct SimCommand {
     #[arg(long, value_name = "FILE")]
     pub users_from: Option<std::path::PathBuf>,
     /// The heading of the IDs' column in --users-from (a .txt file's optional first line)
-    #[arg(long, value_name = "HEADING", default_value = "Primary Identifier", requires = "users_from")]
+    #[arg(
+        long,
+        value_name = "HEADING",
+        default_value = "Primary Identifier",
+        requires = "users_from"
+    )]
     pub users_id_column: String,
 }

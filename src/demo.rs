@@ -30,10 +30,7 @@ pub async fn run(args: DemoArgs, quiet: bool) -> Result<Exit, Error> {
             config = config.drift(*kind, 2);
         }
     }
-    let sim = config
-        .start()
-        .await
-        .map_err(Error::SimStart)?;
+    let sim = config.start().await.map_err(Error::SimStart)?;
     let work = std::env::temp_dir().join(format!("alma-cohort-demo-{}", pipeline::new_run_id()));
     alma_cohort_core::files::create_dir(&work).map_err(|source| Error::Output {
         path: work.clone(),

@@ -12,7 +12,11 @@ pub async fn sim(args: Box<SimCommand>) -> Result<Exit, Error> {
     let mut config = alma_sim::cli::sim_config(&args.sim).map_err(Error::Usage)?;
     if let Some(file) = &args.users_from {
         let people = alma_cohort_core::listfile::people(file, &args.users_id_column)?;
-        eprintln!("{} people from {} created in the simulator", people.len(), file.display());
+        eprintln!(
+            "{} people from {} created in the simulator",
+            people.len(),
+            file.display()
+        );
         config = config.user_seeds(people.into_iter().map(seed).collect());
     }
     alma_sim::cli::serve_config(&args.sim, config, "alma-cohort simulator")

@@ -86,9 +86,10 @@ pub fn last_json(stdout: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
-/// One set holding exactly the cohort, one job instance, one letter per INTERNAL member.
+/// One set holding exactly the cohort the letter can reach (every user Alma says is internal,
+/// active, unexpired, with a preferred email and no staff role: the others are left out before
+/// the set), one job instance, one letter with the password per member, nobody locked out.
 pub fn assert_done_once(sim: &Sim) {
-    let users = sim.handle.users();
     let sets = sim.handle.sets();
     assert_eq!(sets.len(), 1, "exactly one set: {sets:?}");
     let members: HashSet<String> = sim
@@ -98,24 +99,28 @@ pub fn assert_done_once(sim: &Sim) {
         .into_iter()
         .map(|m| m.to_lowercase())
         .collect();
-    let everyone: HashSet<String> = users.iter().map(|u| u.primary_id.to_lowercase()).collect();
-    assert_eq!(members, everyone, "the set holds exactly the cohort");
+    assert_eq!(
+        members,
+        eligible_ids(sim),
+        "the set holds exactly who can read the letter"
+    );
     let instances = sim.handle.job_instances();
     assert_eq!(instances.len(), 1, "exactly one job instance: {instances:?}");
     assert_eq!(instances[0].status, "COMPLETED_SUCCESS");
     let letters = sim.handle.outbox();
-    let internal: HashSet<String> = users
+    let lettered: Vec<String> = letters
         .iter()
-        .filter(|u| u.internal)
-        .map(|u| u.primary_id.clone())
+        .filter(|l| l.carries_password)
+        .map(|l| l.user_primary_id.to_lowercase())
         .collect();
-    let lettered: Vec<&str> = letters.iter().map(|l| l.user_primary_id.as_str()).collect();
-    assert_eq!(lettered.len(), internal.len(), "one letter per internal member");
+    assert_eq!(lettered.len(), members.len(), "one letter per member");
     assert_eq!(
-        lettered.iter().map(|s| s.to_string()).collect::<HashSet<_>>(),
-        internal,
+        lettered.into_iter().collect::<HashSet<_>>(),
+        members,
         "and none for anyone else"
     );
+    assert_eq!(sim.handle.resets().len(), members.len(), "one reset per member");
+    assert_nobody_locked_out(sim);
 }
 
 pub fn sim_config() -> SimConfig {
@@ -158,9 +163,16 @@ async fn a_2600_member_cohort_end_to_end_and_the_json_contract() {
     ] {
         assert!(v.get(field).is_some(), "{field} in {v}");
     }
+    // Everyone the letter can reach: the others are left out before the set, by name.
+    let reachable = eligible_ids(&sim).len() as u64;
     assert_eq!(
         (v["cohort_size"].as_u64(), v["members_added"].as_u64()),
-        (Some(2600), Some(2600))
+        (Some(reachable), Some(reachable))
+    );
+    assert_eq!(
+        v["left_out"].as_array().unwrap().len() as u64,
+        2600 - reachable,
+        "the others are named"
     );
     assert_eq!(
         (v["job_status"].as_str(), v["resumed"].as_bool(), v["skipped"].as_bool()),
@@ -191,7 +203,7 @@ async fn a_2600_member_cohort_end_to_end_and_the_json_contract() {
             calls(Target::SetOp),
             calls(Target::JobRun)
         ],
-        [3, 1, 3, 1]
+        [3, 1, eligible_ids(&sim).len().div_ceil(1000), 1]
     );
     let run_dir = state.join("runs").join(v["run_id"].as_str().unwrap());
     for f in ["cohort.csv", "summary.json", "report.md"] {
@@ -199,7 +211,7 @@ async fn a_2600_member_cohort_end_to_end_and_the_json_contract() {
     }
     let report = std::fs::read_to_string(run_dir.join("report.md")).unwrap();
     assert!(
-        report.contains("COMPLETED_SUCCESS") && report.contains("2600 added"),
+        report.contains("COMPLETED_SUCCESS") && report.contains(&format!("{} added", eligible_ids(&sim).len())),
         "{report}"
     );
 
@@ -425,7 +437,7 @@ async fn job_thresholds_say_when_to_try_again_and_leave_a_resumable_run() {
     let runs: Value = runs_json(&sim, &state).await;
     assert_eq!(
         (runs[0]["status"].as_str(), runs[0]["members_added"].as_u64()),
-        (Some("running"), Some(2600))
+        (Some("running"), Some(eligible_ids(&sim).len() as u64))
     );
 }
 
@@ -464,12 +476,20 @@ async fn a_second_process_on_the_same_query_is_refused() {
 async fn ids_alma_does_not_know_are_reported_and_transient_errors_survived() {
     let dir = temp_dir("unknown-ids");
     let csv = dir.join("cohort.csv");
-    let mut text = String::from("Primary Identifier\n");
+    // The report carries what the eligibility rules need, and the query reads them there
+    // (lookup = false): so unknown IDs reach the set step, as when a user is purged between the
+    // plan and the set.
+    let mut text = String::from("Primary Identifier,Account Type,Status,Expiry Date,Preferred Email\n");
     let sim0 = sim(sim_config()).await;
-    for u in sim0.handle.users().iter().take(40) {
-        text.push_str(&format!("{}\n", u.primary_id));
+    for u in sim0.handle.users().iter().filter(|u| eligible(&sim0, u)).take(40) {
+        text.push_str(&format!(
+            "{},Internal,Active,{},{}\n",
+            u.primary_id,
+            u.expiry_date.clone().unwrap_or_default(),
+            u.email.clone().unwrap_or_default()
+        ));
     }
-    text.push_str("NO-SUCH-1\nNO-SUCH-2\n");
+    text.push_str("NO-SUCH-1,Internal,Active,,nobody@example.edu\nNO-SUCH-2,Internal,Active,,nobody2@example.edu\n");
     std::fs::write(&csv, text).unwrap();
     let sim = sim(sim_config()
         .csv_report("/shared/Mine/Cohort", &csv)
@@ -477,7 +497,7 @@ async fn ids_alma_does_not_know_are_reported_and_transient_errors_survived() {
         .fault(Fault::new(FaultKind::ServerError, Target::JobInstance).count(3)))
     .await;
     let q = dir.join("mine.toml");
-    std::fs::write(&q, "name = \"mine\"\n[report]\npath = \"/shared/Mine/Cohort\"\n[cohort]\nid_column = \"Primary Identifier\"\n[guard]\nmax_members = 100\n").unwrap();
+    std::fs::write(&q, "name = \"mine\"\n[report]\npath = \"/shared/Mine/Cohort\"\n[cohort]\nid_column = \"Primary Identifier\"\n[guard]\nmax_members = 100\n[eligibility]\nlookup = false\naccount_type_column = \"Account Type\"\nstatus_column = \"Status\"\nexpiry_column = \"Expiry Date\"\nemail_column = \"Preferred Email\"\n").unwrap();
     let state = dir.join("state");
     // 2 of 42 refused is more than the default 1 %: the run stops before the job, the set kept.
     let r = execute_run(&sim, &state, q.to_str().unwrap(), &["--json"]).await;

@@ -159,11 +159,16 @@ async fn slow_pages_still_loading_and_420033() {
 #[tokio::test]
 async fn daily_threshold_mid_run_resumes_the_next_day() {
     // 3 report pages + set + two batches, then today's quota is gone; tomorrow's is ample.
-    let sim = sim(sim_config().manual_clock().daily_quota(1000)).await;
-    sim.handle.set_quota_remaining(6);
+    let sim = sim(sim_config().manual_clock().daily_quota(100_000)).await;
     let dir = temp_dir("daily");
     let state = dir.join("state");
     let q = all_users_query(&dir, 5000);
+    // What a plan costs (report pages, letter, job, a lookup per user), then the set and a
+    // batch: today's quota is gone after that.
+    let before = sim.handle.requests().len();
+    assert_eq!(run(&sim, &state, &["plan", q.to_str().unwrap()]).await.code, 0);
+    let plan_calls = (sim.handle.requests().len() - before) as u64;
+    sim.handle.set_quota_remaining(plan_calls + 3);
     let first = execute_run(&sim, &state, q.to_str().unwrap(), &[]).await;
     assert_eq!(first.code, 3, "{}", first.stderr);
     assert!(
@@ -178,7 +183,9 @@ async fn daily_threshold_mid_run_resumes_the_next_day() {
         3,
         "still the same day"
     );
-    sim.handle.advance(Duration::from_secs(24 * 3600));
+    // The next morning: the lookups are more than a day old, so resume looks everyone up again
+    // (who expired overnight is taken out of the set before the job).
+    sim.handle.advance(Duration::from_secs(30 * 3600));
     let next_day = run(&sim, &state, &["resume", &run_id, "--json"]).await;
     assert_eq!(next_day.code, 0, "{}", next_day.stderr);
     assert_done_once(&sim);
@@ -205,7 +212,7 @@ async fn five_runs_an_hour_then_resume_later() {
         .handle
         .job_instances()
         .into_iter()
-        .filter(|i| i.members == 2600)
+        .filter(|i| i.members == eligible_ids(&sim).len())
         .collect();
     assert_eq!(ours.len(), 1, "one job for our set");
 }

@@ -431,10 +431,11 @@ async fn bad_list_files_are_refused_with_one_line_and_no_call() {
     assert!(sim.handle.requests().is_empty(), "no call to Alma");
 }
 
-/// 5 of 25 IDs are not in Alma: the run stops before the job with the set kept (exit 4, one set,
-/// no job). Meanwhile a colleague protects one user; `resume --accept-refused` takes that user
-/// out of the set before the job: one job, one letter for each known user except the protected
-/// one. A run whose exclusion file is gone by then stops (exit 2) and submits nothing.
+/// 5 of 25 IDs are not in Alma: they are left out before the set (the query allows that share).
+/// The run stops before the job with the set kept (Alma fails the instance listing). Meanwhile a
+/// colleague protects one user; `resume` takes that user out of the set before the job: one job,
+/// one letter for each known user except the protected one. A run whose exclusion file is gone
+/// by then stops (exit 2) and submits nothing.
 #[tokio::test]
 async fn refused_ids_stop_the_run_and_a_protection_added_meanwhile_holds() {
     let known: Vec<String> = (0..20).map(|i| format!("00{:05}", 10000 + i)).collect();
@@ -454,10 +455,21 @@ async fn refused_ids_stop_the_run_and_a_protection_added_meanwhile_holds() {
         "[file]\npath = \"ids.txt\"",
         "exclude_files = [\"protected.txt\"]",
     );
+    let text = std::fs::read_to_string(&q).unwrap() + "max_refused_ratio = 0.25\n";
+    std::fs::write(&q, text).unwrap();
     let state = dir.join("state");
+    let stop_before_the_job = || {
+        sim.handle
+            .add_fault(alma_sim::Fault::new(alma_sim::FaultKind::ServerError, Target::JobInstances).count(100_000))
+    };
+    stop_before_the_job();
     let r = execute_run(&sim, &state, q.to_str().unwrap(), &["--period", "2027-spring"]).await;
-    assert_eq!(r.code, 4, "{}", r.stderr);
-    assert!(r.stderr.contains("Alma refused 5 of run "), "{}", r.stderr);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("left out: not in Alma (no user by this ID)"),
+        "{}",
+        r.stdout
+    );
     assert_eq!((sim.handle.sets().len(), sim.handle.job_instances().len()), (1, 0));
     assert_eq!(set_members(&sim).len(), 20);
     let run_id = crate::execute::runs_json(&sim, &state).await[0]["run_id"]
@@ -482,6 +494,7 @@ async fn refused_ids_stop_the_run_and_a_protection_added_meanwhile_holds() {
     );
     assert!(elsewhere.stderr.contains("Alma already holds"), "{}", elsewhere.stderr);
     assert_eq!((sim.handle.sets().len(), sim.handle.job_instances().len()), (1, 0));
+    sim.handle.clear_faults();
 
     // A protection added while the run waits, written the way it would be (another zero count).
     std::fs::write(dir.join("protected.txt"), "# protected staff\n0000001\n10003\n").unwrap();
@@ -489,15 +502,11 @@ async fn refused_ids_stop_the_run_and_a_protection_added_meanwhile_holds() {
     // a plain resume finds the user gone from the set and goes on.
     sim.handle
         .add_fault(alma_sim::Fault::new(alma_sim::FaultKind::DropAfter, Target::SetOp).count(1));
-    let lost = run(&sim, &state, &["resume", &run_id, "--accept-refused", "--yes"]).await;
+    let lost = run(&sim, &state, &["resume", &run_id, "--yes"]).await;
     assert_eq!(lost.code, 3, "{}", lost.stderr);
     assert_eq!(sim.handle.job_instances().len(), 0);
     let resumed = run(&sim, &state, &["resume", &run_id, "--json"]).await;
-    assert_eq!(
-        resumed.code, 1,
-        "completed, with the refused users as a warning: {}",
-        resumed.stderr
-    );
+    assert_eq!(resumed.code, 0, "completed: {}", resumed.stderr);
     let v = last_json(&resumed.stdout);
     assert_eq!(v["state"], "completed");
     assert_eq!(v["protected_ids"], serde_json::json!(["0010003"]));
@@ -526,9 +535,11 @@ async fn refused_ids_stop_the_run_and_a_protection_added_meanwhile_holds() {
         "the set was changed with delete_members"
     );
 
-    // Another period: the run stops (refused), and the exclusion file is then deleted.
+    // Another period: the run stops before its job, and the exclusion file is then deleted.
+    stop_before_the_job();
     let r = execute_run(&sim, &state, q.to_str().unwrap(), &["--period", "2027-fall", "--force"]).await;
-    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    sim.handle.clear_faults();
     let second = crate::execute::runs_json(&sim, &state).await[0]["run_id"]
         .as_str()
         .unwrap()
@@ -536,7 +547,7 @@ async fn refused_ids_stop_the_run_and_a_protection_added_meanwhile_holds() {
     assert_ne!(second, run_id);
     let kept = std::fs::read(dir.join("protected.txt")).unwrap();
     std::fs::remove_file(dir.join("protected.txt")).unwrap();
-    let gone = run(&sim, &state, &["resume", &second, "--accept-refused", "--yes"]).await;
+    let gone = run(&sim, &state, &["resume", &second, "--yes"]).await;
     assert_eq!(gone.code, 2, "{}", gone.stderr);
     assert!(
         gone.stderr.contains("protected.txt") && gone.stderr.contains("read again before the job"),
@@ -545,15 +556,11 @@ async fn refused_ids_stop_the_run_and_a_protection_added_meanwhile_holds() {
     );
     assert_eq!(gone.stderr.matches("error:").count(), 1, "{}", gone.stderr);
     assert_eq!(sim.handle.job_instances().len(), 1, "no second job");
-    // The operator restores the file and resumes (the acceptance was recorded): one more job,
-    // one letter each for the second period, the protected user still without one.
+    // The operator restores the file and resumes: one more job, one letter each for the second
+    // period, the protected user still without one.
     std::fs::write(dir.join("protected.txt"), kept).unwrap();
     let restored = run(&sim, &state, &["resume", &second]).await;
-    assert_eq!(
-        restored.code, 1,
-        "completed with the refused as a warning: {}",
-        restored.stderr
-    );
+    assert_eq!(restored.code, 0, "completed: {}", restored.stderr);
     assert_eq!((sim.handle.sets().len(), sim.handle.job_instances().len()), (2, 2));
     let letters: Vec<String> = sim.handle.outbox().into_iter().map(|l| l.user_primary_id).collect();
     assert_eq!(

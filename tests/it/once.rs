@@ -36,13 +36,13 @@ fn our_instances(sim: &Sim) -> Vec<alma_sim::InstanceSummary> {
         .collect()
 }
 
-/// One letter per internal user, and none twice.
+/// One letter per user the letter can reach, and none twice.
 fn assert_one_letter_each(sim: &Sim) {
     let letters = sim.handle.outbox();
     let unique: HashSet<&str> = letters.iter().map(|l| l.user_primary_id.as_str()).collect();
     assert_eq!(unique.len(), letters.len(), "a user got two letters");
-    let internal = sim.handle.users().iter().filter(|u| u.internal).count();
-    assert_eq!(letters.len(), internal, "one letter per internal member");
+    assert_eq!(letters.len(), eligible_ids(sim).len(), "one letter per member");
+    assert_nobody_locked_out(sim);
 }
 
 fn state_of(runs: &Value, i: usize) -> &str {
@@ -342,25 +342,52 @@ async fn reserved_job_parameters_and_user_updates_are_refused_before_any_write()
     assert_eq!(run(&sim, &state, &["validate", q.as_str()]).await.code, 0);
 }
 
-/// The lookups that only explain refused IDs fail (Users API down): the run goes on.
+/// The Users API is down. With the live lookups on, nobody can be checked: the run stops before
+/// anything is written (exit 3), naming the call and never an ID. With the report deciding
+/// (`lookup = false`), the lookups that only explain refused IDs fail and the run goes on.
 #[tokio::test]
-async fn failing_user_lookups_never_block_the_job() {
+async fn failing_user_lookups_stop_the_plan_but_never_block_a_job_that_needs_none() {
     let dir = temp_dir("explain");
     let csv = dir.join("cohort.csv");
     let probe = sim(sim_config()).await;
-    let mut text = String::from("Primary Identifier\n");
-    for u in probe.handle.users().iter().take(30) {
-        text.push_str(&format!("{}\n", u.primary_id));
+    let mut text = String::from("Primary Identifier,Account Type,Status,Expiry Date,Preferred Email\n");
+    for u in probe.handle.users().iter().filter(|u| eligible(&probe, u)).take(30) {
+        text.push_str(&format!(
+            "{},Internal,Active,{},{}\n",
+            u.primary_id,
+            u.expiry_date.clone().unwrap_or_default(),
+            u.email.clone().unwrap_or_default()
+        ));
     }
-    text.push_str("NO-SUCH-1\n");
+    text.push_str("NO-SUCH-1,Internal,Active,,nobody@example.edu\n");
     std::fs::write(&csv, text).unwrap();
     let sim = sim(sim_config()
         .csv_report("/shared/Mine/Cohort", &csv)
-        .fault(Fault::new(FaultKind::ServerError, Target::UserGet).count(1000)))
+        .fault(Fault::new(FaultKind::ServerError, Target::UserGet).count(100_000)))
     .await;
-    let q = dir.join("mine.toml");
+    let query = |extra: &str| {
+        let q = dir.join("mine.toml");
+        std::fs::write(&q, format!("name = \"mine\"\n[report]\npath = \"/shared/Mine/Cohort\"\n[cohort]\nid_column = \"Primary Identifier\"\n[guard]\nmax_members = 100\nmax_refused_ratio = 0.05\n{extra}")).unwrap();
+        q
+    };
+    let live = execute_run(&sim, &dir.join("state"), query("").to_str().unwrap(), &["--json"]).await;
+    assert_eq!(live.code, 3, "{}", live.stderr);
+    let errors: Vec<&str> = live.stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{}", live.stderr);
+    assert!(
+        errors[0].contains("GET /almaws/v1/users/…") && !errors[0].contains("NO-SUCH"),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        sim.handle.sets().is_empty() && sim.handle.job_instances().is_empty(),
+        "nothing written"
+    );
+
     // 1 of 31 refused: within a 5 % share, so the job runs (and the run completes with a warning).
-    std::fs::write(&q, "name = \"mine\"\n[report]\npath = \"/shared/Mine/Cohort\"\n[cohort]\nid_column = \"Primary Identifier\"\n[guard]\nmax_members = 100\nmax_refused_ratio = 0.05\n").unwrap();
+    let q = query(
+        "[eligibility]\nlookup = false\naccount_type_column = \"Account Type\"\nstatus_column = \"Status\"\nexpiry_column = \"Expiry Date\"\nemail_column = \"Preferred Email\"\n",
+    );
     let r = execute_run(&sim, &dir.join("state"), q.to_str().unwrap(), &["--json"]).await;
     assert_eq!(r.code, 1, "{}", r.stderr);
     let v = last_json(&r.stdout);

@@ -44,8 +44,7 @@ async fn the_shipped_examples_plan_the_cohorts_they_describe() {
     // The example leaves out users without an email address (their letter could not arrive).
     let expected = users
         .iter()
-        .filter(|u| u.internal && u.active && (u.user_group == "UGRAD" || u.user_group == "GRAD"))
-        .filter(|u| u.email.is_some())
+        .filter(|u| eligible(&sim, u) && (u.user_group == "UGRAD" || u.user_group == "GRAD"))
         .count();
     let (code, plan, err) = plan_json(&sim, &repo("queries/term-start-students.toml"), &[], &state).await;
     assert_eq!(code, 0, "{err}");
@@ -54,7 +53,7 @@ async fn the_shipped_examples_plan_the_cohorts_they_describe() {
     let in_range = |d: &Option<String>| d.as_deref().is_some_and(|d| ("2026-06-01"..="2026-06-30").contains(&d));
     let expected = users
         .iter()
-        .filter(|u| u.internal && u.active && in_range(&u.expiry_date))
+        .filter(|u| eligible(&sim, u) && in_range(&u.expiry_date))
         .count();
     assert!(expected > 0);
     let (code, plan, err) = plan_json(
@@ -80,7 +79,7 @@ async fn the_shipped_examples_plan_the_cohorts_they_describe() {
         .collect();
     let staff: Vec<_> = users
         .iter()
-        .filter(|u| u.internal && u.active && u.user_group == "STAFF")
+        .filter(|u| reachable(&sim, u, true) && u.user_group == "STAFF")
         .collect();
     let expected = staff
         .iter()
@@ -101,8 +100,7 @@ async fn the_shipped_examples_plan_the_cohorts_they_describe() {
     // Read in two partitions at once: the same cohort as term-start-students.
     let students = users
         .iter()
-        .filter(|u| u.internal && u.active && (u.user_group == "UGRAD" || u.user_group == "GRAD"))
-        .filter(|u| u.email.is_some())
+        .filter(|u| eligible(&sim, u) && (u.user_group == "UGRAD" || u.user_group == "GRAD"))
         .count();
     let before = sim.handle.requests().len();
     let (code, partitioned, err) = plan_json(&sim, &repo("queries/term-start-partitioned.toml"), &[], &state).await;

@@ -47,11 +47,12 @@ async fn old_runs_files_go_and_their_record_stays() {
     let refusing = dir.join("refusing.toml");
     std::fs::write(
         &refusing,
-        "name = \"refusing\"\n[file]\npath = \"ids.txt\"\n[cohort]\nid_column = \"User name\"\n[guard]\nmax_members = 10\ncooldown_days = 0\n",
+        format!("name = \"refusing\"\n[file]\npath = \"ids.csv\"\n[cohort]\nid_column = \"User name\"\n[guard]\nmax_members = 10\ncooldown_days = 0\n{RULES_FROM_FILE}"),
     )
     .unwrap();
-    let ids = sim.ids(true, 3).join("\n");
-    std::fs::write(dir.join("ids.txt"), format!("{ids}\nNOT-IN-ALMA\n")).unwrap();
+    let mut ids = sim.ids(true, 3);
+    ids.push("NOT-IN-ALMA".into());
+    std::fs::write(dir.join("ids.csv"), list_csv(&ids)).unwrap();
     let stopped = execute_run(&sim, &state, refusing.to_str().unwrap(), &[]).await;
     assert_eq!(stopped.code, 4, "{}", stopped.stderr);
     let plan = run(&sim, &state, &["plan", q]).await;
@@ -192,11 +193,12 @@ async fn a_pruned_run_abandoned_before_its_job_still_mailed_no_one() {
     let q = dir.join("q.toml");
     std::fs::write(
         &q,
-        "name = \"listed\"\n[file]\npath = \"ids.txt\"\n[cohort]\nid_column = \"User name\"\n[guard]\nmax_members = 10\n",
+        format!("name = \"listed\"\n[file]\npath = \"ids.csv\"\n[cohort]\nid_column = \"User name\"\n[guard]\nmax_members = 10\n{RULES_FROM_FILE}"),
     )
     .unwrap();
-    let ids = sim.ids(true, 3).join("\n");
-    std::fs::write(dir.join("ids.txt"), format!("{ids}\nNOT-IN-ALMA\n")).unwrap();
+    let mut ids = sim.ids(true, 3);
+    ids.push("NOT-IN-ALMA".into());
+    std::fs::write(dir.join("ids.csv"), list_csv(&ids)).unwrap();
     let q = q.to_str().unwrap();
     let stopped = execute_run(&sim, &state, q, &["--period", "2027-spring"]).await;
     assert_eq!(stopped.code, 4, "{}", stopped.stderr);

@@ -64,14 +64,12 @@ async fn the_wrapper_speaks_only_when_a_person_is_needed() {
     let list = dir.join("list.toml");
     std::fs::write(
         &list,
-        "name = \"listed\"\n[file]\npath = \"ids.txt\"\n[cohort]\nid_column = \"User name\"\n[guard]\nmax_members = 10\ncooldown_days = 0\n",
+        format!("name = \"listed\"\n[file]\npath = \"ids.csv\"\n[cohort]\nid_column = \"User name\"\n[guard]\nmax_members = 10\ncooldown_days = 0\n{RULES_FROM_FILE}"),
     )
     .unwrap();
-    std::fs::write(
-        dir.join("ids.txt"),
-        format!("{}\nNOT-IN-ALMA\n", sim.ids(true, 3).join("\n")),
-    )
-    .unwrap();
+    let mut ids = sim.ids(true, 3);
+    ids.push("NOT-IN-ALMA".into());
+    std::fs::write(dir.join("ids.csv"), list_csv(&ids)).unwrap();
     let stopped = scheduled(&sim, &state, &log, &list).await;
     assert_eq!(stopped.code, 4, "{}", stopped.stderr);
     assert!(

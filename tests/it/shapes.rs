@@ -120,7 +120,8 @@ async fn a_run_reads_every_recorded_job_and_set_shape() {
         1,
         "one listing before the submission (Alma as the ledger), no lookup after"
     );
-    assert_eq!(calls(&sim, Target::JobList), 2, "the 439 jobs in pages of 400");
+    // Looked up twice: before anything is written (the plan) and for the submission.
+    assert_eq!(calls(&sim, Target::JobList), 2 * 2, "the 439 jobs in pages of 400");
     assert!(
         result["job_id"].as_str().is_some_and(|id| id.len() == 17),
         "the job's 16-digit id: {result}"

@@ -234,12 +234,12 @@ impl Sim {
         }
     }
 
-    /// Seeded primary ids that are INTERNAL (resp. EXTERNAL).
+    /// Seeded primary ids the letter can reach ([`eligible`]) (resp. EXTERNAL).
     pub fn ids(&self, internal: bool, n: usize) -> Vec<String> {
         self.handle
             .users()
             .into_iter()
-            .filter(|u| u.internal == internal)
+            .filter(|u| if internal { eligible(self, u) } else { !u.internal })
             .take(n)
             .map(|u| u.primary_id)
             .collect()
@@ -286,4 +286,53 @@ pub fn golden(name: &str, actual: &str) {
         "{} differs from the simulator's answer:\n{actual}",
         path.display()
     );
+}
+
+/// Whether the tool's eligibility rules let `u` be reset, as the simulator holds them now: an
+/// INTERNAL, ACTIVE patron with a preferred email whose account has not expired by the
+/// simulator's date (the tool takes today from Alma's `Date`, at the latest date anywhere).
+pub fn eligible(sim: &Sim, u: &alma_sim::UserSummary) -> bool {
+    reachable(sim, u, false)
+}
+
+/// [`eligible`], staff included when `staff` says so (`[eligibility] staff = "include"`).
+pub fn reachable(sim: &Sim, u: &alma_sim::UserSummary, staff: bool) -> bool {
+    let today = (sim.handle.clock().now() + chrono::Duration::hours(14)).date_naive();
+    let expired = u
+        .expiry_date
+        .as_deref()
+        .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        .is_some_and(|d| d < today);
+    u.internal && u.active && !expired && u.email.is_some() && (staff || !u.staff)
+}
+
+/// The eligible users' primary IDs, lower-cased.
+pub fn eligible_ids(sim: &Sim) -> std::collections::HashSet<String> {
+    sim.handle
+        .users()
+        .iter()
+        .filter(|u| eligible(sim, u))
+        .map(|u| u.primary_id.to_lowercase())
+        .collect()
+}
+
+/// Nobody was reset without a letter that carries the new password.
+pub fn assert_nobody_locked_out(sim: &Sim) {
+    let locked = sim.handle.locked_out();
+    assert!(locked.is_empty(), "locked out: {locked:?}");
+}
+
+/// The eligibility rules read from the list itself (`lookup = false`): the IDs of such a list
+/// reach the set step, known to Alma or not — as when a user is purged between the plan and the
+/// set, the one way an unknown ID still reaches Alma's refusal.
+pub const RULES_FROM_FILE: &str = "[eligibility]\nlookup = false\naccount_type_column = \"Account Type\"\nstatus_column = \"Status\"\nexpiry_column = \"Expiry Date\"\nemail_column = \"Preferred Email\"\n";
+
+/// A CSV list (heading `User name`) of `ids`, each said to be an active internal user with an
+/// address, for a query with [`RULES_FROM_FILE`].
+pub fn list_csv(ids: &[String]) -> String {
+    let mut text = String::from("User name,Account Type,Status,Expiry Date,Preferred Email\n");
+    for (i, id) in ids.iter().enumerate() {
+        text.push_str(&format!("{id},Internal,Active,,listed{i}@example.edu\n"));
+    }
+    text
 }

@@ -206,6 +206,8 @@ pub struct AlmaClient {
     quota: Arc<QuotaWatch>,
     retry: RetryPolicy,
     sent: Arc<AtomicU64>,
+    /// The `Date` header of Alma's last answer: Alma's clock, not this machine's.
+    date: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl std::fmt::Debug for AlmaClient {
@@ -241,6 +243,7 @@ impl AlmaClient {
             }),
             retry: config.retry,
             sent: Arc::new(AtomicU64::new(0)),
+            date: Arc::new(std::sync::Mutex::new(None)),
         })
     }
 
@@ -251,6 +254,11 @@ impl AlmaClient {
 
     pub fn base_url(&self) -> &str {
         &self.base
+    }
+
+    /// The `Date` header of Alma's last answer (RFC 1123), if any: what time it is in Alma.
+    pub fn alma_date(&self) -> Option<String> {
+        self.date.lock().ok().and_then(|d| d.clone())
     }
 
     /// The last `X-Exl-Api-Remaining` Alma reported, if any.
@@ -395,6 +403,14 @@ impl AlmaClient {
             .and_then(|v| v.trim().parse::<u64>().ok())
         {
             self.quota.observe(n);
+        }
+        if let Some(date) = response
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            && let Ok(mut last) = self.date.lock()
+        {
+            *last = Some(date.to_string());
         }
         let status = response.status();
         tracing::debug!(call = %call, status = status.as_u16(), "answer");

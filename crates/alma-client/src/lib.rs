@@ -27,5 +27,5 @@ pub use error::{Call, Error, WriteFate};
 pub use http::{AlmaClient, ClientConfig, RetryPolicy};
 pub use jobs::{InstanceId, InstanceStatus, JobId, PollPolicy, Submitted};
 pub use letters::Letter;
-pub use users::UserInfo;
 pub use sets::{SetId, SetInfo};
+pub use users::UserInfo;

@@ -195,14 +195,7 @@ pub async fn checks(settings: &Settings, query: Option<&std::path::Path>, params
     match query {
         Some(path) => out.extend(query_checks(&client, path, params).await),
         // Without a query: the default letter, for the default notification.
-        None => out.push(
-            letter_check(
-                &client,
-                query::DEFAULT_LETTER,
-                query::DEFAULT_NOTIFICATION,
-            )
-            .await,
-        ),
+        None => out.push(letter_check(&client, query::DEFAULT_LETTER, query::DEFAULT_NOTIFICATION).await),
     }
     out.push(match client.quota_remaining() {
         Some(n) if n >= QUOTA_FLOOR => ok("daily API quota", format!("{n} calls left today")),

@@ -35,6 +35,7 @@ pub struct Person {
     pub internal: Option<bool>,
     /// From a "Status" column: `Some(true)` for Active.
     pub active: Option<bool>,
+    /// `None`: the file has no email column; `Some("")`: it says the person has no address.
     pub email: Option<String>,
     pub expiry_date: Option<chrono::NaiveDate>,
 }
@@ -87,13 +88,24 @@ pub fn people(path: &std::path::Path, id_column: &str) -> Result<Vec<Person>, Er
             user_group: cell(group, row),
             internal: cell(account, row).map(|v| v.eq_ignore_ascii_case("internal")),
             active: cell(status, row).map(|v| v.eq_ignore_ascii_case("active")),
-            email: cell(email, row).filter(|v| crate::transform::is_address(v)),
-            expiry_date: cell(expiry, row)
-                .and_then(|v| v.get(..10).and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())),
+            // A column with no usable address in it: the person has none (empty, not unknown).
+            email: email.map(|_| {
+                cell(email, row)
+                    .filter(|v| crate::transform::is_address(v))
+                    .unwrap_or_default()
+            }),
+            expiry_date: cell(expiry, row).and_then(|v| {
+                v.get(..10)
+                    .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+            }),
         });
     }
     if out.is_empty() {
-        return Err(input(path, None, "names nobody: give one ID a line, or a column of IDs".into()));
+        return Err(input(
+            path,
+            None,
+            "names nobody: give one ID a line, or a column of IDs".into(),
+        ));
     }
     Ok(out)
 }

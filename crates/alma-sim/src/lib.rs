@@ -337,6 +337,11 @@ impl SimHandle {
         lock(&self.shared).add_fault(fault);
     }
 
+    /// Takes every fault away (Alma works again).
+    pub fn clear_faults(&self) {
+        lock(&self.shared).clear_faults();
+    }
+
     /// Stops the server and waits for it.
     pub async fn shutdown(mut self) {
         self.stop();
@@ -503,11 +508,14 @@ async fn almaws(State(shared): State<Shared>, method: Method, uri: Uri, headers:
 }
 
 fn respond(shared: &Shared, reply: Reply, format: Format, log: usize, drop_after: bool) -> Response {
-    let (content_type, text, remaining, request_id) = {
+    let (content_type, text, remaining, request_id, date) = {
         let mut st = lock(shared);
         let (content_type, text) = reply.render_with(format, st.cfg.has(Quirk::ErrorsRecordedShapes));
         st.finish_log(log, Some(reply.status.as_u16()), drop_after);
-        (content_type, text, st.quota_remaining(), st.request_id())
+        // Alma's gateway dates its answers; here by the simulator's clock (manual or real), so
+        // that a client that takes "today" from Alma agrees with the simulated institution.
+        let date = st.clock.now().format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+        (content_type, text, st.quota_remaining(), st.request_id(), date)
     };
     if drop_after {
         let mut bytes = text.into_bytes();
@@ -531,6 +539,9 @@ fn respond(shared: &Shared, reply: Reply, format: Format, log: usize, drop_after
         h.insert("x-request-id", v);
     }
     h.insert(header::SERVER, HeaderValue::from_static("Layer7-API-Gateway"));
+    if let Ok(v) = HeaderValue::from_str(&date) {
+        h.insert(header::DATE, v);
+    }
     response
 }
 

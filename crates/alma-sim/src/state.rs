@@ -233,6 +233,11 @@ impl State {
         self.fault_seen.push(0);
     }
 
+    pub fn clear_faults(&mut self) {
+        self.cfg.faults.clear();
+        self.fault_seen.clear();
+    }
+
     /// The gateway: route known? key known and allowed? quota left? under the per-second
     /// threshold? any fault to inject? Records the request in the log either way.
     pub fn admit(&mut self, req: &Req, key: Option<&str>, target: Target, now: Instant) -> (Admission, usize) {

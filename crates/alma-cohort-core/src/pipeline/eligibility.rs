@@ -58,8 +58,16 @@ impl LetterSeen {
             (true, true) => String::new(),
             _ => format!(
                 "; last changed by {} on {}",
-                if self.updated_by.is_empty() { "?" } else { &self.updated_by },
-                if self.update_date.is_empty() { "?" } else { &self.update_date }
+                if self.updated_by.is_empty() {
+                    "?"
+                } else {
+                    &self.updated_by
+                },
+                if self.update_date.is_empty() {
+                    "?"
+                } else {
+                    &self.update_date
+                }
             ),
         };
         format!(
@@ -67,7 +75,11 @@ impl LetterSeen {
             self.code,
             if self.name.is_empty() { "no name" } else { &self.name },
             self.enabled,
-            if self.channel.is_empty() { "(none)" } else { &self.channel },
+            if self.channel.is_empty() {
+                "(none)"
+            } else {
+                &self.channel
+            },
             if self.password_branch {
                 format!("a {}", self.notification)
             } else {
@@ -117,7 +129,11 @@ pub fn judge_letter(letter: &alma::Letter, code: &str, notification: &str) -> Le
     } else if !letter.channel.eq_ignore_ascii_case("EMAIL") {
         Some(format!(
             "the letter is sent by {} , not EMAIL: the password goes out by email only",
-            if letter.channel.is_empty() { "no channel" } else { &letter.channel }
+            if letter.channel.is_empty() {
+                "no channel"
+            } else {
+                &letter.channel
+            }
         ))
     } else {
         match &branch {
@@ -160,11 +176,14 @@ pub fn password_branch(xsl: &str, notification: &str) -> Result<bool, String> {
     let mut found = false;
     let literals = [format!("'{notification}'"), format!("\"{notification}\"")];
     let attr = |e: &quick_xml::events::BytesStart<'_>, name: &str| -> Option<String> {
-        e.attributes().flatten().find(|a| a.key.local_name().as_ref() == name).map(|a| {
-            a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                .map(|v| v.into_owned())
-                .unwrap_or_default()
-        })
+        e.attributes()
+            .flatten()
+            .find(|a| a.key.local_name().as_ref() == name)
+            .map(|a| {
+                a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                    .map(|v| v.into_owned())
+                    .unwrap_or_default()
+            })
     };
     loop {
         let event = reader
@@ -312,16 +331,31 @@ impl Preflight {
 
     /// The first check that refuses, as the error that stops the run (exit 4).
     pub fn refusal(&self) -> Option<Error> {
-        self.guards().into_iter().find(|g| g.ok == Some(false)).map(|g| Error::Guard {
-            guard: g.guard,
-            detail: g.detail,
-            hint: g.hint,
-        })
+        self.guards()
+            .into_iter()
+            .find(|g| g.ok == Some(false))
+            .map(|g| Error::Guard {
+                guard: g.guard,
+                detail: g.detail,
+                hint: g.hint,
+            })
     }
 }
 
 /// The letter and the job, read for a run's execution (its parameters as they will be sent).
 pub async fn preflight(client: &AlmaClient, execution: &Execution) -> Result<Preflight, Error> {
+    preflight_with(client, execution, None).await
+}
+
+/// [`preflight`], the job already found (`known`) by the step that submits it.
+async fn preflight_with(client: &AlmaClient, execution: &Execution, known: Option<&JobId>) -> Result<Preflight, Error> {
+    let job = async || match known {
+        Some(id) => Ok(Ok(JobSeen {
+            id: id.0.clone(),
+            found_by: "the run's job".into(),
+        })),
+        None => check_job(client, execution).await,
+    };
     let code = execution.letter_code();
     let notification = match notification_of(execution) {
         Some(n) => n,
@@ -343,19 +377,28 @@ pub async fn preflight(client: &AlmaClient, execution: &Execution) -> Result<Pre
                     ),
                     checked_at: crate::journal::now(),
                 },
-                job: check_job(client, execution).await?,
+                job: job().await?,
             });
         }
     };
     let letter = check_letter(client, code, &notification).await?;
-    let job = check_job(client, execution).await?;
+    let job = job().await?;
     Ok(Preflight { letter, job })
 }
 
 /// May this run write to Alma at all? The letter carries the password and the job exists —
 /// otherwise the refusal (exit 4), before any write. Every command that writes calls it first.
 pub async fn may_write(client: &AlmaClient, execution: &Execution) -> Result<Preflight, Error> {
-    let preflight = preflight(client, execution).await?;
+    may_write_with(client, execution, None).await
+}
+
+/// [`may_write`] right before the submission, the job already found.
+pub async fn may_write_with(
+    client: &AlmaClient,
+    execution: &Execution,
+    job: Option<&JobId>,
+) -> Result<Preflight, Error> {
+    let preflight = preflight_with(client, execution, job).await?;
     if let Some(refusal) = preflight.refusal() {
         return Err(refusal);
     }
@@ -496,7 +539,9 @@ impl Checked {
                 "each member looked up in Alma ({} users, {} calls, {:.1} s)",
                 self.looked_up, self.calls, self.seconds
             ),
-            "report" => "from the report's columns ([eligibility] lookup = false): the report may lag Alma by days".into(),
+            "report" => {
+                "from the report's columns ([eligibility] lookup = false): the report may lag Alma by days".into()
+            }
             _ => "NOT CHECKED: no Alma given for a list file's plan (run --execute looks every member up)".into(),
         };
         lines.push(format!("Eligibility {how}; rules: {}", self.rules.describe()));
@@ -508,7 +553,11 @@ impl Checked {
 
     /// Older than `max_age_hours` (or never checked): `resume` and `apply` look up again.
     pub fn stale(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
-        match self.checked_at.as_deref().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()) {
+        match self
+            .checked_at
+            .as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        {
             Some(at) => {
                 self.rules.max_age_hours <= 0.0
                     || (now - at.with_timezone(&chrono::Utc)).num_milliseconds() as f64 / 3_600_000.0
@@ -519,10 +568,22 @@ impl Checked {
     }
 }
 
-/// Today at the institution, without knowing its time zone: the latest date anywhere (UTC+14),
+/// Today at the institution, without knowing its time zone: Alma's clock (the `Date` of its
+/// last answer; this machine's clock when there is none), at the latest date anywhere (UTC+14),
 /// so that a user whose account ends today somewhere is never counted as still valid.
-pub fn today() -> NaiveDate {
-    (chrono::Utc::now() + chrono::Duration::hours(14)).date_naive()
+pub fn today(client: Option<&AlmaClient>) -> NaiveDate {
+    (alma_now(client) + chrono::Duration::hours(14)).date_naive()
+}
+
+/// What time it is in Alma: the `Date` of its last answer, this machine's clock without one. The
+/// lookups' age is measured on it, so that a machine whose clock is off does not keep stale
+/// lookups.
+pub fn alma_now(client: Option<&AlmaClient>) -> chrono::DateTime<chrono::Utc> {
+    client
+        .and_then(AlmaClient::alma_date)
+        .and_then(|d| chrono::DateTime::parse_from_rfc2822(d.trim()).ok())
+        .map(|d| d.with_timezone(&chrono::Utc))
+        .unwrap_or_else(chrono::Utc::now)
 }
 
 /// The first rule a user fails, with what Alma said; `None` when the letter can reach them.
@@ -538,11 +599,19 @@ pub fn judge(user: Option<&UserInfo>, rules: &Rules, today: NaiveDate) -> Option
     }
     let expiry = u.expiry_date.trim();
     if !expiry.is_empty() {
-        match expiry.get(..10).and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()) {
+        match expiry
+            .get(..10)
+            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        {
             Some(d) if d < today => return Some((Reason::Expired, format!("expiry_date {expiry}"))),
             Some(_) => {}
             // A date nobody can read is not a date that is still valid.
-            None => return Some((Reason::Expired, format!("expiry_date {expiry:?} cannot be read as a date"))),
+            None => {
+                return Some((
+                    Reason::Expired,
+                    format!("expiry_date {expiry:?} cannot be read as a date"),
+                ));
+            }
         }
     }
     if !rules.staff_include {
@@ -597,15 +666,17 @@ pub async fn look_up(
 ) -> Result<Checked, Error> {
     let started = std::time::Instant::now();
     let calls_before = client.requests_sent();
-    let today = today();
     progress(LookupProgress::Start(ids.len()));
     let mut results: Vec<Option<(Reason, String)>> = vec![None; ids.len()];
     let mut stream = futures_util::stream::iter(ids.iter().enumerate())
         .map(|(i, id)| async move { (i, client.get_user(id).await) })
         .buffer_unordered(LOOKUPS_IN_FLIGHT);
     let mut done = 0;
+    let mut today = None;
     while let Some((i, answer)) = stream.next().await {
         let user = answer.map_err(Error::from)?;
+        // Alma's date, from the first answers' Date header.
+        let today = *today.get_or_insert_with(|| self::today(Some(client)));
         results[i] = judge(user.as_ref(), rules, today);
         done += 1;
         if done % 25 == 0 || done == ids.len() {
@@ -628,7 +699,7 @@ pub async fn look_up(
     let checked = Checked {
         rules: rules.clone(),
         source: "alma".into(),
-        checked_at: Some(crate::journal::now()),
+        checked_at: Some(alma_now(Some(client)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
         looked_up: ids.len(),
         calls: client.requests_sent() - calls_before,
         seconds: started.elapsed().as_secs_f64(),
@@ -663,7 +734,7 @@ pub async fn refresh(
     let Some(checked) = checked else {
         return Ok(None);
     };
-    if !checked.rules.lookup || !checked.stale(chrono::Utc::now()) {
+    if !checked.rules.lookup || !checked.stale(alma_now(Some(client))) {
         return Ok(None);
     }
     let fresh = look_up(client, ids, &checked.rules, progress).await?;
@@ -684,8 +755,7 @@ pub async fn refresh(
 
 /// The rules over the report's columns (`[eligibility] lookup = false`): `cells` holds, per
 /// member, account type, status, expiry, email and (when mapped) the staff flag.
-pub fn from_report(ids: &[String], cells: &[Vec<Option<String>>], rules: &Rules) -> Checked {
-    let today = today();
+pub fn from_report(ids: &[String], cells: &[Vec<Option<String>>], rules: &Rules, today: NaiveDate) -> Checked {
     let left_out = ids
         .iter()
         .zip(cells)
@@ -829,18 +899,38 @@ mod tests {
 
     #[test]
     fn each_letter_state_is_judged() {
-        let ok = judge_letter(&letter("true", "EMAIL", XSL), "UserNotificationsLetter", "NOTIFY_PASSWORD_CHANGE");
+        let ok = judge_letter(
+            &letter("true", "EMAIL", XSL),
+            "UserNotificationsLetter",
+            "NOTIFY_PASSWORD_CHANGE",
+        );
         assert_eq!(ok.problem, None);
         assert!(ok.password_branch && ok.enabled);
         assert_eq!(ok.digest.len(), 64);
-        let off = judge_letter(&letter("false", "EMAIL", XSL), "UserNotificationsLetter", "NOTIFY_PASSWORD_CHANGE");
+        let off = judge_letter(
+            &letter("false", "EMAIL", XSL),
+            "UserNotificationsLetter",
+            "NOTIFY_PASSWORD_CHANGE",
+        );
         assert!(off.problem.unwrap().contains("not enabled"));
         assert_ne!(off.digest, ok.digest, "enabled is part of the digest");
-        let sms = judge_letter(&letter("true", "SMS", XSL), "UserNotificationsLetter", "NOTIFY_PASSWORD_CHANGE");
+        let sms = judge_letter(
+            &letter("true", "SMS", XSL),
+            "UserNotificationsLetter",
+            "NOTIFY_PASSWORD_CHANGE",
+        );
         assert!(sms.problem.unwrap().contains("SMS"));
-        let bad = judge_letter(&letter("true", "EMAIL", "<x"), "UserNotificationsLetter", "NOTIFY_PASSWORD_CHANGE");
+        let bad = judge_letter(
+            &letter("true", "EMAIL", "<x"),
+            "UserNotificationsLetter",
+            "NOTIFY_PASSWORD_CHANGE",
+        );
         assert!(bad.problem.unwrap().contains("cannot be read"));
-        let typo = judge_letter(&letter("true", "EMAIL", XSL), "UserNotificationsLetter", "NOTIFY_PASSWORD_CHANG");
+        let typo = judge_letter(
+            &letter("true", "EMAIL", XSL),
+            "UserNotificationsLetter",
+            "NOTIFY_PASSWORD_CHANG",
+        );
         assert!(typo.problem.unwrap().contains("NOTIFY_PASSWORD_CHANG"));
     }
 
@@ -885,11 +975,18 @@ mod tests {
             f(&mut u);
             judge(Some(&u), &rules, today)
         };
-        assert_eq!(with(&|u| u.account_type = "EXTERNAL".into()).unwrap().0, Reason::External);
+        assert_eq!(
+            with(&|u| u.account_type = "EXTERNAL".into()).unwrap().0,
+            Reason::External
+        );
         assert_eq!(with(&|u| u.status = "INACTIVE".into()).unwrap().0, Reason::Inactive);
         let expired = with(&|u| u.expiry_date = "2026-12-03Z".into()).unwrap();
         assert_eq!(expired, (Reason::Expired, "expiry_date 2026-12-03Z".into()));
-        assert_eq!(with(&|u| u.expiry_date = "2026-12-04Z".into()), None, "valid through today");
+        assert_eq!(
+            with(&|u| u.expiry_date = "2026-12-04Z".into()),
+            None,
+            "valid through today"
+        );
         assert_eq!(with(&|u| u.expiry_date = "soon".into()).unwrap().0, Reason::Expired);
         assert_eq!(with(&|u| u.expiry_date = String::new()), None, "no expiry date");
         let staff = with(&|u| {
@@ -900,7 +997,10 @@ mod tests {
             })
         })
         .unwrap();
-        assert_eq!(staff, (Reason::StaffRole, "roles 21 (Circulation Desk Operator)".into()));
+        assert_eq!(
+            staff,
+            (Reason::StaffRole, "roles 21 (Circulation Desk Operator)".into())
+        );
         let no_pref = with(&|u| u.emails[1].preferred = false).unwrap();
         assert_eq!(no_pref, (Reason::NoEmail, "2 email address(es), none preferred".into()));
         // Relaxed rules.

@@ -988,12 +988,7 @@ async fn recheck_eligibility(client: &AlmaClient, journal: &Journal, record: &Ru
     let counts: Vec<String> = execution
         .eligibility
         .as_ref()
-        .map(|c| {
-            c.counts()
-                .iter()
-                .map(|(r, n)| format!("{} {n}", r.as_str()))
-                .collect()
-        })
+        .map(|c| c.counts().iter().map(|(r, n)| format!("{} {n}", r.as_str())).collect())
         .unwrap_or_default();
     if !newly.is_empty() {
         tracing::warn!(
@@ -1289,7 +1284,7 @@ async fn submit_job(
     check_refused(journal, record, options.accept_refused)?;
     // The letter as Alma holds it now, right before the job that sends it (exit 4, the run stays
     // here to resume once it is fixed); then who changed since the lookups, when they are old.
-    let preflight = super::eligibility::may_write(client, &record.execution).await?;
+    let preflight = super::eligibility::may_write_with(client, &record.execution, Some(&job)).await?;
     note_letter(journal, record, &preflight.letter)?;
     recheck_eligibility(client, journal, &journal.run(run_id)?).await?;
     let seen = recheck_protections(client, journal, &journal.run(run_id)?).await?;

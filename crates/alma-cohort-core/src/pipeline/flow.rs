@@ -389,12 +389,9 @@ async fn apply_plan(
     }
     record.execution.letter = Some(preflight.letter);
     let mut cohort = cohort;
-    let refreshed = super::eligibility::refresh(
-        &client,
-        record.execution.eligibility.as_ref(),
-        &cohort,
-        &mut |p| ui.lookups(p),
-    )
+    let refreshed = super::eligibility::refresh(&client, record.execution.eligibility.as_ref(), &cohort, &mut |p| {
+        ui.lookups(p)
+    })
     .await?;
     if let Some((checked, newly)) = refreshed {
         if !newly.is_empty() {

@@ -351,8 +351,16 @@ pub async fn plan(
         (Some(p), Some(run)) => run
             .execution
             .letter
-            .filter(|then| then.digest != p.letter.digest)
-            .map(|then| format!("run {} (digest {}, changed by {} on {})", run.run_id, &then.digest[..then.digest.len().min(12)], p.letter.updated_by, p.letter.update_date)),
+            .filter(|then| then.digest != p.letter.digest || then.update_date != p.letter.update_date)
+            .map(|then| {
+                format!(
+                    "run {} (digest {}, changed by {} on {})",
+                    run.run_id,
+                    &then.digest[..then.digest.len().min(12)],
+                    p.letter.updated_by,
+                    p.letter.update_date
+                )
+            }),
         _ => None,
     };
     let mut guards = guards(&spec, &cohort, previous.as_ref(), report_rows, &partitions);
@@ -434,7 +442,13 @@ async fn check_eligibility(
     let rules = eligibility::Rules::of(&spec.eligibility);
     if !rules.lookup {
         let wanted = eligibility::report_headings(&spec.eligibility.columns);
-        let keys = ["account_type_column", "status_column", "expiry_column", "email_column", "staff_column"];
+        let keys = [
+            "account_type_column",
+            "status_column",
+            "expiry_column",
+            "email_column",
+            "staff_column",
+        ];
         for (key, heading) in keys.iter().zip(&wanted) {
             if let Some(h) = heading
                 && !headings.iter().any(|x| x == h)
@@ -457,7 +471,12 @@ async fn check_eligibility(
                 wanted.iter().map(|h| h.and_then(|_| it.next().flatten())).collect()
             })
             .collect();
-        return Ok(eligibility::from_report(&cohort.ids, &rows, &rules));
+        return Ok(eligibility::from_report(
+            &cohort.ids,
+            &rows,
+            &rules,
+            eligibility::today(client),
+        ));
     }
     match client {
         Some(client) => eligibility::look_up(client, &cohort.ids, &rules, lookups).await,
@@ -942,13 +961,10 @@ impl Plan {
             exclusion_notes: &self.exclusion_notes,
             left_out: self.left_out(),
             left_out_file: self.left_out_file.as_ref().map(|f| f.display().to_string()),
-            left_out_counts: self
-                .left_out()
-                .iter()
-                .fold(BTreeMap::new(), |mut m, l| {
-                    *m.entry(l.reason.as_str()).or_insert(0) += 1;
-                    m
-                }),
+            left_out_counts: self.left_out().iter().fold(BTreeMap::new(), |mut m, l| {
+                *m.entry(l.reason.as_str()).or_insert(0) += 1;
+                m
+            }),
             eligibility: EligibilityJson {
                 source: &self.eligibility.source,
                 rules: &self.eligibility.rules,

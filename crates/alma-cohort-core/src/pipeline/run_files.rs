@@ -262,9 +262,13 @@ pub fn markdown(r: &RunRecord, cohort: &[String]) -> String {
                 left_out.len()
             ),
             ["ID", "reason", "what Alma said"],
-            left_out
-                .iter()
-                .map(|l| [format!("`{}`", cell(&l.id)), l.reason.as_str().to_string(), cell(&l.alma_said)]),
+            left_out.iter().map(|l| {
+                [
+                    format!("`{}`", cell(&l.id)),
+                    l.reason.as_str().to_string(),
+                    cell(&l.alma_said),
+                ]
+            }),
         );
     }
     let no_email = no_email_ids(r);

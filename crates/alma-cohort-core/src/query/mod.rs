@@ -6,9 +6,9 @@
 mod placeholders;
 mod raw;
 
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use serde::{Deserialize, Serialize};
 
 pub use placeholders::{Escape, fill, quoted_in_sql};
 pub use raw::{DEFAULT_LETTER, DEFAULT_NOTIFICATION};

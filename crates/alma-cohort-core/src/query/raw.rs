@@ -682,14 +682,18 @@ impl QueryFile {
 
 /// A notification type code: capital letters, digits and `_` (Alma's code tables).
 fn is_code(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 100 && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+    !s.is_empty()
+        && s.len() <= 100
+        && s.bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// A letter code: ASCII letters, digits, `_`, `-` and `.`, as Alma names its letters.
 fn is_letter_code(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 100
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 impl EligibilityRaw {
@@ -731,7 +735,11 @@ impl EligibilityRaw {
             }
         };
         let columns = super::EligibilityColumns {
-            account_type: column("account_type_column", self.account_type_column, guard.account_type_column.as_ref())?,
+            account_type: column(
+                "account_type_column",
+                self.account_type_column,
+                guard.account_type_column.as_ref(),
+            )?,
             status: column("status_column", self.status_column, None)?,
             expiry: column("expiry_column", self.expiry_column, None)?,
             email: column("email_column", self.email_column, guard.email_column.as_ref())?,
@@ -752,7 +760,10 @@ impl EligibilityRaw {
             if !missing.is_empty() {
                 return Err(invalid(
                     "eligibility.lookup",
-                    format!("is false, but the query maps no report column for {}", missing.join(", ")),
+                    format!(
+                        "is false, but the query maps no report column for {}",
+                        missing.join(", ")
+                    ),
                     "without lookups the rules read the report: name its headings for the account type, status, expiry date and preferred email in [eligibility] (or keep lookup = true)",
                 ));
             }

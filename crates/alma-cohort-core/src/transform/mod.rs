@@ -5,6 +5,7 @@ mod cohort;
 mod table;
 
 pub use cohort::{
-    Breakdown, Cohort, CohortRules, DropReason, build_cohort, check_headings, is_address, protected_among, where_columns,
+    Breakdown, Cohort, CohortRules, DropReason, build_cohort, check_headings, is_address, protected_among,
+    where_columns,
 };
 pub use table::*;
