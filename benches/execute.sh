@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End to end: `alma-cohort run --execute` against the simulator at Alma's pace (25 requests/s,
 # the simulator's own limit on), with the wall time of each step next to the API floor — what
-# the calls alone cost at that pace: (pages + batches + 2) / 25 + the job's duration.
+# the calls alone cost at that pace: (pages + lookups + batches + 2) / 25 + the job's duration
+# (a lookup is one `GET /users/{id}` per cohort member, before the set).
 #
 # Usage: benches/execute.sh [USERS] [BINARY]   (default 200000 users, target/release/alma-cohort).
 # The cohort is the UGRAD and GRAD students, active, INTERNAL accounts (about 46 % of the users).
@@ -28,8 +29,8 @@ result="$here/results/$(date +%F)-execute.md"
   echo
   echo "$(date -u +%FT%TZ) · $(nproc) cores · commit $(git -C "$here" rev-parse --short HEAD) · $(free -g | awk '/Mem:/{print $2}') GiB · $(uname -sr) · \`benches/execute.sh $users\` (job ${job_secs} s, first poll wait ${poll} s)"
   echo
-  echo "| round | cohort | pages | batches | extract+plan (s) | set (s) | members (s) | job submit (s) | job followed (s) | wall (s) | API floor (s) | wall − floor (s) | peak RSS (MB) |"
-  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+  echo "| round | cohort | pages | lookups | batches | extract+plan (s) | of which lookups (s) | set (s) | members (s) | job submit (s) | job followed (s) | wall (s) | API floor (s) | wall − floor (s) | peak RSS (MB) |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 } >>"$result"
 
 for round in $(seq "$rounds"); do
@@ -68,6 +69,7 @@ wall = int(m.group(1) or 0) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
 rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", timing).group(1)) / 1024
 first = t(requests[0])
 pages, (_, pages_end) = span({"analytics-first", "analytics-next"})
+lookups, (l0, l1) = span({"user-get"})
 creates, (set_at, _) = span({"set-create"})
 batches, (b0, b1) = span({"set-op"})
 runs, (run_at, _) = span({"job-run"})
@@ -79,8 +81,9 @@ set_step = b0 - set_at
 members = b1 - b0
 submit = run_at - b1
 followed = poll_end - run_at
-floor = (len(pages) + len(batches) + 2) / 25 + job_secs
-print(f"| {round_} | {run['cohort_size']} | {len(pages)} | {len(batches)} | {extract:.1f} | {set_step:.2f} | "
+floor = (len(pages) + len(lookups) + len(batches) + 2) / 25 + job_secs
+lookup_span = (l1 - l0) if lookups else 0.0
+print(f"| {round_} | {run['cohort_size']} | {len(pages)} | {len(lookups)} | {len(batches)} | {extract:.1f} | {lookup_span:.1f} | {set_step:.2f} | "
       f"{members:.1f} | {submit:.2f} | {followed:.1f} | {wall:.1f} | {floor:.1f} | {wall - floor:.1f} | {rss:.0f} |")
 PY
 done

@@ -42,6 +42,9 @@ pub struct SimArgs {
     /// Latency of each later page, in milliseconds
     #[arg(long, default_value_t = 0)]
     pub page_latency_ms: u64,
+    /// Latency of each user read (GET /users/{id}), in milliseconds, ±50 % at random
+    #[arg(long, default_value_t = 0)]
+    pub user_latency_ms: u64,
     /// "Still loading" answers (no rows, IsFinished=false) before a report's rows
     #[arg(long, default_value_t = 0)]
     pub still_loading: u32,
@@ -104,6 +107,7 @@ pub fn sim_config(args: &SimArgs) -> Result<SimConfig, String> {
         .seed(args.seed)
         .first_page_latency(Duration::from_millis(args.first_page_latency_ms))
         .page_latency(Duration::from_millis(args.page_latency_ms))
+        .user_latency(Duration::from_millis(args.user_latency_ms))
         .still_loading(args.still_loading)
         .job_outcome(args.job_outcome.parse()?)
         .rate_limit(args.rate_limit)

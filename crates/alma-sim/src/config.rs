@@ -561,6 +561,8 @@ pub struct SimConfig {
     pub keys: Vec<ApiKey>,
     pub first_page_latency: Duration,
     pub page_latency: Duration,
+    /// Latency of `GET /users/{id}` (±50 % at random): Alma's answer time for one user.
+    pub user_latency: Duration,
     /// How many "still loading" answers (no rows, IsFinished=false) a report gives before its rows.
     pub still_loading: u32,
     /// Say IsFinished=true after this many data pages, even with rows left (truncation).
@@ -610,6 +612,7 @@ impl Default for SimConfig {
             keys: default_keys(),
             first_page_latency: Duration::ZERO,
             page_latency: Duration::ZERO,
+            user_latency: Duration::ZERO,
             still_loading: 0,
             premature_finish_after: None,
             faults: Vec::new(),
@@ -653,6 +656,10 @@ impl SimConfig {
     }
     pub fn first_page_latency(mut self, d: Duration) -> Self {
         self.first_page_latency = d;
+        self
+    }
+    pub fn user_latency(mut self, d: Duration) -> Self {
+        self.user_latency = d;
         self
     }
     pub fn page_latency(mut self, d: Duration) -> Self {

@@ -11,7 +11,6 @@ use rand_chacha::ChaCha8Rng;
 
 use super::config::DriftKind;
 use super::institution::{AccountType, User};
-use super::state::State;
 
 /// The staff role a drifted user gains (a recorded pair).
 pub const DRIFT_STAFF_ROLE: (&str, &str) = ("51", "Requests Operator");
@@ -77,20 +76,6 @@ pub fn change(user: &mut User, kind: DriftKind, today: NaiveDate) {
     }
 }
 
-impl State {
-    /// A user's live record changes now (the reports do not).
-    pub fn change_user(&mut self, id: &str, kind: DriftKind) -> Result<(), String> {
-        let i = *self
-            .user_index
-            .get(&id.trim().to_ascii_lowercase())
-            .ok_or_else(|| format!("no user {id}"))?;
-        let today = self.clock.now().date_naive();
-        change(&mut self.users[i], kind, today);
-        self.drifted.push((self.users[i].primary_id.clone(), kind));
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
@@ -100,7 +85,8 @@ mod tests {
 
     use super::*;
     use crate::config::SimConfig;
-    use crate::state::testkit::{get, get_json, state};
+    use crate::state::State;
+    use crate::testkit::{get, get_json, state};
     use crate::wire::Format;
 
     const ACTIVE_INTERNAL: &str = "/shared/Example University/Reports/Password Resets/Active internal users";

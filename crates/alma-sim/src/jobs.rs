@@ -721,7 +721,7 @@ mod tests {
         use crate::config::{DriftKind, LetterState, SimConfig};
         use crate::institution::AccountType;
         use crate::state::State;
-        use crate::state::testkit::{notify, req, state};
+        use crate::testkit::{notify, req, state};
         use crate::wire::Format;
 
         /// Members of every kind: eligible, a non-preferred address only, no address, external,
@@ -881,7 +881,7 @@ mod tests {
         fn another_notification_resets_nobody() {
             let mut st = state(SimConfig::default().users(2000).seed(7));
             let m = members(&mut st);
-            let set = crate::state::testkit::set_of(&mut st, &m);
+            let set = crate::testkit::set_of(&mut st, &m);
             let job = st
                 .jobs
                 .iter()

@@ -25,11 +25,14 @@ mod drift;
 mod filter;
 mod institution;
 mod jobs;
+mod letter_conf;
 mod letters;
 mod records;
 mod routes;
 mod sets;
 mod state;
+#[cfg(test)]
+mod testkit;
 mod users;
 mod wire;
 mod xml;
@@ -60,7 +63,7 @@ pub use config::{
     default_keys, parse_offset,
 };
 pub use institution::UPDATE_NOTIFY_USERS;
-pub use letters::USER_NOTIFICATIONS_LETTER;
+pub use letter_conf::USER_NOTIFICATIONS_LETTER;
 pub use state::{Letter, RequestRecord, Reset};
 
 use state::{Admission, Req, State as SimState, classify};
@@ -908,7 +911,7 @@ mod tests {
         members.push(eligible.clone());
         let set_id = {
             let mut st = lock(&sim.shared);
-            crate::state::testkit::set_of(&mut st, &members)
+            crate::testkit::set_of(&mut st, &members)
         };
         sim.run_job_from_ui(&set_id).unwrap();
         sim.advance(Duration::from_secs(3600));

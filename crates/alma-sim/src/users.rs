@@ -6,6 +6,7 @@
 
 use serde_json::{Value, json};
 
+use super::config::DriftKind;
 use super::institution::{AccountType, INSTITUTION, MAIN_LIBRARY, PATRON, User, group_desc};
 use super::state::{Outcome, Req, State};
 use super::wire::{AppError, Format, Reply};
@@ -95,5 +96,19 @@ impl State {
             .ok_or_else(|| AppError::bad_request("401861", format!("User with identifier {id} was not found.")))?;
         let link = req.link(&format!("users/{}", user.primary_id));
         Ok(Reply::ok("user", user_json(user, link, req.format)))
+    }
+}
+
+impl State {
+    /// A user's live record changes now (the reports do not).
+    pub fn change_user(&mut self, id: &str, kind: DriftKind) -> Result<(), String> {
+        let i = *self
+            .user_index
+            .get(&id.trim().to_ascii_lowercase())
+            .ok_or_else(|| format!("no user {id}"))?;
+        let today = self.clock.now().date_naive();
+        super::drift::change(&mut self.users[i], kind, today);
+        self.drifted.push((self.users[i].primary_id.clone(), kind));
+        Ok(())
     }
 }

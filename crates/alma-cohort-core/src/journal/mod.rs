@@ -5,8 +5,10 @@
 
 mod plans;
 mod run_state;
+mod seen;
 mod store;
 
 pub use plans::{Approval, SavedPlan};
 pub use run_state::RunState;
+pub use seen::{Checked, LeftOut, LetterSeen, Reason, Rules};
 pub use store::*;

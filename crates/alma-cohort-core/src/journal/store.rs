@@ -105,11 +105,11 @@ pub struct Execution {
     pub letter_code: Option<String>,
     /// The letter as the plan saw it (code, state, digest): read again before the job.
     #[serde(default)]
-    pub letter: Option<crate::pipeline::eligibility::LetterSeen>,
+    pub letter: Option<super::seen::LetterSeen>,
     /// Who the plan (or a later lookup) left out, and the rules: looked up again by `resume`
     /// and `apply` when older than the rules' max age.
     #[serde(default)]
-    pub eligibility: Option<crate::pipeline::eligibility::Checked>,
+    pub eligibility: Option<super::seen::Checked>,
 }
 
 impl Execution {

@@ -378,49 +378,11 @@ pub fn result(record: &RunRecord, resumed: bool, report_file: Option<PathBuf>) -
         state: Some(record.state),
         counters: record.counters.clone(),
         alerts: record.alerts.clone(),
-        protected_ids: protected_only(record),
-        left_out: left_out(record),
+        protected_ids: run_files::protected_only(record),
+        left_out: run_files::left_out(record),
         warnings: warnings(record),
         report_file: report_file.map(|p| p.display().to_string()),
     }
-}
-
-/// The IDs taken out of the set before the job because an exclusion file protects them now (not
-/// those a fresh lookup left out).
-fn protected_only(record: &RunRecord) -> Vec<String> {
-    let ineligible = record
-        .execution
-        .eligibility
-        .as_ref()
-        .map(|c| super::eligibility::left_out_ids(&c.left_out))
-        .unwrap_or_default();
-    record
-        .protected_ids
-        .iter()
-        .filter(|id| !ineligible.contains(&id.to_lowercase()))
-        .cloned()
-        .collect()
-}
-
-/// Everyone a run left out, with the reason: the plan's (eligibility, cooldown), the lookups
-/// since, and the protections since.
-pub fn left_out(record: &RunRecord) -> Vec<super::eligibility::LeftOut> {
-    use super::eligibility::{LeftOut, Reason};
-    let mut all: Vec<LeftOut> = record
-        .plan
-        .get("left_out")
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
-        .unwrap_or_default();
-    if let Some(checked) = &record.execution.eligibility {
-        all.extend(checked.left_out.iter().filter(|l| l.since_plan).cloned());
-    }
-    all.extend(protected_only(record).into_iter().map(|id| LeftOut {
-        id,
-        reason: Reason::Protected,
-        alma_said: "an exclusion file protects this ID since the plan".into(),
-        since_plan: true,
-    }));
-    all
 }
 
 /// What keeps a completed run from being a plain success.

@@ -74,7 +74,7 @@ pub fn write_run_files(state_dir: &Path, record: &RunRecord, cohort: &[String]) 
     if !record.invalid_ids.is_empty() {
         write_refused(&folder.join(REFUSED_FILE), record)?;
     }
-    let left_out = super::execute::left_out(record);
+    let left_out = left_out(record);
     if !left_out.is_empty() {
         super::eligibility::write_left_out(&folder.join(LEFT_OUT_FILE), &left_out)?;
     }
@@ -86,6 +86,44 @@ pub fn write_run_files(state_dir: &Path, record: &RunRecord, cohort: &[String]) 
         crate::files::write(&folder.join("cohort.csv"), csv).map_err(io(&folder))?;
     }
     Ok(Some(report))
+}
+
+/// The IDs taken out of the set before the job because an exclusion file protects them now (not
+/// those a fresh lookup left out).
+pub fn protected_only(record: &RunRecord) -> Vec<String> {
+    let ineligible = record
+        .execution
+        .eligibility
+        .as_ref()
+        .map(|c| super::eligibility::left_out_ids(&c.left_out))
+        .unwrap_or_default();
+    record
+        .protected_ids
+        .iter()
+        .filter(|id| !ineligible.contains(&id.to_lowercase()))
+        .cloned()
+        .collect()
+}
+
+/// Everyone a run left out, with the reason: the plan's (eligibility, cooldown), the lookups
+/// since, and the protections since.
+pub fn left_out(record: &RunRecord) -> Vec<super::eligibility::LeftOut> {
+    use super::eligibility::{LeftOut, Reason};
+    let mut all: Vec<LeftOut> = record
+        .plan
+        .get("left_out")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default();
+    if let Some(checked) = &record.execution.eligibility {
+        all.extend(checked.left_out.iter().filter(|l| l.since_plan).cloned());
+    }
+    all.extend(protected_only(record).into_iter().map(|id| LeftOut {
+        id,
+        reason: Reason::Protected,
+        alma_said: "an exclusion file protects this ID since the plan".into(),
+        since_plan: true,
+    }));
+    all
 }
 
 /// The letter the run checked, in one line.
@@ -253,7 +291,7 @@ pub fn markdown(r: &RunRecord, cohort: &[String]) -> String {
             ]
         }),
     );
-    let left_out = super::execute::left_out(r);
+    let left_out = left_out(r);
     if !left_out.is_empty() {
         table(
             &mut s,
@@ -434,7 +472,7 @@ pub fn html_report(r: &RunRecord, cohort: &[String]) -> Result<String, Error> {
             notified => minijinja::Value::from(minijinja::value::Serde(&notified)),
             no_email => minijinja::Value::from(minijinja::value::Serde(&no_email_ids(r))),
             letter => letter_line(r),
-            left_out => minijinja::Value::from(minijinja::value::Serde(&super::execute::left_out(r))),
+            left_out => minijinja::Value::from(minijinja::value::Serde(&left_out(r))),
         })
         .map_err(|e| Error::Usage(format!("report template: {e}")))
 }

@@ -11,7 +11,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use placeholders::{Escape, fill, quoted_in_sql};
-pub use raw::{DEFAULT_LETTER, DEFAULT_NOTIFICATION};
+
+/// The notification type a run sends by default ("Notify Password Change").
+pub const DEFAULT_NOTIFICATION: &str = "NOTIFY_PASSWORD_CHANGE";
+/// The letter that carries the temporary password (`[job] letter`).
+pub const DEFAULT_LETTER: &str = "UserNotificationsLetter";
 
 /// Why a query file cannot be used. Every variant names the file.
 #[derive(Debug, thiserror::Error)]

@@ -8,8 +8,8 @@ use serde::Deserialize;
 
 use super::placeholders::{Escape, FillError, fill, names};
 use super::{
-    CohortSpec, Error, FileFormat, FileSpec, GuardSpec, JobSpec, Normalize, Origin, Params, QuerySpec, ReportSpec,
-    SetSpec,
+    CohortSpec, DEFAULT_LETTER, DEFAULT_NOTIFICATION, EligibilityColumns, EligibilitySpec, Error, FileFormat, FileSpec,
+    GuardSpec, JobSpec, Normalize, Origin, Params, QuerySpec, ReportSpec, SetSpec,
 };
 
 pub const DEFAULT_SET_NAME: &str = "User Password Reset {query} {period}";
@@ -22,9 +22,6 @@ pub const DEFAULT_MAX_REFUSED_RATIO: f64 = 0.01;
 pub const DEFAULT_MAX_PLAN_AGE_HOURS: f64 = 72.0;
 pub const DEFAULT_SET_DESCRIPTION: &str = "Created by alma-cohort run {run_id}";
 pub const DEFAULT_JOB_NAME: &str = "Update/Notify Users";
-pub const DEFAULT_NOTIFICATION: &str = "NOTIFY_PASSWORD_CHANGE";
-/// The letter that carries the temporary password (`[job] letter`).
-pub const DEFAULT_LETTER: &str = "UserNotificationsLetter";
 /// How long a live lookup of the cohort stays good for `resume` and `apply`.
 pub const DEFAULT_ELIGIBILITY_MAX_AGE_HOURS: f64 = 24.0;
 /// The placeholders a set name or description may use; the pipeline fills them.
@@ -697,11 +694,7 @@ fn is_letter_code(s: &str) -> bool {
 }
 
 impl EligibilityRaw {
-    fn validate(
-        self,
-        invalid: &dyn Fn(&str, String, &str) -> Error,
-        guard: &Guard,
-    ) -> Result<super::EligibilitySpec, Error> {
+    fn validate(self, invalid: &dyn Fn(&str, String, &str) -> Error, guard: &Guard) -> Result<EligibilitySpec, Error> {
         let staff_include = match self.staff.as_deref().map(str::trim) {
             None | Some("exclude") => false,
             Some("include") => true,
@@ -734,7 +727,7 @@ impl EligibilityRaw {
                 c => Ok(c.map(|c| c.trim().to_string())),
             }
         };
-        let columns = super::EligibilityColumns {
+        let columns = EligibilityColumns {
             account_type: column(
                 "account_type_column",
                 self.account_type_column,
@@ -768,7 +761,7 @@ impl EligibilityRaw {
                 ));
             }
         }
-        Ok(super::EligibilitySpec {
+        Ok(EligibilitySpec {
             lookup,
             staff_include,
             require_email: self.require_email.unwrap_or(true),
