@@ -112,7 +112,7 @@ async fn who_changed_in_alma_since_the_report_is_left_out_by_name_and_never_rese
 
     let text = run(&sim, &state, &["plan", q]).await;
     assert!(
-        text.stdout.contains("left out: not ACTIVE in Alma") && text.stdout.contains("rules: in Alma, INTERNAL"),
+        text.stdout.contains("left out: not ACTIVE") && text.stdout.contains("rules: in Alma, INTERNAL"),
         "{}",
         text.stdout
     );

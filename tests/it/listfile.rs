@@ -466,7 +466,7 @@ async fn refused_ids_stop_the_run_and_a_protection_added_meanwhile_holds() {
     let r = execute_run(&sim, &state, q.to_str().unwrap(), &["--period", "2027-spring"]).await;
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert!(
-        r.stdout.contains("left out: not in Alma (no user by this ID)"),
+        r.stdout.contains("left out: not in Alma (no such user)"),
         "{}",
         r.stdout
     );

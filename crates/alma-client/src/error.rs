@@ -187,6 +187,38 @@ impl Error {
         self.fate() == WriteFate::NotApplied && self.is_retryable()
     }
 
+    /// The error of a call about one user, without what Alma wrote in it: its message or an
+    /// answer's opening may name the user, and errors reach logs, the journal and reports.
+    pub(crate) fn about_a_user(self) -> Self {
+        match self {
+            Error::Api {
+                call,
+                status,
+                code,
+                tracking_id,
+                ..
+            } => Error::Api {
+                call,
+                status,
+                code,
+                message: "(Alma's message not shown: it may name the user)".into(),
+                tracking_id,
+            },
+            Error::Unexpected {
+                call,
+                status,
+                content_type,
+                ..
+            } => Error::Unexpected {
+                call,
+                status,
+                content_type,
+                snippet: "(not shown: a user's record)".into(),
+            },
+            e => e,
+        }
+    }
+
     /// The HTTP status and Alma error code, where Alma gave them.
     pub fn alma_code(&self) -> Option<(u16, &str)> {
         match self {

@@ -92,7 +92,7 @@ impl ClientConfig {
 }
 
 /// Requests are spaced this much wider than `1 / pace` seconds.
-const PACE_MARGIN: f64 = 1.05;
+const PACE_MARGIN: f64 = 1.02;
 
 /// The pace shared by every call of one client: at most `n` requests a second, evenly spaced,
 /// and a cool-down that grows with each 429 PER_SECOND_THRESHOLD and ends with the next success.
@@ -106,9 +106,10 @@ struct Pacer {
 impl Pacer {
     fn new(per_second: u32, retry: RetryPolicy) -> Self {
         // Burst 1: requests are spaced evenly, never 25 at once and 25 more a moment later; and
-        // 5 % wider than 1/n s, because jitter on the way can bunch two requests, and Alma counts
+        // 2 % wider than 1/n s, because jitter on the way can bunch two requests, and Alma counts
         // arrivals in any one second (measured: at exactly 1/25 s, 8 concurrent partitions drew
-        // one 429 per 100 requests).
+        // one 429 per 100 requests; at 5 % wider the lookups, one call per user, ran at 94.7 %
+        // of the pace — benches/results/2026-12-04-lookups.md).
         let spacing = Duration::from_secs_f64(PACE_MARGIN / f64::from(per_second.max(1)));
         let quota = Quota::with_period(spacing)
             .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))

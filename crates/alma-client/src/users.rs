@@ -130,7 +130,7 @@ impl AlmaClient {
                     .collect(),
             })),
             Err(e) if e.alma_code().is_some_and(|(_, c)| c == "401861" || c == "401890") => Ok(None),
-            Err(e) => Err(e),
+            Err(e) => Err(e.about_a_user()),
         }
     }
 }

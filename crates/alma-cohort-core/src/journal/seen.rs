@@ -96,19 +96,23 @@ pub enum Reason {
     RecentlyReset,
     /// An exclusion file protects them since the plan.
     Protected,
+    /// Alma would not show the user (a refusal other than "not found"): nobody can say whether
+    /// the letter reaches them.
+    Unreadable,
 }
 
 impl Reason {
     pub fn describe(self) -> &'static str {
         match self {
-            Reason::NotInAlma => "not in Alma (no user by this ID)",
-            Reason::External => "not an INTERNAL account (no password in Alma)",
-            Reason::Inactive => "not ACTIVE in Alma",
-            Reason::Expired => "expired in Alma",
+            Reason::NotInAlma => "not in Alma (no such user)",
+            Reason::External => "not INTERNAL (no password)",
+            Reason::Inactive => "not ACTIVE",
+            Reason::Expired => "expired",
             Reason::StaffRole => "a role other than Patron",
-            Reason::NoEmail => "no preferred email address in Alma",
-            Reason::RecentlyReset => "notified by a run within the cooldown",
-            Reason::Protected => "protected by an exclusion file since the plan",
+            Reason::NoEmail => "no preferred email",
+            Reason::RecentlyReset => "notified within the cooldown",
+            Reason::Protected => "protected since the plan",
+            Reason::Unreadable => "Alma would not show them",
         }
     }
 
@@ -122,6 +126,7 @@ impl Reason {
             Reason::NoEmail => "no_email",
             Reason::RecentlyReset => "recently_reset",
             Reason::Protected => "protected",
+            Reason::Unreadable => "unreadable",
         }
     }
 }
@@ -213,6 +218,7 @@ impl Checked {
             "report" => {
                 "from the report's columns ([eligibility] lookup = false): the report may lag Alma by days".into()
             }
+            "skipped" => "NOT LOOKED UP: the cohort is larger than [guard] max_members, which refuses it".into(),
             _ => "NOT CHECKED: no Alma given for a list file's plan (run --execute looks every member up)".into(),
         };
         lines.push(format!("Eligibility {how}; rules: {}", self.rules.describe()));
@@ -222,7 +228,9 @@ impl Checked {
         lines
     }
 
-    /// Older than `max_age_hours` (or never checked): `resume` and `apply` look up again.
+    /// Older than `max_age_hours` (or never checked): `resume` and `apply` look up again. `now`
+    /// is the later of this machine's clock and Alma's, so that neither clock being behind
+    /// keeps old lookups.
     pub fn stale(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
         match self
             .checked_at

@@ -6,7 +6,7 @@
 //! its plan), `apply` and `resume` call it before their first write, and the job step calls it
 //! again right before the submission.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use chrono::NaiveDate;
@@ -93,55 +93,167 @@ pub fn judge_letter(letter: &alma::Letter, code: &str, notification: &str) -> Le
     }
 }
 
-/// Whether the XSL has a branch (`xsl:when` or `xsl:if`) whose test names `notification` as a
-/// string literal (`= 'NOTIFY_PASSWORD_CHANGE'`) and, inside it, prints the temporary password
-/// (`xsl:value-of`/`xsl:copy-of` selecting `…temp_password`). An XSL that is empty or not
-/// well-formed XML is an error.
+/// The XSLT namespace: only elements in it are instructions, whatever their prefix.
+const XSLT: &str = "http://www.w3.org/1999/XSL/Transform";
+
+/// The largest XSL judged: real letters are a few tens of KB.
+const MAX_XSL: usize = 4 << 20;
+
+/// A `test` that is exactly `notification_data/notification_type = 'X'` (either side, either
+/// quote, a leading `/` allowed): the literal `X`. Anything else (`and`, `or`, `not(…)`, `!=`,
+/// `contains(…)`) is `None`: nobody can say without running it whether it picks the branch.
+fn type_literal(test: &str) -> Option<String> {
+    let t: String = test.chars().filter(|c| !c.is_whitespace()).collect();
+    let path = |p: &str| {
+        matches!(
+            p,
+            "notification_data/notification_type" | "/notification_data/notification_type"
+        )
+    };
+    let literal = |l: &str| {
+        let q = l.chars().next()?;
+        (matches!(q, '\'' | '"') && l.len() >= 2 && l.ends_with(q) && !l[1..l.len() - 1].contains(['\'', '"']))
+            .then(|| l[1..l.len() - 1].to_string())
+    };
+    let (left, right) = t.split_once('=')?;
+    if left.ends_with('!') || right.contains('=') {
+        return None;
+    }
+    match (path(left), path(right)) {
+        (true, false) => literal(right),
+        (false, true) => literal(left),
+        _ => None,
+    }
+}
+
+/// One open element while the XSL is read.
+struct Open {
+    /// An XSLT instruction, by local name (`None`: a literal result element, which always
+    /// outputs what it holds).
+    xsl: Option<String>,
+    /// Its content is output whenever the template runs, for this notification type: a
+    /// top-level `xsl:template` with a `match`, an `xsl:choose` on such a path, the branch.
+    ok: bool,
+    /// The `xsl:when`/`xsl:if` that tests exactly the notification type.
+    branch: bool,
+    /// For an `xsl:choose`: an earlier `when` may already pick the type.
+    taken: bool,
+    /// For a template: its `match`.
+    matched: Option<String>,
+}
+
+/// Whether the XSL prints the temporary password for `notification`, for certain, without
+/// running it: a top-level template with a `match` (the only one with that match) holds, through
+/// literal result elements only, an `xsl:choose` whose first `xsl:when` that can pick the type
+/// tests exactly `notification_data/notification_type = 'TYPE'` (every `when` before it tests
+/// another type the same simple way), or such an `xsl:if`; and inside that branch, through
+/// literal result elements only, `xsl:value-of select="notification_data/temp_password"`. A
+/// branch under another condition, in a loop, a variable, an attribute, a comment or a message,
+/// or in a named template, does not count. Empty, not XML, or too large is an error.
 pub fn password_branch(xsl: &str, notification: &str) -> Result<bool, String> {
     use quick_xml::events::Event;
+    use quick_xml::name::ResolveResult;
     if xsl.trim().is_empty() {
         return Err("it is empty".into());
     }
-    let mut reader = quick_xml::Reader::from_str(xsl.trim_start_matches('\u{feff}'));
-    // For each open element: is it a branch for the notification type?
-    let mut open: Vec<bool> = Vec::new();
+    if xsl.len() > MAX_XSL {
+        return Err(format!(
+            "it is {} bytes, more than a letter's XSL can be ({MAX_XSL})",
+            xsl.len()
+        ));
+    }
+    let mut reader = quick_xml::NsReader::from_str(xsl.trim_start_matches('\u{feff}'));
+    let mut open: Vec<Open> = Vec::new();
     let mut elements = 0usize;
-    let mut found = false;
-    let literals = [format!("'{notification}'"), format!("\"{notification}\"")];
-    let attr = |e: &quick_xml::events::BytesStart<'_>, name: &str| -> Option<String> {
-        e.attributes()
-            .flatten()
-            .find(|a| a.key.local_name().as_ref() == name)
-            .map(|a| {
-                a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                    .map(|v| v.into_owned())
-                    .unwrap_or_default()
-            })
-    };
+    // The match of the template where the password is printed, and how many templates have
+    // each match.
+    let mut found: Option<String> = None;
+    let mut matches: HashMap<String, usize> = HashMap::new();
     loop {
-        let event = reader
-            .read_event()
-            .map_err(|e| format!("not XML (at byte {}): {e}", reader.error_position()))?;
+        let at = reader.buffer_position();
+        let (ns, event) = reader
+            .read_resolved_event()
+            .map_err(|e| format!("not XML (near byte {at}): {e}"))?;
+        let is_xsl = matches!(ns, ResolveResult::Bound(n) if n.as_ref() == XSLT);
         let empty = matches!(event, Event::Empty(_));
         match event {
             Event::Start(e) | Event::Empty(e) => {
                 elements += 1;
-                let local = e.local_name();
-                let name = local.as_ref();
-                let branch = matches!(name, "when" | "if")
-                    && attr(&e, "test").is_some_and(|t| {
-                        t.contains("notification_type")
-                            && literals.iter().any(|l| t.contains(l.as_str()))
-                            && !t.contains("!=")
-                            && !t.contains("not(")
-                    });
-                let prints = matches!(name, "value-of" | "copy-of")
-                    && attr(&e, "select").is_some_and(|s| s.contains("temp_password"));
-                if prints && open.iter().any(|b| *b) {
-                    found = true;
+                let attr = |name: &str| -> Option<String> {
+                    e.attributes()
+                        .flatten()
+                        .find(|a| a.key.local_name().as_ref() == name)
+                        .map(|a| {
+                            a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                                .map(|v| v.into_owned())
+                                .unwrap_or_default()
+                        })
+                };
+                let name = e.local_name().as_ref().to_string();
+                // Everything open outputs unconditionally (for this type).
+                let clear = !open.is_empty() && open.iter().all(|o| o.ok || o.xsl.is_none());
+                let mut entry = Open {
+                    xsl: is_xsl.then(|| name.clone()),
+                    ok: false,
+                    branch: false,
+                    taken: false,
+                    matched: None,
+                };
+                if is_xsl {
+                    match name.as_str() {
+                        "stylesheet" | "transform" => entry.ok = open.is_empty(),
+                        "template" => {
+                            if let Some(m) = attr("match") {
+                                let m = m.trim().to_string();
+                                *matches.entry(m.clone()).or_insert(0) += 1;
+                                entry.ok = open.len() == 1 && open[0].ok;
+                                entry.matched = Some(m);
+                            }
+                        }
+                        "choose" => entry.ok = clear,
+                        "when" => {
+                            if let Some(choose) = open.last_mut().filter(|o| o.xsl.as_deref() == Some("choose")) {
+                                let literal = attr("test").as_deref().and_then(type_literal);
+                                if !choose.taken {
+                                    match literal {
+                                        Some(l) if l == notification => {
+                                            entry.branch = clear;
+                                            entry.ok = clear;
+                                            choose.taken = true;
+                                        }
+                                        Some(_) => {}
+                                        // A test nobody can read here may pick the type first.
+                                        None => choose.taken = true,
+                                    }
+                                }
+                            }
+                        }
+                        "if" => {
+                            let literal = attr("test").as_deref().and_then(type_literal);
+                            entry.branch = clear && literal.as_deref() == Some(notification);
+                            entry.ok = entry.branch;
+                        }
+                        "value-of" => {
+                            let select: String = attr("select")
+                                .unwrap_or_default()
+                                .chars()
+                                .filter(|c| !c.is_whitespace())
+                                .collect();
+                            let prints = matches!(
+                                select.as_str(),
+                                "notification_data/temp_password" | "/notification_data/temp_password"
+                            );
+                            // Up to the branch through literal result elements only.
+                            let branch = open.iter().rposition(|o| o.xsl.is_some()).filter(|&i| open[i].branch);
+                            if prints && clear && branch.is_some() {
+                                found = open.iter().find_map(|o| o.matched.clone());
+                            }
+                        }
+                        _ => {}
+                    }
                 }
                 if !empty {
-                    open.push(branch);
+                    open.push(entry);
                 }
             }
             Event::End(_) => {
@@ -157,7 +269,8 @@ pub fn password_branch(xsl: &str, notification: &str) -> Result<bool, String> {
     if !open.is_empty() {
         return Err(format!("not XML: {} element(s) not closed", open.len()));
     }
-    Ok(found)
+    // Another template with the same match may be the one that runs.
+    Ok(found.is_some_and(|m| matches.get(&m).copied().unwrap_or(0) == 1))
 }
 
 /// Reads the letter and judges it. Alma's refusal (a 4xx: no such letter, no permission) is a
@@ -356,6 +469,18 @@ pub fn alma_now(client: Option<&AlmaClient>) -> chrono::DateTime<chrono::Utc> {
         .unwrap_or_else(chrono::Utc::now)
 }
 
+/// [`judge`] for the user Alma answered for `id`: a user found by another identifier (the ID is
+/// someone's barcode or email, not a primary ID) is not the one the set will hold.
+fn judge_as(id: &str, user: Option<&UserInfo>, rules: &Rules, today: NaiveDate) -> Option<(Reason, String)> {
+    match user {
+        Some(u) if !u.primary_id.trim().eq_ignore_ascii_case(id.trim()) => Some((
+            Reason::NotInAlma,
+            "no user has this primary ID (Alma found a user by another identifier)".into(),
+        )),
+        user => judge(user, rules, today),
+    }
+}
+
 /// The first rule a user fails, with what Alma said; `None` when the letter can reach them.
 pub fn judge(user: Option<&UserInfo>, rules: &Rules, today: NaiveDate) -> Option<(Reason, String)> {
     let Some(u) = user else {
@@ -363,6 +488,10 @@ pub fn judge(user: Option<&UserInfo>, rules: &Rules, today: NaiveDate) -> Option
     };
     if u.account_type != "INTERNAL" {
         return Some((Reason::External, format!("account_type {}", or_none(&u.account_type))));
+    }
+    // A contact is no patron: nobody logs in with it.
+    if u.record_type == "CONTACT" {
+        return Some((Reason::External, "record_type CONTACT".into()));
     }
     if u.status != "ACTIVE" {
         return Some((Reason::Inactive, format!("status {}", or_none(&u.status))));
@@ -403,7 +532,7 @@ pub fn judge(user: Option<&UserInfo>, rules: &Rules, today: NaiveDate) -> Option
             return Some((Reason::StaffRole, said));
         }
     }
-    if rules.require_email && u.preferred_email().is_none() {
+    if rules.require_email && !u.preferred_email().is_some_and(crate::transform::is_address) {
         let said = match u.emails.len() {
             0 => "no email address".to_string(),
             n => format!("{n} email address(es), none preferred"),
@@ -444,10 +573,21 @@ pub async fn look_up(
     let mut done = 0;
     let mut today = None;
     while let Some((i, answer)) = stream.next().await {
-        let user = answer.map_err(Error::from)?;
         // Alma's date, from the first answers' Date header.
         let today = *today.get_or_insert_with(|| self::today(Some(client)));
-        results[i] = judge(user.as_ref(), rules, today);
+        results[i] = match answer {
+            Ok(user) => judge_as(&ids[i], user.as_ref(), rules, today),
+            // Alma says no about this one user (a 4xx other than "not found", e.g. 401855 for
+            // an account the API does not support): left out, never guessed.
+            Err(e) if refused(&e) => Some((
+                Reason::Unreadable,
+                match e.alma_code() {
+                    Some((status, code)) => format!("Alma would not show this user (HTTP {status} {code})"),
+                    None => "Alma would not show this user".to_string(),
+                },
+            )),
+            Err(e) => return Err(e.into()),
+        };
         done += 1;
         if done % 25 == 0 || done == ids.len() {
             progress(LookupProgress::Done(done));
@@ -501,10 +641,23 @@ pub async fn refresh(
     ids: &[String],
     progress: &mut (dyn FnMut(LookupProgress) + Send),
 ) -> Result<Option<(Checked, Vec<LeftOut>)>, Error> {
-    let Some(checked) = checked else {
-        return Ok(None);
+    // A run journaled before lookups existed is looked up under the strict rules.
+    let strict = Checked {
+        rules: Rules {
+            lookup: true,
+            staff_include: false,
+            require_email: true,
+            max_age_hours: crate::query::DEFAULT_ELIGIBILITY_MAX_AGE_HOURS,
+        },
+        source: "none".into(),
+        checked_at: None,
+        looked_up: 0,
+        calls: 0,
+        seconds: 0.0,
+        left_out: Vec::new(),
     };
-    if !checked.rules.lookup || !checked.stale(alma_now(Some(client))) {
+    let checked = checked.unwrap_or(&strict);
+    if !checked.rules.lookup || !checked.stale(alma_now(Some(client)).max(chrono::Utc::now())) {
         return Ok(None);
     }
     let fresh = look_up(client, ids, &checked.rules, progress).await?;
@@ -523,9 +676,39 @@ pub async fn refresh(
     Ok(Some((merged, newly)))
 }
 
+/// Alma knows no user by more of a run's cohort (`cohort` IDs) than `[guard] max_refused_ratio`
+/// allows, found by a lookup after the plan (`apply`, `resume`): refused (exit 4), as the plan's
+/// guard refuses it — a list that lost its leading zeros is never applied to the few IDs that
+/// happen to be other people's.
+pub fn check_not_in_alma(newly: &[LeftOut], cohort: usize, max: Option<f64>, what: &str) -> Result<(), Error> {
+    let unknown = newly
+        .iter()
+        .filter(|l| matches!(l.reason, Reason::NotInAlma | Reason::Unreadable))
+        .count();
+    let Some(max) = max else { return Ok(()) };
+    let share = unknown as f64 / cohort.max(1) as f64;
+    if unknown == 0 || share <= max {
+        return Ok(());
+    }
+    Err(Error::Guard {
+        guard: "not_in_alma",
+        detail: format!(
+            "{what}: Alma knows no user by {unknown} of the {cohort} IDs ({:.1}%; [guard] max_refused_ratio {max}); nothing more was written to Alma",
+            share * 100.0
+        ),
+        hint: "the cohort may not be the one meant (leading zeros lost in Excel, IDs of another identifier type, purged users): check the list, then plan again".into(),
+    })
+}
+
 /// The rules over the report's columns (`[eligibility] lookup = false`): `cells` holds, per
 /// member, account type, status, expiry, email and (when mapped) the staff flag.
-pub fn from_report(ids: &[String], cells: &[Vec<Option<String>>], rules: &Rules, today: NaiveDate) -> Checked {
+pub fn from_report(
+    ids: &[String],
+    cells: &[Vec<Option<String>>],
+    rules: &Rules,
+    today: NaiveDate,
+    staff_mapped: bool,
+) -> Checked {
     let left_out = ids
         .iter()
         .zip(cells)
@@ -546,6 +729,12 @@ pub fn from_report(ids: &[String], cells: &[Vec<Option<String>>], rules: &Rules,
                     false => Vec::new(),
                 },
                 roles: match staff.to_ascii_lowercase().as_str() {
+                    // An empty cell in a mapped column: the report does not say, so not Patron only.
+                    "" if staff_mapped => vec![alma::users::Role {
+                        role_type: "unknown".into(),
+                        desc: "the report does not say".into(),
+                        status: String::new(),
+                    }],
                     "" | "no" | "n" | "false" | "0" => Vec::new(),
                     _ => vec![alma::users::Role {
                         role_type: "staff".into(),
@@ -584,11 +773,12 @@ pub fn report_headings(columns: &EligibilityColumns) -> Vec<Option<&str>> {
     ]
 }
 
-/// Nothing checked: a list file's plan with no Alma to ask.
-pub fn not_checked(rules: &Rules) -> Checked {
+/// Nothing checked (`why`: `none`, a list file's plan with no Alma to ask; `skipped`, a cohort
+/// the `max_members` guard refuses anyway).
+pub fn not_checked(rules: &Rules, why: &str) -> Checked {
     Checked {
         rules: rules.clone(),
-        source: "none".into(),
+        source: why.into(),
         checked_at: None,
         looked_up: 0,
         calls: 0,
@@ -659,8 +849,72 @@ mod tests {
         assert_eq!(password_branch(overdue, "NOTIFY_PASSWORD_CHANGE"), Ok(false));
         let negated = XSL.replace("= 'NOTIFY_PASSWORD_CHANGE'", "!= 'NOTIFY_PASSWORD_CHANGE'");
         assert_eq!(password_branch(&negated, "NOTIFY_PASSWORD_CHANGE"), Ok(false));
-        let with_if = r#"<xsl:stylesheet xmlns:xsl="x"><xsl:if test="notification_data/notification_type=&quot;NOTIFY_PASSWORD_CHANGE&quot;"><xsl:value-of select="/notification_data/temp_password"/></xsl:if></xsl:stylesheet>"#;
-        assert_eq!(password_branch(with_if, "NOTIFY_PASSWORD_CHANGE"), Ok(true));
+        let with_if = r#"<t:stylesheet version="1.0" xmlns:t="http://www.w3.org/1999/XSL/Transform"><t:template match="/"><p><t:if test="notification_data/notification_type=&quot;NOTIFY_PASSWORD_CHANGE&quot;"><b><t:value-of select="/notification_data/temp_password"/></b></t:if></p></t:template></t:stylesheet>"#;
+        assert_eq!(
+            password_branch(with_if, "NOTIFY_PASSWORD_CHANGE"),
+            Ok(true),
+            "any prefix, an xsl:if"
+        );
+        // Looks right, is not: each of these letters goes out without the password.
+        let wrong = |from: &str, to: &str| {
+            let x = XSL.replace(from, to);
+            assert_ne!(x, XSL, "{to}");
+            assert_eq!(password_branch(&x, "NOTIFY_PASSWORD_CHANGE"), Ok(false), "{to}");
+        };
+        let branch = "notification_data/notification_type = 'NOTIFY_PASSWORD_CHANGE'";
+        wrong(
+            branch,
+            "notification_data/notification_type = 'NOTIFY_PASSWORD_CHANGE' and notification_data/languageCode = 'fr'",
+        );
+        wrong(
+            branch,
+            "not (notification_data/notification_type != 'NOTIFY_PASSWORD_CHANGE')",
+        );
+        wrong(
+            branch,
+            "notification_data/notification_type = 'NOTIFY_PASSWORD_CHANGE_OLD'",
+        );
+        // An earlier branch that may catch the type first.
+        wrong(
+            "notification_data/notification_type = 'SOCIAL_LOGIN_INVITATION'",
+            "contains(notification_data/notification_type, 'PASSWORD')",
+        );
+        // Printed somewhere nobody reads, or not the password itself.
+        let value = r#"<xsl:value-of select="notification_data/temp_password"/>"#;
+        wrong(value, &format!("<xsl:variable name=\"p\">{value}</xsl:variable>"));
+        wrong(value, &format!("<xsl:comment>{value}</xsl:comment>"));
+        wrong(
+            value,
+            &format!("<xsl:if test=\"notification_data/user_group = 'X'\">{value}</xsl:if>"),
+        );
+        wrong(
+            value,
+            r#"<xsl:value-of select="string-length(notification_data/temp_password)"/>"#,
+        );
+        wrong(value, r#"<xsl:value-of select="'notification_data/temp_password'"/>"#);
+        // In a template that never runs by itself, or that another with the same match overrides.
+        wrong(r#"<xsl:template match="/">"#, r#"<xsl:template name="unused">"#);
+        wrong(
+            "</xsl:stylesheet>",
+            r#"<xsl:template match="/"><p>Another notice</p></xsl:template></xsl:stylesheet>"#,
+        );
+        // Under a condition around the whole choose.
+        let x = XSL.replace("</xsl:choose>", "</xsl:choose></xsl:if>").replace(
+            "<xsl:choose>",
+            "<xsl:if test=\"notification_data/receivers\"><xsl:choose>",
+        );
+        assert_eq!(password_branch(&x, "NOTIFY_PASSWORD_CHANGE"), Ok(false));
+        // Elements of another namespace named like XSLT's are not instructions.
+        let other_ns = XSL.replace(
+            r#"<xsl:value-of select="notification_data/temp_password"/></b>"#,
+            r#"<x:value-of xmlns:x="urn:other" select="notification_data/temp_password"/></b>"#,
+        );
+        assert_eq!(password_branch(&other_ns, "NOTIFY_PASSWORD_CHANGE"), Ok(false));
+        assert!(
+            password_branch(&"x".repeat(MAX_XSL + 1), "X")
+                .unwrap_err()
+                .contains("more than")
+        );
         assert!(password_branch("", "X").unwrap_err().contains("empty"));
         assert!(password_branch("<a><b></a>", "X").unwrap_err().contains("not XML"));
         assert!(password_branch("<a><b>", "X").unwrap_err().contains("not closed"));

@@ -145,6 +145,19 @@ pub fn execution(spec: &QuerySpec, run_id: &str, period: Option<&str>) -> Result
         job_parameters.retain(|(name, _)| name != k);
         job_parameters.push((k.clone(), v.clone()));
     }
+    // One value a parameter: with two, which one Alma takes is anyone's guess, and the checks
+    // below (and the letter's) would read one while Alma runs the other.
+    let mut seen = HashSet::new();
+    if let Some((twice, _)) = job_parameters
+        .iter()
+        .find(|(k, _)| !seen.insert(k.trim().to_ascii_lowercase()))
+    {
+        return Err(Error::Input {
+            path: spec.job.payload_file.clone().unwrap_or_else(|| spec.file.clone()),
+            line: None,
+            message: format!("the job parameter {twice:?} is given twice; give each parameter once"),
+        });
+    }
     super::payload::check_parameters(&job_parameters, &spec.job.notification, spec.job.allow_user_updates).map_err(
         |message| Error::Input {
             path: spec.job.payload_file.clone().unwrap_or_else(|| spec.file.clone()),
@@ -897,6 +910,64 @@ async fn recheck_protections(client: &AlmaClient, journal: &Journal, record: &Ru
     Ok(seen)
 }
 
+/// Alma is the ledger: an instance of this intent by another run, or any job on this run's set,
+/// means letters went (or go) out without this run — refused (exit 4). This run's own instance
+/// listed although no submission is on record (a journal restored from before it) is followed,
+/// never submitted again: `true`, the run moved to `job_submitted`.
+async fn ledger_lists_a_job(
+    client: &AlmaClient,
+    journal: &Journal,
+    record: &RunRecord,
+    job: &JobId,
+) -> Result<bool, Error> {
+    let run_id = &record.run_id;
+    let job = job.clone();
+    let (from, to) = lookup_window(&intent_window_start(record));
+    let instances = client.job_instances_between(&job, &from, &to).await?;
+    let listing = ledger::sort_instances(&instances, record, &set_made_at(record));
+    if let Some((stranger, why)) = listing.strangers.first() {
+        // Kept in the run's history: from now on the run counts as one that may have mailed
+        // (abandon asks --i-checked-alma, the period stays closed, the cooldown holds its users).
+        journal.note(
+            run_id,
+            RunState::MembersDone,
+            &format!(
+                "{}: instance {} {:?}, {why}",
+                super::state::STRANGER_NOTE,
+                stranger.id,
+                stranger.name
+            ),
+            &[],
+        )?;
+        let record = journal.run(run_id)?;
+        return Err(ledger::stranger_refusal(&record, &job, stranger, why));
+    }
+    if let Some(own) = listing.ours.first() {
+        // This run's name is listed although no submission is on record: a journal restored
+        // from before the submission. Followed, never submitted again.
+        let found = InstanceId(own.id.clone());
+        journal.transition(
+            run_id,
+            RunState::MembersDone,
+            RunState::JobSubmitting,
+            "the run's instance is already listed in Alma",
+            &[
+                ("job_id", &job.0),
+                ("job_submissions", &(i64::from(record.job_submissions).max(1))),
+            ],
+        )?;
+        let record = journal.run(run_id)?;
+        job_submitted(
+            journal,
+            &record,
+            Some(&found),
+            "found by its instance name before submitting",
+        )?;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
 /// The letter that goes with the job, journaled when it differs from the one the plan saw.
 fn note_letter(journal: &Journal, record: &RunRecord, letter: &super::eligibility::LetterSeen) -> Result<(), Error> {
     let then = record.execution.letter.as_ref().map(|l| l.digest.as_str());
@@ -942,6 +1013,12 @@ async fn recheck_eligibility(client: &AlmaClient, journal: &Journal, record: &Ru
     else {
         return Ok(());
     };
+    super::eligibility::check_not_in_alma(
+        &newly,
+        ids.len(),
+        record.execution.max_refused_ratio,
+        &format!("run {} looked up again before its job", record.run_id),
+    )?;
     let mut execution = record.execution.clone();
     execution.eligibility = Some(checked);
     let mut protected = record.protected_ids.clone();
@@ -1196,58 +1273,17 @@ async fn submit_job(
     );
     // Alma is the ledger: an instance of this intent by another run, or any job on this run's
     // set, means letters went (or go) out without this run. Looked up before every submission.
-    let (from, to) = lookup_window(&intent_window_start(record));
-    let instances = client.job_instances_between(&job, &from, &to).await?;
-    let listing = ledger::sort_instances(&instances, record, &set_made_at(record));
-    if let Some((stranger, why)) = listing.strangers.first() {
-        // Kept in the run's history: from now on the run counts as one that may have mailed
-        // (abandon asks --i-checked-alma, the period stays closed, the cooldown holds its users).
-        journal.note(
-            run_id,
-            RunState::MembersDone,
-            &format!(
-                "{}: instance {} {:?}, {why}",
-                super::state::STRANGER_NOTE,
-                stranger.id,
-                stranger.name
-            ),
-            &[],
-        )?;
-        let record = journal.run(run_id)?;
-        return Err(ledger::stranger_refusal(&record, &job, stranger, why));
+    if ledger_lists_a_job(client, journal, record, &job).await? {
+        return Ok(());
     }
-    if let Some(own) = listing.ours.first() {
-        // This run's name is listed although no submission is on record: a journal restored
-        // from before the submission. Followed, never submitted again.
-        let found = InstanceId(own.id.clone());
-        journal.transition(
-            run_id,
-            RunState::MembersDone,
-            RunState::JobSubmitting,
-            "the run's instance is already listed in Alma",
-            &[
-                ("job_id", &job.0),
-                ("job_submissions", &(i64::from(record.job_submissions).max(1))),
-            ],
-        )?;
-        let record = journal.run(run_id)?;
-        return job_submitted(
-            journal,
-            &record,
-            Some(&found),
-            "found by its instance name before submitting",
-        );
-    }
+    let listed = std::time::Instant::now();
     // No job of this run or for its intent is listed: who is protected since the plan leaves the
     // set now (after the lookups: a job found above may have mailed them already), and a set
     // Alma filled with too few of the cohort stops here.
     // The operator's --accept-refused is recorded first: a protection that stops the run below
     // (an exclusion file gone) does not lose it.
     check_refused(journal, record, options.accept_refused)?;
-    // The letter as Alma holds it now, right before the job that sends it (exit 4, the run stays
-    // here to resume once it is fixed); then who changed since the lookups, when they are old.
-    let preflight = super::eligibility::may_write_with(client, &record.execution, Some(&job)).await?;
-    note_letter(journal, record, &preflight.letter)?;
+    // Who changed in Alma since the lookups, when they are old (they leave the set below).
     recheck_eligibility(client, journal, &journal.run(run_id)?).await?;
     let seen = recheck_protections(client, journal, &journal.run(run_id)?).await?;
     // The cooldown again, now: a run of another query (another installation's, or one planned
@@ -1266,6 +1302,16 @@ async fn submit_job(
         options.resumed || !record.protected_ids.is_empty(),
     )
     .await?;
+    // Those checks can take long (a day-old run's lookups, a large set read whole): Alma's
+    // listing again, so that a job another installation started meanwhile is seen.
+    if listed.elapsed() > Duration::from_secs(60) && ledger_lists_a_job(client, journal, record, &job).await? {
+        return Ok(());
+    }
+    // The letter as Alma holds it now, right before the job that sends it (exit 4, the run stays
+    // here to resume once it is fixed).
+    let preflight = super::eligibility::may_write_with(client, &record.execution, Some(&job)).await?;
+    note_letter(journal, record, &preflight.letter)?;
+    let record = &journal.run(run_id)?;
     // The lookup window starts at the first submission that may have started a job.
     let at = record.job_submit_started_at.clone().unwrap_or_else(now);
     journal.step_started(run_id, "job", Some(&job.0))?;

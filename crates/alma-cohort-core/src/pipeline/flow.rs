@@ -377,6 +377,25 @@ async fn apply_plan(
     let preflight = super::eligibility::may_write(&client, &record.execution).await?;
     if let Some(then) = &record.execution.letter
         && then.digest != preflight.letter.digest
+        && !plan.approvals.is_empty()
+    {
+        // What the approvers saw is not what would go out.
+        return Err(Error::Refused {
+            message: format!(
+                "letter {} changed since plan {} was approved (digest {} then, {} now; last changed by {} on {}); nothing was written",
+                preflight.letter.code,
+                plan.plan_id,
+                &then.digest[..then.digest.len().min(12)],
+                &preflight.letter.digest[..preflight.letter.digest.len().min(12)],
+                preflight.letter.updated_by,
+                preflight.letter.update_date
+            ),
+            hint: "plan again (`alma-cohort plan QUERY --period P --save`) and have the new plan approved".into(),
+        }
+        .into());
+    }
+    if let Some(then) = &record.execution.letter
+        && then.digest != preflight.letter.digest
     {
         ui.note(&format!(
             "note: letter {} changed since the plan (digest {} then, {} now; last changed by {} on {})",
@@ -394,6 +413,12 @@ async fn apply_plan(
     })
     .await?;
     if let Some((checked, newly)) = refreshed {
+        super::eligibility::check_not_in_alma(
+            &newly,
+            cohort.len(),
+            record.execution.max_refused_ratio,
+            &format!("plan {} looked up again before it is applied", plan.plan_id),
+        )?;
         if !newly.is_empty() {
             ui.note(&format!(
                 "{} of the plan's cohort changed in Alma since the plan's lookups and are left out (runs/{}/{})",

@@ -370,6 +370,15 @@ pub async fn plan(
     if let Some(g) = not_in_alma_guard(&spec, &checked, before_lookups) {
         guards.push(g);
     }
+    if !checked.rules.lookup && !checked.rules.staff_include && spec.eligibility.columns.staff.is_none() {
+        guards.push(GuardCheck {
+            guard: "staff_rule",
+            ok: None,
+            detail: "NOT CHECKED: without lookups the report must say who has a role other than Patron, and the query maps no [eligibility] staff_column: staff accounts in the cohort would be reset".into(),
+            hint: String::new(),
+            execute_only: false,
+        });
+    }
     let run_id = new_run_id();
     let folder = state_dir.join("runs").join(&run_id);
     crate::files::create_dir(&folder).map_err(|source| Error::Output {
@@ -462,6 +471,7 @@ async fn check_eligibility(
             }
         }
         let present: Vec<&str> = wanted.iter().flatten().copied().collect();
+        let staff_mapped = wanted[4].is_some();
         let read = cohort.cells(&present)?;
         // Back to the five places `from_report` reads, a column not mapped as empty.
         let rows: Vec<Vec<Option<String>>> = read
@@ -476,12 +486,31 @@ async fn check_eligibility(
             &rows,
             &rules,
             eligibility::today(client),
+            staff_mapped,
         ));
     }
-    match client {
-        Some(client) => eligibility::look_up(client, &cohort.ids, &rules, lookups).await,
-        None => Ok(eligibility::not_checked(&rules)),
+    let Some(client) = client else {
+        return Ok(eligibility::not_checked(&rules, "none"));
+    };
+    // A cohort the max_members guard refuses anyway is not looked up: a report gone wrong would
+    // cost a call per row, and the institution's daily quota with it.
+    if cohort.ids.len() > spec.guard.max_members {
+        return Ok(eligibility::not_checked(&rules, "skipped"));
     }
+    // Nor one the daily quota left cannot cover (with a margin for the run's other calls).
+    let needed = cohort.ids.len() as u64 + cohort.ids.len() as u64 / 10 + 100;
+    if let Some(left) = client.quota_remaining()
+        && left < needed
+    {
+        return Err(Error::Refused {
+            message: format!(
+                "looking up the cohort's {} users takes about {needed} calls, and Alma's daily API quota for the institution has {left} left; nothing was written to Alma",
+                cohort.ids.len()
+            ),
+            hint: "run again after midnight (institution time), when the quota is renewed".into(),
+        });
+    }
+    eligibility::look_up(client, &cohort.ids, &rules, lookups).await
 }
 
 /// Alma knows no user by more of the cohort than `[guard] max_refused_ratio` allows: the cohort
@@ -490,7 +519,12 @@ fn not_in_alma_guard(spec: &QuerySpec, checked: &eligibility::Checked, cohort: u
     let unknown = checked
         .left_out
         .iter()
-        .filter(|l| l.reason == eligibility::Reason::NotInAlma)
+        .filter(|l| {
+            matches!(
+                l.reason,
+                eligibility::Reason::NotInAlma | eligibility::Reason::Unreadable
+            )
+        })
         .count();
     if unknown == 0 {
         return None;
@@ -1092,11 +1126,8 @@ impl Plan {
         match &self.letter {
             Some(letter) => {
                 let _ = writeln!(s, "Letter   {}", letter.line());
-                match &self.letter_changed_since {
-                    Some(then) => {
-                        let _ = writeln!(s, "  CHANGED since the last completed run of this query: {then}");
-                    }
-                    None => {}
+                if let Some(then) = &self.letter_changed_since {
+                    let _ = writeln!(s, "  CHANGED since the last completed run of this query: {then}");
                 }
             }
             None => {

@@ -16,6 +16,8 @@ pub use placeholders::{Escape, fill, quoted_in_sql};
 pub const DEFAULT_NOTIFICATION: &str = "NOTIFY_PASSWORD_CHANGE";
 /// The letter that carries the temporary password (`[job] letter`).
 pub const DEFAULT_LETTER: &str = "UserNotificationsLetter";
+/// How long a live lookup of the cohort stays good for `resume` and `apply`.
+pub const DEFAULT_ELIGIBILITY_MAX_AGE_HOURS: f64 = 24.0;
 
 /// Why a query file cannot be used. Every variant names the file.
 #[derive(Debug, thiserror::Error)]

@@ -8,8 +8,9 @@ use serde::Deserialize;
 
 use super::placeholders::{Escape, FillError, fill, names};
 use super::{
-    CohortSpec, DEFAULT_LETTER, DEFAULT_NOTIFICATION, EligibilityColumns, EligibilitySpec, Error, FileFormat, FileSpec,
-    GuardSpec, JobSpec, Normalize, Origin, Params, QuerySpec, ReportSpec, SetSpec,
+    CohortSpec, DEFAULT_ELIGIBILITY_MAX_AGE_HOURS, DEFAULT_LETTER, DEFAULT_NOTIFICATION, EligibilityColumns,
+    EligibilitySpec, Error, FileFormat, FileSpec, GuardSpec, JobSpec, Normalize, Origin, Params, QuerySpec, ReportSpec,
+    SetSpec,
 };
 
 pub const DEFAULT_SET_NAME: &str = "User Password Reset {query} {period}";
@@ -22,8 +23,6 @@ pub const DEFAULT_MAX_REFUSED_RATIO: f64 = 0.01;
 pub const DEFAULT_MAX_PLAN_AGE_HOURS: f64 = 72.0;
 pub const DEFAULT_SET_DESCRIPTION: &str = "Created by alma-cohort run {run_id}";
 pub const DEFAULT_JOB_NAME: &str = "Update/Notify Users";
-/// How long a live lookup of the cohort stays good for `resume` and `apply`.
-pub const DEFAULT_ELIGIBILITY_MAX_AGE_HOURS: f64 = 24.0;
 /// The placeholders a set name or description may use; the pipeline fills them.
 pub const SET_PLACEHOLDERS: &[&str] = &["query", "period", "date", "run_id"];
 

@@ -63,7 +63,7 @@ impl DropReason {
             DropReason::Duplicate => "duplicate ID (case-insensitive)",
             DropReason::NoEmail => "no email address",
             DropReason::RecentlyReset => "notified by a run within the cooldown",
-            DropReason::Ineligible => "left out: the letter cannot reach them",
+            DropReason::Ineligible => "not reachable in Alma (below)",
         }
     }
 }
