@@ -436,3 +436,41 @@ async fn a_library_rehearses_its_own_list_on_the_simulator() {
     assert_eq!(json["members_added"], 1, "only 0012345 can read the letter");
     let _ = against;
 }
+
+/// A cohort the `max_members` guard refuses is not looked up: a report gone wrong costs no call
+/// per row. Without lookups and without a staff column, the plan says the staff rule is not
+/// checked.
+#[tokio::test]
+async fn no_lookups_for_a_cohort_the_guard_refuses_and_the_staff_rule_said_when_unchecked() {
+    let sim = sim(sim_config().users(300)).await;
+    let dir = temp_dir("elig-skip");
+    let q = write_query(
+        &dir,
+        "big.toml",
+        &format!(
+            "name = \"big\"\n[report]\npath = \"{ALL_USERS}\"\n[cohort]\nid_column = \"Primary Identifier\"\n[guard]\nmax_members = 10\n"
+        ),
+    );
+    let plan = run(&sim, &dir.join("state"), &["plan", q.to_str().unwrap()]).await;
+    assert_eq!(plan.code, 4, "{}", plan.stderr);
+    assert!(plan.stdout.contains("NOT LOOKED UP"), "{}", plan.stdout);
+    assert!(
+        sim.handle.requests().iter().all(|r| r.target != Target::UserGet),
+        "no user lookups"
+    );
+    let q = write_query(
+        &dir,
+        "report-rules.toml",
+        &format!(
+            "name = \"by-report\"\n[report]\npath = \"{ALL_USERS}\"\n[cohort]\nid_column = \"Primary Identifier\"\n[guard]\nmax_members = 5000\n{}",
+            RULES_FROM_FILE
+        ),
+    );
+    let plan = run(&sim, &dir.join("state"), &["plan", q.to_str().unwrap()]).await;
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    assert!(
+        plan.stdout.contains("Guard staff_rule") && plan.stdout.contains("NOT CHECKED"),
+        "{}",
+        plan.stdout
+    );
+}

@@ -158,23 +158,43 @@ async fn slow_pages_still_loading_and_420033() {
 
 #[tokio::test]
 async fn daily_threshold_mid_run_resumes_the_next_day() {
-    // 3 report pages + set + two batches, then today's quota is gone; tomorrow's is ample.
-    let sim = sim(sim_config().manual_clock().daily_quota(100_000)).await;
+    // Today's quota is gone mid-run (after the set); tomorrow's is ample.
+    // Each add-members call takes a moment, so that the quota runs out between two of them.
+    let sim = sim(sim_config()
+        .manual_clock()
+        .daily_quota(100_000)
+        .fault(Fault::new(FaultKind::Slow(Duration::from_millis(200)), Target::SetOp).count(1000)))
+    .await;
     let dir = temp_dir("daily");
     let state = dir.join("state");
     let q = all_users_query(&dir, 5000);
-    // What a plan costs (report pages, letter, job, a lookup per user), then the set and a
-    // batch: today's quota is gone after that.
-    let before = sim.handle.requests().len();
-    assert_eq!(run(&sim, &state, &["plan", q.to_str().unwrap()]).await.code, 0);
-    let plan_calls = (sim.handle.requests().len() - before) as u64;
-    sim.handle.set_quota_remaining(plan_calls + 3);
-    let first = execute_run(&sim, &state, q.to_str().unwrap(), &[]).await;
-    assert_eq!(first.code, 3, "{}", first.stderr);
+    // The plan's lookups fit in today's quota; other integrations use up the rest once the set
+    // is made (the quota is the institution's, shared).
+    let mut child = crate::execute::command(&sim, &state, &["run", q.to_str().unwrap(), "--execute", "--yes"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..20_000 {
+        if sim
+            .handle
+            .requests()
+            .iter()
+            .any(|r| r.target == Target::SetCreate && r.status.is_some())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    sim.handle.set_quota_remaining(2);
+    let first = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let first_err = String::from_utf8_lossy(&first.stderr).into_owned();
+    assert_eq!(first.status.code(), Some(3), "{first_err}");
     assert!(
-        first.stderr.contains("DAILY_THRESHOLD") && first.stderr.contains("alma-cohort resume"),
-        "{}",
-        first.stderr
+        first_err.contains("DAILY_THRESHOLD") && first_err.contains("alma-cohort resume"),
+        "{first_err}"
     );
     let runs: serde_json::Value = runs_json(&sim, &state).await;
     let run_id = runs[0]["run_id"].as_str().unwrap().to_string();

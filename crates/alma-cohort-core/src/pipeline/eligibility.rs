@@ -1033,6 +1033,19 @@ mod tests {
             require_email: false,
             ..rules.clone()
         };
+        // A user found by another identifier is not the one the set would hold; a contact is no
+        // patron; a "preferred" address that is no address reaches nobody.
+        assert_eq!(judge_as("0012345", Some(&user()), &rules, today), None);
+        assert_eq!(judge_as("0012345 ", Some(&user()), &rules, today), None);
+        assert_eq!(
+            judge_as("BARCODE1", Some(&user()), &rules, today).unwrap().0,
+            Reason::NotInAlma
+        );
+        assert_eq!(with(&|u| u.record_type = "CONTACT".into()).unwrap().0, Reason::External);
+        assert_eq!(
+            with(&|u| u.emails[1].address = "not an address".into()).unwrap().0,
+            Reason::NoEmail
+        );
         let mut u = user();
         u.emails.clear();
         u.record_type = "STAFF".into();
