@@ -170,7 +170,7 @@ async fn daily_threshold_mid_run_resumes_the_next_day() {
     let q = all_users_query(&dir, 5000);
     // The plan's lookups fit in today's quota; other integrations use up the rest once the set
     // is made (the quota is the institution's, shared).
-    let mut child = crate::execute::command(&sim, &state, &["run", q.to_str().unwrap(), "--execute", "--yes"])
+    let child = crate::execute::command(&sim, &state, &["run", q.to_str().unwrap(), "--execute", "--yes"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
