@@ -22,17 +22,6 @@ fn query(dir: &Path, report: &str, cohort: &str, guard: &str) -> PathBuf {
     )
 }
 
-fn set_members(sim: &Sim) -> HashSet<String> {
-    let sets = sim.handle.sets();
-    assert_eq!(sets.len(), 1, "one set: {sets:?}");
-    sim.handle
-        .set_members(&sets[0].id)
-        .unwrap()
-        .into_iter()
-        .map(|m| m.to_lowercase())
-        .collect()
-}
-
 #[tokio::test]
 async fn protected_ids_stay_out_however_they_were_written() {
     let sim = sim(sim_config().users(300)).await;
@@ -78,7 +67,7 @@ async fn protected_ids_stay_out_however_they_were_written() {
         "{}",
         r.stderr
     );
-    let members = set_members(&sim);
+    let members = the_set(&sim);
     for id in zeros.iter().chain([&letters]) {
         assert!(
             !members.contains(&id.to_lowercase()),
@@ -190,7 +179,7 @@ async fn users_without_an_email_address_are_left_out_listed_and_keep_their_passw
             "{id} in the reports"
         );
     }
-    let members = set_members(&sim);
+    let members = the_set(&sim);
     assert!(without.iter().all(|id| !members.contains(&id.to_lowercase())));
     let lettered: HashSet<String> = sim.handle.outbox().into_iter().map(|l| l.user_primary_id).collect();
     assert!(

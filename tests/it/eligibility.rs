@@ -40,17 +40,6 @@ fn left_out(json: &Value) -> HashMap<String, String> {
         .collect()
 }
 
-fn the_set(sim: &Sim) -> HashSet<String> {
-    let sets = sim.handle.sets();
-    assert_eq!(sets.len(), 1, "one set: {sets:?}");
-    sim.handle
-        .set_members(&sets[0].id)
-        .unwrap()
-        .into_iter()
-        .map(|m| m.to_lowercase())
-        .collect()
-}
-
 fn reset_ids(sim: &Sim) -> HashSet<String> {
     sim.handle
         .resets()
@@ -161,6 +150,16 @@ fn people(n: usize) -> Vec<UserSeed> {
         .collect()
 }
 
+/// `run Q --execute --yes --json` with the state dir in `dir`.
+async fn execute_json(sim: &Sim, dir: &Path, q: &Path) -> crate::cli::Run {
+    run(
+        sim,
+        &dir.join("state"),
+        &["run", q.to_str().unwrap(), "--execute", "--yes", "--json"],
+    )
+    .await
+}
+
 fn list_query(dir: &Path, ids: &[String], extra: &str) -> PathBuf {
     std::fs::write(dir.join("ids.txt"), ids.join("\n")).unwrap();
     write_query(
@@ -186,12 +185,7 @@ async fn a_list_of_25_with_5_changed_users_resets_the_20() {
     }
     let dir = temp_dir("list25");
     let q = list_query(&dir, &ids, "");
-    let r = run(
-        &sim,
-        &dir.join("state"),
-        &["run", q.to_str().unwrap(), "--execute", "--yes", "--json"],
-    )
-    .await;
+    let r = execute_json(&sim, &dir, &q).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
     let json = last_json(&r.stdout);
     let named = left_out(&json);
@@ -224,12 +218,7 @@ async fn a_user_alma_does_not_know_is_left_out_before_the_set_and_too_many_refus
     assert!(sim.handle.sets().is_empty());
     // Allowed by the query: the unknown is left out, named, and the run ends 0.
     let q = list_query(&dir, &ids, "max_refused_ratio = 0.1\n");
-    let r = run(
-        &sim,
-        &dir.join("state"),
-        &["run", q.to_str().unwrap(), "--execute", "--yes", "--json"],
-    )
-    .await;
+    let r = execute_json(&sim, &dir, &q).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(left_out(&last_json(&r.stdout))["nosuch01"], "not_in_alma");
     assert_eq!(the_set(&sim).len(), 20);
@@ -249,12 +238,7 @@ async fn each_rule_can_be_relaxed_and_the_simulator_counts_who_it_locks_out() {
     );
     let plan = run(&sim, &dir.join("state"), &["plan", q.to_str().unwrap()]).await;
     assert_eq!(plan.code, 0, "{}", plan.stderr);
-    let r = run(
-        &sim,
-        &dir.join("state"),
-        &["run", q.to_str().unwrap(), "--execute", "--yes", "--json"],
-    )
-    .await;
+    let r = execute_json(&sim, &dir, &q).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(left_out(&last_json(&r.stdout)).is_empty());
     assert_eq!(

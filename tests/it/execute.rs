@@ -479,16 +479,8 @@ async fn ids_alma_does_not_know_are_reported_and_transient_errors_survived() {
     // The report carries what the eligibility rules need, and the query reads them there
     // (lookup = false): so unknown IDs reach the set step, as when a user is purged between the
     // plan and the set.
-    let mut text = String::from("Primary Identifier,Account Type,Status,Expiry Date,Preferred Email\n");
     let sim0 = sim(sim_config()).await;
-    for u in sim0.handle.users().iter().filter(|u| eligible(&sim0, u)).take(40) {
-        text.push_str(&format!(
-            "{},Internal,Active,{},{}\n",
-            u.primary_id,
-            u.expiry_date.clone().unwrap_or_default(),
-            u.email.clone().unwrap_or_default()
-        ));
-    }
+    let mut text = reachable_report_csv(&sim0, 40);
     text.push_str("NO-SUCH-1,Internal,Active,,nobody@example.edu\nNO-SUCH-2,Internal,Active,,nobody2@example.edu\n");
     std::fs::write(&csv, text).unwrap();
     let sim = sim(sim_config()

@@ -350,15 +350,8 @@ async fn failing_user_lookups_stop_the_plan_but_never_block_a_job_that_needs_non
     let dir = temp_dir("explain");
     let csv = dir.join("cohort.csv");
     let probe = sim(sim_config()).await;
-    let mut text = String::from("Primary Identifier,Account Type,Status,Expiry Date,Preferred Email\n");
-    for u in probe.handle.users().iter().filter(|u| eligible(&probe, u)).take(30) {
-        text.push_str(&format!(
-            "{},Internal,Active,{},{}\n",
-            u.primary_id,
-            u.expiry_date.clone().unwrap_or_default(),
-            u.email.clone().unwrap_or_default()
-        ));
-    }
+
+    let mut text = reachable_report_csv(&probe, 30);
     text.push_str("NO-SUCH-1,Internal,Active,,nobody@example.edu\n");
     std::fs::write(&csv, text).unwrap();
     let sim = sim(sim_config()

@@ -336,3 +336,30 @@ pub fn list_csv(ids: &[String]) -> String {
     }
     text
 }
+
+/// The one set's members, lower-cased (panics unless there is exactly one set).
+pub fn the_set(sim: &Sim) -> std::collections::HashSet<String> {
+    let sets = sim.handle.sets();
+    assert_eq!(sets.len(), 1, "one set: {sets:?}");
+    sim.handle
+        .set_members(&sets[0].id)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.to_lowercase())
+        .collect()
+}
+
+/// A report CSV of `n` users the letter can reach (their live facts as columns), for queries
+/// whose rules read the report (`lookup = false`, [`RULES_FROM_FILE`]'s headings).
+pub fn reachable_report_csv(sim: &Sim, n: usize) -> String {
+    let mut text = String::from("Primary Identifier,Account Type,Status,Expiry Date,Preferred Email\n");
+    for u in sim.handle.users().iter().filter(|u| eligible(sim, u)).take(n) {
+        text.push_str(&format!(
+            "{},Internal,Active,{},{}\n",
+            u.primary_id,
+            u.expiry_date.clone().unwrap_or_default(),
+            u.email.clone().unwrap_or_default()
+        ));
+    }
+    text
+}

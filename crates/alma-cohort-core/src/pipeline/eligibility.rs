@@ -279,21 +279,26 @@ pub fn password_branch(xsl: &str, notification: &str) -> Result<bool, String> {
 pub async fn check_letter(client: &AlmaClient, code: &str, notification: &str) -> Result<LetterSeen, Error> {
     match client.get_letter(code).await {
         Ok(letter) => Ok(judge_letter(&letter, code, notification)),
-        Err(e) if refused(&e) => Ok(LetterSeen {
-            code: code.to_string(),
-            name: String::new(),
-            enabled: false,
-            channel: String::new(),
-            customized: String::new(),
-            updated_by: String::new(),
-            update_date: String::new(),
-            notification: notification.to_string(),
-            password_branch: false,
-            digest: String::new(),
-            problem: Some(format!("Alma would not show it ({e})")),
-            checked_at: crate::journal::now(),
-        }),
+        Err(e) if refused(&e) => Ok(unseen(code, notification, format!("Alma would not show it ({e})"))),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// A letter that could not be judged, and why: it cannot carry the password.
+fn unseen(code: &str, notification: &str, problem: String) -> LetterSeen {
+    LetterSeen {
+        code: code.to_string(),
+        name: String::new(),
+        enabled: false,
+        channel: String::new(),
+        customized: String::new(),
+        updated_by: String::new(),
+        update_date: String::new(),
+        notification: notification.to_string(),
+        password_branch: false,
+        digest: String::new(),
+        problem: Some(problem),
+        checked_at: crate::journal::now(),
     }
 }
 
@@ -407,22 +412,11 @@ async fn preflight_with(client: &AlmaClient, execution: &Execution, known: Optio
         Some(n) => n,
         None => {
             return Ok(Preflight {
-                letter: LetterSeen {
-                    code: code.to_string(),
-                    name: String::new(),
-                    enabled: false,
-                    channel: String::new(),
-                    customized: String::new(),
-                    updated_by: String::new(),
-                    update_date: String::new(),
-                    notification: String::new(),
-                    password_branch: false,
-                    digest: String::new(),
-                    problem: Some(
-                        "the job's parameters send no notification (SEND_Notification_To_User_Active/Value): nobody would be told the new password".into(),
-                    ),
-                    checked_at: crate::journal::now(),
-                },
+                letter: unseen(
+                    code,
+                    "",
+                    "the job's parameters send no notification (SEND_Notification_To_User_Active/Value): nobody would be told the new password".into(),
+                ),
                 job: job().await?,
             });
         }
