@@ -64,6 +64,7 @@ async fn a_letter_that_cannot_carry_the_password_refuses_the_run_until_it_is_fix
             LetterState::NoPasswordBranch,
             "no branch for notification type NOTIFY_PASSWORD_CHANGE",
         ),
+        (LetterState::BrokenXsl, "not XML"),
     ] {
         let sim = sim(sim_config().users(400).letter(state)).await;
         let dir = temp_dir("letter");

@@ -344,6 +344,10 @@ pub enum LetterState {
     /// emailed, but without the password anywhere.
     #[serde(rename = "no-password")]
     NoPasswordBranch,
+    /// Saved half-edited: its XSL is not well-formed XML, so Alma cannot render it and nothing
+    /// is sent (the simulator's assumption).
+    #[serde(rename = "broken-xsl")]
+    BrokenXsl,
 }
 
 impl LetterState {
@@ -354,6 +358,7 @@ impl LetterState {
             LetterState::Disabled => "disabled",
             LetterState::Sms => "sms",
             LetterState::NoPasswordBranch => "no-password",
+            LetterState::BrokenXsl => "broken-xsl",
         }
     }
 }
@@ -372,9 +377,10 @@ impl FromStr for LetterState {
             "disabled" => LetterState::Disabled,
             "sms" => LetterState::Sms,
             "no-password" => LetterState::NoPasswordBranch,
+            "broken-xsl" => LetterState::BrokenXsl,
             other => {
                 return Err(format!(
-                    "unknown letter state {other:?}: expected standard, disabled, sms or no-password"
+                    "unknown letter state {other:?}: expected standard, disabled, sms, no-password or broken-xsl"
                 ));
             }
         })

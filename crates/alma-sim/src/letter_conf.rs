@@ -56,6 +56,7 @@ impl LetterConf {
         match self.state {
             LetterState::Disabled => (false, false, Some("letter disabled")),
             LetterState::Sms => (false, false, Some("letter sent by SMS")),
+            LetterState::BrokenXsl => (false, false, Some("letter XSL not XML")),
             _ if !has_preferred_email => (false, false, Some("no preferred email")),
             LetterState::NoPasswordBranch => (true, false, Some("letter has no password branch")),
             LetterState::Standard => (true, password_change, None),

@@ -118,10 +118,13 @@ impl State {
         v["update_date"] = date(update_date).into();
         if full {
             v["labels"] = json!({"link": req.link(&format!("conf/code-tables/{}", def.code))});
-            let xsl = if is_user_notifications && state == LetterState::NoPasswordBranch {
-                OVERDUE_AS_USER_NOTIFICATIONS_XSL
-            } else {
-                def.xsl
+            let xsl = match state {
+                LetterState::NoPasswordBranch if is_user_notifications => OVERDUE_AS_USER_NOTIFICATIONS_XSL,
+                // Cut off in the middle of an edit.
+                LetterState::BrokenXsl if is_user_notifications => {
+                    &USER_NOTIFICATIONS_XSL[..USER_NOTIFICATIONS_XSL.len() / 2]
+                }
+                _ => def.xsl,
             };
             v["xsl"] = xsl.into();
         }
