@@ -117,8 +117,8 @@ async fn a_run_reads_every_recorded_job_and_set_shape() {
     );
     assert_eq!(
         calls(&sim, Target::JobInstances),
-        1,
-        "one listing before the submission (Alma as the ledger), no lookup after"
+        2,
+        "Alma's listing before the checks and right before the submission (Alma as the ledger), no lookup after"
     );
     // Looked up twice: before anything is written (the plan) and for the submission.
     assert_eq!(calls(&sim, Target::JobList), 2 * 2, "the 439 jobs in pages of 400");

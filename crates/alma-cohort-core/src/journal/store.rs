@@ -110,6 +110,10 @@ pub struct Execution {
     /// and `apply` when older than the rules' max age.
     #[serde(default)]
     pub eligibility: Option<super::seen::Checked>,
+    /// The letter's digest when an approved plan was applied: the job goes out with that letter
+    /// or not at all.
+    #[serde(default)]
+    pub approved_letter: Option<String>,
 }
 
 impl Execution {
@@ -1086,6 +1090,7 @@ mod tests {
                 letter_code: None,
                 letter: None,
                 eligibility: None,
+                approved_letter: None,
             },
             set_id: None,
             members_added: None,

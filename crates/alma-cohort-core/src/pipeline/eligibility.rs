@@ -103,7 +103,18 @@ const MAX_XSL: usize = 4 << 20;
 /// quote, a leading `/` allowed): the literal `X`. Anything else (`and`, `or`, `not(…)`, `!=`,
 /// `contains(…)`) is `None`: nobody can say without running it whether it picks the branch.
 fn type_literal(test: &str) -> Option<String> {
-    let t: String = test.chars().filter(|c| !c.is_whitespace()).collect();
+    // Whitespace goes outside string literals only: `'X '` is not `'X'`.
+    let mut t = String::with_capacity(test.len());
+    let mut quote = None;
+    for c in test.chars() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            None if c == '\'' || c == '"' => quote = Some(c),
+            None if c.is_whitespace() => continue,
+            _ => {}
+        }
+        t.push(c);
+    }
     let path = |p: &str| {
         matches!(
             p,
@@ -179,16 +190,23 @@ pub fn password_branch(xsl: &str, notification: &str) -> Result<bool, String> {
         match event {
             Event::Start(e) | Event::Empty(e) => {
                 elements += 1;
-                let attr = |name: &str| -> Option<String> {
-                    e.attributes()
-                        .flatten()
-                        .find(|a| a.key.local_name().as_ref() == name)
-                        .map(|a| {
-                            a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                                .map(|v| v.into_owned())
-                                .unwrap_or_default()
-                        })
-                };
+                // Attributes without a prefix only (`foo:test` is another attribute); one that
+                // cannot be read, or twice the same, makes a letter Alma cannot render.
+                let mut attrs: Vec<(String, String)> = Vec::new();
+                for a in e.attributes() {
+                    let a = a.map_err(|err| format!("not XML (near byte {at}): {err}"))?;
+                    let key = a.key.as_ref().to_string();
+                    let value = a
+                        .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                        .map_err(|err| format!("not XML (near byte {at}): {err}"))?
+                        .into_owned();
+                    if attrs.iter().any(|(k, _)| *k == key) {
+                        return Err(format!("not XML (near byte {at}): the attribute {key} twice"));
+                    }
+                    attrs.push((key, value));
+                }
+                let attr =
+                    |name: &str| -> Option<String> { attrs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()) };
                 let name = e.local_name().as_ref().to_string();
                 // Everything open outputs unconditionally (for this type).
                 let clear = !open.is_empty() && open.iter().all(|o| o.ok || o.xsl.is_none());
@@ -204,9 +222,14 @@ pub fn password_branch(xsl: &str, notification: &str) -> Result<bool, String> {
                         "stylesheet" | "transform" => entry.ok = open.is_empty(),
                         "template" => {
                             if let Some(m) = attr("match") {
-                                let m = m.trim().to_string();
-                                *matches.entry(m.clone()).or_insert(0) += 1;
-                                entry.ok = open.len() == 1 && open[0].ok;
+                                let m: String = m.chars().filter(|c| !c.is_whitespace()).collect();
+                                let moded = attr("mode").is_some();
+                                // Every template that can take the root (`/`, `/|x`), whatever its
+                                // mode or priority: with two, which one runs is not certain.
+                                if m.split('|').any(|alt| alt == "/") {
+                                    *matches.entry("/".into()).or_insert(0) += 1;
+                                }
+                                entry.ok = m == "/" && !moded && open.len() == 1 && open[0].ok;
                                 entry.matched = Some(m);
                             }
                         }
@@ -654,6 +677,7 @@ pub async fn refresh(
     if !checked.rules.lookup || !checked.stale(alma_now(Some(client)).max(chrono::Utc::now())) {
         return Ok(None);
     }
+    check_quota(client, ids.len())?;
     let fresh = look_up(client, ids, &checked.rules, progress).await?;
     let newly: Vec<LeftOut> = fresh
         .left_out
@@ -668,6 +692,21 @@ pub async fn refresh(
     merged.calls = fresh.calls;
     merged.seconds = fresh.seconds;
     Ok(Some((merged, newly)))
+}
+
+/// Refused when the daily quota left (as Alma last said) cannot cover `n` lookups and the run's
+/// other calls: the quota is the institution's, and a run that stops half-way spends it again.
+pub fn check_quota(client: &AlmaClient, n: usize) -> Result<(), Error> {
+    let needed = n as u64 + n as u64 / 10 + 100;
+    match client.quota_remaining() {
+        Some(left) if left < needed => Err(Error::Refused {
+            message: format!(
+                "looking up {n} users takes about {needed} calls, and Alma's daily API quota for the institution has {left} left; nothing was written to Alma"
+            ),
+            hint: "run again after midnight (institution time), when the quota is renewed".into(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Alma knows no user by more of a run's cohort (`cohort` IDs) than `[guard] max_refused_ratio`
@@ -892,6 +931,38 @@ mod tests {
             "</xsl:stylesheet>",
             r#"<xsl:template match="/"><p>Another notice</p></xsl:template></xsl:stylesheet>"#,
         );
+        // A space inside the literal is part of it; a template that is not the root's, or has a
+        // mode, or another that may take the root; an attribute of another namespace.
+        wrong(
+            branch,
+            "notification_data/notification_type = 'NOTIFY_PASSWORD_CHANGE '",
+        );
+        wrong(
+            r#"<xsl:template match="/">"#,
+            r#"<xsl:template match="notification_data">"#,
+        );
+        wrong(r#"<xsl:template match="/">"#, r#"<xsl:template match="/" mode="x">"#);
+        wrong(
+            "</xsl:stylesheet>",
+            r#"<xsl:template match="/|foo" priority="2"><p/></xsl:template></xsl:stylesheet>"#,
+        );
+        wrong(
+            &format!("test=\"{branch}\""),
+            &format!("xmlns:f=\"urn:f\" f:test=\"{branch}\" test=\"false()\""),
+        );
+        assert!(
+            password_branch(
+                &XSL.replace("<xsl:choose>", "<xsl:choose a=\"1\" a=\"2\">"),
+                "NOTIFY_PASSWORD_CHANGE"
+            )
+            .is_err()
+        );
+        // The spaces Ex Libris' own letters have around the literal are fine.
+        let spaced = XSL.replace(
+            branch,
+            "notification_data/notification_type = 'NOTIFY_PASSWORD_CHANGE' ",
+        );
+        assert_eq!(password_branch(&spaced, "NOTIFY_PASSWORD_CHANGE"), Ok(true));
         // Under a condition around the whole choose.
         let x = XSL.replace("</xsl:choose>", "</xsl:choose></xsl:if>").replace(
             "<xsl:choose>",

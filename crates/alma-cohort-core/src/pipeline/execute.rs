@@ -183,6 +183,7 @@ pub fn execution(spec: &QuerySpec, run_id: &str, period: Option<&str>) -> Result
         // Filled by `run_record` with what the plan saw.
         letter: None,
         eligibility: None,
+        approved_letter: None,
     })
 }
 
@@ -913,12 +914,15 @@ async fn recheck_protections(client: &AlmaClient, journal: &Journal, record: &Ru
 /// Alma is the ledger: an instance of this intent by another run, or any job on this run's set,
 /// means letters went (or go) out without this run — refused (exit 4). This run's own instance
 /// listed although no submission is on record (a journal restored from before it) is followed,
-/// never submitted again: `true`, the run moved to `job_submitted`.
+/// never submitted again: `true`, the run moved to `job_submitted`. `entry`: the run as it was
+/// before this pass's checks — an instance found now ran on the set as it stood then, so whoever
+/// this pass took out may have been mailed and counts as mailed again.
 async fn ledger_lists_a_job(
     client: &AlmaClient,
     journal: &Journal,
     record: &RunRecord,
     job: &JobId,
+    entry: Option<&RunRecord>,
 ) -> Result<bool, Error> {
     let run_id = &record.run_id;
     let job = job.clone();
@@ -946,6 +950,20 @@ async fn ledger_lists_a_job(
         // This run's name is listed although no submission is on record: a journal restored
         // from before the submission. Followed, never submitted again.
         let found = InstanceId(own.id.clone());
+        if let Some(entry) = entry.filter(|e| e.protected_ids != record.protected_ids) {
+            let execution = serde_json::to_string(&entry.execution).map_err(|e| Error::Usage(e.to_string()))?;
+            let protected = serde_json::to_string(&entry.protected_ids).unwrap_or_else(|_| "[]".into());
+            journal.note(
+                run_id,
+                RunState::MembersDone,
+                &format!(
+                    "instance {} ran on the set as it stood before this pass: the {} taken out of the set meanwhile may have been mailed, and count as mailed",
+                    own.id,
+                    record.protected_ids.len().saturating_sub(entry.protected_ids.len())
+                ),
+                &[("execution", &execution), ("protected_ids", &protected)],
+            )?;
+        }
         journal.transition(
             run_id,
             RunState::MembersDone,
@@ -1273,10 +1291,10 @@ async fn submit_job(
     );
     // Alma is the ledger: an instance of this intent by another run, or any job on this run's
     // set, means letters went (or go) out without this run. Looked up before every submission.
-    if ledger_lists_a_job(client, journal, record, &job).await? {
+    if ledger_lists_a_job(client, journal, record, &job, None).await? {
         return Ok(());
     }
-    let listed = std::time::Instant::now();
+    let entry = record.clone();
     // No job of this run or for its intent is listed: who is protected since the plan leaves the
     // set now (after the lookups: a job found above may have mailed them already), and a set
     // Alma filled with too few of the cohort stops here.
@@ -1302,15 +1320,34 @@ async fn submit_job(
         options.resumed || !record.protected_ids.is_empty(),
     )
     .await?;
-    // Those checks can take long (a day-old run's lookups, a large set read whole): Alma's
-    // listing again, so that a job another installation started meanwhile is seen.
-    if listed.elapsed() > Duration::from_secs(60) && ledger_lists_a_job(client, journal, record, &job).await? {
+    // The letter as Alma holds it now, right before the job that sends it (exit 4, the run stays
+    // here to resume once it is fixed) — and the one the approvers saw, for an approved plan.
+    let preflight = super::eligibility::may_write_with(client, &record.execution, Some(&job)).await?;
+    if let Some(approved) = &record.execution.approved_letter
+        && *approved != preflight.letter.digest
+    {
+        return Err(Error::Refused {
+            message: format!(
+                "letter {} changed since run {}'s plan was approved (digest {} then, {} now; last changed by {} on {}); the job was not submitted",
+                preflight.letter.code,
+                run_id,
+                &approved[..approved.len().min(12)],
+                &preflight.letter.digest[..preflight.letter.digest.len().min(12)],
+                preflight.letter.updated_by,
+                preflight.letter.update_date
+            ),
+            hint: format!(
+                "put the letter back as it was approved and `alma-cohort resume {run_id}`, or `alma-cohort abandon {run_id} --reason \"…\"` and plan again"
+            ),
+        });
+    }
+    note_letter(journal, record, &preflight.letter)?;
+    // Those checks can take long (a day-old run's lookups, a large set read whole, the letter's
+    // retries): Alma's listing again, right before the submission, so that a job another
+    // installation started meanwhile is seen.
+    if ledger_lists_a_job(client, journal, &journal.run(run_id)?, &job, Some(&entry)).await? {
         return Ok(());
     }
-    // The letter as Alma holds it now, right before the job that sends it (exit 4, the run stays
-    // here to resume once it is fixed).
-    let preflight = super::eligibility::may_write_with(client, &record.execution, Some(&job)).await?;
-    note_letter(journal, record, &preflight.letter)?;
     let record = &journal.run(run_id)?;
     // The lookup window starts at the first submission that may have started a job.
     let at = record.job_submit_started_at.clone().unwrap_or_else(now);

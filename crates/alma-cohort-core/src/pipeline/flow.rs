@@ -406,6 +406,9 @@ async fn apply_plan(
             preflight.letter.update_date
         ));
     }
+    if !plan.approvals.is_empty() {
+        record.execution.approved_letter = Some(preflight.letter.digest.clone());
+    }
     record.execution.letter = Some(preflight.letter);
     let mut cohort = cohort;
     let refreshed = super::eligibility::refresh(&client, record.execution.eligibility.as_ref(), &cohort, &mut |p| {

@@ -498,18 +498,7 @@ async fn check_eligibility(
         return Ok(eligibility::not_checked(&rules, "skipped"));
     }
     // Nor one the daily quota left cannot cover (with a margin for the run's other calls).
-    let needed = cohort.ids.len() as u64 + cohort.ids.len() as u64 / 10 + 100;
-    if let Some(left) = client.quota_remaining()
-        && left < needed
-    {
-        return Err(Error::Refused {
-            message: format!(
-                "looking up the cohort's {} users takes about {needed} calls, and Alma's daily API quota for the institution has {left} left; nothing was written to Alma",
-                cohort.ids.len()
-            ),
-            hint: "run again after midnight (institution time), when the quota is renewed".into(),
-        });
-    }
+    eligibility::check_quota(client, cohort.ids.len())?;
     eligibility::look_up(client, &cohort.ids, &rules, lookups).await
 }
 
