@@ -219,7 +219,7 @@ impl Checked {
                 "from the report's columns ([eligibility] lookup = false): the report may lag Alma by days".into()
             }
             "skipped" => "NOT LOOKED UP: the cohort is larger than [guard] max_members, which refuses it".into(),
-            _ => "NOT CHECKED: no Alma given for a list file's plan (run --execute looks every member up)".into(),
+            _ => "NOT CHECKED: a list file's plan makes no call to Alma (plan --save and run --execute look every member up)".into(),
         };
         lines.push(format!("Eligibility {how}; rules: {}", self.rules.describe()));
         for (reason, n) in self.counts() {

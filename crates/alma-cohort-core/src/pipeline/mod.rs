@@ -1122,7 +1122,7 @@ impl Plan {
             None => {
                 let _ = writeln!(
                     s,
-                    "Letter   not checked (no Alma given); run --execute checks it before anything is written"
+                    "Letter   not checked (a list file's plan makes no call to Alma); plan --save and run --execute check it before anything is written"
                 );
             }
         }
