@@ -1286,7 +1286,7 @@ async fn submit_job(
             .execution
             .job_parameters
             .iter()
-            .filter(|(k, _)| k != "set_id")
+            .filter(|(k, _)| !k.trim().eq_ignore_ascii_case("set_id"))
             .cloned(),
     );
     // Alma is the ledger: an instance of this intent by another run, or any job on this run's
