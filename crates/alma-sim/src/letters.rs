@@ -162,9 +162,11 @@ impl State {
     }
 }
 
-/// The out-of-the-box shape: components included, one `xsl:choose` over the notification type,
-/// the password branch printing `notification_data/temp_password` (alma-api.md §7).
-const USER_NOTIFICATIONS_XSL: &str = r#"<?xml version="1.0" encoding="utf-8"?>
+/// The opening the User Notifications Letter's XSLs share: the components, the root template,
+/// the page's head and greeting (a macro, so that `concat!` can take it).
+macro_rules! letter_head {
+    () => {
+        r#"<?xml version="1.0" encoding="utf-8"?>
 <xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">
 
   <xsl:include href="header.xsl" />
@@ -185,7 +187,15 @@ const USER_NOTIFICATIONS_XSL: &str = r#"<?xml version="1.0" encoding="utf-8"?>
         <xsl:call-template name="head" />
         <xsl:call-template name="senderReceiver" />
         <br />
-        <table cellspacing="0" cellpadding="5" border="0">
+"#
+    };
+}
+
+/// The out-of-the-box shape: components included, one `xsl:choose` over the notification type,
+/// the password branch printing `notification_data/temp_password` (alma-api.md §7).
+const USER_NOTIFICATIONS_XSL: &str = concat!(
+    letter_head!(),
+    r#"        <table cellspacing="0" cellpadding="5" border="0">
           <tr>
             <td>
               <xsl:choose>
@@ -217,32 +227,14 @@ const USER_NOTIFICATIONS_XSL: &str = r#"<?xml version="1.0" encoding="utf-8"?>
     </html>
   </xsl:template>
 </xsl:stylesheet>
-"#;
+"#
+);
 
 /// The User Notifications Letter as one institution's public copy has it: rewritten as an
 /// overdue notice, no `temp_password` anywhere (alma-api.md §8c).
-const OVERDUE_AS_USER_NOTIFICATIONS_XSL: &str = r#"<?xml version="1.0" encoding="utf-8"?>
-<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">
-
-  <xsl:include href="header.xsl" />
-  <xsl:include href="senderReceiver.xsl" />
-  <xsl:include href="mailReason.xsl" />
-  <xsl:include href="footer.xsl" />
-  <xsl:include href="style.xsl" />
-
-  <xsl:template match="/">
-    <html>
-      <head>
-        <xsl:call-template name="generalStyle" />
-      </head>
-      <body>
-        <xsl:attribute name="style">
-          <xsl:call-template name="bodyStyleCss" />
-        </xsl:attribute>
-        <xsl:call-template name="head" />
-        <xsl:call-template name="senderReceiver" />
-        <br />
-        <p>@@overdue_items_intro@@</p>
+const OVERDUE_AS_USER_NOTIFICATIONS_XSL: &str = concat!(
+    letter_head!(),
+    r#"        <p>@@overdue_items_intro@@</p>
         <table cellspacing="0" cellpadding="5" border="0">
           <tr>
             <th>@@title@@</th>
@@ -263,9 +255,15 @@ const OVERDUE_AS_USER_NOTIFICATIONS_XSL: &str = r#"<?xml version="1.0" encoding=
     </html>
   </xsl:template>
 </xsl:stylesheet>
-"#;
+"#
+);
 
-const OVERDUE_XSL: &str = r#"<?xml version="1.0" encoding="utf-8"?>
+/// A short letter: the components and the page around `body` (a macro, so that `concat!` can
+/// take it).
+macro_rules! simple_letter {
+    ($body:literal) => {
+        concat!(
+            r#"<?xml version="1.0" encoding="utf-8"?>
 <xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">
   <xsl:include href="header.xsl" />
   <xsl:include href="senderReceiver.xsl" />
@@ -276,57 +274,38 @@ const OVERDUE_XSL: &str = r#"<?xml version="1.0" encoding="utf-8"?>
       <body>
         <xsl:call-template name="head" />
         <xsl:call-template name="senderReceiver" />
-        <p>@@inform_you_item_below@@ @@is_overdue@@</p>
-        <p><xsl:value-of select="notification_data/item_loan/title"/> (<xsl:value-of select="notification_data/item_loan/due_date"/>)</p>
-        <xsl:call-template name="lastFooter" />
+"#,
+            $body,
+            r#"        <xsl:call-template name="lastFooter" />
       </body>
     </html>
   </xsl:template>
 </xsl:stylesheet>
-"#;
+"#
+        )
+    };
+}
 
-const HOLD_SHELF_XSL: &str = r#"<?xml version="1.0" encoding="utf-8"?>
-<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">
-  <xsl:include href="header.xsl" />
-  <xsl:include href="senderReceiver.xsl" />
-  <xsl:include href="footer.xsl" />
-  <xsl:include href="style.xsl" />
-  <xsl:template match="/">
-    <html>
-      <body>
-        <xsl:call-template name="head" />
-        <xsl:call-template name="senderReceiver" />
-        <p>@@following_item_requested_on@@ <xsl:value-of select="notification_data/request/create_date"/></p>
+const OVERDUE_XSL: &str = simple_letter!(
+    r#"        <p>@@inform_you_item_below@@ @@is_overdue@@</p>
+        <p><xsl:value-of select="notification_data/item_loan/title"/> (<xsl:value-of select="notification_data/item_loan/due_date"/>)</p>
+"#
+);
+
+const HOLD_SHELF_XSL: &str = simple_letter!(
+    r#"        <p>@@following_item_requested_on@@ <xsl:value-of select="notification_data/request/create_date"/></p>
         <p><xsl:value-of select="notification_data/phys_item_display/title"/></p>
         <p>@@can_picked_at@@ <xsl:value-of select="notification_data/request/assigned_unit_name"/></p>
-        <xsl:call-template name="lastFooter" />
-      </body>
-    </html>
-  </xsl:template>
-</xsl:stylesheet>
-"#;
+"#
+);
 
-const BORROWING_XSL: &str = r#"<?xml version="1.0" encoding="utf-8"?>
-<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">
-  <xsl:include href="header.xsl" />
-  <xsl:include href="senderReceiver.xsl" />
-  <xsl:include href="footer.xsl" />
-  <xsl:include href="style.xsl" />
-  <xsl:template match="/">
-    <html>
-      <body>
-        <xsl:call-template name="head" />
-        <xsl:call-template name="senderReceiver" />
-        <p>@@loans@@</p>
+const BORROWING_XSL: &str = simple_letter!(
+    r#"        <p>@@loans@@</p>
         <xsl:for-each select="notification_data/item_loans/item_loan">
           <p><xsl:value-of select="title"/> - <xsl:value-of select="due_date"/></p>
         </xsl:for-each>
-        <xsl:call-template name="lastFooter" />
-      </body>
-    </html>
-  </xsl:template>
-</xsl:stylesheet>
-"#;
+"#
+);
 
 const HEADER_XSL: &str = r#"<?xml version="1.0" encoding="utf-8"?>
 <xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">
