@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use alma_sim::{DriftKind, Fault, FaultKind, Target, UserSeed};
+use alma_sim::{DriftKind, Target, UserSeed};
 use serde_json::Value;
 
 use crate::cli::temp_dir;
@@ -290,8 +290,7 @@ async fn resume_looks_up_again_when_the_lookups_are_old_and_takes_the_changed_ou
     let state = dir.join("state");
     // Alma fails the job-instance listing that comes right before the submission: the run stops
     // with its set made and filled, before the job.
-    sim.handle
-        .add_fault(Fault::new(FaultKind::ServerError, Target::JobInstances).count(1000));
+    stop_before_the_job(&sim);
     let first = run(
         &sim,
         &state,

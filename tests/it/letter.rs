@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use alma_sim::{Fault, FaultKind, LetterState, Target};
+use alma_sim::LetterState;
 
 use crate::cli::temp_dir;
 use crate::execute::{last_json, run, sim_config};
@@ -167,6 +167,17 @@ async fn a_job_or_notification_that_is_not_there_is_refused_before_any_write() {
         assert_eq!(errors.len(), 1, "{job}: one error line\n{}", r.stderr);
         assert!(errors[0].contains(key), "{job}: names {key}: {}", errors[0]);
         nothing_written(&sim);
+        // The librarian fixes the query; the same command (the scheduler's next run) goes
+        // through: one set, one job, one letter each, nobody locked out.
+        let fixed = students(&dir, "");
+        let again = run(
+            &sim,
+            &dir.join("state"),
+            &["run", fixed.to_str().unwrap(), "--period", "fall", "--execute", "--yes"],
+        )
+        .await;
+        assert_eq!(again.code, 0, "{job}: {}", again.stderr);
+        one_letter_each(&sim);
     }
 }
 
@@ -175,8 +186,7 @@ async fn resume_checks_the_letter_again_before_the_job() {
     // The run stops before its job: Alma fails the instance listing that comes right before the
     // submission, the retries too.
     let sim = sim(sim_config().users(400)).await;
-    sim.handle
-        .add_fault(Fault::new(FaultKind::ServerError, Target::JobInstances).count(1000));
+    stop_before_the_job(&sim);
     let dir = temp_dir("letter-resume");
     let q = students(&dir, "");
     let state = dir.join("state");

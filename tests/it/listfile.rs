@@ -458,11 +458,7 @@ async fn refused_ids_stop_the_run_and_a_protection_added_meanwhile_holds() {
     let text = std::fs::read_to_string(&q).unwrap() + "max_refused_ratio = 0.25\n";
     std::fs::write(&q, text).unwrap();
     let state = dir.join("state");
-    let stop_before_the_job = || {
-        sim.handle
-            .add_fault(alma_sim::Fault::new(alma_sim::FaultKind::ServerError, Target::JobInstances).count(100_000))
-    };
-    stop_before_the_job();
+    stop_before_the_job(&sim);
     let r = execute_run(&sim, &state, q.to_str().unwrap(), &["--period", "2027-spring"]).await;
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert!(
@@ -536,7 +532,7 @@ async fn refused_ids_stop_the_run_and_a_protection_added_meanwhile_holds() {
     );
 
     // Another period: the run stops before its job, and the exclusion file is then deleted.
-    stop_before_the_job();
+    stop_before_the_job(&sim);
     let r = execute_run(&sim, &state, q.to_str().unwrap(), &["--period", "2027-fall", "--force"]).await;
     assert_eq!(r.code, 3, "{}", r.stderr);
     sim.handle.clear_faults();

@@ -363,3 +363,12 @@ pub fn reachable_report_csv(sim: &Sim, n: usize) -> String {
     }
     text
 }
+
+/// Alma fails its job-instance listing (the retries too), which comes before every submission:
+/// a run stops with its set made and filled and no job — the state a scheduler's next `resume`
+/// meets. `SimHandle::clear_faults` lets Alma work again.
+pub fn stop_before_the_job(sim: &Sim) {
+    sim.handle.add_fault(
+        alma_sim::Fault::new(alma_sim::FaultKind::ServerError, alma_sim::Target::JobInstances).count(100_000),
+    );
+}

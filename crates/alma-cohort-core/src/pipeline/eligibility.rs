@@ -694,6 +694,17 @@ pub async fn refresh(
     Ok(Some((merged, newly)))
 }
 
+/// How many of `cohort` IDs Alma knows no user by (or would not show), and their share; `None`
+/// when there are none. The plan's guard and the lookups made again at `apply` and `resume`
+/// judge it the same way against `[guard] max_refused_ratio`.
+pub fn not_in_alma(left_out: &[LeftOut], cohort: usize) -> Option<(usize, f64)> {
+    let unknown = left_out
+        .iter()
+        .filter(|l| matches!(l.reason, Reason::NotInAlma | Reason::Unreadable))
+        .count();
+    (unknown > 0).then(|| (unknown, unknown as f64 / cohort.max(1) as f64))
+}
+
 /// Refused when the daily quota left (as Alma last said) cannot cover `n` lookups and the run's
 /// other calls: the quota is the institution's, and a run that stops half-way spends it again.
 pub fn check_quota(client: &AlmaClient, n: usize) -> Result<(), Error> {
@@ -714,15 +725,10 @@ pub fn check_quota(client: &AlmaClient, n: usize) -> Result<(), Error> {
 /// guard refuses it — a list that lost its leading zeros is never applied to the few IDs that
 /// happen to be other people's.
 pub fn check_not_in_alma(newly: &[LeftOut], cohort: usize, max: Option<f64>, what: &str) -> Result<(), Error> {
-    let unknown = newly
-        .iter()
-        .filter(|l| matches!(l.reason, Reason::NotInAlma | Reason::Unreadable))
-        .count();
     let Some(max) = max else { return Ok(()) };
-    let share = unknown as f64 / cohort.max(1) as f64;
-    if unknown == 0 || share <= max {
+    let Some((unknown, share)) = not_in_alma(newly, cohort).filter(|(_, share)| *share > max) else {
         return Ok(());
-    }
+    };
     Err(Error::Guard {
         guard: "not_in_alma",
         detail: format!(

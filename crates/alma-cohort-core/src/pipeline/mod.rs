@@ -505,21 +505,8 @@ async fn check_eligibility(
 /// Alma knows no user by more of the cohort than `[guard] max_refused_ratio` allows: the cohort
 /// may not be the one meant (lost zeros, another identifier type). Found before the set now.
 fn not_in_alma_guard(spec: &QuerySpec, checked: &eligibility::Checked, cohort: usize) -> Option<GuardCheck> {
-    let unknown = checked
-        .left_out
-        .iter()
-        .filter(|l| {
-            matches!(
-                l.reason,
-                eligibility::Reason::NotInAlma | eligibility::Reason::Unreadable
-            )
-        })
-        .count();
-    if unknown == 0 {
-        return None;
-    }
+    let (unknown, share) = eligibility::not_in_alma(&checked.left_out, cohort)?;
     let max = spec.guard.max_refused_ratio;
-    let share = unknown as f64 / cohort.max(1) as f64;
     Some(GuardCheck {
         guard: "not_in_alma",
         ok: Some(share <= max),
