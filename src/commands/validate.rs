@@ -12,14 +12,26 @@ use crate::cli::ValidateArgs;
 pub async fn validate(settings: Settings, args: ValidateArgs) -> Result<Exit, Error> {
     let spec = flow::load_query(&args.query.query, &args.query.params)?;
     pipeline::check_offline(&spec)?;
-    // After the ok line: what `run --period` would refuse.
+    // Two query files of one name would name one period's set alike: the second's run would be
+    // refused as "already in Alma", or its users taken for the first's.
+    if let Some(other) = query::same_name_beside(&args.query.query, &spec.name)? {
+        return Err(Error::Input {
+            path: args.query.query.clone(),
+            line: None,
+            message: format!(
+                "its name {:?} is also the name of {}: their --period runs would name one set (\"{}\") and Alma would take them for one intent; give each query its own name",
+                spec.name,
+                other.display(),
+                pipeline::ledger::period_set_name(&spec.name, "PERIOD")
+            ),
+        });
+    }
+    // After the ok line: the name a `run --period` gives its set.
     let note = || {
-        if let Some(problem) = spec.period_set_name_problem() {
-            println!(
-                "note: run --period refuses this query: {}",
-                problem.lines().next().unwrap_or_default()
-            );
-        }
+        println!(
+            "note: run --period P names its set \"{}\" (the same on every server; [set] name goes to its description)",
+            pipeline::ledger::period_set_name(&spec.name, "P")
+        );
     };
     let report = match &spec.origin {
         query::Origin::File(file) => {

@@ -97,6 +97,14 @@ pub enum Error {
     #[error("report {path:?}: {message}")]
     Report { path: String, message: String },
 
+    /// A list (sets, members, job instances) that cannot be trusted whole: it ended before its
+    /// `total_record_count`, or an item in it has no id or name. A decision made on part of a
+    /// list (who was mailed, whose set is whose) could send a second letter.
+    #[error(
+        "the list GET {path} {message}\nhint: Alma's answer looks wrong or changed while it was read; nothing was decided on it. Try again in a few minutes; if it persists, look at the list in Alma (Admin > Manage Sets or Monitor Jobs) and ask Ex Libris"
+    )]
+    List { path: String, message: String },
+
     /// The base URL or the key cannot be used to build requests.
     #[error("invalid client setting: {0}")]
     Setting(String),

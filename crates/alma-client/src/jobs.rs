@@ -377,16 +377,34 @@ impl AlmaClient {
         let query = [("submit_date_from", from), ("submit_date_to", to)];
         let mut out: Vec<InstanceStatus> = Vec::new();
         let mut ids = std::collections::HashSet::new();
+        let mut unnamed = None;
         self.each_page::<InstancePage>(&path, &query, 100, |page| {
-            // An instance listed twice (pages that overlap while the list grows) is one instance.
-            out.extend(
-                page.into_iter()
-                    .map(InstanceStatus::from)
-                    .filter(|i| ids.insert(i.id.clone())),
-            );
+            for i in page.into_iter().map(InstanceStatus::from) {
+                // Whose run an instance is, is read from its name: one listed without an id or
+                // a name is neither ours nor a stranger's, and cannot be passed over.
+                if i.id.trim().is_empty() || i.name.trim().is_empty() {
+                    unnamed = Some(i);
+                    return ControlFlow::Break(());
+                }
+                // An instance listed twice (pages that overlap while the list grows) is one.
+                if ids.insert(i.id.clone()) {
+                    out.push(i);
+                }
+            }
             ControlFlow::Continue(())
         })
         .await?;
+        if let Some(i) = unnamed {
+            return Err(Error::List {
+                path: format!("/almaws/v1/{path}?submit_date_from={from}&submit_date_to={to}"),
+                message: format!(
+                    "lists an instance without {} (status {:?}, submitted {})",
+                    if i.id.trim().is_empty() { "an id" } else { "a name" },
+                    i.status,
+                    i.submit_time.as_deref().unwrap_or("at an unknown time")
+                ),
+            });
+        }
         Ok(out)
     }
 

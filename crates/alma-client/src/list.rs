@@ -10,8 +10,9 @@ use super::http::{AlmaClient, Repeat};
 use super::model::ListPage;
 
 impl AlmaClient {
-    /// Walks a list by `limit` and `offset` until `each` breaks, a page is empty, the items seen
-    /// reach `total_record_count`, or — with no total — a page is shorter than asked. The offset
+    /// Walks a list by `limit` and `offset` until `each` breaks, a page is empty (an error while
+    /// the items seen are fewer than `total_record_count`: [`Error::List`]), the items seen reach
+    /// `total_record_count`, or — with no total — a page is shorter than asked. The offset
     /// moves by the items received (Alma's pages can be longer or shorter than the limit). A list
     /// without a total that has not ended after [`MAX_PAGES_WITHOUT_TOTAL`] pages is an error
     /// (an answer that ignores the offset would otherwise be asked for without end).
@@ -36,7 +37,20 @@ impl AlmaClient {
             let (items, total) = page.into_parts();
             let n = items.len();
             seen += n;
-            if n == 0 || each(items).is_break() {
+            if n == 0 {
+                // An empty page before the total: the rest of the list was not given, and a
+                // decision on part of it (who was mailed, whose set this is) is a guess.
+                if let Some(total) = total.filter(|t| (seen as u64) < *t) {
+                    return Err(Error::List {
+                        path: format!("/almaws/v1/{path}"),
+                        message: format!(
+                            "ended at offset {seen} with an empty page although its total_record_count is {total}"
+                        ),
+                    });
+                }
+                return Ok(seen);
+            }
+            if each(items).is_break() {
                 return Ok(seen);
             }
             match total {

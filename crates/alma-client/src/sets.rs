@@ -158,6 +158,14 @@ impl AlmaClient {
         self.each_page::<SetPage>("conf/sets", &query, LIST_LIMIT, |page| {
             for s in page {
                 match s.into_info(&call) {
+                    // Sets are told apart by their names: one listed without a name cannot be.
+                    Ok(info) if info.name.trim().is_empty() => {
+                        bad = Some(Error::List {
+                            path: call.path.clone(),
+                            message: format!("(q=name~{part}) lists set {} without a name", info.id),
+                        });
+                        return ControlFlow::Break(());
+                    }
                     // A set listed twice (pages that shift while the list grows) is one set.
                     Ok(info) => {
                         if ids.insert(info.id.0.clone()) {

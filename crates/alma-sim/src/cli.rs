@@ -80,6 +80,10 @@ pub struct SimArgs {
     /// was submitted
     #[arg(long, default_value_t = 0.0)]
     pub instance_listing_lag_secs: f64,
+    /// A new set shows in set lists (GET /conf/sets) only this many seconds (sim clock) after
+    /// it was created; GET by id and the duplicate-name check see it at once
+    #[arg(long, default_value_t = 0.0)]
+    pub set_listing_lag_secs: f64,
     /// Finished Update/Notify Users instances of other runs, 2-3 hours before the start
     #[arg(long, default_value_t = 0)]
     pub past_instances: usize,
@@ -148,8 +152,19 @@ pub fn sim_config(args: &SimArgs) -> Result<SimConfig, String> {
             args.instance_listing_lag_secs
         ));
     }
+    // As the instance lag's check, and no panic for a number too large for a Duration.
+    let set_listing_lag = Some(args.set_listing_lag_secs)
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| {
+            format!(
+                "--set-listing-lag-secs must be 0 or more, got {}",
+                args.set_listing_lag_secs
+            )
+        })?;
     config = config
         .instance_listing_lag(Duration::from_secs_f64(args.instance_listing_lag_secs))
+        .set_listing_lag(set_listing_lag)
         .past_instances(args.past_instances);
     for &quirk in &args.quirks {
         config = config.quirk(quirk);
@@ -290,6 +305,42 @@ mod tests {
         );
         let bad = Cli::try_parse_from(["alma-sim", "--fault", "boom@analytics"]).unwrap();
         assert!(sim_config(&bad.sim).unwrap_err().contains("unknown kind"));
+    }
+
+    #[test]
+    fn listing_lag_flags_become_a_config() {
+        let cli = Cli::try_parse_from([
+            "alma-sim",
+            "--set-listing-lag-secs",
+            "90",
+            "--instance-listing-lag-secs",
+            "2.5",
+        ])
+        .unwrap();
+        let c = sim_config(&cli.sim).unwrap();
+        assert_eq!(
+            (c.set_listing_lag, c.instance_listing_lag),
+            (Duration::from_secs(90), Duration::from_millis(2500))
+        );
+        let default = Cli::try_parse_from(["alma-sim"]).unwrap();
+        assert_eq!(sim_config(&default.sim).unwrap().set_listing_lag, Duration::ZERO);
+        for (flag, value) in [
+            ("--set-listing-lag-secs", "-1"),
+            ("--set-listing-lag-secs", "NaN"),
+            ("--set-listing-lag-secs", "inf"),
+            ("--set-listing-lag-secs", "1e30"),
+            ("--instance-listing-lag-secs", "-1"),
+            ("--instance-listing-lag-secs", "NaN"),
+        ] {
+            // With `=`: a value that starts with `-` is not taken for a flag.
+            let cli = Cli::try_parse_from(["alma-sim".to_string(), format!("{flag}={value}")]).unwrap();
+            let e = sim_config(&cli.sim).unwrap_err();
+            assert!(
+                e.starts_with(&format!("{flag} must be 0 or more, got ")) && !e.contains('\n'),
+                "{flag} {value}: {e}"
+            );
+        }
+        assert!(Cli::try_parse_from(["alma-sim", "--set-listing-lag-secs", "soon"]).is_err());
     }
 
     #[test]

@@ -588,6 +588,10 @@ pub struct SimConfig {
     pub timezone: chrono::FixedOffset,
     /// A new job instance shows in instance lists only this long (sim clock) after submission.
     pub instance_listing_lag: Duration,
+    /// A new set shows in `GET /conf/sets` (with or without `q=name~…`) only this long (sim
+    /// clock) after its creation, as Alma's set list is read from an index that catches up
+    /// later; `GET /conf/sets/{id}` and the name's uniqueness check (402263) see it at once.
+    pub set_listing_lag: Duration,
     /// Answer shapes turned on (see [`Quirk`]).
     pub quirks: Vec<Quirk>,
     /// Finished instances of Update/Notify Users from the hours before start (other runs).
@@ -630,6 +634,7 @@ impl Default for SimConfig {
             pretty: true,
             timezone: chrono::FixedOffset::east_opt(0).expect("UTC"),
             instance_listing_lag: Duration::ZERO,
+            set_listing_lag: Duration::ZERO,
             quirks: Vec::new(),
             past_instances: 0,
             clock_start: None,
@@ -714,6 +719,14 @@ impl SimConfig {
     }
     pub fn instance_listing_lag(mut self, d: Duration) -> Self {
         self.instance_listing_lag = d;
+        self
+    }
+    /// A new set is listed (`GET /conf/sets`) only `d` after its creation (sim clock); it can
+    /// be read by id, and its name is taken, at once. A client that looks a set up by name
+    /// right after creating it (say, after a lost answer) must not take "not listed" for
+    /// "not there".
+    pub fn set_listing_lag(mut self, d: Duration) -> Self {
+        self.set_listing_lag = d;
         self
     }
     pub fn quirk(mut self, q: Quirk) -> Self {

@@ -107,6 +107,14 @@ impl Instance {
         }
     }
 
+    /// Every date of the run `by` earlier (see `State::age_set`).
+    pub(crate) fn shift_back(&mut self, by: chrono::Duration) {
+        self.submitted -= by;
+        for t in [&mut self.start_time, &mut self.end_time].into_iter().flatten() {
+            *t -= by;
+        }
+    }
+
     fn terminal_status(&self) -> &'static str {
         if self.members.is_empty() {
             return "COMPLETED_NO_BULKS";

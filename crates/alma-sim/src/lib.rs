@@ -46,7 +46,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use serde::Serialize;
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -83,6 +83,21 @@ pub struct SetSummary {
     pub description: String,
     pub private: bool,
     pub members: usize,
+    /// When the set was created (RFC 3339, UTC; earlier after [`SimHandle::age_set`]).
+    pub created: String,
+}
+
+impl SetSummary {
+    fn of(s: &records::SimSet) -> Self {
+        Self {
+            id: s.id.clone(),
+            name: s.name.clone(),
+            description: s.description.clone(),
+            private: s.private,
+            members: s.members.len(),
+            created: rfc3339(s.created),
+        }
+    }
 }
 
 /// A job run as the simulator holds it.
@@ -96,6 +111,28 @@ pub struct InstanceSummary {
     pub status: String,
     pub members: usize,
     pub parameters: Vec<(String, String)>,
+    /// When the run was submitted (RFC 3339, UTC; earlier after [`SimHandle::age_set`]).
+    pub submitted: String,
+}
+
+impl InstanceSummary {
+    fn of(i: &records::Instance) -> Self {
+        Self {
+            id: i.id.clone(),
+            job_id: i.job_id.clone(),
+            name: i.name.clone(),
+            set_id: i.set_id.clone(),
+            status: i.status.to_string(),
+            members: i.members.len(),
+            parameters: i.parameters.clone(),
+            submitted: rfc3339(i.submitted),
+        }
+    }
+}
+
+/// A time as the summaries and `/_sim/*` give it: `2026-01-05T06:00:00Z` (as serde writes one).
+fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
 /// A seeded user, for tests that work out the expected cohort: [`SimHandle::users`] as Alma
@@ -215,18 +252,40 @@ impl SimHandle {
         lock(&self.shared).requests.clone()
     }
 
+    /// Every set the simulator holds, listed or not yet (see [`SimConfig::set_listing_lag`]).
     pub fn sets(&self) -> Vec<SetSummary> {
-        lock(&self.shared)
-            .sets
-            .values()
-            .map(|s| SetSummary {
-                id: s.id.clone(),
-                name: s.name.clone(),
-                description: s.description.clone(),
-                private: s.private,
-                members: s.members.len(),
-            })
-            .collect()
+        lock(&self.shared).sets.values().map(SetSummary::of).collect()
+    }
+
+    /// Makes a set and its job runs `days` days older, as if all had happened that much
+    /// earlier: the set's creation; each run's submission, start and end (its listed name's
+    /// date follows); the letters and password resets the runs produced. For a set "left over"
+    /// from an earlier run without waiting days. `Err` for an unknown set.
+    pub fn age_set(&self, set_id: &str, days: u32) -> Result<(), String> {
+        lock(&self.shared).age_set(set_id, days)
+    }
+
+    /// Staff delete a set in Alma's UI: `GET /conf/sets/{id}` then answers 60107 and the list
+    /// no longer shows it; the job runs made on it stay. `Err` for an unknown set.
+    pub fn delete_set_as_staff(&self, set_id: &str) -> Result<(), String> {
+        lock(&self.shared).delete_set_as_staff(set_id)
+    }
+
+    /// Staff remove a member from a set in Alma's UI (the id in any case). `Err` if the set or
+    /// the member is not there.
+    pub fn remove_member_as_staff(&self, set_id: &str, user_id: &str) -> Result<(), String> {
+        lock(&self.shared).remove_member_as_staff(set_id, user_id)
+    }
+
+    /// Staff rename a set in Alma's UI. `Err` for an unknown set, an empty name or one another
+    /// set has.
+    pub fn rename_set_as_staff(&self, set_id: &str, new_name: &str) -> Result<(), String> {
+        lock(&self.shared).rename_set_as_staff(set_id, new_name)
+    }
+
+    /// Staff edit a set's description in Alma's UI. `Err` for an unknown set.
+    pub fn set_description_as_staff(&self, set_id: &str, text: &str) -> Result<(), String> {
+        lock(&self.shared).set_description_as_staff(set_id, text)
     }
 
     pub fn set_members(&self, set_id: &str) -> Option<Vec<String>> {
@@ -236,18 +295,7 @@ impl SimHandle {
     pub fn job_instances(&self) -> Vec<InstanceSummary> {
         let mut st = lock(&self.shared);
         st.refresh_jobs();
-        st.instances
-            .values()
-            .map(|i| InstanceSummary {
-                id: i.id.clone(),
-                job_id: i.job_id.clone(),
-                name: i.name.clone(),
-                set_id: i.set_id.clone(),
-                status: i.status.to_string(),
-                members: i.members.len(),
-                parameters: i.parameters.clone(),
-            })
-            .collect()
+        st.instances.values().map(InstanceSummary::of).collect()
     }
 
     /// The institution-specific id of the job called `name`.
@@ -390,7 +438,10 @@ fn router(shared: Shared, token: Option<Arc<str>>) -> Router {
         .route("/_sim/resets", get(inspect_resets))
         .route("/_sim/letters", get(inspect_letter).post(inspect_set_letter))
         .route("/_sim/requests", get(inspect_requests))
+        .route("/_sim/sets/{id}", delete(inspect_delete_set))
+        .route("/_sim/sets/{id}/age", post(inspect_age_set))
         .route("/_sim/sets/{id}/members", get(inspect_set_members))
+        .route("/_sim/sets/{id}/members/{user_id}", delete(inspect_remove_member))
         .route("/_sim/state", get(inspect_state))
         .route("/_sim/users", get(inspect_users))
         .route("/_sim/clock/advance", post(inspect_advance))
@@ -630,18 +681,63 @@ async fn inspect_set_members(State(shared): State<Shared>, Path(id): Path<String
     }
 }
 
+/// A `/_sim/*` refusal: 400 and its one line.
+fn sim_error(message: String) -> Response {
+    (StatusCode::BAD_REQUEST, axum::Json(json!({ "error": message }))).into_response()
+}
+
+/// `POST /_sim/sets/{id}/age?days=N`: [`SimHandle::age_set`]; the set's summary.
+async fn inspect_age_set(
+    State(shared): State<Shared>,
+    Path(id): Path<String>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    let days = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "days")
+        .map(|(_, v)| v.into_owned());
+    let days = match days.as_deref().map(|v| (v, v.trim().parse::<u32>())) {
+        Some((_, Ok(n))) => n,
+        Some((v, Err(_))) => return sim_error(format!("days must be a whole number of days, 0 or more, got {v:?}")),
+        None => return sim_error("days=N is missing: how many days older the set is to be".into()),
+    };
+    let mut st = lock(&shared);
+    match st.age_set(&id, days) {
+        Ok(()) => match st.sets.get(&id) {
+            Some(set) => axum::Json(SetSummary::of(set)).into_response(),
+            None => sim_error(format!("no set {id}")),
+        },
+        Err(e) => sim_error(e),
+    }
+}
+
+/// `DELETE /_sim/sets/{id}`: [`SimHandle::delete_set_as_staff`].
+async fn inspect_delete_set(State(shared): State<Shared>, Path(id): Path<String>) -> Response {
+    match lock(&shared).delete_set_as_staff(&id) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => sim_error(e),
+    }
+}
+
+/// `DELETE /_sim/sets/{id}/members/{user_id}`: [`SimHandle::remove_member_as_staff`].
+async fn inspect_remove_member(State(shared): State<Shared>, Path((id, user_id)): Path<(String, String)>) -> Response {
+    match lock(&shared).remove_member_as_staff(&id, &user_id) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => sim_error(e),
+    }
+}
+
 async fn inspect_state(State(shared): State<Shared>) -> Response {
     let mut st = lock(&shared);
     st.refresh_jobs();
     let sets: Vec<_> = st
         .sets
         .values()
-        .map(|s| json!({"id": s.id, "name": s.name, "members": s.members.len(), "private": s.private}))
+        .map(|s| json!({"id": s.id, "name": s.name, "members": s.members.len(), "private": s.private, "created": rfc3339(s.created)}))
         .collect();
     let instances: Vec<_> = st
         .instances
         .values()
-        .map(|i| json!({"id": i.id, "job_id": i.job_id, "set_id": i.set_id, "status": i.status, "members": i.members.len()}))
+        .map(|i| json!({"id": i.id, "job_id": i.job_id, "set_id": i.set_id, "status": i.status, "members": i.members.len(), "submitted": rfc3339(i.submitted)}))
         .collect();
     let reports: Vec<_> = st
         .reports
@@ -1013,6 +1109,103 @@ mod tests {
         let (status, page) = http(&sim, "GET", q, false).await;
         assert_eq!(status, 200);
         assert!(page.contains("LIB-7") && page.contains("PHD"), "in the report");
+    }
+
+    #[tokio::test]
+    async fn staff_actions_and_ageing_under_sim() {
+        let sim = SimConfig::default()
+            .users(50)
+            .seed(7)
+            .manual_clock()
+            .rate_limit(0)
+            .set_listing_lag(Duration::from_secs(600))
+            .start()
+            .await
+            .unwrap();
+        let ids: Vec<String> = sim.users()[..3].iter().map(|u| u.primary_id.clone()).collect();
+        let set = {
+            let mut st = lock(&sim.shared);
+            crate::testkit::set_of(&mut st, &ids)
+        };
+        let run = sim.run_job_from_ui(&set).unwrap();
+        let summary = sim.sets().into_iter().find(|s| s.id == set).unwrap();
+        assert_eq!(summary.created, "2026-01-05T06:00:00Z");
+        let instance = |sim: &SimHandle| sim.job_instances().into_iter().find(|i| i.id == run).unwrap();
+        assert_eq!(instance(&sim).submitted, "2026-01-05T06:00:00Z");
+        // Read by id at once, listed only after the lag.
+        json_of(&sim, "GET", &format!("/almaws/v1/conf/sets/{set}")).await;
+        let list = json_of(&sim, "GET", "/almaws/v1/conf/sets").await;
+        assert_eq!(list["total_record_count"], 0);
+
+        // Two days older: the set, its run; listed now (the lag is long past).
+        let aged = json_of(&sim, "POST", &format!("/_sim/sets/{set}/age?days=2")).await;
+        assert_eq!(
+            aged,
+            json!({"id": set, "name": summary.name, "description": "", "private": true, "members": 3,
+                   "created": "2026-01-03T06:00:00Z"})
+        );
+        assert_eq!(sim.sets()[0].created, "2026-01-03T06:00:00Z");
+        assert_eq!(instance(&sim).submitted, "2026-01-03T06:00:00Z");
+        assert_eq!(instance(&sim).status, "COMPLETED_SUCCESS", "it ended two days ago");
+        let state = json_of(&sim, "GET", "/_sim/state").await;
+        assert_eq!(state["sets"][0]["created"], "2026-01-03T06:00:00Z");
+        assert_eq!(state["job_instances"][0]["submitted"], "2026-01-03T06:00:00Z");
+        let list = json_of(&sim, "GET", "/almaws/v1/conf/sets").await;
+        assert_eq!(list["total_record_count"], 1);
+        sim.age_set(&set, 0).unwrap();
+        assert_eq!(sim.sets()[0].created, "2026-01-03T06:00:00Z", "0 days: as it was");
+        for (path, error) in [
+            (format!("/_sim/sets/{set}/age?days=-1"), "whole number"),
+            (format!("/_sim/sets/{set}/age?days=two"), "whole number"),
+            (format!("/_sim/sets/{set}/age?days=1.5"), "whole number"),
+            (format!("/_sim/sets/{set}/age"), "days=N is missing"),
+            (format!("/_sim/sets/{set}/age?days=4294967295"), "out of range"),
+            ("/_sim/sets/nope/age?days=1".to_string(), "no set nope"),
+        ] {
+            let (status, body) = http(&sim, "POST", &path, true).await;
+            assert_eq!(status, 400, "{path}: {body}");
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let message = v["error"].as_str().unwrap();
+            assert!(message.contains(error) && !message.contains('\n'), "{path}: {message}");
+        }
+        assert_eq!(sim.sets()[0].created, "2026-01-03T06:00:00Z", "refusals move nothing");
+
+        // A member removed by staff, the id in another case.
+        let path = format!("/_sim/sets/{set}/members/{}", ids[1].to_lowercase());
+        assert_eq!(http(&sim, "DELETE", &path, true).await, (204, String::new()));
+        assert_eq!(sim.set_members(&set), Some(vec![ids[0].clone(), ids[2].clone()]));
+        let (status, body) = http(&sim, "DELETE", &path, true).await;
+        assert_eq!(status, 400);
+        assert!(body.contains("is not a member of set"), "{body}");
+        let (status, body) = http(&sim, "DELETE", &format!("/_sim/sets/nope/members/{}", ids[0]), true).await;
+        assert_eq!((status, body.contains("no set nope")), (400, true), "{body}");
+        assert!(sim.remove_member_as_staff(&set, &ids[1]).is_err());
+
+        sim.rename_set_as_staff(&set, "Kept by staff").unwrap();
+        sim.set_description_as_staff(&set, "do not delete").unwrap();
+        let got = json_of(&sim, "GET", &format!("/almaws/v1/conf/sets/{set}")).await;
+        assert_eq!(
+            (got["name"].as_str(), got["description"].as_str()),
+            (Some("Kept by staff"), Some("do not delete"))
+        );
+
+        // The set deleted by staff: 60107, not listed; its run stays.
+        assert_eq!(
+            http(&sim, "DELETE", &format!("/_sim/sets/{set}"), true).await,
+            (204, String::new())
+        );
+        let (status, body) = http(&sim, "GET", &format!("/almaws/v1/conf/sets/{set}"), true).await;
+        assert_eq!(status, 400);
+        assert!(body.contains("60107"), "{body}");
+        let list = json_of(&sim, "GET", "/almaws/v1/conf/sets").await;
+        assert_eq!(list["total_record_count"], 0);
+        let listed = json_of(&sim, "GET", "/almaws/v1/conf/jobs/ALL/instances").await;
+        assert_eq!(listed["job_instance"][0]["id"], json!(run));
+        assert_eq!(instance(&sim).set_id, set);
+        let (status, body) = http(&sim, "DELETE", &format!("/_sim/sets/{set}"), true).await;
+        assert_eq!((status, body.contains(&format!("no set {set}"))), (400, true), "{body}");
+        assert!(sim.delete_set_as_staff(&set).is_err());
+        assert!(sim.age_set(&set, 1).is_err());
     }
 
     #[test]

@@ -99,6 +99,8 @@ pub enum Reason {
     /// Alma would not show the user (a refusal other than "not found"): nobody can say whether
     /// the letter reaches them.
     Unreadable,
+    /// Added to the run's set, then taken out of it in Alma (Manage Sets) by staff.
+    RemovedInAlma,
 }
 
 impl Reason {
@@ -113,6 +115,7 @@ impl Reason {
             Reason::RecentlyReset => "notified within the cooldown",
             Reason::Protected => "protected since the plan",
             Reason::Unreadable => "Alma would not show them",
+            Reason::RemovedInAlma => "removed from the set in Alma",
         }
     }
 
@@ -127,6 +130,7 @@ impl Reason {
             Reason::RecentlyReset => "recently_reset",
             Reason::Protected => "protected",
             Reason::Unreadable => "unreadable",
+            Reason::RemovedInAlma => "removed_in_alma",
         }
     }
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::run_state::RunState;
 
 /// The schema this build writes; older journals are migrated on open.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -173,6 +173,10 @@ pub struct RunRecord {
     pub steps: Vec<Step>,
     /// Batches of members recorded as added: `(batch, first, count)`.
     pub batches: Vec<(usize, usize, usize)>,
+    /// Cohort IDs that Alma took into the set and that are no longer in it: taken out in Alma
+    /// (Manage Sets) by staff. Never added again; no letter.
+    #[serde(default)]
+    pub taken_out: Vec<String>,
     /// Every change of state, and what the operator said, oldest first.
     pub events: Vec<Event>,
 }
@@ -506,6 +510,11 @@ impl Journal {
             // v5: saved plans (plan --save), their frozen cohorts and their approvals.
             tx.execute_batch(PLANS_SCHEMA).map_err(sql)?;
         }
+        if found < 6 {
+            // v6: the IDs each add_members call sent and what Alma answered; the IDs staff took
+            // out of a run's set in Alma.
+            tx.execute_batch(SENDS_SCHEMA).map_err(sql)?;
+        }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(sql)?;
         tx.commit().map_err(sql)
     }
@@ -668,6 +677,102 @@ impl Journal {
             )
             .map_err(self.sql())?;
         Ok(())
+    }
+
+    /// Records an add_members call before it is made; returns its number (one more than the
+    /// run's last).
+    pub fn send_started(&self, run_id: &str, ids: &[String]) -> Result<usize, Error> {
+        let tx = self.conn.unchecked_transaction().map_err(self.sql())?;
+        let batch: i64 = tx
+            .query_row(
+                "SELECT COALESCE(MAX(batch) + 1, 0) FROM sends WHERE run_id = ?1",
+                [run_id],
+                |r| r.get(0),
+            )
+            .map_err(self.sql())?;
+        let ids = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
+        tx.execute(
+            "INSERT INTO sends (run_id, batch, ids, sent_at) VALUES (?1, ?2, ?3, ?4)",
+            params![run_id, batch, ids, now()],
+        )
+        .map_err(self.sql())?;
+        tx.commit().map_err(self.sql())?;
+        Ok(batch as usize)
+    }
+
+    /// Records Alma's answer to an add_members call.
+    pub fn send_answered(
+        &self,
+        run_id: &str,
+        batch: usize,
+        outcome: SendOutcome,
+        members_after: Option<usize>,
+    ) -> Result<(), Error> {
+        self.conn
+            .execute(
+                "UPDATE sends SET outcome = ?3, members_after = ?4 WHERE run_id = ?1 AND batch = ?2",
+                params![run_id, batch as i64, outcome.as_str(), members_after.map(|n| n as i64)],
+            )
+            .map_err(self.sql())?;
+        Ok(())
+    }
+
+    /// The run's add_members calls, oldest first.
+    pub fn sends(&self, run_id: &str) -> Result<Vec<Send>, Error> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT batch, ids, outcome, members_after FROM sends WHERE run_id = ?1 ORDER BY batch")
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map([run_id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, Option<i64>>(3)?,
+                ))
+            })
+            .map_err(self.sql())?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(self.sql())?;
+        rows.into_iter()
+            .map(|(batch, ids, outcome, after)| {
+                let outcome = match outcome.as_deref() {
+                    None => SendOutcome::Unknown,
+                    Some("accepted") => SendOutcome::Accepted,
+                    Some("refused") => SendOutcome::Refused,
+                    Some(other) => {
+                        return Err(Error::Corrupt {
+                            run_id: run_id.to_string(),
+                            message: format!("batch {batch} has the outcome {other:?}"),
+                        });
+                    }
+                };
+                Ok(Send {
+                    batch: batch.max(0) as usize,
+                    ids: serde_json::from_str(&ids).map_err(|e| Error::Corrupt {
+                        run_id: run_id.to_string(),
+                        message: format!("batch {batch}: {e}"),
+                    })?,
+                    outcome,
+                    members_after: after.map(|n| n.max(0) as usize),
+                })
+            })
+            .collect()
+    }
+
+    /// Records cohort IDs that staff took out of the run's set in Alma (kept once each).
+    pub fn take_out(&self, run_id: &str, ids: &[String]) -> Result<(), Error> {
+        let tx = self.conn.unchecked_transaction().map_err(self.sql())?;
+        let at = now();
+        for id in ids {
+            tx.execute(
+                "INSERT OR IGNORE INTO taken_out (run_id, primary_id, at) VALUES (?1, ?2, ?3)",
+                params![run_id, id, at],
+            )
+            .map_err(self.sql())?;
+        }
+        tx.commit().map_err(self.sql())
     }
 
     /// Records columns and a note without a change of state (e.g. the instance id found for a
@@ -968,6 +1073,10 @@ impl Journal {
             .map_err(self.sql())?
             .collect::<Result<Vec<_>, _>>()
             .map_err(self.sql())?;
+        let taken_out = self.strings(
+            "SELECT primary_id FROM taken_out WHERE run_id = ?1 ORDER BY at, rowid",
+            [&run_id],
+        )?;
         Ok(RunRecord {
             run_id,
             query,
@@ -1001,6 +1110,7 @@ impl Journal {
             files_pruned_at: row.9.2,
             steps,
             batches,
+            taken_out,
             events,
         })
     }
@@ -1017,6 +1127,54 @@ pub(super) fn json<T: Serialize + ?Sized>(v: &T) -> String {
 }
 
 /// Tables of schema 5: saved plans (`journal/plans.rs`).
+const SENDS_SCHEMA: &str = "CREATE TABLE sends (
+        run_id TEXT NOT NULL REFERENCES runs (run_id),
+        batch INTEGER NOT NULL,
+        ids TEXT NOT NULL,
+        sent_at TEXT NOT NULL,
+        outcome TEXT,
+        members_after INTEGER,
+        PRIMARY KEY (run_id, batch)
+     );
+     CREATE TABLE taken_out (
+        run_id TEXT NOT NULL REFERENCES runs (run_id),
+        primary_id TEXT NOT NULL,
+        at TEXT NOT NULL,
+        PRIMARY KEY (run_id, primary_id)
+     );";
+
+/// One add_members call as the journal holds it: written before the call, answered after.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Send {
+    pub batch: usize,
+    /// The IDs as sent.
+    pub ids: Vec<String>,
+    pub outcome: SendOutcome,
+    /// The set's number of members in Alma's answer.
+    pub members_after: Option<usize>,
+}
+
+/// What became of an add_members call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendOutcome {
+    /// No answer on record (lost, or the process stopped): Alma may or may not have it.
+    Unknown,
+    /// Alma answered 200: it took the IDs it knows.
+    Accepted,
+    /// Alma refused the call: nothing of it was applied.
+    Refused,
+}
+
+impl SendOutcome {
+    fn as_str(self) -> Option<&'static str> {
+        match self {
+            SendOutcome::Unknown => None,
+            SendOutcome::Accepted => Some("accepted"),
+            SendOutcome::Refused => Some("refused"),
+        }
+    }
+}
+
 const PLANS_SCHEMA: &str = "CREATE TABLE plans (
         plan_id TEXT PRIMARY KEY,
         query TEXT NOT NULL,
@@ -1109,6 +1267,7 @@ mod tests {
             files_pruned_at: None,
             steps: vec![],
             batches: vec![],
+            taken_out: vec![],
             events: vec![],
         }
     }

@@ -12,9 +12,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::state::RunState;
-use super::{Plan, ledger, run_files};
+use super::{Plan, ledger, members, run_files};
 use crate::error::Error;
-use crate::journal::{Execution, Journal, RunRecord, now, operator};
+use crate::journal::{Execution, Journal, RunRecord, SendOutcome, now, operator};
 use crate::query::{Escape, QuerySpec, fill};
 use alma_client::{self as alma, AlmaClient, InstanceId, InstanceStatus, JobId, PollPolicy, SetId, WriteFate};
 
@@ -165,9 +165,22 @@ pub fn execution(spec: &QuerySpec, run_id: &str, period: Option<&str>) -> Result
             message,
         },
     )?;
+    // A period run's name is the intent's alone: what its `[set] name` template says (a server's
+    // own words, which another server's copy of the query may not share) goes first in the
+    // description instead.
+    let mut set_description = fill_set(&spec.set.description)?;
+    if let Some(base) = &set_base_name {
+        let filled = fill_set(&spec.set.name)?;
+        if !filled.trim().is_empty() && ledger::set_name(&filled, "", true) != *base {
+            set_description = match set_description.trim() {
+                "" => filled,
+                more => format!("{filled}: {more}"),
+            };
+        }
+    }
     Ok(Execution {
         set_name,
-        set_description: fill_set(&spec.set.description)?,
+        set_description,
         set_private: spec.set.private,
         job_name: spec.job.name.clone(),
         job_id: spec.job.id.clone(),
@@ -187,17 +200,12 @@ pub fn execution(spec: &QuerySpec, run_id: &str, period: Option<&str>) -> Result
     })
 }
 
-/// The name of a `--period` run's sets before any `#n`: the `[set] name` filled with the query and
-/// the period alone (a template with `{run_id}` or `{date}` is refused for period runs), and the
-/// marker — the same on every machine and every day.
+/// The name of a `--period` run's sets before any `#n`: the query's name and the period alone
+/// ([`ledger::period_set_name`]) — the same on every machine, every day and whatever a copy of
+/// the query's `[set] name` says, so that Alma's own 402263 (which does not lag behind like its
+/// set list) refuses a second installation's set for the same period.
 pub fn period_set_base(spec: &QuerySpec, period: &str) -> Result<String, Error> {
-    let values: std::collections::BTreeMap<String, String> = [("query", spec.name.as_str()), ("period", period)]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let filled =
-        fill(&spec.set.name, &values, Escape::Plain).map_err(|e| Error::Usage(format!("set name template: {e:?}")))?;
-    Ok(ledger::set_name(&filled, "", true))
+    Ok(ledger::period_set_name(&spec.name, period))
 }
 
 /// Records a confirmed plan as a new run in the journal (state `planned`). `period` is the
@@ -304,6 +312,7 @@ fn run_record(
         files_pruned_at: None,
         steps: Vec::new(),
         batches: Vec::new(),
+        taken_out: Vec::new(),
         events: Vec::new(),
     };
     Ok(record)
@@ -685,7 +694,9 @@ fn lowercase_set(ids: Vec<String>) -> HashSet<String> {
 }
 
 /// `set_created` → `members_done`: adds the cohort members the set does not hold yet, at most
-/// 1000 a call, then records who Alma did not take.
+/// 1000 a call, then records who Alma did not take. Each call's IDs are journaled before it is
+/// made and its answer after ([`members::sort`]): an ID Alma took that is no longer in the set
+/// was taken out by staff, and is never added again.
 async fn add_members(client: &AlmaClient, journal: &Journal, record: &RunRecord) -> Result<(), Error> {
     let run_id = &record.run_id;
     let set = SetId(record.set_id.clone().ok_or_else(|| crate::journal::Error::Corrupt {
@@ -694,7 +705,9 @@ async fn add_members(client: &AlmaClient, journal: &Journal, record: &RunRecord)
     })?);
     let cohort = journal.cohort(run_id)?;
     journal.step_started(run_id, "members", Some(&format!("{} IDs", cohort.len())))?;
-    let fresh = record.batches.is_empty() && !record.steps.iter().any(|s| s.step == "members");
+    let fresh = journal.sends(run_id)?.is_empty()
+        && record.batches.is_empty()
+        && !record.steps.iter().any(|s| s.step == "members");
     let mut present = if fresh {
         HashSet::new()
     } else {
@@ -705,9 +718,19 @@ async fn add_members(client: &AlmaClient, journal: &Journal, record: &RunRecord)
     let mut batch_no = record.batches.len();
     let mut last_count = None;
     loop {
+        let sorted = members::sort(&journal.sends(run_id)?, &present);
+        if !sorted.not_applied.is_empty() {
+            tracing::warn!(
+                calls = ?sorted.not_applied,
+                "earlier add_members calls ended without an answer and none of their IDs is in the set: sending them again"
+            );
+        }
         let missing: Vec<String> = cohort
             .iter()
-            .filter(|id| !present.contains(&id.to_lowercase()))
+            .filter(|id| {
+                let key = id.to_lowercase();
+                !present.contains(&key) && !sorted.applied.contains(&key)
+            })
             .cloned()
             .collect();
         let mut failed = None;
@@ -716,8 +739,10 @@ async fn add_members(client: &AlmaClient, journal: &Journal, record: &RunRecord)
         // call: 28 s of a 1 000 000-user run).
         let mut in_set = cohort.iter().filter(|id| present.contains(&id.to_lowercase())).count();
         for batch in missing.chunks(alma::sets::MAX_MEMBERS_PER_CALL) {
+            let call = journal.send_started(run_id, batch)?;
             match client.add_members(&set, batch).await {
                 Ok(info) => {
+                    journal.send_answered(run_id, call, SendOutcome::Accepted, Some(info.members))?;
                     let before = in_set;
                     for id in batch {
                         if present.insert(id.to_lowercase()) {
@@ -730,6 +755,9 @@ async fn add_members(client: &AlmaClient, journal: &Journal, record: &RunRecord)
                     tracing::info!(batch = batch_no, members = info.members, "members added");
                 }
                 Err(e) => {
+                    if e.fate() == WriteFate::NotApplied {
+                        journal.send_answered(run_id, call, SendOutcome::Refused, None)?;
+                    }
                     failed = Some(e);
                     break;
                 }
@@ -750,30 +778,49 @@ async fn add_members(client: &AlmaClient, journal: &Journal, record: &RunRecord)
         present = lowercase_set(client.set_members(&set).await?);
         last_count = None;
     }
-    // Alma skips IDs it does not know (fail_on_invalid_id=false): find out which.
+    // Alma skips IDs it does not know (fail_on_invalid_id=false), and staff may have taken
+    // members out while the run was stopped: the members list tells which, when the count
+    // does not match.
     let count = match last_count {
         Some(n) => n,
         None => client.get_set(&set).await?.members,
     };
-    let invalid: Vec<String> = if count == cohort.len() {
-        Vec::new()
+    let (invalid, taken_out): (Vec<String>, Vec<String>) = if count == cohort.len() {
+        (Vec::new(), Vec::new())
     } else {
         let members = lowercase_set(client.set_members(&set).await?);
+        let taken: HashSet<String> = members::sort(&journal.sends(run_id)?, &members)
+            .taken_out
+            .into_iter()
+            .collect();
         cohort
             .iter()
             .filter(|id| !members.contains(&id.to_lowercase()))
             .cloned()
-            .collect()
+            .partition(|id| !taken.contains(&id.to_lowercase()))
     };
+    if !taken_out.is_empty() {
+        tracing::warn!(
+            taken_out = taken_out.len(),
+            "members Alma took are no longer in the set: taken out in Alma; not added again"
+        );
+        journal.take_out(run_id, &taken_out)?;
+    }
     let why = explain_refused(client, &invalid).await;
     if !invalid.is_empty() {
         tracing::warn!(refused = invalid.len(), "Alma did not add some IDs: {why}");
     }
-    let added = cohort.len() - invalid.len();
-    let detail = match invalid.len() {
-        0 => format!("{} added, 0 refused", cohort.len()),
+    let added = cohort.len() - invalid.len() - taken_out.len();
+    let mut detail = match invalid.len() {
+        0 => format!("{added} added, 0 refused"),
         n => format!("{added} added, {n} refused ({why})"),
     };
+    if !taken_out.is_empty() {
+        detail.push_str(&format!(
+            "; {} taken out of the set in Alma since they were added (not added again, no letter)",
+            taken_out.len()
+        ));
+    }
     journal.transition(
         run_id,
         RunState::SetCreated,
@@ -1172,9 +1219,11 @@ async fn explain_refused(client: &AlmaClient, invalid: &[String]) -> String {
 
 /// Just before the job: the set holds what this run put there. It is a public set by default, so
 /// anyone can change it in Alma between a stop and a `resume`; the job must reach the cohort that
-/// was planned, no one else.
+/// was planned, no one else. Members staff took out in Alma stay out: recorded (no letter), and
+/// the job goes on with who is left; a member who is not of the cohort stops the run.
 async fn check_set_unchanged(
     client: &AlmaClient,
+    journal: &Journal,
     record: &RunRecord,
     cohort: &[String],
     resumed: bool,
@@ -1182,53 +1231,41 @@ async fn check_set_unchanged(
     let Some(set_id) = &record.set_id else {
         return Ok(());
     };
-    let protected: HashSet<String> = record.protected_ids.iter().map(|i| i.to_lowercase()).collect();
-    let expected = record.members_added.unwrap_or(0).saturating_sub(protected.len());
-    if expected == 0 {
-        return Err(Error::Refused {
-            message: format!(
-                "run {} has nobody left to mail: Alma took {} of its cohort ({} refused), and {} are protected since the plan; the job was not submitted",
-                record.run_id,
-                record.members_added.unwrap_or(0),
-                record.invalid_ids.len(),
-                protected.len()
-            ),
-            hint: format!(
-                "end the run: `alma-cohort abandon {} --reason \"nobody left to mail\"`",
-                record.run_id
-            ),
-        });
+    let gone: HashSet<String> = run_files::not_mailed(record);
+    let expected: HashSet<String> = cohort
+        .iter()
+        .map(|i| i.to_lowercase())
+        .filter(|i| !gone.contains(i))
+        .collect();
+    let nobody_left = |taken_out: usize| Error::Refused {
+        message: format!(
+            "run {} has nobody left to mail: of its cohort of {}, Alma refused {}, {} are protected since the plan and {} were taken out of the set in Alma; the job was not submitted",
+            record.run_id,
+            cohort.len(),
+            record.invalid_ids.len(),
+            record.protected_ids.len(),
+            taken_out
+        ),
+        hint: format!(
+            "end the run: `alma-cohort abandon {} --reason \"nobody left to mail\"`",
+            record.run_id
+        ),
+    };
+    if expected.is_empty() {
+        return Err(nobody_left(record.taken_out.len()));
     }
     let set = SetId(set_id.clone());
-    let mut now = client.get_set(&set).await?.members;
+    let now = client.get_set(&set).await?.members;
     // Resumed, time has passed and someone may have swapped a member for another (the count
     // alike); and the count may be missing or odd in an answer: then the members list is the word.
-    if resumed || now != expected {
-        let members = lowercase_set(client.set_members(&set).await?);
-        let invalid: HashSet<String> = record.invalid_ids.iter().map(|i| i.to_lowercase()).collect();
-        let cohort: HashSet<String> = cohort
-            .iter()
-            .map(|i| i.to_lowercase())
-            .filter(|i| !invalid.contains(i) && !protected.contains(i))
-            .collect();
-        now = members.len();
-        if let Some(stranger) = members.iter().find(|m| !cohort.is_empty() && !cohort.contains(*m)) {
-            return Err(Error::Refused {
-                message: format!(
-                    "the run's set {set_id} holds {stranger:?}, who is not in run {}'s cohort: it was changed in Alma since; the job was not submitted",
-                    record.run_id
-                ),
-                hint: format!(
-                    "check the set {:?} in Alma (Admin > Manage Sets); if it must not be used, `alma-cohort abandon {} --reason \"…\"` and run the query again",
-                    record.execution.set_name, record.run_id
-                ),
-            });
-        }
+    if !resumed && now == expected.len() {
+        return Ok(());
     }
-    if now != expected {
+    let members = lowercase_set(client.set_members(&set).await?);
+    if let Some(stranger) = members.iter().find(|m| !expected.contains(*m)) {
         return Err(Error::Refused {
             message: format!(
-                "the run's set {set_id} now holds {now} members, but run {} put {expected} in it: it was changed in Alma since; the job was not submitted",
+                "the run's set {set_id} holds {stranger:?}, who is not in run {}'s cohort: it was changed in Alma since; the job was not submitted",
                 record.run_id
             ),
             hint: format!(
@@ -1236,6 +1273,35 @@ async fn check_set_unchanged(
                 record.execution.set_name, record.run_id
             ),
         });
+    }
+    // Everyone in the set is of the cohort; whoever is missing was taken out in Alma.
+    let taken_out: Vec<String> = cohort
+        .iter()
+        .filter(|i| {
+            let key = i.to_lowercase();
+            expected.contains(&key) && !members.contains(&key)
+        })
+        .cloned()
+        .collect();
+    if !taken_out.is_empty() {
+        tracing::warn!(
+            taken_out = taken_out.len(),
+            "members were taken out of the run's set in Alma since they were added: no letter for them"
+        );
+        journal.take_out(&record.run_id, &taken_out)?;
+        journal.note(
+            &record.run_id,
+            record.state,
+            &format!(
+                "{} members taken out of the set in Alma since they were added; the job goes to the {} left",
+                taken_out.len(),
+                members.len()
+            ),
+            &[],
+        )?;
+    }
+    if members.is_empty() {
+        return Err(nobody_left(record.taken_out.len() + taken_out.len()));
     }
     Ok(())
 }
@@ -1315,6 +1381,7 @@ async fn submit_job(
     // The set holds exactly who the job must reach (read whole when protections took some out).
     check_set_unchanged(
         client,
+        journal,
         record,
         &journal.cohort(run_id)?,
         options.resumed || !record.protected_ids.is_empty(),

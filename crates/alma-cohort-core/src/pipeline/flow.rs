@@ -114,7 +114,7 @@ pub struct Planned {
 pub async fn plan(settings: &Settings, req: &PlanRequest<'_>, ui: &mut dyn Operator) -> Result<Planned, Error> {
     let spec = load_query(req.query, req.params)?;
     super::check_offline(&spec)?;
-    let period = super::run_period(&spec, req.period)?;
+    let period = super::run_period(req.period)?;
     // A saved plan is one intent: refused where a run of it would be (an unfinished run, a done
     // period). The cooldown counts runs, not saved plans: two plans over the same users are
     // stopped at the second one's job, by the cooldown read again there.
@@ -201,7 +201,7 @@ pub async fn run(settings: &Settings, req: &RunRequest<'_>, ui: &mut dyn Operato
     let spec = load_query(req.query, req.params)?;
     super::check_offline(&spec)?;
     // Everything that can be refused without Alma or the journal is, before either is touched.
-    let period = super::run_period(&spec, req.period)?;
+    let period = super::run_period(req.period)?;
     if req.save {
         return Err(Error::Usage(
             "--save and --execute: a saved plan is applied with `alma-cohort apply PLAN_ID --execute`; save it with `alma-cohort plan QUERY --save`".into(),

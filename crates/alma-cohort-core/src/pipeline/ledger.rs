@@ -124,6 +124,17 @@ impl Stamp {
     }
 }
 
+/// The words before a period run's query and period in its set's name.
+pub const PERIOD_SET_PREFIX: &str = "User Password Reset";
+
+/// The name of a `--period` run's set (before any `#n`): a function of the query's name and the
+/// normalized period alone — never of the `[set] name` template, which two servers' copies of a
+/// query may word differently (the template goes to the description). Query names are
+/// lowercase letters, digits and `-`, periods too: the name reads the same everywhere.
+pub fn period_set_name(query: &str, period: &str) -> String {
+    format!("{PERIOD_SET_PREFIX} {query} {} ({MARKER})", period_key(period))
+}
+
 /// The set name a run gives Alma, from its filled `[set] name` template: a period run's is the
 /// template and the marker (the same for the same intent everywhere, `#n` from the second set
 /// of a period on); any other run's carries its run id.

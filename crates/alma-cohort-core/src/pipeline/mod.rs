@@ -6,6 +6,7 @@ pub mod eligibility;
 pub mod execute;
 pub mod flow;
 pub mod ledger;
+mod members;
 mod payload;
 pub mod retention;
 pub mod run_files;
@@ -253,17 +254,10 @@ pub fn check_list_file(spec: &QuerySpec, file: &crate::query::FileSpec) -> Resul
     Ok((list.report.rows(), list.notes))
 }
 
-/// The period a run was given, normalized ([`ledger::normalize_period`]), once the query can
-/// name its set after it: refused (exit 2) before the journal or Alma is touched.
-pub fn run_period(spec: &QuerySpec, raw: Option<&str>) -> Result<Option<String>, Error> {
-    let Some(raw) = raw else {
-        return Ok(None);
-    };
-    let period = ledger::normalize_period(raw)?;
-    match spec.period_set_name_problem() {
-        Some(problem) => Err(Error::Usage(problem)),
-        None => Ok(Some(period)),
-    }
+/// The period a run was given, normalized ([`ledger::normalize_period`]): refused (exit 2)
+/// before the journal or Alma is touched.
+pub fn run_period(raw: Option<&str>) -> Result<Option<String>, Error> {
+    raw.map(ledger::normalize_period).transpose()
 }
 
 /// What a plan asks Alma besides the report, for `run --execute`.

@@ -42,12 +42,13 @@ fn write_refused(file: &Path, r: &RunRecord) -> Result<(), Error> {
     w.flush().map_err(out)
 }
 
-/// The IDs that got no letter: refused by Alma, or protected since the plan and taken out of the
-/// set.
+/// The IDs that got no letter: refused by Alma, protected since the plan and taken out of the
+/// set, or taken out of the set in Alma by staff.
 pub fn not_mailed(r: &RunRecord) -> std::collections::HashSet<String> {
     r.invalid_ids
         .iter()
         .chain(&r.protected_ids)
+        .chain(&r.taken_out)
         .map(|i| i.to_lowercase())
         .collect()
 }
@@ -121,6 +122,12 @@ pub fn left_out(record: &RunRecord) -> Vec<super::eligibility::LeftOut> {
         id,
         reason: Reason::Protected,
         alma_said: "an exclusion file protects this ID since the plan".into(),
+        since_plan: true,
+    }));
+    all.extend(record.taken_out.iter().map(|id| LeftOut {
+        id: id.clone(),
+        reason: Reason::RemovedInAlma,
+        alma_said: "removed from the set in Alma after the run added it; not added again".into(),
         since_plan: true,
     }));
     all
@@ -217,14 +224,22 @@ pub fn markdown(r: &RunRecord, cohort: &[String]) -> String {
         &mut s,
         "members",
         &match r.members_added {
-            Some(n) if r.protected_ids.is_empty() => {
-                format!("{n} added, {} not in Alma (no letter)", r.invalid_ids.len())
+            Some(n) => {
+                let mut line = format!("{n} added, {} not in Alma (no letter)", r.invalid_ids.len());
+                if !r.protected_ids.is_empty() {
+                    line.push_str(&format!(
+                        ", {} protected since the plan and taken out",
+                        r.protected_ids.len()
+                    ));
+                }
+                if !r.taken_out.is_empty() {
+                    line.push_str(&format!(
+                        ", {} removed from the set in Alma (not added again, no letter)",
+                        r.taken_out.len()
+                    ));
+                }
+                line
             }
-            Some(n) => format!(
-                "{n} added, {} not in Alma (no letter), {} protected since the plan and taken out",
-                r.invalid_ids.len(),
-                r.protected_ids.len()
-            ),
             None if r.batches.is_empty() => "not added yet".into(),
             None => format!(
                 "{} added in {} batches before the run stopped (the set holds them); the refused were not counted yet",
@@ -341,6 +356,16 @@ pub fn markdown(r: &RunRecord, cohort: &[String]) -> String {
             r.protected_ids.len()
         );
         for id in &r.protected_ids {
+            let _ = writeln!(s, "- `{id}`");
+        }
+    }
+    if !r.taken_out.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n## Removed from the set in Alma: no letter ({})\n\nThe run added them to its set; someone took them out of it in Alma (Manage Sets) before the job. They were not added again.\n",
+            r.taken_out.len()
+        );
+        for id in &r.taken_out {
             let _ = writeln!(s, "- `{id}`");
         }
     }

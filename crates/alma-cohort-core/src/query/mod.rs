@@ -316,28 +316,6 @@ impl QuerySpec {
         }
     }
 
-    /// Why this query's `[set] name` cannot name the set of a `--period` run: that name must be
-    /// a function of the intent (query + period) alone, the same on every machine and every day,
-    /// so that Alma refuses a second set for the same period (402263).
-    pub fn period_set_name_problem(&self) -> Option<String> {
-        let name = &self.set.name;
-        let problem = if !name.contains("{period}") {
-            "has no {period}"
-        } else if !name.contains("{query}") {
-            "has no {query} (two queries would share one period's set name)"
-        } else if name.contains("{run_id}") {
-            "holds {run_id}, which differs from run to run"
-        } else if name.contains("{date}") {
-            "holds {date}, which differs from day to day"
-        } else {
-            return None;
-        };
-        Some(format!(
-            "[set] name {name:?} in {} {problem}: the set of a --period run is named after the query and the period alone, so that Alma itself refuses a second set for the same period\nhint: write e.g. name = \"User Password Reset {{query}} {{period}}\" (alma-cohort adds \"(alma-cohort)\"), or run without --period",
-            self.file.display()
-        ))
-    }
-
     /// What the rows come from, for summaries: the report's path or the file's.
     pub fn origin_label(&self) -> String {
         match &self.origin {
@@ -366,6 +344,30 @@ pub fn name(path: &Path) -> Result<String, Error> {
         message: e.message().trim().to_string(),
     })?;
     Ok(named.name)
+}
+
+/// Another query file in the same folder (`*.toml`, plain files only, the first 1000 looked at)
+/// with the name `name`: two queries of one name would give one period's set one name. Files
+/// that are not query files (unreadable, other TOML) are passed over.
+pub fn same_name_beside(path: &Path, name: &str) -> Result<Option<PathBuf>, Error> {
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let Ok(entries) = std::fs::read_dir(&folder) else {
+        return Ok(None);
+    };
+    let this = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut others: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .take(1000)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file()))
+        .filter(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()) != this)
+        .collect();
+    others.sort();
+    Ok(others.into_iter().find(|p| self::name(p).is_ok_and(|n| n == name)))
 }
 
 pub fn load(path: &Path, params: &Params) -> Result<QuerySpec, Error> {
