@@ -262,10 +262,7 @@ fn run_record(
         period: period.map(str::to_string),
         run: plan.run_id.clone(),
         host: ledger::host(),
-        journal: std::path::absolute(journal.path())
-            .unwrap_or_else(|_| journal.path().to_path_buf())
-            .display()
-            .to_string(),
+        journal: ledger::journal_path(journal),
     };
     execution.set_description = match execution.set_description.trim() {
         "" => stamp.line(),
@@ -491,6 +488,7 @@ async fn ensure_set(
             // A period run journaled before sets were named after the intent has no base name:
             // its intent's sets are then found by their stamp alone.
             let base = record.execution.set_base_name.clone().unwrap_or_default();
+            let job = job_of(client, record).await?;
             let verdict = ledger::check_intent(
                 client,
                 journal,
@@ -499,6 +497,7 @@ async fn ensure_set(
                 period,
                 Some(run_id),
                 execution.forced,
+                Some(&job),
             )
             .await
             .map_err(|e| in_run(e, record))?;
@@ -661,7 +660,8 @@ async fn find_set(
                 found
             };
             let stamp = ledger::Stamp::find(&found.description);
-            if stamp.as_ref().is_some_and(|s| s.run == record.run_id) {
+            if let Some(own) = stamp.as_ref().filter(|s| s.run == record.run_id) {
+                ledger::this_installation(own, &found, journal).map_err(|e| in_run(e, record))?;
                 return Ok(Some(found.id));
             }
             let n =
@@ -1372,7 +1372,7 @@ async fn submit_job(
     let seen = recheck_protections(client, journal, &journal.run(run_id)?).await?;
     // The cooldown again, now: a run of another query (another installation's, or one planned
     // here while this one waited) may have mailed some of this cohort since this run's plan.
-    recheck_cooldown(client, journal, &journal.run(run_id)?).await?;
+    recheck_cooldown(client, journal, &journal.run(run_id)?, &job).await?;
     // An exclusion file changed during those calls: read again.
     if exclusions_changed(&journal.run(run_id)?, &seen) {
         recheck_protections(client, journal, &journal.run(run_id)?).await?;
@@ -1533,7 +1533,12 @@ async fn submit_job(
 
 /// Right before the job: no member of this run's cohort was notified by another run within the
 /// cooldown since it was planned. Refused (exit 4) naming who and by which run.
-async fn recheck_cooldown(client: &AlmaClient, journal: &Journal, record: &RunRecord) -> Result<(), Error> {
+async fn recheck_cooldown(
+    client: &AlmaClient,
+    journal: &Journal,
+    record: &RunRecord,
+    job: &JobId,
+) -> Result<(), Error> {
     let days = record.execution.cooldown_days;
     if days == 0 {
         return Ok(());
@@ -1543,9 +1548,16 @@ async fn recheck_cooldown(client: &AlmaClient, journal: &Journal, record: &RunRe
         serde_json::from_value(record.plan["recently_reset"]["alma_sets_read"].clone())
             .map(|sets: Vec<(String, usize)>| sets.into_iter().collect())
             .unwrap_or_default();
-    let recent = ledger::recently_reset(Some(client), journal, days, Some(&record.run_id), &read_at_plan)
-        .await
-        .map_err(|e| in_run(e, record))?;
+    let recent = ledger::recently_reset(
+        Some(client),
+        journal,
+        days,
+        Some(&record.run_id),
+        &read_at_plan,
+        Some(job),
+    )
+    .await
+    .map_err(|e| in_run(e, record))?;
     let refused = run_files::not_mailed(record);
     let cohort = journal.cohort(&record.run_id)?;
     let overlap: Vec<(&String, &ledger::Recent)> = cohort
@@ -1605,15 +1617,14 @@ fn set_made_at(record: &RunRecord) -> String {
 }
 
 /// How far back the instances are listed before a submission: jobs on this run's set cannot be
-/// older than the set, but another run of the same period may be weeks older (its set deleted
-/// since, or in another journal).
-const INTENT_WINDOW_DAYS: i64 = 31;
-
-/// The earlier of when the run's set was made (its `set` step, else the run's start) and
-/// [`INTENT_WINDOW_DAYS`] ago.
+/// older than the set; another run of the same period may be months older (its set deleted
+/// since, or in another journal): [`super::mailings::INTENT_WINDOW_DAYS`] for a period run.
 fn intent_window_start(record: &RunRecord) -> String {
     let set_made = set_made_at(record);
-    let back = (chrono::Utc::now() - chrono::Duration::days(INTENT_WINDOW_DAYS))
+    if record.period.is_none() {
+        return set_made;
+    }
+    let back = (chrono::Utc::now() - chrono::Duration::days(super::mailings::INTENT_WINDOW_DAYS))
         .format("%Y-%m-%dT%H:%M:%S%.3fZ")
         .to_string();
     set_made.min(back)

@@ -16,14 +16,14 @@ use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::mailings::{INTENT_WINDOW_DAYS, Mailings, ToolRun, mailed_at, mailed_from_a_gone_set, tool_run};
 use super::state::{RunState, job_may_have_run};
 use crate::error::Error;
 use crate::journal::{Journal, RunRecord};
 use alma_client::sets::comparable;
-use alma_client::{AlmaClient, InstanceStatus, JobId, SetInfo};
+use alma_client::{AlmaClient, InstanceStatus, JobId, SetId, SetInfo};
 
-/// In every set name this tool gives (Alma can search set names, not descriptions).
-pub const MARKER: &str = "alma-cohort";
+pub use super::mailings::MARKER;
 /// Starts the stamp in a set's description.
 const STAMP_TAG: &str = "alma-cohort:";
 /// The longest period accepted (it goes into set and instance names).
@@ -221,7 +221,11 @@ impl IntentSet {
 }
 
 /// Alma's sets of the intent, judged ([`intent_sets`] then [`judge`]): at the plan (`this_run`
-/// none yet) and right before the set is created.
+/// none yet) and right before the set is created. With the job (`job`), its instances of the
+/// last [`INTENT_WINDOW_DAYS`] too: a run of this intent that Alma shows a job for but whose set
+/// it no longer shows (deleted, renamed) mailed users nobody can name — refused (exit 4) unless
+/// `--force`.
+#[allow(clippy::too_many_arguments)]
 pub async fn check_intent(
     client: &AlmaClient,
     journal: &Journal,
@@ -230,9 +234,68 @@ pub async fn check_intent(
     period: &str,
     this_run: Option<&str>,
     forced: bool,
+    job: Option<&JobId>,
 ) -> Result<Verdict, Error> {
     let sets = intent_sets(client, base, query, period).await?;
-    judge(&sets, journal, this_run, forced, query, period)
+    let verdict = judge(&sets, journal, this_run, forced, query, period)?;
+    if let (false, Some(job)) = (forced, job) {
+        let since = chrono::Utc::now() - chrono::Duration::days(INTENT_WINDOW_DAYS);
+        let mailings = Mailings::read(client, job, since).await?;
+        intent_mailed_from_a_gone_set(&mailings, &sets, journal, this_run, base, query, period)?;
+    }
+    Ok(verdict)
+}
+
+/// An instance of this intent's job whose set Alma no longer shows: the run it names is neither
+/// this journal's nor the maker of a set listed, or (a job from Alma's UI) it names the period's
+/// set and no such set is listed.
+fn intent_mailed_from_a_gone_set(
+    mailings: &Mailings,
+    sets: &[IntentSet],
+    journal: &Journal,
+    this_run: Option<&str>,
+    base: &str,
+    query: &str,
+    period: &str,
+) -> Result<(), Error> {
+    let listed_runs: HashSet<String> = sets
+        .iter()
+        .filter_map(|s| s.stamp.as_ref().map(|st| st.run.to_lowercase()))
+        .collect();
+    let listed_names: Vec<String> = sets.iter().map(|s| comparable(&s.set.name)).collect();
+    let base_name = comparable(base);
+    let period = period_key(period);
+    for i in mailings.of_this_tool() {
+        let what = match tool_run(&i.name) {
+            Some(ToolRun {
+                intent: Some((q, p)),
+                run,
+            }) if q == query && period_key(&p) == period => {
+                if this_run.is_some_and(|r| r.eq_ignore_ascii_case(&run))
+                    || listed_runs.contains(&run.to_lowercase())
+                    || journal.find_run(&run)?.is_some()
+                {
+                    continue;
+                }
+                format!("run {run} of query {query:?} for period {period:?}")
+            }
+            Some(_) => continue,
+            None => {
+                let name = comparable(&i.name);
+                if base_name.is_empty() || !name.contains(&base_name) || listed_names.iter().any(|n| name.contains(n)) {
+                    continue;
+                }
+                format!("a job run from Alma's UI on a set of period {period:?} of query {query:?}")
+            }
+        };
+        return Err(mailed_from_a_gone_set(
+            i,
+            &what,
+            &format!("a set of this period ({base:?} or a numbered one)"),
+            0,
+        ));
+    }
+    Ok(())
 }
 
 /// What a run may do about its intent's sets.
@@ -259,6 +322,9 @@ pub fn judge(
     if let Some(this) = this_run
         && let Some(own) = sets.iter().find(|s| s.stamp.as_ref().is_some_and(|st| st.run == this))
     {
+        if let Some(stamp) = &own.stamp {
+            this_installation(stamp, &own.set, journal)?;
+        }
         return Ok(Verdict::Ours(own.set.clone()));
     }
     for s in sets {
@@ -273,6 +339,37 @@ pub fn judge(
     }
     Ok(Verdict::Create {
         n: sets.iter().map(|s| s.n).max().unwrap_or(0) + 1,
+    })
+}
+
+/// The path a stamp names this journal by.
+pub fn journal_path(journal: &Journal) -> String {
+    std::path::absolute(journal.path())
+        .unwrap_or_else(|_| journal.path().to_path_buf())
+        .display()
+        .to_string()
+}
+
+/// A set whose stamp names this run is this run's only when the stamp also names this machine
+/// and this journal: a journal copied or restored onto a second machine holds the same run ids,
+/// and adopting the other's set would make two installations drive one run (exit 4). A stamp
+/// without host or journal (written before they were stamped) is taken at its run id.
+pub fn this_installation(stamp: &Stamp, set: &SetInfo, journal: &Journal) -> Result<(), Error> {
+    let (host, path) = (host(), journal_path(journal));
+    let other_host = !stamp.host.is_empty() && stamp.host != host;
+    let other_journal = !stamp.journal.is_empty() && stamp.journal != path;
+    if !(other_host || other_journal) {
+        return Ok(());
+    }
+    Err(Error::Refused {
+        message: format!(
+            "Alma's set {:?} (id {}) carries the stamp of run {} but was made on host {:?} with journal {}, and this is host {host:?} with journal {path}: two installations hold this run (a copied or restored journal); nothing was done",
+            set.name, set.id, stamp.run, stamp.host, stamp.journal
+        ),
+        hint: format!(
+            "only one installation may drive a run: go on with run {} where its stamp says (host {:?}, state dir of {}), and end it here with `alma-cohort abandon {} --reason \"driven by the other installation\"`. If this is that installation (the machine renamed or the state dir moved), edit the set's description in Alma (Admin > Manage Sets) so that its stamp names host {host:?} and journal {path}, then resume",
+            stamp.run, stamp.host, stamp.journal, stamp.run
+        ),
     })
 }
 
@@ -451,19 +548,28 @@ pub struct Cooldown {
     pub alma_sets_read: Vec<(String, usize)>,
     /// Calls to Alma the lookup made.
     pub alma_calls: u64,
+    /// Whether the job's instances were read to date the sets' letters (without the job, every
+    /// stamped set counts as mailing now).
+    pub alma_instances_checked: bool,
 }
 
 /// The users notified (or about to be: unfinished runs) within `days`, from this journal and —
 /// with a client — from Alma's stamped sets that this journal does not know, but for those in
 /// `already_read` whose number of members has not changed since (the recheck before a job).
-/// Conservative where it cannot tell: a run unfinished in this journal counts, and a stamped set
-/// in Alma counts whether or not its job ran (`--force` overrides).
+/// A set's letters are dated by the job run on it ([`Mailings`], the job `job`): the latest
+/// instance's submission, or *now* when none is listed or one has not ended (a job submitted a
+/// moment ago, or after the set stood for weeks, may not be listed yet) — never the set's
+/// creation. A job of this tool within the cooldown whose set Alma no longer shows refuses the
+/// run (exit 4): who it mailed cannot be told. Conservative where it cannot tell: a run
+/// unfinished in this journal counts, and without the job every stamped set counts as mailing
+/// now (`--force` overrides).
 pub async fn recently_reset(
     client: Option<&AlmaClient>,
     journal: &Journal,
     days: u32,
     except_run: Option<&str>,
     already_read: &HashMap<String, usize>,
+    job: Option<&JobId>,
 ) -> Result<Cooldown, Error> {
     let mut cooldown = Cooldown {
         days,
@@ -472,20 +578,25 @@ pub async fn recently_reset(
     if days == 0 {
         return Ok(cooldown);
     }
-    let since = chrono::Utc::now() - chrono::Duration::days(i64::from(days));
+    let now = chrono::Utc::now();
+    let since = now - chrono::Duration::days(i64::from(days));
     let since_text = since.format("%Y-%m-%dT%H:%M:%S").to_string();
+    let now_text = now.format("%Y-%m-%dT%H:%M:%SZ").to_string();
     let mut known_sets = HashSet::new();
     let mut known_runs = HashSet::new();
-    for run in journal.runs()? {
-        known_runs.insert(run.run_id.clone());
+    let mut known_names = Vec::new();
+    let runs = journal.runs()?;
+    for run in &runs {
+        known_runs.insert(run.run_id.to_lowercase());
         if let Some(s) = &run.set_id {
             known_sets.insert(s.clone());
+            known_names.push(comparable(&run.execution.set_name));
         }
         if except_run == Some(run.run_id.as_str()) {
             continue;
         }
         let notifies = if run.state.is_finished() {
-            job_may_have_run(&run)
+            job_may_have_run(run)
         } else {
             true
         };
@@ -496,7 +607,7 @@ pub async fn recently_reset(
         if !notifies || at.as_str() < since_text.as_str() {
             continue;
         }
-        let refused = super::run_files::not_mailed(&run);
+        let refused = super::run_files::not_mailed(run);
         for id in journal.cohort(&run.run_id)? {
             let key = id.to_lowercase();
             if refused.contains(&key) {
@@ -516,16 +627,14 @@ pub async fn recently_reset(
     };
     let before = client.requests_sent();
     cooldown.alma_checked = true;
-    let since_date = since.format("%Y-%m-%d").to_string();
-    let too_old = |set: &SetInfo| {
-        set.created_date
-            .as_deref()
-            .and_then(|d| d.get(..10))
-            .is_some_and(|day| day < since_date.as_str())
-    };
-    for set in client.find_sets(MARKER).await? {
-        // Known here, or made before the window (by the list's own date): no call for it.
-        if known_sets.contains(&set.id.0) || too_old(&set) {
+    let listed = client.find_sets(MARKER).await?;
+    search_sees_ours(client, &runs, &listed).await?;
+    // The stamped sets this journal does not know.
+    let mut strangers = Vec::new();
+    let mut listed_runs = HashSet::new();
+    let listed_names: Vec<String> = listed.iter().map(|s| comparable(&s.name)).collect();
+    for set in listed {
+        if known_sets.contains(&set.id.0) {
             continue;
         }
         let set = if set.description.trim().is_empty() {
@@ -535,21 +644,46 @@ pub async fn recently_reset(
         };
         // A set named with the marker but without a readable stamp (its description edited)
         // counts too: who it mailed cannot be told, so its members are the safe guess.
-        let stamp = Stamp::find(&set.description).unwrap_or_else(|| Stamp {
+        let stamp = Stamp::find(&set.description);
+        if let Some(st) = &stamp {
+            listed_runs.insert(st.run.to_lowercase());
+            if known_runs.contains(&st.run.to_lowercase()) {
+                continue;
+            }
+        }
+        strangers.push((set, stamp));
+    }
+    // The job's instances since the cooldown began, or since the oldest of those sets was made
+    // (a set made weeks ago may have mailed yesterday).
+    let oldest = strangers
+        .iter()
+        .filter_map(|(set, _)| set.created_date.as_deref().and_then(|d| d.get(..10)))
+        .filter_map(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        .min()
+        .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc());
+    let mailings = match job {
+        Some(job) => Some(Mailings::read(client, job, oldest.map_or(since, |o| o.min(since))).await?),
+        None => None,
+    };
+    cooldown.alma_instances_checked = mailings.is_some();
+    for (set, stamp) in strangers {
+        let maker = stamp
+            .as_ref()
+            .map(|st| instance_name(&st.query, st.period.as_deref(), &st.run));
+        let at = match &mailings {
+            Some(m) => mailed_at(&m.of_set(maker.as_deref(), &set.name), &now_text),
+            None => now_text.clone(),
+        };
+        if at.as_str() < since_text.as_str() {
+            continue;
+        }
+        let stamp = stamp.unwrap_or_else(|| Stamp {
             query: "(unknown: no stamp)".into(),
             period: None,
             run: "(unknown)".into(),
             host: "(unknown)".into(),
             journal: String::new(),
         });
-        if known_runs.contains(&stamp.run) {
-            continue;
-        }
-        // A set whose creation date cannot be read counts (the safe side).
-        if too_old(&set) {
-            continue;
-        }
-        let created = set.created_date.clone().unwrap_or_default();
         // Read at the plan with the same number of members: its users are out of the cohort
         // already, and reading it again could find no one new.
         let listed_members = set.members;
@@ -571,7 +705,7 @@ pub async fn recently_reset(
             let recent = Recent {
                 run_id: stamp.run.clone(),
                 query: stamp.query.clone(),
-                at: created.clone(),
+                at: at.clone(),
                 source: format!("alma set {} (host {})", set.id, stamp.host),
             };
             keep_latest(&mut cooldown.users, id.to_lowercase(), recent);
@@ -579,8 +713,91 @@ pub async fn recently_reset(
         // The members read, not the count listed: a count that lags makes the recheck read again.
         cooldown.alma_sets_read.push((set.id.0.clone(), read));
     }
+    // A job of this tool within the cooldown that no set listed and no run of this journal
+    // accounts for: its set was deleted or renamed, and whom it mailed cannot be told.
+    if let Some(m) = &mailings {
+        for i in m.of_this_tool() {
+            let recent = !i.is_terminal() || i.submit_time.as_deref().is_none_or(|t| t >= since_text.as_str());
+            if !recent {
+                continue;
+            }
+            let name = comparable(&i.name);
+            let accounted = match tool_run(&i.name) {
+                Some(run) => {
+                    let key = run.run.to_lowercase();
+                    known_runs.contains(&key)
+                        || listed_runs.contains(&key)
+                        || listed_names.iter().any(|n| n.contains(&key))
+                        || run.intent.as_ref().is_some_and(|(q, p)| {
+                            let base = period_set_name(q, p);
+                            listed_names.iter().any(|n| number_in(&base, n).is_some())
+                        })
+                }
+                None => listed_names
+                    .iter()
+                    .chain(&known_names)
+                    .any(|n| !n.is_empty() && name.contains(n.as_str())),
+            };
+            if !accounted {
+                let what = match tool_run(&i.name) {
+                    Some(run) => format!("run {} of another installation", run.run),
+                    None => "a job run from Alma's UI on a set of alma-cohort".to_string(),
+                };
+                return Err(mailed_from_a_gone_set(i, &what, "its set", days));
+            }
+        }
+    }
     cooldown.alma_calls = client.requests_sent() - before;
     Ok(cooldown)
+}
+
+/// How long after its creation a set of this journal must be listed by Alma's set search (the
+/// list shows a new set late).
+const LISTING_GRACE_MINUTES: i64 = 15;
+
+/// The set search must see this journal's own sets: a search that misses them misses every
+/// installation's, and the cooldown would read nobody. The newest set of this journal made over
+/// [`LISTING_GRACE_MINUTES`] ago and not listed is read by its id: Alma holding it under a name
+/// with the marker means the search is blind (exit 3); gone (deleted) it proves nothing.
+async fn search_sees_ours(client: &AlmaClient, runs: &[RunRecord], listed: &[SetInfo]) -> Result<(), Error> {
+    let grace = (chrono::Utc::now() - chrono::Duration::minutes(LISTING_GRACE_MINUTES))
+        .format("%Y-%m-%dT%H:%M:%S")
+        .to_string();
+    let made = |r: &RunRecord| {
+        r.steps
+            .iter()
+            .find(|s| s.step == "set")
+            .map(|s| s.finished_at.clone().unwrap_or_else(|| s.started_at.clone()))
+            .unwrap_or_else(|| r.started_at.clone())
+    };
+    let newest = runs
+        .iter()
+        .filter(|r| r.set_id.is_some() && made(r).as_str() < grace.as_str())
+        .max_by_key(|r| made(r));
+    let Some(run) = newest else {
+        return Ok(());
+    };
+    let id = run.set_id.clone().unwrap_or_default();
+    if listed.iter().any(|s| s.id.0 == id) {
+        return Ok(());
+    }
+    let set = match client.get_set(&SetId(id.clone())).await {
+        Ok(set) => set,
+        // Deleted in Alma: nothing to see.
+        Err(e) if e.alma_code().is_some_and(|(_, c)| c == "60107" || c == "402264") => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    if !comparable(&set.name).contains(MARKER) {
+        // Renamed without the marker: the search is not meant to see it.
+        return Ok(());
+    }
+    Err(Error::Alma(alma_client::Error::List {
+        path: format!("/almaws/v1/conf/sets?q=name~{MARKER}"),
+        message: format!(
+            "does not list set {id} ({:?}), which run {} of this journal made and Alma holds: a search that cannot see this journal's sets cannot see another installation's either",
+            set.name, run.run_id
+        ),
+    }))
 }
 
 fn keep_latest(users: &mut HashMap<String, Recent>, key: String, recent: Recent) {

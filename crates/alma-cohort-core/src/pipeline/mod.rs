@@ -6,6 +6,7 @@ pub mod eligibility;
 pub mod execute;
 pub mod flow;
 pub mod ledger;
+pub mod mailings;
 mod members;
 mod payload;
 pub mod retention;
@@ -299,21 +300,9 @@ pub async fn plan(
     // The journal only once the rows are read and checked: a plan refused for its file, its
     // report or its rows creates nothing.
     let journal = Journal::open(state_dir)?;
-    // Alma is the ledger: what another installation (or a lost journal) did for this period is
-    // refused here, once the rows are read and checked; asked again right before the set is
-    // created.
-    if let (Some(period), Some(client)) = (&options.period, client) {
-        let base = execute::period_set_base(&spec, period)?;
-        ledger::check_intent(client, &journal, &base, &spec.name, period, None, options.force).await?;
-    }
-    let days = if options.force { 0 } else { spec.guard.cooldown_days };
-    // Without a client (a list file's plan makes no call to Alma) the cooldown knows this
-    // journal only, and says so.
-    let cooldown = ledger::recently_reset(client, &journal, days, None, &HashMap::new()).await?;
-    let recent: HashSet<String> = cooldown.users.keys().cloned().collect();
-    cohort.leave_out_recent(&recent)?;
-    // The letter and the job before the lookups: a run that cannot send the password stops here,
-    // before thousands of calls.
+    // The letter and the job before the ledger and the lookups: a run that cannot send the
+    // password stops here, before thousands of calls; the job's instances say when other runs'
+    // letters went.
     let preflight = match client {
         Some(client) => {
             let probe = execute::execution(&spec, "check", options.period.as_deref())?;
@@ -325,6 +314,33 @@ pub async fn plan(
         }
         None => None,
     };
+    let job = preflight
+        .as_ref()
+        .and_then(|p| p.job.as_ref().ok())
+        .map(|j| alma_client::JobId(j.id.clone()));
+    // Alma is the ledger: what another installation (or a lost journal) did for this period is
+    // refused here, once the rows are read and checked; asked again right before the set is
+    // created.
+    if let (Some(period), Some(client)) = (&options.period, client) {
+        let base = execute::period_set_base(&spec, period)?;
+        ledger::check_intent(
+            client,
+            &journal,
+            &base,
+            &spec.name,
+            period,
+            None,
+            options.force,
+            job.as_ref(),
+        )
+        .await?;
+    }
+    let days = if options.force { 0 } else { spec.guard.cooldown_days };
+    // Without a client (a list file's plan makes no call to Alma) the cooldown knows this
+    // journal only, and says so.
+    let cooldown = ledger::recently_reset(client, &journal, days, None, &HashMap::new(), job.as_ref()).await?;
+    let recent: HashSet<String> = cooldown.users.keys().cloned().collect();
+    cohort.leave_out_recent(&recent)?;
     let before_lookups = cohort.ids.len();
     let checked = check_eligibility(client, &spec, &cohort, &headings, lookups).await?;
     cohort.leave_out(&eligibility::left_out_ids(&checked.left_out), DropReason::Ineligible)?;
