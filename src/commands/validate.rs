@@ -13,19 +13,23 @@ pub async fn validate(settings: Settings, args: ValidateArgs) -> Result<Exit, Er
     let spec = flow::load_query(&args.query.query, &args.query.params)?;
     pipeline::check_offline(&spec)?;
     // Two query files of one name would name one period's set alike: the second's run would be
-    // refused as "already in Alma", or its users taken for the first's.
-    if let Some(other) = query::same_name_beside(&args.query.query, &spec.name)? {
-        return Err(Error::Input {
-            path: args.query.query.clone(),
-            line: None,
-            message: format!(
-                "its name {:?} is also the name of {}: their --period runs would name one set (\"{}\") and Alma would take them for one intent; give each query its own name",
-                spec.name,
-                other.display(),
-                pipeline::ledger::period_set_name(&spec.name, "PERIOD")
-            ),
-        });
-    }
+    // refused as "already in Alma", or its users taken for the first's. Checked last, after what
+    // is wrong in the file itself.
+    let same_name = || -> Result<(), Error> {
+        match query::same_name_beside(&args.query.query, &spec.name)? {
+            None => Ok(()),
+            Some(other) => Err(Error::Input {
+                path: args.query.query.clone(),
+                line: None,
+                message: format!(
+                    "its name {:?} is also the name of {}: their --period runs would name one set (\"{}\") and Alma would take them for one intent; give each query its own name",
+                    spec.name,
+                    other.display(),
+                    pipeline::ledger::period_set_name(&spec.name, "PERIOD")
+                ),
+            }),
+        }
+    };
     // After the ok line: the name a `run --period` gives its set.
     let note = || {
         println!(
@@ -37,6 +41,7 @@ pub async fn validate(settings: Settings, args: ValidateArgs) -> Result<Exit, Er
         query::Origin::File(file) => {
             // A list file is checked offline, whole: readable, and with the headings the query names.
             let (rows, notes) = pipeline::check_list_file(&spec, file)?;
+            same_name()?;
             println!(
                 "ok: {} is valid; its file {} has the headings it names ({rows} rows; {})",
                 args.query.query.display(),
@@ -62,6 +67,7 @@ pub async fn validate(settings: Settings, args: ValidateArgs) -> Result<Exit, Er
         )),
     };
     if let Some(why) = why_offline {
+        same_name()?;
         println!(
             "ok: {} is valid (its report's headings were not checked: {why})",
             args.query.query.display()
@@ -73,6 +79,7 @@ pub async fn validate(settings: Settings, args: ValidateArgs) -> Result<Exit, Er
     let headings = client.report_headings(&pipeline::report_query(report)).await?;
     let refs: Vec<&str> = headings.iter().map(String::as_str).collect();
     pipeline::check_report_headings(&spec, &refs)?;
+    same_name()?;
     println!(
         "ok: {} is valid; its report has the headings it names ({} headings: {})",
         args.query.query.display(),

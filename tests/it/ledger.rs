@@ -16,10 +16,10 @@ use crate::execute::{
 };
 use crate::support::*;
 
-const PERIOD: &str = "2027-spring";
+pub const PERIOD: &str = "2027-spring";
 
 /// (sets, job instances, letters) in the simulator.
-fn counts(sim: &Sim) -> (usize, usize, usize) {
+pub fn counts(sim: &Sim) -> (usize, usize, usize) {
     (
         sim.handle.sets().len(),
         sim.handle.job_instances().len(),
@@ -28,7 +28,7 @@ fn counts(sim: &Sim) -> (usize, usize, usize) {
 }
 
 /// No user has two letters.
-fn assert_no_second_letter(sim: &Sim) {
+pub fn assert_no_second_letter(sim: &Sim) {
     let mut seen = HashMap::new();
     for l in sim.handle.outbox() {
         *seen.entry(l.user_primary_id.to_lowercase()).or_insert(0) += 1;
@@ -367,17 +367,18 @@ async fn periods_are_one_intent_whatever_their_case_and_spaces() {
     assert_eq!(sim.handle.requests().len(), requests, "nothing sent to Alma");
 }
 
-/// A `[set] name` without `{period}` (or with `{run_id}`/`{date}`) cannot name the set of a
-/// period run: exit 2 before anything; `validate` says so.
+/// A period run's set is named after its intent whatever the `[set] name` template says (without
+/// `{period}`, with `{run_id}` or `{date}`): the template's words go to the set's description, and
+/// `validate` says the name a period run will use.
 #[tokio::test]
-async fn a_period_run_needs_a_set_name_of_its_intent() {
-    let sim = sim(sim_config()).await;
-    let dir = temp_dir("set-name");
+async fn a_period_runs_set_is_named_after_its_intent_whatever_the_template() {
     for name in [
         "Reset {query}",
         "Reset {query} {period} {run_id}",
         "Reset {period} {date}",
     ] {
+        let sim = sim(sim_config()).await;
+        let dir = temp_dir("set-name");
         let q = write_query(
             &dir,
             "q.toml",
@@ -386,25 +387,53 @@ async fn a_period_run_needs_a_set_name_of_its_intent() {
             ),
         );
         let state = dir.join("state");
-        let r = execute_run(&sim, &state, q.to_str().unwrap(), &["--period", PERIOD]).await;
-        assert_eq!(r.code, 2, "{name}: {}", r.stderr);
-        assert!(
-            r.stderr.contains("[set] name") && r.stderr.contains("--period"),
-            "{}",
-            r.stderr
-        );
-        assert!(!state.exists());
         let v = run(&sim, &state, &["validate", q.to_str().unwrap()]).await;
         assert_eq!(v.code, 0, "{}", v.stderr);
-        assert!(v.stdout.contains("--period"), "validate says so: {}", v.stdout);
+        assert!(
+            v.stdout
+                .contains("note: run --period P names its set \"User Password Reset everyone p (alma-cohort)\""),
+            "validate says so: {}",
+            v.stdout
+        );
+        let r = execute_run(&sim, &state, q.to_str().unwrap(), &["--period", PERIOD]).await;
+        assert_eq!(r.code, 0, "{name}: {}", r.stderr);
+        let set = &sim.handle.sets()[0];
+        assert_eq!(
+            set.name, "User Password Reset everyone 2027-spring (alma-cohort)",
+            "{name}"
+        );
+        assert!(set.description.starts_with("Reset "), "{name}: {}", set.description);
+        assert!(
+            set.description.contains("alma-cohort:{"),
+            "the stamp: {}",
+            set.description
+        );
+        assert_done_once(&sim);
     }
-    assert!(
-        sim.handle.requests().iter().all(|r| r.method == "GET"),
-        "nothing written to Alma"
-    );
 }
 
-fn students_query(dir: &Path, name: &str, groups: &str) -> PathBuf {
+/// Two query files of one name in a folder would name one period's set: `validate` names both
+/// (exit 2).
+#[tokio::test]
+async fn validate_names_two_queries_of_one_name() {
+    let sim = sim(sim_config()).await;
+    let dir = temp_dir("same-name");
+    let text = format!(
+        "name = \"everyone\"\n[report]\npath = \"{ALL_USERS}\"\n[cohort]\nid_column = \"Primary Identifier\"\n[guard]\nmax_members = 5000\n"
+    );
+    let a = write_query(&dir, "a.toml", &text);
+    write_query(&dir, "b.toml", &text);
+    let v = run(&sim, &dir.join("state"), &["validate", a.to_str().unwrap()]).await;
+    assert_eq!(v.code, 2, "{}", v.stderr);
+    assert!(
+        v.stderr.contains("a.toml") && v.stderr.contains("b.toml") && v.stderr.contains("\"everyone\""),
+        "{}",
+        v.stderr
+    );
+    assert_eq!(v.stderr.matches("error:").count(), 1, "{}", v.stderr);
+}
+
+pub fn students_query(dir: &Path, name: &str, groups: &str) -> PathBuf {
     write_query(
         dir,
         &format!("{name}.toml"),

@@ -14,6 +14,7 @@ mod execute;
 mod extract;
 mod faults;
 mod ledger;
+mod ledger_lag;
 mod letter;
 mod listfile;
 mod once;

@@ -233,8 +233,8 @@ async fn a_success_without_a_link_is_a_submission() {
             .iter()
             .filter(|r| r.target == Target::JobInstances)
             .count(),
-        2,
-        "Alma's listing before the checks and right before the submission, no lookup after"
+        4,
+        "the cooldown's at the plan and right before the job (when other runs' letters went), Alma's listing before the checks and right before the submission, no lookup after"
     );
     assert_done_once(&sim1);
 

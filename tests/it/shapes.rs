@@ -117,8 +117,8 @@ async fn a_run_reads_every_recorded_job_and_set_shape() {
     );
     assert_eq!(
         calls(&sim, Target::JobInstances),
-        2,
-        "Alma's listing before the checks and right before the submission (Alma as the ledger), no lookup after"
+        4,
+        "the cooldown's at the plan and right before the job, Alma's listing before the checks and right before the submission (Alma as the ledger), no lookup after"
     );
     // Looked up twice: before anything is written (the plan) and for the submission.
     assert_eq!(calls(&sim, Target::JobList), 2 * 2, "the 439 jobs in pages of 400");
@@ -358,7 +358,7 @@ async fn lists_are_walked_by_what_alma_sends() {
             .iter()
             .skip(offset.saturating_sub(1))
             .take(2)
-            .map(|id| json!({"id": id, "status": {"value": "COMPLETED_SUCCESS"}}))
+            .map(|id| json!({"id": id, "name": format!("job {id}"), "status": {"value": "COMPLETED_SUCCESS"}}))
             .collect();
         json!({"job_instance": page, "total_record_count": 4})
     })

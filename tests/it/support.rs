@@ -369,6 +369,8 @@ pub fn reachable_report_csv(sim: &Sim, n: usize) -> String {
 /// meets. `SimHandle::clear_faults` lets Alma work again.
 pub fn stop_before_the_job(sim: &Sim) {
     sim.handle.add_fault(
-        alma_sim::Fault::new(alma_sim::FaultKind::ServerError, alma_sim::Target::JobInstances).count(100_000),
+        alma_sim::Fault::new(alma_sim::FaultKind::ServerError, alma_sim::Target::JobInstances)
+            .count(100_000)
+            .after(alma_sim::Target::SetOp),
     );
 }

@@ -97,16 +97,21 @@ pub enum FaultKind {
     Slow(Duration),
     /// HTTP 500 with 420033 "No more rows to fetch" (an expired or lost report token).
     NoMoreRows,
+    /// 429 DAILY_THRESHOLD: the institution's daily API quota is spent; nothing processed.
+    DailyThreshold,
 }
 
 /// A fault injected into requests for `target`: requests `skip+1 ..= skip+count` (counted per
-/// fault, in arrival order) get `kind`.
+/// fault, in arrival order) get `kind`. With `after`, the fault is armed (and counts) only once a
+/// request to that target was answered with success: "the job's instance list fails once the
+/// members are in", whatever calls came before.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Fault {
     pub kind: FaultKind,
     pub target: Target,
     pub skip: u32,
     pub count: u32,
+    pub after: Option<Target>,
 }
 
 impl Fault {
@@ -116,7 +121,13 @@ impl Fault {
             target,
             skip: 0,
             count: 1,
+            after: None,
         }
+    }
+    /// Armed once a request to `target` was answered with success.
+    pub fn after(mut self, target: Target) -> Self {
+        self.after = Some(target);
+        self
     }
     pub fn skip(mut self, n: u32) -> Self {
         self.skip = n;
@@ -137,13 +148,17 @@ impl FromStr for Fault {
         let head = parts.next().unwrap_or_default();
         let (kind, target) = head
             .split_once('@')
-            .ok_or_else(|| format!("fault {s:?}: expected KIND@TARGET[,skip=N][,count=N][,ms=N]"))?;
+            .ok_or_else(|| format!("fault {s:?}: expected KIND@TARGET[,skip=N][,count=N][,ms=N][,after=TARGET]"))?;
         let mut fault = Fault::new(FaultKind::ServerError, target.parse()?);
         let mut ms = None;
         for part in parts {
             let (k, v) = part
                 .split_once('=')
                 .ok_or_else(|| format!("fault {s:?}: {part:?} is not key=value"))?;
+            if k == "after" {
+                fault.after = Some(v.parse()?);
+                continue;
+            }
             let n: u32 = v
                 .parse()
                 .map_err(|_| format!("fault {s:?}: {k} needs a whole number, got {v:?}"))?;
@@ -151,7 +166,11 @@ impl FromStr for Fault {
                 "skip" => fault.skip = n,
                 "count" => fault.count = n,
                 "ms" => ms = Some(n),
-                other => return Err(format!("fault {s:?}: unknown option {other:?} (skip, count, ms)")),
+                other => {
+                    return Err(format!(
+                        "fault {s:?}: unknown option {other:?} (skip, count, ms, after)"
+                    ));
+                }
             }
         }
         fault.kind = match kind {
@@ -160,12 +179,13 @@ impl FromStr for Fault {
             "drop" => FaultKind::DropBefore,
             "drop-after" => FaultKind::DropAfter,
             "420033" => FaultKind::NoMoreRows,
+            "daily" => FaultKind::DailyThreshold,
             "slow" => FaultKind::Slow(Duration::from_millis(
                 ms.ok_or_else(|| format!("fault {s:?}: slow needs ms=N"))?.into(),
             )),
             other => {
                 return Err(format!(
-                    "fault {s:?}: unknown kind {other:?} (5xx, 429, drop, drop-after, slow, 420033)"
+                    "fault {s:?}: unknown kind {other:?} (5xx, 429, daily, drop, drop-after, slow, 420033)"
                 ));
             }
         };

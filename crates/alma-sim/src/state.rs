@@ -334,6 +334,14 @@ impl State {
             if !fault.target.covers(target) {
                 continue;
             }
+            if let Some(after) = fault.after
+                && !self
+                    .requests
+                    .iter()
+                    .any(|r| r.target == after && r.status.is_some_and(|s| (200..300).contains(&s)))
+            {
+                continue;
+            }
             self.fault_seen[i] += 1;
             let n = self.fault_seen[i];
             if n <= fault.skip || n > fault.skip.saturating_add(fault.count) || answer.is_some() {
@@ -349,6 +357,11 @@ impl State {
                 FaultKind::TooManyRequests => {
                     answer = Some(Admission::Answer(
                         GatewayError::PerSecondThreshold.into_reply(req.format, None),
+                    ));
+                }
+                FaultKind::DailyThreshold => {
+                    answer = Some(Admission::Answer(
+                        GatewayError::DailyThreshold.into_reply(req.format, None),
                     ));
                 }
                 FaultKind::DropBefore => answer = Some(Admission::DropBefore),

@@ -1367,7 +1367,7 @@ mod tests {
         // Make it look like a journal written by schema 1.
         j.conn
             .execute_batch(
-                "DROP TABLE events; ALTER TABLE runs DROP COLUMN state; ALTER TABLE runs DROP COLUMN job_submissions; ALTER TABLE runs DROP COLUMN input_file; ALTER TABLE runs DROP COLUMN input_hash; ALTER TABLE runs DROP COLUMN plan; ALTER TABLE runs DROP COLUMN refused_accepted; ALTER TABLE runs DROP COLUMN protected_ids; ALTER TABLE runs DROP COLUMN files_pruned_at; DROP TABLE approvals; DROP TABLE plan_cohort; DROP TABLE plans; PRAGMA user_version = 1;",
+                "DROP TABLE events; ALTER TABLE runs DROP COLUMN state; ALTER TABLE runs DROP COLUMN job_submissions; ALTER TABLE runs DROP COLUMN input_file; ALTER TABLE runs DROP COLUMN input_hash; ALTER TABLE runs DROP COLUMN plan; ALTER TABLE runs DROP COLUMN refused_accepted; ALTER TABLE runs DROP COLUMN protected_ids; ALTER TABLE runs DROP COLUMN files_pruned_at; DROP TABLE approvals; DROP TABLE plan_cohort; DROP TABLE plans; DROP TABLE sends; DROP TABLE taken_out; PRAGMA user_version = 1;",
             )
             .unwrap();
         drop(j);

@@ -1255,7 +1255,13 @@ async fn check_set_unchanged(
         return Err(nobody_left(record.taken_out.len()));
     }
     let set = SetId(set_id.clone());
-    let now = client.get_set(&set).await?.members;
+    let info = client.get_set(&set).await?;
+    // A set stamped with this run but by another machine or journal: a copied journal drives
+    // another installation's run (exit 4).
+    if let Some(stamp) = ledger::Stamp::find(&info.description).filter(|s| s.run == record.run_id) {
+        ledger::this_installation(&stamp, &info, journal).map_err(|e| in_run(e, record))?;
+    }
+    let now = info.members;
     // Resumed, time has passed and someone may have swapped a member for another (the count
     // alike); and the count may be missing or odd in an answer: then the members list is the word.
     if !resumed && now == expected.len() {

@@ -751,18 +751,16 @@ pub async fn recently_reset(
     Ok(cooldown)
 }
 
-/// How long after its creation a set of this journal must be listed by Alma's set search (the
-/// list shows a new set late).
+/// How long after its creation a set must be listed by Alma's set search (the list shows a new
+/// set late).
 const LISTING_GRACE_MINUTES: i64 = 15;
 
 /// The set search must see this journal's own sets: a search that misses them misses every
-/// installation's, and the cooldown would read nobody. The newest set of this journal made over
-/// [`LISTING_GRACE_MINUTES`] ago and not listed is read by its id: Alma holding it under a name
-/// with the marker means the search is blind (exit 3); gone (deleted) it proves nothing.
+/// installation's, and the cooldown would read nobody. The newest set of this journal that the
+/// search did not list is read by its id: Alma holding it, made over [`LISTING_GRACE_MINUTES`]
+/// ago by Alma's own clock, under a name with the marker, means the search is blind (exit 3);
+/// gone (deleted) or renamed it proves nothing.
 async fn search_sees_ours(client: &AlmaClient, runs: &[RunRecord], listed: &[SetInfo]) -> Result<(), Error> {
-    let grace = (chrono::Utc::now() - chrono::Duration::minutes(LISTING_GRACE_MINUTES))
-        .format("%Y-%m-%dT%H:%M:%S")
-        .to_string();
     let made = |r: &RunRecord| {
         r.steps
             .iter()
@@ -770,32 +768,38 @@ async fn search_sees_ours(client: &AlmaClient, runs: &[RunRecord], listed: &[Set
             .map(|s| s.finished_at.clone().unwrap_or_else(|| s.started_at.clone()))
             .unwrap_or_else(|| r.started_at.clone())
     };
+    let listed_ids: HashSet<&str> = listed.iter().map(|s| s.id.0.as_str()).collect();
     let newest = runs
         .iter()
-        .filter(|r| r.set_id.is_some() && made(r).as_str() < grace.as_str())
+        .filter(|r| r.set_id.as_deref().is_some_and(|id| !listed_ids.contains(id)))
         .max_by_key(|r| made(r));
     let Some(run) = newest else {
         return Ok(());
     };
     let id = run.set_id.clone().unwrap_or_default();
-    if listed.iter().any(|s| s.id.0 == id) {
-        return Ok(());
-    }
     let set = match client.get_set(&SetId(id.clone())).await {
         Ok(set) => set,
         // Deleted in Alma: nothing to see.
         Err(e) if e.alma_code().is_some_and(|(_, c)| c == "60107" || c == "402264") => return Ok(()),
         Err(e) => return Err(e.into()),
     };
-    if !comparable(&set.name).contains(MARKER) {
-        // Renamed without the marker: the search is not meant to see it.
+    let grace = super::eligibility::alma_now(Some(client)) - chrono::Duration::minutes(LISTING_GRACE_MINUTES);
+    let old_enough = set
+        .created_date
+        .as_deref()
+        .and_then(|d| chrono::DateTime::parse_from_rfc3339(d.split(' ').next().unwrap_or(d)).ok())
+        .is_some_and(|d| d.with_timezone(&chrono::Utc) < grace);
+    if !old_enough || !comparable(&set.name).contains(MARKER) {
+        // New (not listed yet), or renamed without the marker: the search is not meant to see it.
         return Ok(());
     }
     Err(Error::Alma(alma_client::Error::List {
         path: format!("/almaws/v1/conf/sets?q=name~{MARKER}"),
         message: format!(
-            "does not list set {id} ({:?}), which run {} of this journal made and Alma holds: a search that cannot see this journal's sets cannot see another installation's either",
-            set.name, run.run_id
+            "does not list set {id} ({:?}, created {}), which run {} of this journal made and Alma holds: a search that cannot see this journal's sets cannot see another installation's either",
+            set.name,
+            set.created_date.as_deref().unwrap_or("?"),
+            run.run_id
         ),
     }))
 }
