@@ -4,6 +4,8 @@
 # letters, and the most letters one user got (the busy jobs' one member left out).
 #
 # Usage: benches/ledger.sh holes [BINARY]        the five holes (300 users, no rate limit)
+#        benches/ledger.sh lag [BINARY]          issue 31's holes: listings that lag, staff in
+#                                                 Manage Sets (the simulator of this checkout)
 #        benches/ledger.sh calls [BINARY] [USERS] what the lookups cost at Alma's pace (25/s),
 #                                                 default 100000 users
 # BINARY defaults to target/debug/alma-cohort. Appends to benches/results/<date>-ledger.md.
@@ -130,6 +132,80 @@ holes() {
   d=$(ac "$work/w" --state-dir "$work/w/a" resume "$run_id")
   echo "| 5 a UI job on the run's set | threshold stop; staff run the job on the set from the UI; resume (the UI job running), resume twice after it ended | $a, $b, $c, $d | $(tally) |" >>"$result"
   tail -n 9 "$result"
+}
+
+# Issue 31: the ledger when Alma's listings lag and staff tidy up in Manage Sets.
+lag() {
+  local version
+  version="$("$bin" --version)"
+  {
+    echo
+    echo "## $version ($bin; simulator $sim_bin)"
+    echo
+    echo "$(date -u +%FT%TZ) · $(nproc) cores · \`benches/ledger.sh lag\`"
+    echo
+    echo "| hole | what cron, the operator and staff did | exits | sets | instances | letters | most letters to one user |"
+    echo "|---|---|---|---|---|---|---|"
+  } >>"$result"
+  query "$work/q.toml" everyone "'UGRAD', 'GRAD', 'FACULTY', 'STAFF'"
+  query "$work/ugrad.toml" undergraduates "'UGRAD'"
+  query "$work/students.toml" all-students "'UGRAD', 'GRAD'"
+  local p=(--period 2027-spring --execute --yes) a b c set_id run_id user
+  local stop=(--fault "5xx@job-instances,count=1000000,after=set-op")
+  set_of() { curl -s "$base/_sim/state" | python3 -c 'import json,sys; print(json.load(sys.stdin)["sets"][0]["id"])'; }
+  run_of() { HOME="$work/home" "$bin" -q --state-dir "$1" runs --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["run_id"])'; }
+
+  # 1: stopped before its job, the set eight days older, resumed; another installation's
+  # overlapping query of the same period.
+  fresh --users 300 "${stop[@]}"
+  a=$(ac "$work/w" --state-dir "$work/w/a" run "$work/ugrad.toml" "${p[@]}")
+  set_id=$(set_of)
+  curl -s -X POST "$base/_sim/sets/$set_id/age?days=8" >/dev/null
+  curl -s -X POST "$base/_sim/faults/clear" >/dev/null
+  b=$(ac "$work/w" --state-dir "$work/w/a" resume "$(run_of "$work/w/a")")
+  c=$(ac "$work/w" --state-dir "$work/w/b" run "$work/students.toml" "${p[@]}")
+  echo "| 1 set older than its letters | undergraduates stop before the job; the set 8 days older; resume; all students from a second state dir | $a, $b, $c | $(tally) |" >>"$result"
+
+  # 2: two servers, copies of one query with different [set] name, at once; listings 20 s late.
+  fresh --users 300 --set-listing-lag-secs 20 --instance-listing-lag-secs 20
+  mkdir -p "$work/w/one" "$work/w/two"
+  sed 's/^\[cohort\]/[set]\nname = "User Password Reset {query} {period}"\n[cohort]/' "$work/q.toml" >"$work/w/one/q.toml"
+  sed 's/^\[cohort\]/[set]\nname = "Term start {period}: {query}"\n[cohort]/' "$work/q.toml" >"$work/w/two/q.toml"
+  (ac "$work/w" --state-dir "$work/w/one/state" run "$work/w/one/q.toml" "${p[@]}" >"$work/a.code") &
+  (ac "$work/w" --state-dir "$work/w/two/state" run "$work/w/two/q.toml" "${p[@]}" >"$work/b.code") &
+  wait %1 %2 2>/dev/null || wait
+  echo "| 2 edited copies at once | two servers' copies of a query, \`[set] name\` differing, at once; set and instance lists 20 s late | $(cat "$work/a.code"), $(cat "$work/b.code") | $(tally) |" >>"$result"
+
+  # 3: the quota spent between two add_members calls; staff take a user out; resume.
+  fresh --users 2600 --fault "daily@set-op,skip=1,count=1000000"
+  a=$(ac "$work/w" --state-dir "$work/w/a" run "$work/q.toml" --execute --yes)
+  set_id=$(set_of)
+  user=$(curl -s "$base/_sim/sets/$set_id/members" | python3 -c 'import json,sys; m=json.load(sys.stdin); m=m.get("members",m); print(m[3] if isinstance(m[3], str) else m[3]["id"])')
+  curl -s -X DELETE "$base/_sim/sets/$set_id/members/$user" >/dev/null
+  curl -s -X POST "$base/_sim/faults/clear" >/dev/null
+  b=$(ac "$work/w" --state-dir "$work/w/a" resume "$(run_of "$work/w/a")")
+  c=$(curl -s "$base/_sim/outbox" | python3 -c 'import json,sys; l=json.load(sys.stdin); l=l.get("letters",l) if isinstance(l,dict) else l; print(sum(1 for x in l if x["user_primary_id"].lower()=="'"${user,,}"'"))')
+  echo "| 3 taken out by staff | the daily quota stops the run between two add_members calls; staff take one user out; resume (letters to that user: $c) | $a, $b | $(tally) |" >>"$result"
+
+  # 4: a completed run's set deleted by staff; the same period and an overlapping query from
+  # other state dirs.
+  fresh --users 300
+  a=$(ac "$work/w" --state-dir "$work/w/a" run "$work/q.toml" "${p[@]}")
+  curl -s -X DELETE "$base/_sim/sets/$(set_of)" >/dev/null
+  b=$(ac "$work/w" --state-dir "$work/w/b" run "$work/q.toml" "${p[@]}")
+  c=$(ac "$work/w" --state-dir "$work/w/c" run "$work/students.toml" "${p[@]}")
+  echo "| 4 set deleted by staff | a completed period run's set deleted; the same period, then all students, from other state dirs | $a, $b, $c | $(tally) |" >>"$result"
+
+  # 5: a journal copied to a second state dir while its run waits before the job.
+  fresh --users 300 "${stop[@]}"
+  a=$(ac "$work/w" --state-dir "$work/w/a" run "$work/q.toml" "${p[@]}")
+  curl -s -X POST "$base/_sim/faults/clear" >/dev/null
+  cp -r "$work/w/a" "$work/w/b"
+  run_id=$(run_of "$work/w/a")
+  b=$(ac "$work/w" --state-dir "$work/w/b" resume "$run_id")
+  c=$(ac "$work/w" --state-dir "$work/w/a" resume "$run_id")
+  echo "| 5 copied journal | the run stops before its job; its state dir copied; resume from the copy, then from the original | $a, $b, $c | $(tally) |" >>"$result"
+  tail -n 7 "$result"
 }
 
 calls() {

@@ -445,6 +445,7 @@ fn router(shared: Shared, token: Option<Arc<str>>) -> Router {
         .route("/_sim/state", get(inspect_state))
         .route("/_sim/users", get(inspect_users))
         .route("/_sim/clock/advance", post(inspect_advance))
+        .route("/_sim/faults/clear", post(inspect_clear_faults))
         .route("/_sim/jobs/run-from-ui", post(inspect_run_from_ui))
         .route_layer(axum::middleware::from_fn_with_state(token, inspection_allowed))
         .fallback(almaws)
@@ -820,6 +821,13 @@ async fn inspect_advance(State(shared): State<Shared>, Query(p): Query<AdvancePa
     st.clock.advance(Duration::from_secs_f64(p.seconds));
     st.refresh_jobs();
     axum::Json(json!({"now": st.clock.now()})).into_response()
+}
+
+/// `POST /_sim/faults/clear`: [`SimHandle::clear_faults`] from outside — Alma works again (the
+/// quota spent between two batches is back, the instance list answers).
+async fn inspect_clear_faults(State(shared): State<Shared>) -> Response {
+    lock(&shared).clear_faults();
+    StatusCode::NO_CONTENT.into_response()
 }
 
 #[cfg(test)]

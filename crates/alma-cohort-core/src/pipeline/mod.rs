@@ -921,9 +921,15 @@ impl Plan {
             ),
             _ => "no one in the cohort was notified by a run within them".into(),
         };
-        let alma = if c.alma_checked {
+        let alma = if c.alma_checked && c.alma_instances_checked {
             format!(
-                "; Alma's sets searched ({} calls, {} sets of other installations read)",
+                "; Alma's sets and the job's runs searched ({} calls, {} sets of other installations read)",
+                c.alma_calls,
+                c.alma_sets_read.len()
+            )
+        } else if c.alma_checked {
+            format!(
+                "; Alma's sets searched ({} calls, {} sets of other installations read; the job was not found, so each of their sets counts as mailing now)",
                 c.alma_calls,
                 c.alma_sets_read.len()
             )
