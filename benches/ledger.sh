@@ -171,9 +171,12 @@ lag() {
   mkdir -p "$work/w/one" "$work/w/two"
   sed 's/^\[cohort\]/[set]\nname = "User Password Reset {query} {period}"\n[cohort]/' "$work/q.toml" >"$work/w/one/q.toml"
   sed 's/^\[cohort\]/[set]\nname = "Term start {period}: {query}"\n[cohort]/' "$work/q.toml" >"$work/w/two/q.toml"
+  local pa pb
   (ac "$work/w" --state-dir "$work/w/one/state" run "$work/w/one/q.toml" "${p[@]}" >"$work/a.code") &
+  pa=$!
   (ac "$work/w" --state-dir "$work/w/two/state" run "$work/w/two/q.toml" "${p[@]}" >"$work/b.code") &
-  wait %1 %2 2>/dev/null || wait
+  pb=$!
+  wait "$pa" "$pb"
   echo "| 2 edited copies at once | two servers' copies of a query, \`[set] name\` differing, at once; set and instance lists 20 s late | $(cat "$work/a.code"), $(cat "$work/b.code") | $(tally) |" >>"$result"
 
   # 3: the quota spent between two add_members calls; staff take a user out; resume.

@@ -327,6 +327,11 @@ pub struct ResumeArgs {
     /// with the users in the set (only for a run stopped by [guard] max_refused_ratio)
     #[arg(long)]
     pub accept_refused: bool,
+    /// This installation drives the run although its set's stamp names another host or journal
+    /// (the machine renamed, a container's new hostname, the state dir moved): recorded in the
+    /// journal; never for a copied journal whose original still runs
+    #[arg(long)]
+    pub take_over: bool,
 }
 
 #[derive(Debug, Args)]

@@ -14,6 +14,7 @@ pub async fn resume(settings: Settings, args: ResumeArgs) -> Result<Exit, Error>
         resubmit_job: args.resubmit_job,
         recreate_set: args.recreate_set,
         accept_refused: args.accept_refused,
+        take_over: args.take_over,
     };
     let mut terminal = Terminal::new(args.json, false, true);
     let ended = flow::resume(&settings, &req, &mut terminal).await;

@@ -313,3 +313,65 @@ async fn a_set_search_blind_to_our_own_sets_stops() {
     let mailed: HashSet<String> = sim.handle.outbox().into_iter().map(|l| l.user_primary_id).collect();
     assert_eq!(mailed.len(), sim.handle.outbox().len());
 }
+
+/// A run of this journal stopped before its job and abandoned; staff then run Update/Notify Users
+/// on its set from Alma's UI (it mailed the undergraduates). An overlapping query of the same
+/// journal leaves them out: the cooldown reads this journal's own sets that a UI job ran on.
+#[tokio::test]
+async fn a_ui_job_on_our_abandoned_set_counts_in_the_cooldown() {
+    let sim = sim(sim_config()).await;
+    let dir = temp_dir("ui-on-ours");
+    let ugrad = students_query(&dir, "undergraduates", "'UGRAD'");
+    let all = students_query(&dir, "all-students", "'UGRAD', 'GRAD'");
+    let state = dir.join("state");
+    stop_before_the_job(&sim);
+    let stopped = execute_run(&sim, &state, ugrad.to_str().unwrap(), &[]).await;
+    assert_eq!(stopped.code, 3, "{}", stopped.stderr);
+    sim.handle.clear_faults();
+    let run_id = the_only_run(&runs_json(&sim, &state).await);
+    let abandoned = run(&sim, &state, &["abandon", &run_id, "--reason", "staff will run it"]).await;
+    assert_eq!(abandoned.code, 0, "{}", abandoned.stderr);
+    let set_id = sim.handle.sets()[0].id.clone();
+    sim.handle.run_job_from_ui(&set_id).unwrap();
+    sim.handle.advance(Duration::from_secs(1));
+    let mailed = sim.handle.outbox().len();
+    assert!(mailed > 0, "the UI job mailed the set");
+    let second = execute_run(&sim, &state, all.to_str().unwrap(), &["--json"]).await;
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert_no_second_letter(&sim);
+    assert!(
+        second
+            .stderr
+            .contains(&format!("Cooldown 7 days: {mailed} users notified")),
+        "{}",
+        second.stderr
+    );
+}
+
+/// The state dir moved (or a container's hostname changed): the run's set names another journal,
+/// so `resume` refuses (exit 4); on the operator's word (`--take-over`, recorded) it goes on, once.
+#[tokio::test]
+async fn a_moved_state_dir_is_taken_over_on_the_operators_word() {
+    let sim = sim(sim_config()).await;
+    let dir = temp_dir("moved-state");
+    let q = all_users_query(&dir, 5000);
+    let (old, new) = (dir.join("old"), dir.join("new"));
+    stop_before_the_job(&sim);
+    let stopped = execute_run(&sim, &old, q.to_str().unwrap(), &["--period", PERIOD]).await;
+    assert_eq!(stopped.code, 3, "{}", stopped.stderr);
+    sim.handle.clear_faults();
+    std::fs::rename(&old, &new).unwrap();
+    let run_id = the_only_run(&runs_json(&sim, &new).await);
+    let refused = run(&sim, &new, &["resume", &run_id]).await;
+    assert_eq!(refused.code, 4, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains(&format!("resume {run_id} --take-over")),
+        "{}",
+        refused.stderr
+    );
+    let taken = run(&sim, &new, &["resume", &run_id, "--take-over"]).await;
+    assert_eq!(taken.code, 0, "{}", taken.stderr);
+    assert_done_once(&sim);
+    let shown = run(&sim, &new, &["show", &run_id]).await;
+    assert!(shown.stdout.contains("taken over by"), "{}", shown.stdout);
+}

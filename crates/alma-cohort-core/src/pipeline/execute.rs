@@ -647,6 +647,7 @@ async fn find_set(
     for attempt in 1..=LOOKUPS {
         if let Some(found) = client.find_set_by_name(name).await? {
             let Some(period) = &record.period else {
+                own_set(journal, record, &found)?;
                 return Ok(Some(found.id));
             };
             if record.execution.set_base_name.is_none() {
@@ -660,8 +661,8 @@ async fn find_set(
                 found
             };
             let stamp = ledger::Stamp::find(&found.description);
-            if let Some(own) = stamp.as_ref().filter(|s| s.run == record.run_id) {
-                ledger::this_installation(own, &found, journal).map_err(|e| in_run(e, record))?;
+            if stamp.as_ref().is_some_and(|s| s.run == record.run_id) {
+                own_set(journal, record, &found)?;
                 return Ok(Some(found.id));
             }
             let n =
@@ -675,6 +676,42 @@ async fn find_set(
         }
     }
     Ok(None)
+}
+
+/// The run's set is this installation's: a stamp in its description that names this run but
+/// another host or journal (a copied journal) stops the run (exit 4) before anything is written
+/// to the set ([`ledger::this_installation`]).
+fn own_set(journal: &Journal, record: &RunRecord, set: &alma::SetInfo) -> Result<(), Error> {
+    match ledger::Stamp::find(&set.description).filter(|s| s.run == record.run_id) {
+        Some(stamp) => ledger::this_installation(&stamp, set, journal).map_err(|e| in_run(e, record)),
+        None => Ok(()),
+    }
+}
+
+/// Before members missing from the set are recorded as taken out by staff (no letter, out of the
+/// cooldown): the set's count and its members list, read again, agree — a members list that lags
+/// behind the set would make a member the job mails look taken out (exit 3, nothing recorded).
+async fn members_list_agrees(client: &AlmaClient, set: &SetId) -> Result<(), Error> {
+    let count = client.get_set(set).await?.members;
+    let listed = client.set_members(set).await?.len();
+    if count == 0 || count == listed {
+        return Ok(());
+    }
+    Err(Error::Alma(alma::Error::List {
+        path: format!("/almaws/v1/conf/sets/{set}/members"),
+        message: format!(
+            "lists {listed} members while the set counts {count}: who was taken out of it in Alma cannot be told yet"
+        ),
+    }))
+}
+
+/// [`own_set`], the set read from Alma by its id.
+async fn check_own_set(client: &AlmaClient, journal: &Journal, record: &RunRecord) -> Result<(), Error> {
+    let Some(id) = &record.set_id else {
+        return Ok(());
+    };
+    let set = client.get_set(&SetId(id.clone())).await?;
+    own_set(journal, record, &set)
 }
 
 fn adopt_set(journal: &Journal, record: &RunRecord, id: SetId, how: &str) -> Result<(), Error> {
@@ -704,6 +741,8 @@ async fn add_members(client: &AlmaClient, journal: &Journal, record: &RunRecord)
         message: "state set_created without a set id".into(),
     })?);
     let cohort = journal.cohort(run_id)?;
+    // Before the first member is sent: the set is this installation's, not a copied journal's.
+    check_own_set(client, journal, record).await?;
     journal.step_started(run_id, "members", Some(&format!("{} IDs", cohort.len())))?;
     let fresh = journal.sends(run_id)?.is_empty()
         && record.batches.is_empty()
@@ -800,6 +839,7 @@ async fn add_members(client: &AlmaClient, journal: &Journal, record: &RunRecord)
             .partition(|id| !taken.contains(&id.to_lowercase()))
     };
     if !taken_out.is_empty() {
+        members_list_agrees(client, &set).await?;
         tracing::warn!(
             taken_out = taken_out.len(),
             "members Alma took are no longer in the set: taken out in Alma; not added again"
@@ -1258,9 +1298,7 @@ async fn check_set_unchanged(
     let info = client.get_set(&set).await?;
     // A set stamped with this run but by another machine or journal: a copied journal drives
     // another installation's run (exit 4).
-    if let Some(stamp) = ledger::Stamp::find(&info.description).filter(|s| s.run == record.run_id) {
-        ledger::this_installation(&stamp, &info, journal).map_err(|e| in_run(e, record))?;
-    }
+    own_set(journal, record, &info)?;
     let now = info.members;
     // Resumed, time has passed and someone may have swapped a member for another (the count
     // alike); and the count may be missing or odd in an answer: then the members list is the word.
@@ -1290,6 +1328,7 @@ async fn check_set_unchanged(
         .cloned()
         .collect();
     if !taken_out.is_empty() {
+        members_list_agrees(client, &set).await?;
         tracing::warn!(
             taken_out = taken_out.len(),
             "members were taken out of the run's set in Alma since they were added: no letter for them"
@@ -1373,6 +1412,8 @@ async fn submit_job(
     // The operator's --accept-refused is recorded first: a protection that stops the run below
     // (an exclusion file gone) does not lose it.
     check_refused(journal, record, options.accept_refused)?;
+    // The set is this installation's before anything is taken out of it.
+    check_own_set(client, journal, record).await?;
     // Who changed in Alma since the lookups, when they are old (they leave the set below).
     recheck_eligibility(client, journal, &journal.run(run_id)?).await?;
     let seen = recheck_protections(client, journal, &journal.run(run_id)?).await?;

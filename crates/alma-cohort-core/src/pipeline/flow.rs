@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::execute::{self, ContinueOptions, RunResult};
 use super::state::{self, Admission};
-use super::{Plan, PlanOptions, approval, retention, run_files};
+use super::{Plan, PlanOptions, approval, ledger, retention, run_files};
 use crate::error::Error;
 use crate::journal::{self, Journal, RunRecord, SavedPlan};
 use crate::query::{self, QuerySpec};
@@ -487,6 +487,7 @@ pub struct ResumeRequest<'a> {
     pub resubmit_job: bool,
     pub recreate_set: bool,
     pub accept_refused: bool,
+    pub take_over: bool,
 }
 
 /// `resume`: under the query's lock, the run taken on from its journaled step.
@@ -515,6 +516,20 @@ pub async fn resume(settings: &Settings, req: &ResumeRequest<'_>, ui: &mut dyn O
             record.run_id, record.state
         ));
         return Ok(Ended::Ran(Box::new(execute::result(&record, true, None))));
+    }
+    if req.take_over {
+        journal.note(
+            &record.run_id,
+            record.state,
+            &format!(
+                "{} by {}: this installation (host {:?}, journal {}) drives the run whatever its set's stamp names",
+                ledger::TAKE_OVER_NOTE,
+                journal::operator(),
+                ledger::host(),
+                ledger::journal_path(&journal)
+            ),
+            &[],
+        )?;
     }
     let client = AlmaClient::new(settings.client_config()?)?;
     tracing::info!(run_id = %record.run_id, state = %record.state, next = record.state.next_step(), "resuming");

@@ -16,7 +16,9 @@ use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::mailings::{INTENT_WINDOW_DAYS, Mailings, ToolRun, mailed_at, mailed_from_a_gone_set, tool_run};
+use super::mailings::{
+    INTENT_WINDOW_DAYS, Mailings, ToolRun, is_run_id, mailed_at, mailed_from_a_gone_set, names_set, tool_run,
+};
 use super::state::{RunState, job_may_have_run};
 use crate::error::Error;
 use crate::journal::{Journal, RunRecord};
@@ -262,8 +264,6 @@ fn intent_mailed_from_a_gone_set(
         .iter()
         .filter_map(|s| s.stamp.as_ref().map(|st| st.run.to_lowercase()))
         .collect();
-    let listed_names: Vec<String> = sets.iter().map(|s| comparable(&s.set.name)).collect();
-    let base_name = comparable(base);
     let period = period_key(period);
     for i in mailings.of_this_tool() {
         let what = match tool_run(&i.name) {
@@ -281,8 +281,9 @@ fn intent_mailed_from_a_gone_set(
             }
             Some(_) => continue,
             None => {
-                let name = comparable(&i.name);
-                if base_name.is_empty() || !name.contains(&base_name) || listed_names.iter().any(|n| name.contains(n)) {
+                // A job from Alma's UI on the period's set or a numbered one, none of them listed.
+                let of_period = (1..=50).any(|n| names_set(&i.name, &numbered(base, n)));
+                if base.trim().is_empty() || !of_period || sets.iter().any(|s| names_set(&i.name, &s.set.name)) {
                     continue;
                 }
                 format!("a job run from Alma's UI on a set of period {period:?} of query {query:?}")
@@ -342,23 +343,44 @@ pub fn judge(
     })
 }
 
-/// The path a stamp names this journal by.
+/// The path a stamp names this journal by: with symlinks and `..` resolved, so that one journal
+/// reached by two paths is one journal.
 pub fn journal_path(journal: &Journal) -> String {
-    std::path::absolute(journal.path())
-        .unwrap_or_else(|_| journal.path().to_path_buf())
-        .display()
-        .to_string()
+    canonical(&journal.path().display().to_string())
 }
+
+fn canonical(path: &str) -> String {
+    std::fs::canonicalize(path)
+        .or_else(|_| std::path::absolute(path))
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| path.to_string())
+}
+
+/// A host name as compared: its first label, in lower case (`lib-server` and
+/// `LIB-SERVER.example.edu` are one machine).
+fn short_host(host: &str) -> String {
+    host.trim().split('.').next().unwrap_or_default().to_lowercase()
+}
+
+/// In a run's history: the operator's `resume --take-over`.
+pub const TAKE_OVER_NOTE: &str = "taken over";
 
 /// A set whose stamp names this run is this run's only when the stamp also names this machine
 /// and this journal: a journal copied or restored onto a second machine holds the same run ids,
-/// and adopting the other's set would make two installations drive one run (exit 4). A stamp
-/// without host or journal (written before they were stamped) is taken at its run id.
+/// and adopting the other's set would make two installations drive one run (exit 4) — unless the
+/// operator said this installation drives it (`resume --take-over`, in the run's history). A
+/// stamp without host or journal (written before they were stamped) is taken at its run id.
 pub fn this_installation(stamp: &Stamp, set: &SetInfo, journal: &Journal) -> Result<(), Error> {
     let (host, path) = (host(), journal_path(journal));
-    let other_host = !stamp.host.is_empty() && stamp.host != host;
-    let other_journal = !stamp.journal.is_empty() && stamp.journal != path;
+    let other_host = !stamp.host.is_empty() && short_host(&stamp.host) != short_host(&host);
+    let other_journal = !stamp.journal.is_empty() && stamp.journal != path && canonical(&stamp.journal) != path;
     if !(other_host || other_journal) {
+        return Ok(());
+    }
+    let taken_over = journal
+        .find_run(&stamp.run)?
+        .is_some_and(|r| r.events.iter().any(|e| e.detail.starts_with(TAKE_OVER_NOTE)));
+    if taken_over {
         return Ok(());
     }
     Err(Error::Refused {
@@ -367,8 +389,8 @@ pub fn this_installation(stamp: &Stamp, set: &SetInfo, journal: &Journal) -> Res
             set.name, set.id, stamp.run, stamp.host, stamp.journal
         ),
         hint: format!(
-            "only one installation may drive a run: go on with run {} where its stamp says (host {:?}, state dir of {}), and end it here with `alma-cohort abandon {} --reason \"driven by the other installation\"`. If this is that installation (the machine renamed or the state dir moved), edit the set's description in Alma (Admin > Manage Sets) so that its stamp names host {host:?} and journal {path}, then resume",
-            stamp.run, stamp.host, stamp.journal, stamp.run
+            "only one installation may drive a run: go on with run {0} where its stamp says (host {1:?}, journal {2}), and end it here with `alma-cohort abandon {0} --reason \"driven by the other installation\"`. If this is that installation (the machine renamed, a container's new hostname, the state dir moved) and no other copy of the journal runs: `alma-cohort resume {0} --take-over`",
+            stamp.run, stamp.host, stamp.journal
         ),
     })
 }
@@ -627,14 +649,28 @@ pub async fn recently_reset(
     };
     let before = client.requests_sent();
     cooldown.alma_checked = true;
-    let listed = client.find_sets(MARKER).await?;
+    // Alma's `name~` may match more loosely than a substring: the marker is checked here too.
+    let listed: Vec<SetInfo> = client
+        .find_sets(MARKER)
+        .await?
+        .into_iter()
+        .filter(|s| comparable(&s.name).contains(MARKER))
+        .collect();
     search_sees_ours(client, &runs, &listed).await?;
-    // The stamped sets this journal does not know.
+    // The stamped sets this journal does not know; and its own, which staff may have run the job
+    // on from Alma's UI.
     let mut strangers = Vec::new();
+    let mut ours = Vec::new();
     let mut listed_runs = HashSet::new();
     let listed_names: Vec<String> = listed.iter().map(|s| comparable(&s.name)).collect();
+    let except_set = except_run
+        .and_then(|r| runs.iter().find(|x| x.run_id == r))
+        .and_then(|r| r.set_id.clone());
     for set in listed {
         if known_sets.contains(&set.id.0) {
+            if except_set.as_deref() != Some(set.id.0.as_str()) {
+                ours.push(set);
+            }
             continue;
         }
         let set = if set.description.trim().is_empty() {
@@ -666,10 +702,44 @@ pub async fn recently_reset(
         None => None,
     };
     cooldown.alma_instances_checked = mailings.is_some();
+    // This journal's sets that a job from Alma's UI ran on within the cooldown: its members were
+    // mailed by that job, whatever this journal's run did.
+    if let Some(m) = &mailings {
+        for set in &ours {
+            let ui: Vec<&InstanceStatus> = m
+                .of_set(None, &set.name)
+                .into_iter()
+                .filter(|i| tool_run(&i.name).is_none())
+                .collect();
+            if ui.is_empty() {
+                continue;
+            }
+            let at = mailed_at(&ui, &now_text);
+            if at.as_str() < since_text.as_str() {
+                continue;
+            }
+            for id in client.set_members(&set.id).await? {
+                let recent = Recent {
+                    run_id: format!("(a job run from Alma's UI: instance {})", ui[0].id),
+                    query: "(none)".into(),
+                    at: at.clone(),
+                    source: format!("alma set {} (this journal's, run from Alma's UI)", set.id),
+                };
+                keep_latest(&mut cooldown.users, id.to_lowercase(), recent);
+            }
+        }
+    }
     for (set, stamp) in strangers {
-        let maker = stamp
-            .as_ref()
-            .map(|st| instance_name(&st.query, st.period.as_deref(), &st.run));
+        // The run that made it: its stamp's, or (the description edited) the run id in the name
+        // of a set made without --period.
+        let maker = match &stamp {
+            Some(st) => Some(instance_name(&st.query, st.period.as_deref(), &st.run)),
+            None => set
+                .name
+                .split(|c: char| c.is_whitespace() || c == '(' || c == ')')
+                .find(|t| is_run_id(t))
+                .map(|run| instance_name("", None, run)),
+        };
         let at = match &mailings {
             Some(m) => mailed_at(&m.of_set(maker.as_deref(), &set.name), &now_text),
             None => now_text.clone(),
@@ -721,22 +791,17 @@ pub async fn recently_reset(
             if !recent {
                 continue;
             }
-            let name = comparable(&i.name);
             let accounted = match tool_run(&i.name) {
+                // Its own run: in this journal, or the maker of a set listed (by its stamp, or
+                // the run id in a set's name).
                 Some(run) => {
                     let key = run.run.to_lowercase();
                     known_runs.contains(&key)
                         || listed_runs.contains(&key)
                         || listed_names.iter().any(|n| n.contains(&key))
-                        || run.intent.as_ref().is_some_and(|(q, p)| {
-                            let base = period_set_name(q, p);
-                            listed_names.iter().any(|n| number_in(&base, n).is_some())
-                        })
                 }
-                None => listed_names
-                    .iter()
-                    .chain(&known_names)
-                    .any(|n| !n.is_empty() && name.contains(n.as_str())),
+                // A job from Alma's UI: on a set listed, or one of this journal's.
+                None => listed_names.iter().chain(&known_names).any(|n| names_set(&i.name, n)),
             };
             if !accounted {
                 let what = match tool_run(&i.name) {

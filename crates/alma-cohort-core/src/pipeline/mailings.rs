@@ -28,7 +28,7 @@ pub struct ToolRun {
 }
 
 /// Whether `token` has the shape of a run id (`20261201T010203Z-abcd`).
-fn is_run_id(token: &str) -> bool {
+pub fn is_run_id(token: &str) -> bool {
     let b = token.as_bytes();
     b.len() == 21
         && b[..8].iter().all(u8::is_ascii_digit)
@@ -100,14 +100,13 @@ impl Mailings {
     /// stamp), and any job run on it from Alma's UI (named after the set).
     pub fn of_set<'a>(&'a self, maker: Option<&str>, set_name: &str) -> Vec<&'a InstanceStatus> {
         let own = maker.map(comparable);
-        let set = comparable(set_name);
         self.instances
             .iter()
             .filter(|i| {
                 let name = comparable(&i.name);
                 own.as_ref()
                     .is_some_and(|o| name == *o || name.starts_with(&format!("{o} ")))
-                    || (!set.is_empty() && name.contains(&set))
+                    || names_set(&i.name, set_name)
             })
             .collect()
     }
@@ -118,19 +117,34 @@ impl Mailings {
     }
 }
 
-/// When a set's letters went, from its instances: the latest submission, or — with none found,
-/// or one not ended — `now`: a job may have been submitted a moment ago and not be listed yet
-/// (Alma lists new instances late), so "may mail at any time" is read as "mails now".
+/// Whether a job instance's name names the set `set_name` (a job run on it from Alma's UI is
+/// named "JOB - SET - DATE"): the set's whole name, compared as Alma may store it, followed by
+/// the end or " - " — so that `base` is not found in `base #2`.
+pub fn names_set(instance: &str, set_name: &str) -> bool {
+    let (name, set) = (comparable(instance), comparable(set_name));
+    !set.is_empty()
+        && name.match_indices(set.as_str()).any(|(at, _)| {
+            let rest = &name[at + set.len()..];
+            rest.is_empty() || rest.starts_with(" -")
+        })
+}
+
+/// When a set's letters went, from its instances: the latest submission, or `now` — with none
+/// found, one not ended, or the latest one not a success (a job submitted again a moment ago
+/// after a failure, or a rerun of an old set, is not listed yet: Alma lists new instances late),
+/// so "may mail at any time" is read as "mails now".
 pub fn mailed_at(instances: &[&InstanceStatus], now: &str) -> String {
     if instances.is_empty() || instances.iter().any(|i| !i.is_terminal()) {
         return now.to_string();
     }
-    instances
-        .iter()
-        .filter_map(|i| i.submit_time.clone())
-        .max()
-        // Ended, but no time given: the safe side.
-        .unwrap_or_else(|| now.to_string())
+    let latest = instances.iter().max_by_key(|i| i.submit_time.clone());
+    match latest {
+        Some(i) if matches!(i.status.as_str(), "COMPLETED_SUCCESS" | "COMPLETED_WARNING") => {
+            // Ended, but no time given: the safe side.
+            i.submit_time.clone().unwrap_or_else(|| now.to_string())
+        }
+        _ => now.to_string(),
+    }
 }
 
 /// The refusal for a job that mailed from a set Alma no longer shows (deleted, or renamed so
@@ -149,7 +163,7 @@ pub fn mailed_from_a_gone_set(instance: &InstanceStatus, what: &str, set: &str, 
         .unwrap_or_else(|| format!("{cooldown_days} days after it ran"));
     Error::Refused {
         message: format!(
-            "{what} (job instance {} {:?}, {}, submitted {at}) mailed users from {set}, which Alma no longer shows (deleted, or renamed); Alma cannot tell whom it mailed; nothing was done",
+            "{what} (job instance {} {:?}, {}, submitted {at}) mailed users from {set}, which Alma no longer shows (deleted or renamed — or made a moment ago and not listed yet); Alma cannot tell whom it mailed; nothing was done",
             instance.id, instance.name, instance.status
         ),
         hint: if cooldown_days == 0 {
@@ -222,6 +236,31 @@ mod tests {
         assert_eq!(mailed_at(&[&a, &running], now), now, "still running: now");
         let untimed = instance("x", "COMPLETED_SUCCESS", None);
         assert_eq!(mailed_at(&[&untimed], now), now);
+        // The latest failed: it may be submitted again a moment ago, not listed yet.
+        let failed = instance("x", "FAILED", Some("2026-11-28T09:00:00Z"));
+        assert_eq!(mailed_at(&[&a, &failed], now), now);
+    }
+
+    #[test]
+    fn an_instance_names_a_set_by_its_whole_name() {
+        let base = "User Password Reset everyone 2027-spring (alma-cohort)";
+        assert!(names_set(
+            &format!("Update/Notify Users - {base} - 2027-01-05 02:00"),
+            base
+        ));
+        assert!(names_set(
+            &format!("Update/Notify Users - {}", base.to_uppercase()),
+            base
+        ));
+        assert!(!names_set(
+            &format!("Update/Notify Users - {base} #2 - 2027-01-05"),
+            base
+        ));
+        assert!(names_set(
+            &format!("Update/Notify Users - {base} #2 - 2027-01-05"),
+            &format!("{base} #2")
+        ));
+        assert!(!names_set("anything", ""));
     }
 
     #[test]
