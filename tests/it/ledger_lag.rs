@@ -350,16 +350,16 @@ async fn a_ui_job_on_our_abandoned_set_counts_in_the_cooldown() {
 
 /// The state dir moved (or a container's hostname changed): the run's set names another journal,
 /// so `resume` refuses (exit 4); on the operator's word (`--take-over`, recorded) it goes on, once.
+/// The word holds for this installation only: a copy of the journal made since refuses.
 #[tokio::test]
 async fn a_moved_state_dir_is_taken_over_on_the_operators_word() {
     let sim = sim(sim_config()).await;
     let dir = temp_dir("moved-state");
     let q = all_users_query(&dir, 5000);
-    let (old, new) = (dir.join("old"), dir.join("new"));
+    let (old, new, third) = (dir.join("old"), dir.join("new"), dir.join("third"));
     stop_before_the_job(&sim);
     let stopped = execute_run(&sim, &old, q.to_str().unwrap(), &["--period", PERIOD]).await;
     assert_eq!(stopped.code, 3, "{}", stopped.stderr);
-    sim.handle.clear_faults();
     std::fs::rename(&old, &new).unwrap();
     let run_id = the_only_run(&runs_json(&sim, &new).await);
     let refused = run(&sim, &new, &["resume", &run_id]).await;
@@ -369,7 +369,14 @@ async fn a_moved_state_dir_is_taken_over_on_the_operators_word() {
         "{}",
         refused.stderr
     );
+    // Taken over; Alma still fails the instance list, so the run stops again before its job.
     let taken = run(&sim, &new, &["resume", &run_id, "--take-over"]).await;
+    assert_eq!(taken.code, 3, "{}", taken.stderr);
+    copy_dir(&new, &third);
+    sim.handle.clear_faults();
+    let copy = run(&sim, &third, &["resume", &run_id]).await;
+    assert_eq!(copy.code, 4, "the copy is another installation: {}", copy.stderr);
+    let taken = run(&sim, &new, &["resume", &run_id]).await;
     assert_eq!(taken.code, 0, "{}", taken.stderr);
     assert_done_once(&sim);
     let shown = run(&sim, &new, &["show", &run_id]).await;

@@ -688,13 +688,20 @@ fn own_set(journal: &Journal, record: &RunRecord, set: &alma::SetInfo) -> Result
     }
 }
 
-/// Before members missing from the set are recorded as taken out by staff (no letter, out of the
-/// cooldown): the set's count and its members list, read again, agree — a members list that lags
-/// behind the set would make a member the job mails look taken out (exit 3, nothing recorded).
-async fn members_list_agrees(client: &AlmaClient, set: &SetId) -> Result<(), Error> {
+/// The set's members as its count agrees (lower-cased): the list a decision that someone was
+/// taken out of the set by staff (no letter, out of the cooldown) is made on. A members list that
+/// lags behind the set would make a member the job mails look taken out: when the count (read
+/// just before) and the list disagree, or the count is missing while the list is not empty, the
+/// run stops (exit 3) and nothing is recorded.
+async fn members_as_counted(client: &AlmaClient, set: &SetId) -> Result<HashSet<String>, Error> {
     let count = client.get_set(set).await?.members;
-    let listed = client.set_members(set).await?.len();
-    if count == 0 || count == listed {
+    let members = lowercase_set(client.set_members(set).await?);
+    agrees(set, count, members.len())?;
+    Ok(members)
+}
+
+fn agrees(set: &SetId, count: usize, listed: usize) -> Result<(), Error> {
+    if count == listed {
         return Ok(());
     }
     Err(Error::Alma(alma::Error::List {
@@ -827,11 +834,13 @@ async fn add_members(client: &AlmaClient, journal: &Journal, record: &RunRecord)
     let (invalid, taken_out): (Vec<String>, Vec<String>) = if count == cohort.len() {
         (Vec::new(), Vec::new())
     } else {
-        let members = lowercase_set(client.set_members(&set).await?);
-        let taken: HashSet<String> = members::sort(&journal.sends(run_id)?, &members)
-            .taken_out
-            .into_iter()
-            .collect();
+        let sends = journal.sends(run_id)?;
+        let mut members = lowercase_set(client.set_members(&set).await?);
+        if !members::sort(&sends, &members).taken_out.is_empty() {
+            // Someone looks taken out: decided only on a list that agrees with the set's count.
+            members = members_as_counted(client, &set).await?;
+        }
+        let taken: HashSet<String> = members::sort(&sends, &members).taken_out.into_iter().collect();
         cohort
             .iter()
             .filter(|id| !members.contains(&id.to_lowercase()))
@@ -839,7 +848,6 @@ async fn add_members(client: &AlmaClient, journal: &Journal, record: &RunRecord)
             .partition(|id| !taken.contains(&id.to_lowercase()))
     };
     if !taken_out.is_empty() {
-        members_list_agrees(client, &set).await?;
         tracing::warn!(
             taken_out = taken_out.len(),
             "members Alma took are no longer in the set: taken out in Alma; not added again"
@@ -1328,7 +1336,8 @@ async fn check_set_unchanged(
         .cloned()
         .collect();
     if !taken_out.is_empty() {
-        members_list_agrees(client, &set).await?;
+        // Decided on this members list: it must agree with the count read just before it.
+        agrees(&set, now, members.len())?;
         tracing::warn!(
             taken_out = taken_out.len(),
             "members were taken out of the run's set in Alma since they were added: no letter for them"
@@ -1400,6 +1409,9 @@ async fn submit_job(
             .filter(|(k, _)| !k.trim().eq_ignore_ascii_case("set_id"))
             .cloned(),
     );
+    // The set is this installation's (not a copied journal's) before anything else is done
+    // about the job.
+    check_own_set(client, journal, record).await?;
     // Alma is the ledger: an instance of this intent by another run, or any job on this run's
     // set, means letters went (or go) out without this run. Looked up before every submission.
     if ledger_lists_a_job(client, journal, record, &job, None).await? {
@@ -1412,8 +1424,6 @@ async fn submit_job(
     // The operator's --accept-refused is recorded first: a protection that stops the run below
     // (an exclusion file gone) does not lose it.
     check_refused(journal, record, options.accept_refused)?;
-    // The set is this installation's before anything is taken out of it.
-    check_own_set(client, journal, record).await?;
     // Who changed in Alma since the lookups, when they are old (they leave the set below).
     recheck_eligibility(client, journal, &journal.run(run_id)?).await?;
     let seen = recheck_protections(client, journal, &journal.run(run_id)?).await?;

@@ -522,11 +522,10 @@ pub async fn resume(settings: &Settings, req: &ResumeRequest<'_>, ui: &mut dyn O
             &record.run_id,
             record.state,
             &format!(
-                "{} by {}: this installation (host {:?}, journal {}) drives the run whatever its set's stamp names",
+                "{} by {}: this installation {} drives the run whatever its set's stamp names",
                 ledger::TAKE_OVER_NOTE,
                 journal::operator(),
-                ledger::host(),
-                ledger::journal_path(&journal)
+                ledger::take_over_where(&ledger::host(), &ledger::journal_path(&journal))
             ),
             &[],
         )?;

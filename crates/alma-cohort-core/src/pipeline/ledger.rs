@@ -365,6 +365,11 @@ fn short_host(host: &str) -> String {
 /// In a run's history: the operator's `resume --take-over`.
 pub const TAKE_OVER_NOTE: &str = "taken over";
 
+/// How a take-over note names the installation that took the run over.
+pub fn take_over_where(host: &str, journal: &str) -> String {
+    format!("(host {:?}, journal {journal})", short_host(host))
+}
+
 /// A set whose stamp names this run is this run's only when the stamp also names this machine
 /// and this journal: a journal copied or restored onto a second machine holds the same run ids,
 /// and adopting the other's set would make two installations drive one run (exit 4) — unless the
@@ -377,9 +382,14 @@ pub fn this_installation(stamp: &Stamp, set: &SetInfo, journal: &Journal) -> Res
     if !(other_host || other_journal) {
         return Ok(());
     }
-    let taken_over = journal
-        .find_run(&stamp.run)?
-        .is_some_and(|r| r.events.iter().any(|e| e.detail.starts_with(TAKE_OVER_NOTE)));
+    // The operator's word holds for the installation that gave it: a copy of the journal made
+    // since (restored elsewhere) carries the note, but not this host and path.
+    let here = take_over_where(&host, &path);
+    let taken_over = journal.find_run(&stamp.run)?.is_some_and(|r| {
+        r.events
+            .iter()
+            .any(|e| e.detail.starts_with(TAKE_OVER_NOTE) && e.detail.contains(&here))
+    });
     if taken_over {
         return Ok(());
     }
@@ -663,14 +673,29 @@ pub async fn recently_reset(
     let mut ours = Vec::new();
     let mut listed_runs = HashSet::new();
     let listed_names: Vec<String> = listed.iter().map(|s| comparable(&s.name)).collect();
+    let mut unstamped_names = Vec::new();
     let except_set = except_run
         .and_then(|r| runs.iter().find(|x| x.run_id == r))
         .and_then(|r| r.set_id.clone());
+    // A set made more than INTENT_WINDOW_DAYS ago is not read: a run resumed more than a year
+    // after its set was made is not one anyone plans (an unreadable date counts).
+    let window = (now - chrono::Duration::days(INTENT_WINDOW_DAYS))
+        .format("%Y-%m-%d")
+        .to_string();
+    let ancient = |set: &SetInfo| {
+        set.created_date
+            .as_deref()
+            .and_then(|d| d.get(..10))
+            .is_some_and(|day| day < window.as_str())
+    };
     for set in listed {
         if known_sets.contains(&set.id.0) {
             if except_set.as_deref() != Some(set.id.0.as_str()) {
                 ours.push(set);
             }
+            continue;
+        }
+        if ancient(&set) {
             continue;
         }
         let set = if set.description.trim().is_empty() {
@@ -681,11 +706,14 @@ pub async fn recently_reset(
         // A set named with the marker but without a readable stamp (its description edited)
         // counts too: who it mailed cannot be told, so its members are the safe guess.
         let stamp = Stamp::find(&set.description);
-        if let Some(st) = &stamp {
-            listed_runs.insert(st.run.to_lowercase());
-            if known_runs.contains(&st.run.to_lowercase()) {
-                continue;
+        match &stamp {
+            Some(st) => {
+                listed_runs.insert(st.run.to_lowercase());
+                if known_runs.contains(&st.run.to_lowercase()) {
+                    continue;
+                }
             }
+            None => unstamped_names.push(set.name.clone()),
         }
         strangers.push((set, stamp));
     }
@@ -697,6 +725,7 @@ pub async fn recently_reset(
         .filter_map(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
         .min()
         .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc());
+    // (`oldest` is within INTENT_WINDOW_DAYS: older sets were passed over above.)
     let mailings = match job {
         Some(job) => Some(Mailings::read(client, job, oldest.map_or(since, |o| o.min(since))).await?),
         None => None,
@@ -792,16 +821,47 @@ pub async fn recently_reset(
                 continue;
             }
             let accounted = match tool_run(&i.name) {
-                // Its own run: in this journal, or the maker of a set listed (by its stamp, or
-                // the run id in a set's name).
+                // Its own run: in this journal, or the maker of a set listed (by its stamp, the
+                // run id in a set's name, or — a period set whose stamp cannot be read, already
+                // counted above — the period's name).
                 Some(run) => {
                     let key = run.run.to_lowercase();
                     known_runs.contains(&key)
                         || listed_runs.contains(&key)
                         || listed_names.iter().any(|n| n.contains(&key))
+                        || run.intent.as_ref().is_some_and(|(q, p)| {
+                            let base = period_set_name(q, p);
+                            unstamped_names.iter().any(|n| number_in(&base, n).is_some())
+                        })
                 }
-                // A job from Alma's UI: on a set listed, or one of this journal's.
-                None => listed_names.iter().chain(&known_names).any(|n| names_set(&i.name, n)),
+                // A job from Alma's UI: on a set listed, or one of this journal's — whose cohort
+                // that job mailed, whatever the run did (its set may be deleted since).
+                None => {
+                    for run in runs
+                        .iter()
+                        .filter(|r| r.set_id.is_some() && except_run != Some(r.run_id.as_str()))
+                    {
+                        if !names_set(&i.name, &run.execution.set_name) {
+                            continue;
+                        }
+                        let at = mailed_at(&[i], &now_text);
+                        let refused = super::run_files::not_mailed(run);
+                        for id in journal.cohort(&run.run_id)? {
+                            let key = id.to_lowercase();
+                            if refused.contains(&key) {
+                                continue;
+                            }
+                            let recent = Recent {
+                                run_id: run.run_id.clone(),
+                                query: run.query.clone(),
+                                at: at.clone(),
+                                source: format!("journal, and a job run from Alma's UI on its set (instance {})", i.id),
+                            };
+                            keep_latest(&mut cooldown.users, key, recent);
+                        }
+                    }
+                    listed_names.iter().chain(&known_names).any(|n| names_set(&i.name, n))
+                }
             };
             if !accounted {
                 let what = match tool_run(&i.name) {
@@ -845,7 +905,12 @@ async fn search_sees_ours(client: &AlmaClient, runs: &[RunRecord], listed: &[Set
     let set = match client.get_set(&SetId(id.clone())).await {
         Ok(set) => set,
         // Deleted in Alma: nothing to see.
-        Err(e) if e.alma_code().is_some_and(|(_, c)| c == "60107" || c == "402264") => return Ok(()),
+        Err(e)
+            if e.alma_code()
+                .is_some_and(|(status, c)| c == "60107" || c == "402264" || status == 404) =>
+        {
+            return Ok(());
+        }
         Err(e) => return Err(e.into()),
     };
     let grace = super::eligibility::alma_now(Some(client)) - chrono::Duration::minutes(LISTING_GRACE_MINUTES);
