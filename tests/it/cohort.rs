@@ -305,3 +305,65 @@ async fn bad_guards_and_exclusion_files_are_refused_with_one_line() {
     }
     assert!(sim.handle.requests().iter().all(|r| r.method == "GET"), "no write call");
 }
+
+/// A protection typed with look-alike letters of another script (`МТ60554`, all Cyrillic)
+/// protects the ID it looks like; one with full-width digits is refused naming its line (exit 2)
+/// — never "protects nobody" silently.
+#[tokio::test]
+async fn a_protection_in_lookalike_letters_still_protects() {
+    let sim = sim(sim_config().users(300)).await;
+    let cyrillic = |c: char| match c {
+        'A' => Some('\u{410}'),
+        'B' => Some('\u{412}'),
+        'C' => Some('\u{421}'),
+        'E' => Some('\u{415}'),
+        'H' => Some('\u{41d}'),
+        'K' => Some('\u{41a}'),
+        'M' => Some('\u{41c}'),
+        'O' => Some('\u{41e}'),
+        'P' => Some('\u{420}'),
+        'T' => Some('\u{422}'),
+        'X' => Some('\u{425}'),
+        d if d.is_ascii_digit() => Some(d),
+        _ => None,
+    };
+    let target = sim
+        .handle
+        .users()
+        .into_iter()
+        .filter(|u| eligible(&sim, u))
+        .map(|u| u.primary_id)
+        .find(|id| id.chars().any(|c| c.is_ascii_uppercase()) && id.chars().all(|c| cyrillic(c).is_some()))
+        .expect("an ID of letters with Cyrillic look-alikes");
+    let lookalike: String = target.chars().map(|c| cyrillic(c).unwrap()).collect();
+    assert!(!lookalike.is_ascii());
+    let dir = temp_dir("lookalike");
+    std::fs::write(dir.join("protected.txt"), format!("# staff\n{lookalike}\n")).unwrap();
+    let q = query(&dir, ALL_USERS, "exclude_files = [\"protected.txt\"]", "");
+    let r = execute_run(&sim, &dir.join("state"), q.to_str().unwrap(), &[]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        !the_set(&sim).contains(&target.to_lowercase()),
+        "{target} is protected (as {lookalike}) but in the set"
+    );
+    assert!(
+        !sim.handle.outbox().iter().any(|l| l.user_primary_id == target),
+        "no letter"
+    );
+    // Full-width digits: refused, naming the file and line.
+    let dir = temp_dir("fullwidth");
+    std::fs::write(
+        dir.join("protected.txt"),
+        "# staff\n\u{ff11}\u{ff19}\u{ff10}\u{ff10}\u{ff15}\u{ff15}\u{ff10}\n",
+    )
+    .unwrap();
+    let q = query(&dir, ALL_USERS, "exclude_files = [\"protected.txt\"]", "");
+    let r = run(&sim, &dir.join("state"), &["plan", q.to_str().unwrap()]).await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("protected.txt") && r.stderr.contains(":2") && r.stderr.contains("\"1900550\""),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stderr.matches("error:").count(), 1, "{}", r.stderr);
+}

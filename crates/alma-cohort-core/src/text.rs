@@ -8,6 +8,7 @@
 
 use std::io::Read;
 use std::path::Path;
+use unicode_normalization::UnicodeNormalization;
 
 /// The longest ID alma-cohort takes (Alma's primary IDs are far shorter).
 pub const MAX_ID_LENGTH: usize = 255;
@@ -188,6 +189,24 @@ pub fn id_problem(id: &str) -> Option<String> {
     if let Some(what) = excel_number(id) {
         return Some(what);
     }
+    // Digits of another script (Arabic-Indic, Devanagari …) are not the ID's digits.
+    if let Some(c) = id.chars().find(|c| c.is_numeric() && !c.is_ascii_digit()) {
+        let folded: String = std::iter::once(c).nfkc().collect();
+        if folded == c.to_string() {
+            return Some(format!(
+                "holds {c:?} (U+{:04X}), a digit of another script; write the ID with the digits 0-9",
+                c as u32
+            ));
+        }
+    }
+    // Full-width or mathematical digits and letters, ligatures, accents typed as a separate mark:
+    // the ID reads as another string, which is what Alma holds.
+    let folded: String = id.nfkc().collect();
+    if folded != id {
+        return Some(format!(
+            "is written with look-alike characters (full-width, mathematical or a separate accent); it reads as {folded:?}: write that"
+        ));
+    }
     if let Some(c) = id.chars().find(|c| c.is_whitespace() || matches!(c, ',' | ';')) {
         return Some(format!(
             "is not one ID (it holds {c:?}); write one ID a line (a comment after a space and #)"
@@ -211,6 +230,31 @@ pub fn id_problem(id: &str) -> Option<String> {
         ));
     }
     None
+}
+
+/// The ASCII ID an ID written in another script's look-alike letters stands for (`МТ60554` in
+/// Cyrillic for `MT60554`): each character that is not ASCII replaced by its UTS #39 prototype
+/// when that is ASCII. `None` for an ASCII ID, or one whose letters have no ASCII look-alike. An
+/// exclusion protects this twin too, so that a protection typed with look-alikes never protects
+/// nobody.
+pub fn ascii_twin(id: &str) -> Option<String> {
+    if id.is_ascii() {
+        return None;
+    }
+    let folded: String = id.nfkc().collect();
+    let mut twin = String::with_capacity(folded.len());
+    for c in folded.chars() {
+        if c.is_ascii() {
+            twin.push(c);
+            continue;
+        }
+        let prototype: String = unicode_security::skeleton(&c.to_string()).collect();
+        if !prototype.is_ascii() || prototype.is_empty() {
+            return None;
+        }
+        twin.push_str(&prototype);
+    }
+    (twin != id).then_some(twin)
 }
 
 fn invisible_name(c: char) -> &'static str {
@@ -364,5 +408,26 @@ mod tests {
             assert!(p.contains(says), "{bad:?}: {p}");
         }
         assert_eq!(size(256 << 20), "256 MiB");
+        for (bad, says) in [
+            (
+                "\u{ff11}\u{ff19}\u{ff10}\u{ff10}\u{ff15}\u{ff15}\u{ff10}",
+                "\"1900550\"",
+            ),
+            ("\u{1d7cf}900550", "\"1900550\""),
+            ("\u{661}\u{662}\u{663}", "a digit of another script"),
+            ("jose\u{301}", "separate accent"),
+        ] {
+            let p = id_problem(bad).unwrap_or_default();
+            assert!(p.contains(says), "{bad:?}: {p}");
+        }
+    }
+
+    #[test]
+    fn lookalike_ids_have_their_ascii_twin() {
+        // All Cyrillic: one script, so not refused as mixed; protected as its Latin twin.
+        assert_eq!(ascii_twin("\u{41c}\u{422}60554").as_deref(), Some("MT60554"));
+        assert_eq!(ascii_twin("MT60554"), None);
+        // Letters with no ASCII look-alike stay themselves.
+        assert_eq!(ascii_twin("Иванов"), None);
     }
 }

@@ -154,6 +154,7 @@ pub fn read_exclusions(files: &[PathBuf]) -> Result<Exclusions, Error> {
     let mut read = Exclusions::default();
     for file in files {
         let before = read.ids.len();
+        let mut twins = 0;
         let at = |line: Option<usize>, message: String| Error::Input {
             path: file.clone(),
             line,
@@ -191,6 +192,12 @@ pub fn read_exclusions(files: &[PathBuf]) -> Result<Exclusions, Error> {
                 return Err(not_text(format!("{id:?} {problem}; it would protect nobody")));
             }
             read.ids.push(id.to_string());
+            // Typed in another script's look-alike letters (`МТ60554`): it protects the ID it
+            // looks like too.
+            if let Some(twin) = crate::text::ascii_twin(id) {
+                read.ids.push(twin);
+                twins += 1;
+            }
         }
         if read.ids.len() == before {
             return Err(at(
@@ -212,7 +219,7 @@ pub fn read_exclusions(files: &[PathBuf]) -> Result<Exclusions, Error> {
                 .display()
                 .to_string(),
             sha256: crate::files::sha256_hex(&bytes),
-            ids: read.ids.len() - before,
+            ids: read.ids.len() - before - twins,
         });
     }
     Ok(read)
