@@ -13,6 +13,7 @@ use alma_cohort_core::settings::{Options, Settings};
 use alma_sim::{DriftKind, SimConfig};
 
 use crate::cli::DemoArgs;
+use crate::out::outln;
 
 const EXAMPLE: &str = include_str!("../queries/term-start-students.toml");
 
@@ -89,28 +90,28 @@ pub async fn run(args: DemoArgs, quiet: bool) -> Result<Exit, Error> {
     let exit = crate::commands::print_result(&shown, false)?;
     let letters = sim.outbox();
     let resets = sim.resets();
-    println!(
+    outln!(
         "The simulator's outbox holds {} letters with a temporary password; {} passwords were reset; {} users locked out (reset without a letter that carries the password).",
         letters.iter().filter(|l| l.carries_password).count(),
         resets.len(),
         sim.locked_out().len(),
-    );
+    )?;
     sim.shutdown().await;
     if args.keep {
         if let Some(html) = html {
-            println!("report: {}", html.display());
+            outln!("report: {}", html.display())?;
         }
-        println!(
+        outln!(
             "The demo's folder (query, journal, run files) stays in {}.",
             work.display()
-        );
+        )?;
     } else {
         let removed = std::fs::remove_dir_all(&work);
-        println!(
+        outln!(
             "The demo's folder {} was {}; `alma-cohort demo --keep` keeps it, with the run's report.html.",
             work.display(),
             if removed.is_ok() { "removed" } else { "not removed" }
-        );
+        )?;
     }
     Ok(exit)
 }
@@ -121,10 +122,11 @@ struct Demo {
 }
 
 impl Operator for Demo {
-    fn say(&mut self, text: &str) {
+    fn say(&mut self, text: &str) -> Result<(), Error> {
         if !self.quiet {
-            println!("{text}\n");
+            outln!("{text}\n")?;
         }
+        Ok(())
     }
 
     fn note(&mut self, text: &str) {

@@ -14,6 +14,7 @@ use cli::{Cli, ColorChoice, LogFormat};
 mod cli;
 mod commands;
 mod demo;
+mod out;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -32,6 +33,8 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(commands::run(cli)) {
         Ok(exit) => exit.into(),
+        // Standard output closed by its reader (`| head`): the end, quietly, as ripgrep ends.
+        Err(e) if out::is_closed_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", alma_cohort_core::error::chain(&e));
             e.exit().into()

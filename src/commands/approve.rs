@@ -7,6 +7,7 @@ use alma_cohort_core::pipeline::{approval, flow};
 use alma_cohort_core::settings::Settings;
 
 use crate::cli::{ApproveArgs, WithdrawArgs};
+use crate::out::outln;
 
 pub fn approve(settings: Settings, args: ApproveArgs) -> Result<Exit, Error> {
     settings.refuse_legacy_journal()?;
@@ -21,7 +22,7 @@ pub fn approve(settings: Settings, args: ApproveArgs) -> Result<Exit, Error> {
     let spec = approval::plan_query(&plan)?;
     let state = approval::state(&plan, &spec.approval, chrono::Utc::now());
     let last = plan.approvals.last().map(|a| a.approver.as_str()).unwrap_or_default();
-    println!(
+    outln!(
         "plan {} approved by {last}; it is {} ({} of {} approvals that count){}",
         plan.plan_id,
         state.as_str(),
@@ -32,16 +33,16 @@ pub fn approve(settings: Settings, args: ApproveArgs) -> Result<Exit, Error> {
         } else {
             String::new()
         }
-    );
+    )?;
     Ok(Exit::Done)
 }
 
 pub fn withdraw(settings: Settings, args: WithdrawArgs) -> Result<Exit, Error> {
     let who = flow::withdraw(&settings, &args.plan_id, &args.reason)?;
-    println!(
+    outln!(
         "plan {} withdrawn by {who}: {}; apply refuses it from now on",
         args.plan_id,
         args.reason.trim()
-    );
+    )?;
     Ok(Exit::Done)
 }

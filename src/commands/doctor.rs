@@ -5,6 +5,7 @@ use alma_cohort_core::error::{Error, Exit};
 use alma_cohort_core::settings::Settings;
 
 use crate::cli::DoctorArgs;
+use crate::out::outln;
 
 pub async fn doctor(settings: Settings, args: DoctorArgs) -> Result<Exit, Error> {
     let checks = doctor::checks(&settings, args.query.as_deref(), &args.params).await;
@@ -14,17 +15,17 @@ pub async fn doctor(settings: Settings, args: DoctorArgs) -> Result<Exit, Error>
             (true, true) => "warn",
             (true, false) => "ok  ",
         };
-        println!("{verdict} {}: {}", c.name, c.detail);
+        outln!("{verdict} {}: {}", c.name, c.detail)?;
         if let Some(fix) = &c.fix {
-            println!("     fix: {fix}");
+            outln!("     fix: {fix}")?;
         }
     }
     let failed = checks.iter().filter(|c| !c.ok).count();
     if failed == 0 {
-        println!("all {} checks passed", checks.len());
+        outln!("all {} checks passed", checks.len())?;
         Ok(Exit::Done)
     } else {
-        println!("{failed} of {} checks failed", checks.len());
+        outln!("{failed} of {} checks failed", checks.len())?;
         Ok(Exit::Alma)
     }
 }

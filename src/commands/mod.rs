@@ -37,17 +37,18 @@ pub async fn run(cli: Cli) -> Result<Exit, Error> {
         Command::Doctor(args) => doctor::doctor(settings()?, args).await,
         Command::Completions(args) => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(args.shell, &mut cmd, "alma-cohort", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(args.shell, &mut cmd, "alma-cohort", &mut script);
+            crate::out::write_all(&script)?;
             Ok(Exit::Done)
         }
         Command::Man => {
             let cmd = <Cli as clap::CommandFactory>::command();
+            let mut page = Vec::new();
             clap_mangen::Man::new(cmd)
-                .render(&mut std::io::stdout())
-                .map_err(|source| Error::Output {
-                    path: "-".into(),
-                    source,
-                })?;
+                .render(&mut page)
+                .map_err(crate::out::error)?;
+            crate::out::write_all(&page)?;
             Ok(Exit::Done)
         }
         Command::Extract(args) => extract::extract(settings()?, args, quiet).await,

@@ -7,6 +7,7 @@ use alma_cohort_core::settings::Settings;
 
 use super::terminal::Terminal;
 use crate::cli::PlanArgs;
+use crate::out::outln;
 
 pub async fn plan(settings: Settings, args: PlanArgs, quiet: bool) -> Result<Exit, Error> {
     let req = PlanRequest {
@@ -19,12 +20,12 @@ pub async fn plan(settings: Settings, args: PlanArgs, quiet: bool) -> Result<Exi
     let planned = flow::plan(&settings, &req, &mut terminal).await?;
     let plan = &planned.plan;
     if args.json {
-        println!("{}", planned.object);
+        outln!("{}", planned.object)?;
     } else {
-        println!("{}", plan.summary());
+        outln!("{}", plan.summary())?;
         if let Some(superseded) = &planned.saved {
             let id = &plan.run_id;
-            println!(
+            outln!(
                 "\nsaved plan {id}: {} users, frozen; {} (the query's [approval]){}",
                 plan.cohort.ids.len(),
                 planned.approval.describe(),
@@ -32,15 +33,15 @@ pub async fn plan(settings: Settings, args: PlanArgs, quiet: bool) -> Result<Exi
                     0 => String::new(),
                     _ => format!("; it supersedes plan {}", superseded.join(", ")),
                 }
-            );
-            println!(
+            )?;
+            outln!(
                 "review: {}",
                 settings.state_dir.join("runs").join(id).join("report.html").display()
-            );
+            )?;
             if planned.approval.required > 0 {
-                println!("approve: alma-cohort approve {id}");
+                outln!("approve: alma-cohort approve {id}")?;
             }
-            println!("apply:   alma-cohort apply {id} --execute");
+            outln!("apply:   alma-cohort apply {id} --execute")?;
         }
     }
     if let Some(refusal) = plan.refusal_error(args.save) {

@@ -7,6 +7,7 @@ use alma_cohort_core::settings::Settings;
 
 use super::terminal::say_journal;
 use crate::cli::ListArgs;
+use crate::out::outln;
 
 pub fn plans(settings: Settings, args: ListArgs) -> Result<Exit, Error> {
     let path = settings.state_dir.join("journal.sqlite");
@@ -41,19 +42,24 @@ pub fn plans(settings: Settings, args: ListArgs) -> Result<Exit, Error> {
         })
         .collect();
     if args.json {
-        println!("{}", serde_json::Value::Array(rows));
+        outln!("{}", serde_json::Value::Array(rows))?;
         return Ok(Exit::Done);
     }
     if rows.is_empty() {
-        println!("no saved plans in {}", path.display());
+        outln!("no saved plans in {}", path.display())?;
         return Ok(Exit::Done);
     }
-    println!(
+    outln!(
         "{:<21}  {:<24} {:<14} {:<11} {:>7}  {:<12} approvals",
-        "plan", "query", "period", "state", "cohort", "planned by"
-    );
+        "plan",
+        "query",
+        "period",
+        "state",
+        "cohort",
+        "planned by"
+    )?;
     for (p, row) in saved.iter().zip(&rows) {
-        println!(
+        outln!(
             "{:<21}  {:<24} {:<14} {:<11} {:>7}  {:<12} {}",
             p.plan_id,
             p.query,
@@ -62,7 +68,7 @@ pub fn plans(settings: Settings, args: ListArgs) -> Result<Exit, Error> {
             p.record.cohort_size,
             p.planned_by,
             p.approvers().unwrap_or_else(|| "none".into())
-        );
+        )?;
     }
     Ok(Exit::Done)
 }

@@ -7,6 +7,7 @@ use alma_cohort_core::settings::{self, Settings};
 
 use super::terminal::print_json;
 use crate::cli::PruneArgs;
+use crate::out::outln;
 
 pub fn prune(settings: Settings, args: PruneArgs) -> Result<Exit, Error> {
     let days = match args.older_than {
@@ -26,7 +27,7 @@ pub fn prune(settings: Settings, args: PruneArgs) -> Result<Exit, Error> {
     if args.json {
         print_json(&pruned)?;
     } else {
-        println!("{}", pruned.summary(&settings.state_dir));
+        outln!("{}", pruned.summary(&settings.state_dir))?;
     }
     Ok(Exit::Done)
 }

@@ -7,6 +7,7 @@ use alma_cohort_core::settings::Settings;
 
 use super::terminal::Terminal;
 use crate::cli::{AbandonArgs, ResumeArgs};
+use crate::out::outln;
 
 pub async fn resume(settings: Settings, args: ResumeArgs) -> Result<Exit, Error> {
     let req = ResumeRequest {
@@ -23,13 +24,13 @@ pub async fn resume(settings: Settings, args: ResumeArgs) -> Result<Exit, Error>
 
 pub fn abandon(settings: Settings, args: AbandonArgs) -> Result<Exit, Error> {
     let (record, report) = flow::abandon(&settings, &args.run_id, &args.reason, args.i_checked_alma)?;
-    println!(
+    outln!(
         "run {} abandoned ({}); recorded in the journal. Report: {}",
         record.run_id,
         record.events.last().map(|e| e.detail.as_str()).unwrap_or_default(),
         report.map_or("none (the run's files were pruned)".to_string(), |r| r
             .display()
             .to_string())
-    );
+    )?;
     Ok(Exit::Done)
 }

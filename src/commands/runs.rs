@@ -7,6 +7,7 @@ use alma_cohort_core::settings::Settings;
 
 use super::terminal::{print_json, say_journal};
 use crate::cli::{ListArgs, ShowArgs};
+use crate::out::outln;
 
 pub fn runs(settings: Settings, args: ListArgs) -> Result<Exit, Error> {
     let path = settings.state_dir.join("journal.sqlite");
@@ -21,15 +22,20 @@ pub fn runs(settings: Settings, args: ListArgs) -> Result<Exit, Error> {
         return Ok(Exit::Done);
     }
     if runs.is_empty() {
-        println!("no runs in {}", path.display());
+        outln!("no runs in {}", path.display())?;
     } else {
-        println!(
+        outln!(
             "{:<21}  {:<24} {:<14} {:<14} {:>13}  {:<24} job",
-            "run", "query", "period", "state", "cohort", "set"
-        );
+            "run",
+            "query",
+            "period",
+            "state",
+            "cohort",
+            "set"
+        )?;
     }
     for r in runs {
-        println!(
+        outln!(
             "{:<21}  {:<24} {:<14} {:<14} {:>7} users  {:<24} {}",
             r.run_id,
             r.query,
@@ -38,7 +44,7 @@ pub fn runs(settings: Settings, args: ListArgs) -> Result<Exit, Error> {
             r.cohort_size,
             r.set_id.as_deref().unwrap_or("-"),
             r.job_status.as_deref().unwrap_or("-"),
-        );
+        )?;
     }
     Ok(Exit::Done)
 }
@@ -51,7 +57,7 @@ pub fn show(settings: Settings, args: ShowArgs) -> Result<Exit, Error> {
     if args.json {
         print_json(&record)?;
     } else {
-        println!("{}", run_files::markdown(&record, &journal.cohort(&record.run_id)?));
+        outln!("{}", run_files::markdown(&record, &journal.cohort(&record.run_id)?))?;
     }
     Ok(Exit::Done)
 }

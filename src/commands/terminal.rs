@@ -4,6 +4,7 @@
 use std::io::{BufRead, IsTerminal};
 use std::time::Duration;
 
+use crate::out::outln;
 use alma_client::Progress;
 use alma_cohort_core::error::{Error, Exit};
 use alma_cohort_core::pipeline::eligibility::LookupProgress;
@@ -38,14 +39,14 @@ impl Terminal {
             Ok(Ended::Shown) => Ok(Exit::Done),
             Ok(Ended::Skipped(skip)) => {
                 if self.json {
-                    println!("{}", skip.object);
+                    outln!("{}", skip.object)?;
                 }
                 eprintln!("{}", skip.message);
                 Ok(Exit::Refused)
             }
             Err(stopped) => {
                 if let (true, Some(object)) = (self.json, &stopped.object) {
-                    println!("{object}");
+                    outln!("{object}")?;
                 }
                 Err(stopped.error)
             }
@@ -54,11 +55,12 @@ impl Terminal {
 }
 
 impl Operator for Terminal {
-    fn say(&mut self, text: &str) {
+    fn say(&mut self, text: &str) -> Result<(), Error> {
         if self.json {
             eprintln!("{text}");
+            Ok(())
         } else {
-            println!("{text}");
+            outln!("{text}")
         }
     }
 
@@ -125,10 +127,10 @@ impl Operator for Terminal {
 /// counters) or one JSON object; the exit code it means.
 pub fn print_result(result: &RunResult, json: bool) -> Result<Exit, Error> {
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string(result).map_err(|e| Error::Usage(e.to_string()))?
-        );
+        )?;
     } else {
         let protected = match result.protected_ids.len() {
             0 => String::new(),
@@ -145,7 +147,7 @@ pub fn print_result(result: &RunResult, json: bool) -> Result<Exit, Error> {
                 format!(", {n} left out ({})", parts.join(", "))
             }
         };
-        println!(
+        outln!(
             "run {} {}: set {} ({}), {} members added, {} not in Alma{protected}{left}; job {} instance {} ended {}",
             result.run_id,
             result.outcome(),
@@ -156,18 +158,18 @@ pub fn print_result(result: &RunResult, json: bool) -> Result<Exit, Error> {
             result.job_id.as_deref().unwrap_or("-"),
             result.job_instance_id.as_deref().unwrap_or("-"),
             result.job_status.as_deref().unwrap_or("-"),
-        );
+        )?;
         for w in &result.warnings {
-            println!("  warning: {w}");
+            outln!("  warning: {w}")?;
         }
         for (code, desc) in &result.alerts {
-            println!("  alert {code}: {desc}");
+            outln!("  alert {code}: {desc}")?;
         }
         for (code, desc, value) in &result.counters {
-            println!("  {}: {value}", if desc.is_empty() { code } else { desc });
+            outln!("  {}: {value}", if desc.is_empty() { code } else { desc })?;
         }
         if let Some(r) = &result.report_file {
-            println!("report: {r}");
+            outln!("report: {r}")?;
         }
     }
     Ok(if result.job_failed() {
@@ -227,9 +229,9 @@ pub fn show_page(bar: &ProgressBar, p: Progress) {
 
 /// One JSON value on stdout.
 pub fn print_json(value: &impl serde::Serialize) -> Result<(), Error> {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string(value).map_err(|e| Error::Usage(e.to_string()))?
-    );
+    )?;
     Ok(())
 }

@@ -8,6 +8,7 @@ use alma_cohort_core::query;
 use alma_cohort_core::settings::{self, Settings};
 
 use crate::cli::ValidateArgs;
+use crate::out::outln;
 
 pub async fn validate(settings: Settings, args: ValidateArgs) -> Result<Exit, Error> {
     let spec = flow::load_query(&args.query.query, &args.query.params)?;
@@ -32,23 +33,23 @@ pub async fn validate(settings: Settings, args: ValidateArgs) -> Result<Exit, Er
     };
     // After the ok line: the name a `run --period` gives its set.
     let note = || {
-        println!(
+        outln!(
             "note: run --period P names its set \"{}\" (the same on every server; [set] name goes to its description)",
             pipeline::ledger::period_set_name(&spec.name, "P")
-        );
+        )
     };
     let report = match &spec.origin {
         query::Origin::File(file) => {
             // A list file is checked offline, whole: readable, and with the headings the query names.
             let (rows, notes) = pipeline::check_list_file(&spec, file)?;
             same_name()?;
-            println!(
+            outln!(
                 "ok: {} is valid; its file {} has the headings it names ({rows} rows; {})",
                 args.query.query.display(),
                 file.path.display(),
                 notes.join("; ")
-            );
-            note();
+            )?;
+            note()?;
             return Ok(Exit::Done);
         }
         query::Origin::Report(r) => r,
@@ -68,11 +69,11 @@ pub async fn validate(settings: Settings, args: ValidateArgs) -> Result<Exit, Er
     };
     if let Some(why) = why_offline {
         same_name()?;
-        println!(
+        outln!(
             "ok: {} is valid (its report's headings were not checked: {why})",
             args.query.query.display()
-        );
-        note();
+        )?;
+        note()?;
         return Ok(Exit::Done);
     }
     let client = AlmaClient::new(settings.client_config()?)?;
@@ -80,12 +81,12 @@ pub async fn validate(settings: Settings, args: ValidateArgs) -> Result<Exit, Er
     let refs: Vec<&str> = headings.iter().map(String::as_str).collect();
     pipeline::check_report_headings(&spec, &refs)?;
     same_name()?;
-    println!(
+    outln!(
         "ok: {} is valid; its report has the headings it names ({} headings: {})",
         args.query.query.display(),
         headings.len(),
         headings.iter().map(|h| format!("{h:?}")).collect::<Vec<_>>().join(", ")
-    );
-    note();
+    )?;
+    note()?;
     Ok(Exit::Done)
 }

@@ -259,3 +259,48 @@ async fn bad_pages_exit_3_naming_the_page() {
         assert!(!out.exists(), "{kind}: no partial output");
     }
 }
+
+/// Standard output that cannot be written: a full disk (`/dev/full`) is one `error:` line, exit
+/// 2, never a panic; a pipe whose reader has gone (`| head`) ends quietly, exit 0.
+#[test]
+#[cfg(target_os = "linux")]
+fn stdout_full_or_closed_is_never_a_panic() {
+    use std::process::{Command, Stdio};
+    let dir = temp_dir("stdout");
+    let state = dir.join("state");
+    let q = query_file(&dir, "/shared/r", "");
+    let commands: Vec<Vec<String>> = vec![
+        vec!["completions".into(), "bash".into()],
+        vec!["man".into()],
+        vec!["runs".into()],
+        vec!["plans".into()],
+        vec!["validate".into(), q.display().to_string()],
+    ];
+    for args in &commands {
+        let bin = || {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_alma-cohort"));
+            isolate_home(&mut cmd);
+            cmd.arg("--state-dir").arg(&state).args(args);
+            cmd
+        };
+        let full = bin()
+            .stdout(std::fs::File::create("/dev/full").unwrap())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&full.stderr);
+        assert_eq!(full.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(error_lines(&stderr).len(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains("cannot write standard output"), "{args:?}: {stderr}");
+        // The reader closes the pipe before anything is written.
+        let mut child = bin().stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("panicked") && error_lines(&stderr).is_empty(),
+            "{args:?}: {stderr}"
+        );
+    }
+}

@@ -25,7 +25,9 @@ use crate::settings::Settings;
 pub trait Operator: Send {
     /// A line for the person at the terminal: the plan's summary, the saved plan about to be
     /// applied (the binary prints it on stdout, on stderr with `--json`).
-    fn say(&mut self, text: &str);
+    /// A write that fails (standard output closed or full) stops the command before it writes
+    /// anything to Alma.
+    fn say(&mut self, text: &str) -> Result<(), Error>;
     /// A line that is never data (always stderr for the binary).
     fn note(&mut self, text: &str);
     /// The report is about to be read.
@@ -274,7 +276,7 @@ pub async fn run(settings: &Settings, req: &RunRequest<'_>, ui: &mut dyn Operato
     ui.say(&plan.summary().replace(
         "Nothing was changed in Alma.",
         "Nothing was changed in Alma yet: the run starts once confirmed.",
-    ));
+    ))?;
     if let Some(refusal) = plan.refusal_error(true) {
         return Err(refusal.into());
     }
@@ -358,9 +360,9 @@ async fn apply_plan(
         approval::Ready::Go { plan, cohort } => (plan, cohort),
         approval::Ready::Skip { why } => return Ok(skip_apply(req, &why)),
     };
-    ui.say(&applying(&plan, cohort.len()));
+    ui.say(&applying(&plan, cohort.len()))?;
     if !req.execute {
-        ui.say("(nothing was done: add --execute to apply it)");
+        ui.say("(nothing was done: add --execute to apply it)")?;
         return Ok(Ended::Shown);
     }
     ui.confirm(cohort.len())?;

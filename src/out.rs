@@ -1,0 +1,46 @@
+//! Standard output as the commands write it: a write that fails (a closed pipe, a full disk) is an
+//! error the command returns, never a panic. `main` ends quietly on a closed pipe (`alma-cohort runs
+//! | head`), as ripgrep does, and says any other failure in one `error:` line.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use alma_cohort_core::error::Error;
+
+/// What an error of standard output names as its path.
+pub const STDOUT: &str = "standard output";
+
+/// Writes `args` and a newline to standard output, flushed.
+pub fn line(args: std::fmt::Arguments) -> Result<(), Error> {
+    write_all(format!("{args}\n").as_bytes())
+}
+
+/// Writes `bytes` to standard output, flushed.
+pub fn write_all(bytes: &[u8]) -> Result<(), Error> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes).and_then(|()| out.flush()).map_err(error)
+}
+
+pub fn error(source: std::io::Error) -> Error {
+    Error::Output {
+        path: PathBuf::from(STDOUT),
+        source,
+    }
+}
+
+/// Whether `e` is standard output closed by its reader (`| head`): the end of the command, not a
+/// failure.
+pub fn is_closed_pipe(e: &Error) -> bool {
+    matches!(e, Error::Output { path, source } if path.as_os_str() == STDOUT && source.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+/// `println!` that returns the write's error: `outln!("…", x)?`.
+macro_rules! outln {
+    () => {
+        $crate::out::line(format_args!(""))
+    };
+    ($($t:tt)*) => {
+        $crate::out::line(format_args!($($t)*))
+    };
+}
+pub(crate) use outln;
