@@ -37,7 +37,7 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "ALMA_COHORT_STATE", hide_env_values = true)]
     pub state_dir: Option<PathBuf>,
     /// Institution profile from alma-cohort.toml (or the file in ALMA_COHORT_CONFIG); flags and env override it
-    #[arg(long, global = true, env = "ALMA_COHORT_PROFILE", hide_env_values = true)]
+    #[arg(long, global = true, env = "ALMA_COHORT_PROFILE", hide_env_values = true, value_parser = profile_name)]
     pub profile: Option<String>,
     /// File holding the API key (otherwise ALMA_API_KEY)
     #[arg(long, global = true)]
@@ -98,6 +98,7 @@ pub struct GlobalArgs {
         global = true,
         env = "ALMA_COHORT_MAX_RETRIES",
         hide_env_values = true,
+        value_parser = max_retries,
         default_value_t = 6
     )]
     pub max_retries: usize,
@@ -113,6 +114,29 @@ pub struct GlobalArgs {
 }
 
 /// `--region`: one of the library's region names, listed in `--help`.
+/// A profile's name: it names a folder under the state folder, so letters, digits, `_`, `-` and
+/// `.` only (not first), at most 64 — never `..`, a `/` or an empty name.
+fn profile_name(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && !s.starts_with('.')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err("a profile name is 1-64 letters, digits, '_', '-' or '.' (not first), e.g. main".into())
+    }
+}
+
+/// Repeats of a failed call: at most 100 (each waits longer; more would be days).
+fn max_retries(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n <= 100 => Ok(n),
+        _ => Err(format!("{s:?} is not a number of repeats from 0 to 100")),
+    }
+}
+
 fn region_parser() -> impl clap::builder::TypedValueParser<Value = Region> {
     use clap::builder::TypedValueParser;
     clap::builder::PossibleValuesParser::new(settings::REGIONS).try_map(|s| s.parse::<Region>())

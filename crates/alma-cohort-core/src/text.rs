@@ -40,6 +40,19 @@ pub fn read_bytes(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
             ),
         )
     };
+    // Opening a named pipe waits for a writer, for ever: looked at (stat, which never waits)
+    // before it is opened.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let kind = std::fs::metadata(path)?.file_type();
+        if kind.is_fifo() || kind.is_socket() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "is a named pipe or a socket, not a file (reading it would wait for a writer for ever)",
+            ));
+        }
+    }
     let file = std::fs::File::open(path)?;
     let meta = file.metadata()?;
     if meta.is_dir() {
@@ -381,6 +394,13 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(e.contains("larger than 1 MiB"), "{e}");
+            let fifo = std::env::temp_dir().join(format!("fifo-{}", std::process::id()));
+            let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+            if made.is_ok_and(|s| s.success()) {
+                let e = read_bytes(&fifo, limit::SMALL).unwrap_err().to_string();
+                assert!(e.contains("named pipe"), "{e}");
+                std::fs::remove_file(&fifo).unwrap();
+            }
         }
     }
 

@@ -370,6 +370,14 @@ impl QueryFile {
                 ),
             ));
         }
+        // A blank `where` is not "every row" by accident: leave the key out for that.
+        if self.cohort.where_sql.as_deref().is_some_and(|w| w.trim().is_empty()) {
+            return Err(invalid(
+                "cohort.where",
+                "is blank".into(),
+                "write the condition the cohort's rows meet, or leave the key out to take every row of the report",
+            ));
+        }
         let where_sql = match &self.cohort.where_sql {
             Some(w) if !w.trim().is_empty() => {
                 used.borrow_mut()
@@ -462,6 +470,34 @@ impl QueryFile {
                 "is empty".into(),
                 "e.g. \"User Password Reset {query} {period}\"",
             ));
+        }
+        // They reach Alma as the set's name and description, and staff read them in Manage Sets:
+        // one line of visible text, of a length Alma's UI shows.
+        for (key, template, max) in [
+            ("set.name", &set_name, 200),
+            ("set.description", &set_description, 1000),
+        ] {
+            if let Some(c) = template
+                .chars()
+                .find(|c| c.is_control() || crate::text::is_invisible(*c))
+            {
+                return Err(invalid(
+                    key,
+                    format!(
+                        "holds the character U+{:04X}, which no one sees in Alma (a control, direction or zero-width character)",
+                        c as u32
+                    ),
+                    "write it as one line of visible text",
+                ));
+            }
+            let length = template.chars().count();
+            if length > max {
+                return Err(invalid(
+                    key,
+                    format!("is {length} characters long"),
+                    &format!("at most {max}"),
+                ));
+            }
         }
         let mut parameters = BTreeMap::new();
         let mut payload_file = self.job.payload_file.clone();
