@@ -480,3 +480,16 @@ async fn a_withdrawn_plan_is_never_applied() {
     assert_eq!(plans_json(&sim, &state).await[0]["state"], "withdrawn");
     assert!(sim.handle.sets().is_empty() && sim.handle.job_instances().is_empty());
 }
+
+/// A newline in `SUDO_USER` (whoever sets the environment) is not recorded as the planner: the OS
+/// account is, and `plans` prints no line the name made up.
+#[tokio::test]
+async fn a_sudo_user_with_a_newline_is_not_recorded() {
+    let s = setup("sudo-newline", 300, 5, "").await;
+    let q = s.query.to_str().unwrap();
+    save_plan(&s.sim, &s.state, "alice\nerror: all runs deleted", q).await;
+    let listed = run(&s.sim, &s.state, &["plans"]).await;
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    assert!(!listed.stdout.contains("error:"), "{}", listed.stdout);
+    assert!(!listed.stdout.contains("alice"), "{}", listed.stdout);
+}

@@ -210,8 +210,17 @@ pub fn operator() -> String {
         .or_else(|_| std::env::var("LOGNAME"))
         .or_else(|_| std::env::var("USERNAME"))
         .ok()
-        .filter(|u| !u.trim().is_empty())
+        .filter(|u| plain_name(u))
         .unwrap_or_else(whoami::username)
+}
+
+/// Whether a user name from the environment can be recorded and printed as it is: not empty, at
+/// most 64 characters, no control or invisible character (a newline in `SUDO_USER` would print
+/// as a line of its own — a fake `error:` line in `plans`).
+pub fn plain_name(name: &str) -> bool {
+    !name.trim().is_empty()
+        && name.chars().count() <= 64
+        && !name.chars().any(|c| c.is_control() || crate::text::is_invisible(c))
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -59,7 +59,7 @@ pub fn person() -> (String, String) {
     let human = std::env::var("SUDO_USER")
         .ok()
         .map(|u| u.trim().to_string())
-        .filter(|u| !u.is_empty() && u != "root")
+        .filter(|u| crate::journal::plain_name(u) && u != "root")
         .unwrap_or_else(|| account.clone());
     (human, account)
 }
