@@ -566,3 +566,37 @@ async fn refused_ids_stop_the_run_and_a_protection_added_meanwhile_holds() {
     );
     assert!(!letters.iter().any(|l| l == "0010003"), "never the protected user");
 }
+
+/// IDs that a spreadsheet would run as formulas (`=1+1`, `@SUM(1+1)`, `-2+3`) reach the review
+/// files as text (a leading `'`): a reviewer opening `cohort.csv` or `left-out.csv` runs nothing.
+#[tokio::test]
+async fn formula_ids_are_text_in_the_review_files() {
+    let ids = ["0123456", "0123457"];
+    let sim = sim(sim_config().users(50).named_users(ids)).await;
+    let dir = temp_dir("formulas");
+    std::fs::write(dir.join("ids.txt"), "User name\n0123456\n=1+1\n@SUM(1+1)\n-2+3\n").unwrap();
+    let q = query(&dir, "[file]\npath = \"ids.txt\"", "");
+    let state = dir.join("state");
+    let plan = run(&sim, &state, &["plan", q.to_str().unwrap(), "--json"]).await;
+    let json = last_json(&plan.stdout);
+    let run_id = json["run_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}{}", plan.stdout, plan.stderr));
+    let folder = state.join("runs").join(run_id);
+    let mut all = String::new();
+    for file in ["cohort.csv", "left-out.csv"] {
+        let Ok(text) = std::fs::read_to_string(folder.join(file)) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            assert!(
+                !line.starts_with(['=', '+', '-', '@']),
+                "{file}: {line:?} would run as a formula"
+            );
+        }
+        all.push_str(&text);
+    }
+    for id in ["'=1+1", "'@SUM(1+1)", "'-2+3"] {
+        assert!(all.contains(id), "{id} in the review files: {all}");
+    }
+}

@@ -245,6 +245,16 @@ pub fn id_problem(id: &str) -> Option<String> {
     None
 }
 
+/// A cell as a review file (`cohort.csv`, `left-out.csv` …) holds it: one that a spreadsheet would
+/// run as a formula (it starts with `=`, `+`, `-`, `@`, a tab or a carriage return) gets a leading
+/// `'`, which Excel and LibreOffice show as text and do not run (OWASP's CSV injection advice).
+pub fn spreadsheet_safe(cell: &str) -> std::borrow::Cow<'_, str> {
+    match cell.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => std::borrow::Cow::Owned(format!("'{cell}")),
+        _ => std::borrow::Cow::Borrowed(cell),
+    }
+}
+
 /// The ASCII ID an ID written in another script's look-alike letters stands for (`МТ60554` in
 /// Cyrillic for `MT60554`): each character that is not ASCII replaced by its UTS #39 prototype
 /// when that is ASCII. `None` for an ASCII ID, or one whose letters have no ASCII look-alike. An
@@ -439,6 +449,20 @@ mod tests {
         ] {
             let p = id_problem(bad).unwrap_or_default();
             assert!(p.contains(says), "{bad:?}: {p}");
+        }
+    }
+
+    #[test]
+    fn formula_cells_are_text_in_review_files() {
+        for (cell, safe) in [
+            ("=1+1", "'=1+1"),
+            ("@SUM(1+1)", "'@SUM(1+1)"),
+            ("-2+3", "'-2+3"),
+            ("+1", "'+1"),
+            ("0012345", "0012345"),
+            ("", ""),
+        ] {
+            assert_eq!(spreadsheet_safe(cell), safe, "{cell}");
         }
     }
 

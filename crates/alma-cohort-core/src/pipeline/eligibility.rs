@@ -842,8 +842,13 @@ pub fn write_left_out(file: &Path, left_out: &[LeftOut]) -> Result<(), Error> {
         .map_err(|e| out(e.into()))?;
     for l in left_out {
         let when = if l.since_plan { "since the plan" } else { "plan" };
-        w.write_record([l.id.as_str(), l.reason.as_str(), &l.alma_said, when])
-            .map_err(|e| out(e.into()))?;
+        w.write_record([
+            &crate::text::spreadsheet_safe(&l.id),
+            l.reason.as_str(),
+            &l.alma_said,
+            when,
+        ])
+        .map_err(|e| out(e.into()))?;
     }
     w.flush().map_err(out)
 }

@@ -403,11 +403,12 @@ pub async fn plan(
         source,
     })?;
     let cohort_file = folder.join("cohort.csv");
-    Output::Csv(cohort_file.clone()).write(&mut cohort.table)?;
+    // Review files are opened in spreadsheets: a cell that would run as a formula is text there.
+    Output::Csv(cohort_file.clone()).write(&mut cohort.table.for_spreadsheets()?)?;
     let no_email_file = match cohort.no_email.as_mut() {
         Some(table) => {
             let file = folder.join("no-email.csv");
-            Output::Csv(file.clone()).write(table)?;
+            Output::Csv(file.clone()).write(&mut table.for_spreadsheets()?)?;
             Some(file)
         }
         None => None,
@@ -552,8 +553,17 @@ fn write_recently_reset(file: &Path, ids: &[String], cooldown: &ledger::Cooldown
     row(&mut w, ["primary_id", "run_id", "query", "notified_at", "source"])?;
     for id in ids {
         match cooldown.users.get(&id.to_lowercase()) {
-            Some(r) => row(&mut w, [id, &r.run_id, &r.query, &r.at, &r.source])?,
-            None => row(&mut w, [id, "", "", "", ""])?,
+            Some(r) => row(
+                &mut w,
+                [
+                    &crate::text::spreadsheet_safe(id),
+                    &r.run_id,
+                    &r.query,
+                    &r.at,
+                    &r.source,
+                ],
+            )?,
+            None => row(&mut w, [&crate::text::spreadsheet_safe(id), "", "", "", ""])?,
         }
     }
     w.flush().map_err(out)

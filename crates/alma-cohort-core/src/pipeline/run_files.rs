@@ -36,8 +36,12 @@ fn write_refused(file: &Path, r: &RunRecord) -> Result<(), Error> {
         } else {
             "an ID of another identifier type than the primary ID (barcode, email); a purged user".into()
         };
-        w.write_record([id.as_str(), "not added: no user with this primary ID", &look_for])
-            .map_err(|e| out(e.into()))?;
+        w.write_record([
+            &crate::text::spreadsheet_safe(id),
+            "not added: no user with this primary ID",
+            &look_for,
+        ])
+        .map_err(|e| out(e.into()))?;
     }
     w.flush().map_err(out)
 }

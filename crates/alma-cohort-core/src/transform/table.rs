@@ -98,6 +98,28 @@ impl Table {
         write_csv(&mut self.df, out)
     }
 
+    /// The table as a review file shows it ([`crate::text::spreadsheet_safe`] on every text
+    /// cell): for `cohort.csv` and `no-email.csv`, which reviewers open in a spreadsheet. The
+    /// table itself is not changed.
+    pub fn for_spreadsheets(&self) -> Result<Table, Error> {
+        let mut columns = Vec::with_capacity(self.df.width());
+        for c in self.df.columns() {
+            match c.str() {
+                Ok(text) if text.iter().flatten().any(|v| crate::text::spreadsheet_safe(v) != v) => {
+                    let safe: StringChunked = text
+                        .iter()
+                        .map(|v| v.map(|v| crate::text::spreadsheet_safe(v).into_owned()))
+                        .collect();
+                    columns.push(safe.with_name(c.name().clone()).into_series().into_column());
+                }
+                _ => columns.push(c.clone()),
+            }
+        }
+        Ok(Table {
+            df: DataFrame::new(self.df.height(), columns).map_err(Error::Frame)?,
+        })
+    }
+
     pub fn write_parquet<W: Write>(&mut self, out: W) -> Result<(), Error> {
         write_parquet(&mut self.df, out)
     }
