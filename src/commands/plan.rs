@@ -17,7 +17,16 @@ pub async fn plan(settings: Settings, args: PlanArgs, quiet: bool) -> Result<Exi
         save: args.save,
     };
     let mut terminal = Terminal::new(args.json, quiet, false);
-    let planned = flow::plan(&settings, &req, &mut terminal).await?;
+    let planned = match flow::plan(&settings, &req, &mut terminal).await {
+        Ok(planned) => planned,
+        Err(e) => {
+            // `--json` ends stdout with one object, also when the plan stops before it has one.
+            if args.json {
+                outln!("{}", super::terminal::error_object(&e))?;
+            }
+            return Err(e);
+        }
+    };
     let plan = &planned.plan;
     if args.json {
         outln!("{}", planned.object)?;

@@ -13,6 +13,24 @@ use alma_cohort_core::pipeline::flow::{Ended, Operator, Stopped};
 use alma_cohort_core::settings::Settings;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// The one JSON object that ends stdout when a `--json` command stops before it has one of its
+/// own (a bad `--period`, another alma-cohort running, a refusal before the plan): what a
+/// scheduler reads — `status` (`refused`, `usage`, `error`), the exit code, the error's first line.
+pub fn error_object(e: &Error) -> serde_json::Value {
+    let exit = e.exit();
+    let status = match exit {
+        Exit::Refused => "refused",
+        Exit::Usage => "usage",
+        _ => "error",
+    };
+    let text = alma_cohort_core::error::chain(e);
+    serde_json::json!({
+        "status": status,
+        "exit": exit as u8,
+        "error": text.lines().next().unwrap_or_default(),
+    })
+}
+
 /// The operator at a terminal (or cron): `--json` keeps stdout for the one final object.
 pub struct Terminal {
     json: bool,
@@ -45,8 +63,11 @@ impl Terminal {
                 Ok(Exit::Refused)
             }
             Err(stopped) => {
-                if let (true, Some(object)) = (self.json, &stopped.object) {
-                    outln!("{object}")?;
+                if self.json {
+                    match &stopped.object {
+                        Some(object) => outln!("{object}")?,
+                        None => outln!("{}", error_object(&stopped.error))?,
+                    }
                 }
                 Err(stopped.error)
             }

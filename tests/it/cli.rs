@@ -304,3 +304,62 @@ fn stdout_full_or_closed_is_never_a_panic() {
         );
     }
 }
+
+/// A journal that cannot be read (a folder in its place, a symlink loop) is an error naming it,
+/// exit 2 — never "no runs", which would look like an empty journal.
+#[test]
+#[cfg(unix)]
+fn an_unreadable_journal_is_never_an_empty_one() {
+    let dir = temp_dir("unreadable-journal");
+    let (folder, looped) = (dir.join("folder"), dir.join("loop"));
+    std::fs::create_dir_all(folder.join("journal.sqlite")).unwrap();
+    std::fs::create_dir_all(&looped).unwrap();
+    std::os::unix::fs::symlink(looped.join("journal.sqlite"), looped.join("journal.sqlite")).unwrap();
+    for state in [&folder, &looped] {
+        for command in ["runs", "plans"] {
+            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_alma-cohort"));
+            isolate_home(&mut cmd);
+            let out = cmd.arg("--state-dir").arg(state).arg(command).output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{command} {}: {stderr}", state.display());
+            assert!(stderr.contains("cannot read the journal"), "{stderr}");
+            assert_eq!(error_lines(&stderr).len(), 1, "{stderr}");
+            assert!(!String::from_utf8_lossy(&out.stdout).contains("no runs"));
+        }
+    }
+}
+
+/// `--json` ends stdout with one object also when a command stops before it has one of its own:
+/// a bad `--period` (exit 2) names the status and the error.
+#[test]
+fn json_ends_with_one_object_when_a_run_stops_early() {
+    let dir = temp_dir("json-early");
+    let q = query_file(&dir, "/shared/r", "");
+    for args in [
+        vec![
+            "run",
+            q.to_str().unwrap(),
+            "--execute",
+            "--yes",
+            "--period",
+            "a/b",
+            "--json",
+        ],
+        vec!["plan", q.to_str().unwrap(), "--period", "a/b", "--json"],
+    ] {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_alma-cohort"));
+        isolate_home(&mut cmd);
+        let out = cmd
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let last: serde_json::Value = serde_json::from_str(stdout.trim().lines().last().unwrap_or("")).unwrap();
+        assert_eq!(last["status"], "usage", "{stdout}");
+        assert_eq!(last["exit"], 2);
+        assert!(last["error"].as_str().unwrap().contains("--period"), "{stdout}");
+    }
+}

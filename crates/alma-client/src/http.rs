@@ -633,11 +633,23 @@ pub(crate) fn snippet(text: &str) -> String {
 pub fn validate_base_url(raw: &str) -> Result<String, Error> {
     let trimmed = raw.trim().trim_end_matches('/');
     // A refused URL is never echoed whole: a query string or user info can carry a key.
-    let shown = redacted_url(trimmed);
+    let mut shown = redacted_url(trimmed);
+    if shown.chars().count() > 100 {
+        shown = format!("{}…", shown.chars().take(100).collect::<String>());
+    }
     let url =
         reqwest::Url::parse(trimmed).map_err(|e| Error::Setting(format!("base URL {shown:?} is not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(Error::Setting(format!("base URL {shown:?}: use http:// or https://")));
+    }
+    // A host no resolver takes (over 253 characters, or a label over 63) is a typo to fix, not a
+    // network failure to retry.
+    let host = url.host_str().unwrap_or_default();
+    if host.len() > 253 || host.split('.').any(|label| label.len() > 63) {
+        return Err(Error::Setting(format!(
+            "base URL {shown:?}: its host is {} characters long, or has a part over 63; a host name is at most 253 (e.g. api-eu.hosted.exlibrisgroup.com)",
+            host.len()
+        )));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(Error::Setting(format!(

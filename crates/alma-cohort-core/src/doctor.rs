@@ -353,7 +353,9 @@ fn state_dir_check(settings: &Settings) -> Check {
             ),
         );
     }
-    if !dir.join("journal.sqlite").is_file() {
+    // Only a journal that is not there is "no journal yet": a folder or a link loop in its place
+    // is opened below, and fails.
+    if std::fs::metadata(dir.join("journal.sqlite")).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
         return ok(
             "state dir",
             format!(

@@ -23,6 +23,14 @@ pub enum Error {
         "journal {path} has schema version {found}, newer than this alma-cohort knows ({SCHEMA_VERSION})\nhint: use a newer alma-cohort with this state dir"
     )]
     TooNew { path: PathBuf, found: i64 },
+    #[error(
+        "cannot read the journal {path}: {source}\nhint: check that it is a file this account may read (ls -l {path}); an unreadable journal is never taken for an empty one"
+    )]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot create the state dir {path}: {source}")]
     StateDir {
         path: PathBuf,
@@ -315,10 +323,17 @@ pub fn holds_runs(state_dir: &Path) -> Option<bool> {
 impl Journal {
     /// The journal in `state_dir` if there is one (read-only commands create nothing).
     pub fn open_existing(state_dir: &Path) -> Result<Option<Self>, Error> {
-        if state_dir.join("journal.sqlite").is_file() {
-            Self::open(state_dir).map(Some)
-        } else {
-            Ok(None)
+        let path = state_dir.join("journal.sqlite");
+        // Only a journal that is not there is "no journal": one that cannot be looked at (a
+        // folder it cannot enter, a symlink loop) or is not a file is an error, never "no runs".
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_file() => Self::open(state_dir).map(Some),
+            Ok(_) => Err(Error::Unreadable {
+                source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file"),
+                path,
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(Error::Unreadable { path, source }),
         }
     }
 
