@@ -151,9 +151,16 @@ fn read_config(path: &Path) -> Result<ConfigFile, Error> {
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
-    toml::from_str(&text).map_err(|e| Error::Config {
-        path: path.to_path_buf(),
-        message: e.message().to_string(),
+    toml::from_str(&text).map_err(|e| {
+        let line = e
+            .span()
+            .and_then(|s| text.get(..s.start))
+            .map(|before| before.matches('\n').count() + 1);
+        let line_text = line.and_then(|l| text.lines().nth(l - 1));
+        Error::Config {
+            path: path.to_path_buf(),
+            message: crate::text::plain_toml_message(e.message(), line_text),
+        }
     })
 }
 

@@ -245,6 +245,42 @@ pub fn id_problem(id: &str) -> Option<String> {
     None
 }
 
+/// A TOML reader's message as a librarian reads it: the Rust type it names (`expected i64`) said
+/// in words, and the key of the line it points at (`line`, the file's line there) named first.
+pub fn plain_toml_message(message: &str, line: Option<&str>) -> String {
+    let mut text = message.trim().to_string();
+    for (rust, words) in [
+        ("i64", "a whole number"),
+        ("u64", "a whole number (0 or more)"),
+        ("u32", "a whole number (0 or more)"),
+        ("usize", "a whole number (0 or more)"),
+        ("i32", "a whole number"),
+        ("u16", "a whole number (0 or more)"),
+        ("u8", "a whole number (0 or more)"),
+        ("f64", "a number"),
+        ("bool", "true or false"),
+    ] {
+        text = text.replace(&format!("expected {rust}"), &format!("expected {words}"));
+    }
+    // Only a value of the wrong kind is about the key; a syntax error is about the text.
+    let about_a_value = text.starts_with("invalid type") || text.starts_with("invalid value");
+    match line
+        .filter(|_| about_a_value)
+        .and_then(|l| l.split_once('='))
+        .map(|(k, _)| k.trim())
+    {
+        Some(key)
+            if !key.is_empty()
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) =>
+        {
+            format!("`{key}`: {text}")
+        }
+        _ => text,
+    }
+}
+
 /// A cell as a review file (`cohort.csv`, `left-out.csv` …) holds it: one that a spreadsheet would
 /// run as a formula (it starts with `=`, `+`, `-`, `@`, a tab or a carriage return) gets a leading
 /// `'`, which Excel and LibreOffice show as text and do not run (OWASP's CSV injection advice).
@@ -450,6 +486,15 @@ mod tests {
             let p = id_problem(bad).unwrap_or_default();
             assert!(p.contains(says), "{bad:?}: {p}");
         }
+    }
+
+    #[test]
+    fn toml_messages_say_the_key_and_the_type_in_words() {
+        assert_eq!(
+            plain_toml_message("invalid type: string \"many\", expected i64", Some("limit = \"many\"")),
+            "`limit`: invalid type: string \"many\", expected a whole number"
+        );
+        assert_eq!(plain_toml_message("expected bool", None), "expected true or false");
     }
 
     #[test]

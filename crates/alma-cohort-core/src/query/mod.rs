@@ -392,7 +392,7 @@ pub fn parse(source: String, path: &Path, params: &Params) -> Result<QuerySpec, 
             path: path.to_path_buf(),
             line,
             column,
-            message: e.message().trim().to_string(),
+            message: crate::text::plain_toml_message(e.message(), line.and_then(|l| source.lines().nth(l - 1))),
         }
     })?;
     raw.validate(path, source, params)
