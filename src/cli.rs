@@ -404,8 +404,8 @@ pub struct CompletionsArgs {
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Seeded users in the demo institution
-    #[arg(long, default_value_t = 20_000)]
+    /// Seeded users in the demo institution (at most 2 000 000)
+    #[arg(long, default_value_t = 20_000, value_parser = alma_sim::cli::user_count)]
     pub users: usize,
     /// Keep the demo's folder (query, journal, report.html) in the temp dir instead of removing it
     #[arg(long)]

@@ -208,6 +208,23 @@ async fn a_semicolon_csv_with_a_bom() {
     assert_eq!(last_json(&plan.stdout)["no_email_ids"], serde_json::json!(["XY00001"]));
 }
 
+/// An OpenDocument spreadsheet whose `office:spreadsheet` holds `tables`.
+fn ods(tables: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let stored = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    zip.start_file("mimetype", stored).unwrap();
+    zip.write_all(b"application/vnd.oasis.opendocument.spreadsheet")
+        .unwrap();
+    zip.start_file("content.xml", stored).unwrap();
+    write!(
+        zip,
+        r#"<?xml version="1.0" encoding="UTF-8"?><office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.2"><office:body><office:spreadsheet>{tables}</office:spreadsheet></office:body></office:document-content>"#
+    )
+    .unwrap();
+    zip.finish().unwrap().into_inner()
+}
+
 fn utf16le(text: &str) -> Vec<u8> {
     [0xff, 0xfe]
         .into_iter()
@@ -328,6 +345,21 @@ async fn bad_list_files_are_refused_with_one_line_and_no_call() {
     sheet.set_row_hidden(2).unwrap();
     sheet.set_row_hidden(4).unwrap();
     book.save(dir.join("filtered.xlsx")).unwrap();
+    // Bombs: 10 KB that make room for 17 billion cells, or say they unpack to 3 GiB; an .ods
+    // whose one row, repeated a million times, has a value in 100 columns.
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    sheet.write_string(0, 0, "User name").unwrap();
+    sheet.write_string(1, 0, "0012345").unwrap();
+    sheet.write_string(1_048_575, 16_383, "x").unwrap();
+    book.save(dir.join("far.xlsx")).unwrap();
+    let mut big = std::fs::read(dir.join("seventeen.xlsx")).unwrap();
+    let at = big.windows(4).rposition(|w| w == [0x50, 0x4b, 0x01, 0x02]).unwrap();
+    big[at + 24..at + 28].copy_from_slice(&(3u32 << 30).to_le_bytes());
+    std::fs::write(dir.join("declared.xlsx"), big).unwrap();
+    std::fs::write(dir.join("repeated.ods"), ods(&format!(
+        "<table:table table:name=\"IDs\"><table:table-row><table:table-cell office:value-type=\"string\"><text:p>User name</text:p></table:table-cell></table:table-row><table:table-row table:number-rows-repeated=\"1000000\"><table:table-cell table:number-columns-repeated=\"100\" office:value-type=\"string\"><text:p>0012345</text:p></table:table-cell></table:table-row></table:table>"
+    ))).unwrap();
 
     let report = format!("[report]\npath = \"{ALL_USERS}\"\n");
     let cases: Vec<(String, &str)> = vec![
@@ -407,6 +439,18 @@ async fn bad_list_files_are_refused_with_one_line_and_no_call() {
         (
             "[file]\npath = \"filtered.xlsx\"".into(),
             "sheet \"Sheet1\": 2 rows with data are hidden (a filter or Hide Rows): rows 3, 5",
+        ),
+        (
+            "[file]\npath = \"far.xlsx\"".into(),
+            "sheet \"Sheet1\" uses cells from A1 to XFD1048576: 17179869184 cells, and alma-cohort reads at most 20 million",
+        ),
+        (
+            "[file]\npath = \"declared.xlsx\"".into(),
+            "unpacks to more than 512 MiB (passed at its part ",
+        ),
+        (
+            "[file]\npath = \"repeated.ods\"".into(),
+            "sheet \"IDs\" uses cells from A1 to CV1000001: 100000100 cells",
         ),
         (format!("{report}[file]\npath = \"ids.csv\""), "exactly one of [report]"),
         (String::new(), "is missing, and so is [file]"),

@@ -6,6 +6,8 @@
 
 use std::path::Path;
 
+mod bounds;
+
 use calamine::{Data, Reader};
 
 use crate::error::Error;
@@ -465,6 +467,9 @@ fn spreadsheet(
     notes: &mut Vec<String>,
 ) -> Result<(Vec<Column>, usize), Error> {
     let path = &spec.path;
+    bounds::check_unpacked(bytes, bounds::UNPACKED_MAX)
+        .and_then(|()| bounds::check_ods(bytes))
+        .map_err(|m| input(path, None, m))?;
     let mut book = calamine::open_workbook_auto_from_rs(std::io::Cursor::new(bytes.to_vec()))
         .map_err(|e| input(path, None, format!("not a spreadsheet alma-cohort can read: {e}")))?;
     let sheets = book.sheet_names();
@@ -511,11 +516,43 @@ fn spreadsheet(
             format!("sheet {sheet:?} is hidden in the workbook; unhide it and check it, or name the sheet you see"),
         ));
     }
+    // How far the sheet reaches, measured cell by cell before calamine makes room for all of it.
+    let mut xlsx_formulas = None;
+    let extent = match &mut book {
+        calamine::Sheets::Xlsx(xlsx) => bounds::xlsx_extent(xlsx, &sheet).map(|(extent, formulas)| {
+            xlsx_formulas = Some(formulas);
+            extent
+        }),
+        // Measured before it was opened (calamine reads every sheet of an .ods at once).
+        calamine::Sheets::Ods(_) => Ok(Default::default()),
+        calamine::Sheets::Xlsb(_) => {
+            Err("a binary workbook (.xlsb) under another name; save it as .xlsx (Excel Workbook) and plan again".into())
+        }
+        // .xls holds at most 65 536 rows of 256 columns.
+        calamine::Sheets::Xls(_) => Ok(Default::default()),
+    };
+    extent.and_then(|e| e.check(&sheet)).map_err(|m| input(path, None, m))?;
     let range = book
         .worksheet_range(&sheet)
         .map_err(|e| input(path, None, format!("sheet {sheet:?} cannot be read: {e}")))?;
     // A formula in the ID column (a total, a lookup) is not an ID someone typed.
-    let formulas = book.worksheet_formula(&sheet).ok();
+    // (An .xlsx's were read with its extent: the sheet is not parsed a third time.)
+    let formulas: std::collections::HashMap<(u32, u32), String> = match xlsx_formulas {
+        Some(formulas) => formulas,
+        None => book
+            .worksheet_formula(&sheet)
+            .map(|range| {
+                range
+                    .cells()
+                    .filter(|(_, _, f)| !f.trim().is_empty())
+                    .map(|(r, c, f)| {
+                        let (top, left) = range.start().unwrap_or((0, 0));
+                        ((top + r as u32, left + c as u32), f.clone())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
     let (top, left) = range.start().unwrap_or((0, 0));
     let mut rows = range.rows();
     let headings: Vec<String> = rows
@@ -589,10 +626,7 @@ fn spreadsheet(
         for (i, column) in cells.iter_mut().enumerate() {
             let cell = row.get(i).unwrap_or(&Data::Empty);
             if i == id_index
-                && let Some(f) = formulas.as_ref().and_then(|fs| {
-                    fs.get_value((top + row_no as u32, left + i as u32))
-                        .filter(|f| !f.trim().is_empty())
-                })
+                && let Some(f) = formulas.get(&(top + row_no as u32, left + i as u32))
             {
                 return Err(input(
                     path,

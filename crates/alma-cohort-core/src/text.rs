@@ -169,6 +169,26 @@ pub fn control_at(line: &str) -> Option<usize> {
         .map(|i| i + 1)
 }
 
+/// A name from a file (a zip part, a sheet) fit to show in one error line: control and
+/// invisible characters escaped, at most `max` characters kept.
+pub fn shown(name: &str, max: usize) -> String {
+    let mut out: String = name
+        .chars()
+        .take(max)
+        .flat_map(|c| {
+            if c.is_control() || is_invisible(c) {
+                c.escape_unicode().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect();
+    if name.chars().nth(max).is_some() {
+        out.push('…');
+    }
+    out
+}
+
 /// Zero-width, direction and other format characters (Unicode category Cf) that no editor shows.
 pub fn is_invisible(c: char) -> bool {
     matches!(c, '\u{00ad}' | '\u{034f}' | '\u{061c}' | '\u{115f}' | '\u{1160}' | '\u{17b4}' | '\u{17b5}' | '\u{180b}'..='\u{180f}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206f}' | '\u{3164}' | '\u{fe00}'..='\u{fe0f}' | '\u{feff}' | '\u{ffa0}' | '\u{fff9}'..='\u{fffb}' | '\u{1d173}'..='\u{1d17a}' | '\u{e0000}'..='\u{e007f}')

@@ -24,8 +24,8 @@ pub struct SimArgs {
     /// `X-Sim-Token`); without it /_sim/* answers only on loopback
     #[arg(long, env = "ALMA_SIM_INSPECT_TOKEN", hide_env_values = true, value_name = "TOKEN")]
     pub inspect_token: Option<String>,
-    /// Number of seeded users
-    #[arg(long, default_value_t = 20_000)]
+    /// Number of seeded users (at most 2 000 000)
+    #[arg(long, default_value_t = 20_000, value_parser = user_count)]
     pub users: usize,
     /// Seed for the institution's data (same seed, same data)
     #[arg(long, default_value_t = 42)]
@@ -103,6 +103,18 @@ pub struct SimArgs {
     /// them as before): KIND=N, KIND one of inactive, external, no_email, staff, expired (may repeat)
     #[arg(long = "drift", value_name = "KIND=N")]
     pub drift: Vec<String>,
+}
+
+/// The most users the simulator seeds (each takes memory; the largest Alma institutions have
+/// a few hundred thousand).
+pub const MOST_USERS: usize = 2_000_000;
+
+/// `--users N`: a whole number up to [`MOST_USERS`].
+pub fn user_count(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n <= MOST_USERS => Ok(n),
+        _ => Err(format!("{s:?} is not a number of users from 0 to {MOST_USERS}")),
+    }
 }
 
 /// The simulator's settings from its flags; an `Err` is the one line to print.
