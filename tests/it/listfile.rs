@@ -192,6 +192,10 @@ async fn a_semicolon_csv_with_a_bom() {
         "{}",
         plan.stdout
     );
+    // Who the people are stays in cohort.csv (0600): the plan counts no names or emails.
+    for private in ["by Name", "Smith", "Doe", "example.edu"] {
+        assert!(!plan.stdout.contains(private), "{private}: {}", plan.stdout);
+    }
     let r = execute_run(&sim, &state, q.to_str().unwrap(), &[]).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
     let mut members = set_members(&sim);

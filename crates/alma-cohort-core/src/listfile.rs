@@ -349,8 +349,10 @@ fn csv_file(
         .flexible(true)
         .has_headers(true)
         .from_reader(text.as_bytes());
+    // The file's own line of a byte (the reader's count skips blank lines).
+    let line_at = |byte: u64| text.as_bytes()[..(byte as usize).min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1;
     let csv_error = |e: csv::Error| {
-        let line = e.position().map(|p| p.line() as usize);
+        let line = e.position().map(|p| line_at(p.byte()));
         input(path, line, format!("not a readable CSV file: {e}"))
     };
     let headings: Vec<String> = reader
@@ -364,12 +366,23 @@ fn csv_file(
         .ok_or_else(|| no_heading(path, id_column, &headings, "the CSV file's first row"))?;
     let mut cells: Vec<ColumnBuffer> = headings.iter().map(|_| ColumnBuffer::default()).collect();
     let mut rows = 0;
+    let mut counted = (0usize, 1usize);
     for record in reader.records() {
         let record = record.map_err(csv_error)?;
         if record.iter().all(|f| f.trim().is_empty()) {
             continue;
         }
-        let line = record.position().map(|p| p.line() as usize);
+        // Counted on from the last record's line: one pass over the file in all.
+        let line = record.position().map(|p| {
+            // A record's position is where the blank lines before it begin.
+            let mut byte = (p.byte() as usize).clamp(counted.0, text.len());
+            while matches!(text.as_bytes().get(byte), Some(b'\n' | b'\r')) {
+                byte += 1;
+            }
+            counted.1 += text.as_bytes()[counted.0..byte].iter().filter(|&&b| b == b'\n').count();
+            counted.0 = byte;
+            counted.1
+        });
         // More fields than headings shifts every value after the extra one: a comma in a name.
         if record.iter().skip(headings.len()).any(|f| !f.trim().is_empty()) {
             return Err(input(

@@ -575,19 +575,60 @@ fn check_ids(df: &DataFrame, id_column: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// Headings of columns that say who a person is: never counted in the plan, whatever their
+/// number of values (a list of three has three names).
+const PERSONAL: [&str; 13] = [
+    "name", "surname", "username", "mail", "email", "address", "phone", "mobile", "birth", "identifier",
+    "barcode", "note", "id",
+];
+
+/// Whether a column heading names something personal ([`PERSONAL`], as a word or a word's start).
+fn is_personal(heading: &str) -> bool {
+    heading
+        .split(|c: char| !c.is_alphanumeric())
+        .flat_map(split_camel)
+        .any(|word| {
+            let word = word.to_lowercase();
+            PERSONAL.iter().any(|p| word == *p || (p.len() > 2 && word.starts_with(p)))
+        })
+}
+
+/// `FirstName` → `First`, `Name`.
+fn split_camel(word: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    for (i, c) in word.char_indices().skip(1) {
+        if c.is_uppercase() && !word[..i].ends_with(char::is_uppercase) {
+            parts.push(&word[start..i]);
+            start = i;
+        }
+    }
+    parts.push(&word[start..]);
+    parts
+}
+
+/// The plan's counts by category (user group, status): columns with few values, that repeat.
+/// A column of names, emails or IDs is never one of them, nor a column whose every value is
+/// its own when there are three or more (in a small list, that is a person's).
 fn breakdown(df: &DataFrame, id_column: &str) -> Result<Vec<Breakdown>, Error> {
     let mut out = Vec::new();
     for c in df.columns() {
         let name = c.name().as_str();
-        if name == id_column || df.height() == 0 {
+        if name == id_column || df.height() == 0 || name.starts_with("__alma_cohort") || is_personal(name) {
             continue;
         }
         let distinct = c.n_unique().map_err(Error::Frame)?;
-        if distinct > LOW_CARDINALITY {
+        if distinct > LOW_CARDINALITY || (distinct == df.height() && distinct >= 3) {
             continue;
         }
-        let counts = df
+        if c.str().is_ok_and(|values| values.iter().flatten().any(|v| v.contains('@'))) {
+            continue;
+        }
+        // One column's frame, not the whole table's: a table of 10 000 columns is counted in
+        // time in proportion to its columns.
+        let counts = c
             .clone()
+            .into_frame()
             .lazy()
             .group_by_stable([col(name)])
             .agg([len().alias("n")])
@@ -628,6 +669,19 @@ fn breakdown(df: &DataFrame, id_column: &str) -> Result<Vec<Breakdown>, Error> {
 mod tests {
     use super::*;
     use alma_client::rowset::{Rowset, parse_page};
+
+    #[test]
+    fn personal_headings_are_never_counted() {
+        for h in [
+            "Name", "User name", "First Name", "FirstName", "Preferred Email", "E-mail", "Email Address",
+            "Primary Identifier", "User ID", "Phone", "Date of Birth", "Barcode", "Notes", "Username",
+        ] {
+            assert!(is_personal(h), "{h}");
+        }
+        for h in ["User Group", "Status", "Account Type", "Expiry Date", "Program", "Identity Provider"] {
+            assert!(!is_personal(h), "{h}");
+        }
+    }
 
     /// A report from rows of `(ColumnN cells)`; headings and types given.
     fn report(columns: &[(&str, &str)], rows: &[&[Option<&str>]]) -> Report {
