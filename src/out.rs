@@ -7,8 +7,7 @@ use std::path::PathBuf;
 
 use alma_cohort_core::error::Error;
 
-/// What an error of standard output names as its path.
-pub const STDOUT: &str = "standard output";
+pub use alma_cohort_core::output::STDOUT;
 
 /// Writes `args` and a newline to standard output, flushed.
 pub fn line(args: std::fmt::Arguments) -> Result<(), Error> {

@@ -269,7 +269,16 @@ fn stdout_full_or_closed_is_never_a_panic() {
     let dir = temp_dir("stdout");
     let state = dir.join("state");
     let q = query_file(&dir, "/shared/r", "");
+    // A list's extract reaches no Alma: its rows go to standard output.
+    std::fs::write(dir.join("ids.txt"), "0012345\n0012346\n").unwrap();
+    let list = dir.join("list.toml");
+    std::fs::write(
+        &list,
+        "name = \"list\"\n[file]\npath = \"ids.txt\"\n[cohort]\nid_column = \"User name\"\n[guard]\nmax_members = 10\n",
+    )
+    .unwrap();
     let commands: Vec<Vec<String>> = vec![
+        vec!["extract".into(), list.display().to_string(), "--out".into(), "-".into()],
         vec!["completions".into(), "bash".into()],
         vec!["man".into()],
         vec!["runs".into()],
@@ -302,6 +311,8 @@ fn stdout_full_or_closed_is_never_a_panic() {
             !stderr.contains("panicked") && error_lines(&stderr).is_empty(),
             "{args:?}: {stderr}"
         );
+        // Nothing read, nothing claimed.
+        assert!(!stderr.contains("extracted"), "{args:?}: {stderr}");
     }
 }
 

@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use crate::error::Error;
 use crate::transform;
 
+/// What an error of standard output names as its path.
+pub const STDOUT: &str = "standard output";
+
 /// Where `extract` writes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
@@ -56,14 +59,16 @@ impl Output {
                 let mut buffer = Vec::new();
                 table.write_csv(&mut buffer)?;
                 let mut stdout = std::io::stdout().lock();
-                match stdout.write_all(&buffer).and_then(|()| stdout.flush()) {
-                    // A reader that stopped early (`| head`) is not an error.
-                    Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Output {
-                        path: "-".into(),
-                        source: e,
-                    }),
-                    _ => Ok("stdout".into()),
-                }
+                // A reader that stopped early (`| head`) is the error main ends quietly on: no
+                // "extracted" line for rows nobody read.
+                stdout
+                    .write_all(&buffer)
+                    .and_then(|()| stdout.flush())
+                    .map_err(|source| Error::Output {
+                        path: STDOUT.into(),
+                        source,
+                    })?;
+                Ok("stdout".into())
             }
             Output::Csv(path) | Output::Parquet(path) => {
                 let file_name = path
