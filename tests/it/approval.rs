@@ -293,6 +293,16 @@ async fn plans_that_may_not_be_applied_are_refused() {
     );
     std::fs::write(&q, &original).unwrap();
 
+    // Dated in the future (a journal edited, a clock set back): never applied.
+    let db = rusqlite::Connection::open(state.join("journal.sqlite")).unwrap();
+    let later = (chrono::Utc::now() + chrono::Duration::hours(30)).to_rfc3339();
+    db.execute("UPDATE plans SET planned_at = ?2 WHERE plan_id = ?1", [&id, &later])
+        .unwrap();
+    drop(db);
+    let future = as_user(&sim, &state, "bob", &["apply", &id, "--execute", "--yes"]).await;
+    ends(&future, 4, "hours after this machine's clock");
+    assert_eq!(plans_json(&sim, &state).await[0]["state"], "future-dated");
+
     // Older than max_age_hours (72): expired.
     let db = rusqlite::Connection::open(state.join("journal.sqlite")).unwrap();
     db.execute(
@@ -314,6 +324,7 @@ async fn plans_that_may_not_be_applied_are_refused() {
         &twice,
         &excl,
         &changed,
+        &future,
         &expired,
         &approve_expired,
     ] {

@@ -35,6 +35,8 @@ pub enum PlanState {
     Superseded,
     /// Withdrawn by a person (`withdraw`): never applied.
     Withdrawn,
+    /// Dated later than now (a journal edited by hand, or a clock set back): never applied.
+    FutureDated,
 }
 
 impl PlanState {
@@ -46,6 +48,7 @@ impl PlanState {
             PlanState::Expired => "expired",
             PlanState::Superseded => "superseded",
             PlanState::Withdrawn => "withdrawn",
+            PlanState::FutureDated => "future-dated",
         }
     }
 }
@@ -107,6 +110,8 @@ pub fn state(plan: &SavedPlan, spec: &ApprovalSpec, at: DateTime<Utc>) -> PlanSt
         "superseded" => PlanState::Superseded,
         "withdrawn" => PlanState::Withdrawn,
         _ if age_hours(plan, at) > spec.max_age_hours => PlanState::Expired,
+        // Five minutes of clock difference between two servers sharing a journal is allowed.
+        _ if age_hours(plan, at) < -5.0 / 60.0 => PlanState::FutureDated,
         _ if counted(plan, spec).len() >= spec.required as usize => PlanState::Approved,
         _ => PlanState::Saved,
     }
@@ -189,6 +194,21 @@ pub fn apply_refusal(plan: &SavedPlan, spec: &QuerySpec, at: DateTime<Utc>) -> O
                     plan.superseded_by.as_deref().unwrap_or("-")
                 ),
                 "plan again if the reset is still wanted".into(),
+            );
+        }
+        PlanState::FutureDated => {
+            return refused(
+                format!(
+                    "plan {id} is dated {}, {:.1} hours after this machine's clock ({}): the journal was changed by hand or the clock was set back; nothing was done",
+                    plan.planned_at,
+                    -age_hours(plan, at),
+                    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ),
+                format!(
+                    "check this machine's clock (`date -u`), then plan again: `alma-cohort plan {} --save{}`",
+                    plan.record.query_file,
+                    period_flag(plan)
+                ),
             );
         }
         PlanState::Expired => {
@@ -352,7 +372,11 @@ pub fn approve(
     }
     let at = Utc::now();
     match state(&plan, &spec.approval, at) {
-        s @ (PlanState::Applied | PlanState::Superseded | PlanState::Expired | PlanState::Withdrawn) => {
+        s @ (PlanState::Applied
+        | PlanState::Superseded
+        | PlanState::Expired
+        | PlanState::Withdrawn
+        | PlanState::FutureDated) => {
             return Err(Error::Refused {
                 message: format!(
                     "plan {plan_id} is {}; an approval would change nothing; nothing was recorded",
