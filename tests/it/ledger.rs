@@ -270,6 +270,14 @@ async fn an_old_journal_beside_an_empty_new_default() {
         !home.join(".local/state/alma-cohort/journal.sqlite").exists(),
         "runs creates nothing"
     );
+    // doctor names it also before the new default exists.
+    let first = output(in_folder(&sim, &work, &home, &["doctor"])).await;
+    assert_eq!(first.code, 3, "{}", first.stdout);
+    assert!(
+        first.stdout.contains("an earlier alma-cohort left a journal") && first.stdout.contains("mkdir -p "),
+        "{}",
+        first.stdout
+    );
     // (Its cohort is empty: Alma's stamped set of the old run puts everyone in the cooldown.)
     let planned = output(in_folder(&sim, &work, &home, &["plan", q])).await;
     assert!(

@@ -87,6 +87,48 @@ async fn doctor_takes_any_2xx_from_the_key_test_endpoints() {
     }
 }
 
+/// Each key test endpoint tests its own area: a key for Analytics only reads Analytics and
+/// nothing else; a key without Users is told so.
+#[tokio::test]
+async fn doctor_reports_what_each_key_may_do() {
+    let sim = sim(sim_config()
+        .users(20)
+        .key("no-users=analytics:r,conf:rw".parse().unwrap()))
+    .await;
+    let dir = temp_dir("doctor-areas");
+    let base = sim.handle.base_url();
+    let state = dir.join("state");
+    for (key, yes, no) in [
+        (
+            "sim-analytics-ro",
+            &["key may read Analytics"][..],
+            &["key may read Configuration", "key may read Users"][..],
+        ),
+        (
+            "no-users",
+            &["key may read Analytics", "key may write Configuration"][..],
+            &["key may read Users"][..],
+        ),
+    ] {
+        let r = alma_cohort(
+            &["--base-url", &base, "--state-dir", state.to_str().unwrap(), "doctor"],
+            Some(key),
+        )
+        .await;
+        assert_eq!(r.code, 3, "{key}: {}{}", r.stdout, r.stderr);
+        for line in yes {
+            assert!(
+                r.stdout.contains(&format!("ok   {line}: yes")),
+                "{key} {line}: {}",
+                r.stdout
+            );
+        }
+        for line in no {
+            assert!(r.stdout.contains(&format!("FAIL {line}")), "{key} {line}: {}", r.stdout);
+        }
+    }
+}
+
 /// The recorded job and set shapes all at once: a job list of 439 with ids from `M3` to 16
 /// digits and pages of 400 whatever the limit (the job found on the second page), `op=run`
 /// answered in XML with a relative link (the instance read from it, no lookup), instances with

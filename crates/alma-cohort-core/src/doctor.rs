@@ -297,6 +297,27 @@ async fn letter_check(client: &AlmaClient, code: &str, notification: &str) -> Ch
 
 fn state_dir_check(settings: &Settings) -> Check {
     let dir = &settings.state_dir;
+    // First: an earlier version's journal, whether the new default is made yet or not.
+    if let Some(legacy) = settings.legacy_journal() {
+        return fail(
+            "state dir",
+            format!(
+                "an earlier alma-cohort left a journal in {}, and the state dir {} holds none: run and resume stop until you choose",
+                legacy.join("journal.sqlite").display(),
+                dir.display()
+            ),
+            {
+                let word = |p: &std::path::Path| crate::text::shell_word(&p.display().to_string());
+                format!(
+                    "pass --state-dir {} to go on with it, or move it: `mkdir -p {} && mv {} {}`",
+                    word(&legacy),
+                    dir.parent().map(word).unwrap_or_default(),
+                    word(&legacy),
+                    word(dir)
+                )
+            },
+        );
+    }
     // doctor creates nothing: a state dir not made yet is checked through the folder it would be
     // made in (a probe file written there and removed at once).
     if !dir.exists() {
@@ -335,22 +356,6 @@ fn state_dir_check(settings: &Settings) -> Check {
             "state dir",
             format!("{} is not writable: {e}", dir.display()),
             "pass --state-dir to a folder you can write, or fix its permissions",
-        );
-    }
-    if let Some(legacy) = settings.legacy_journal() {
-        return fail(
-            "state dir",
-            format!(
-                "an earlier alma-cohort left a journal in {}, and the state dir {} holds none: run and resume stop until you choose",
-                legacy.join("journal.sqlite").display(),
-                dir.display()
-            ),
-            format!(
-                "pass --state-dir {} to go on with it, or move it: mv {} {}",
-                legacy.display(),
-                legacy.display(),
-                dir.display()
-            ),
         );
     }
     // Only a journal that is not there is "no journal yet": a folder or a link loop in its place

@@ -350,7 +350,13 @@ fn csv_file(
         .has_headers(true)
         .from_reader(text.as_bytes());
     // The file's own line of a byte (the reader's count skips blank lines).
-    let line_at = |byte: u64| text.as_bytes()[..(byte as usize).min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1;
+    let line_at = |byte: u64| {
+        text.as_bytes()[..(byte as usize).min(text.len())]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
+    };
     let csv_error = |e: csv::Error| {
         let line = e.position().map(|p| line_at(p.byte()));
         input(path, line, format!("not a readable CSV file: {e}"))

@@ -169,6 +169,20 @@ pub fn control_at(line: &str) -> Option<usize> {
         .map(|i| i + 1)
 }
 
+/// `word` as a POSIX shell reads it back: as it is when it holds only characters no shell treats
+/// specially, else in single quotes (a `'` inside written `'\''`). For hints to paste.
+pub fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word.chars().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '+' | ':' | ',' | '=' | '@' | '%')
+        });
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
 /// A name from a file (a zip part, a sheet) fit to show in one error line: control and
 /// invisible characters escaped, at most `max` characters kept.
 pub fn shown(name: &str, max: usize) -> String {
@@ -435,6 +449,15 @@ pub fn period_key(raw: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shell_words_paste_back_as_they_were() {
+        assert_eq!(shell_word("/srv/alma-cohort/main"), "/srv/alma-cohort/main");
+        assert_eq!(shell_word("/tmp/My Lists/q.toml"), "'/tmp/My Lists/q.toml'");
+        assert_eq!(shell_word("it's"), r"'it'\''s'");
+        assert_eq!(shell_word(""), "''");
+        assert_eq!(shell_word("$HOME"), "'$HOME'");
+    }
 
     #[test]
     fn a_bom_decides_else_utf8_else_windows_1252() {

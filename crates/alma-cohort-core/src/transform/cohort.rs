@@ -578,8 +578,19 @@ fn check_ids(df: &DataFrame, id_column: &str) -> Result<(), Error> {
 /// Headings of columns that say who a person is: never counted in the plan, whatever their
 /// number of values (a list of three has three names).
 const PERSONAL: [&str; 13] = [
-    "name", "surname", "username", "mail", "email", "address", "phone", "mobile", "birth", "identifier",
-    "barcode", "note", "id",
+    "name",
+    "surname",
+    "username",
+    "mail",
+    "email",
+    "address",
+    "phone",
+    "mobile",
+    "birth",
+    "identifier",
+    "barcode",
+    "note",
+    "id",
 ];
 
 /// Whether a column heading names something personal ([`PERSONAL`], as a word or a word's start).
@@ -589,7 +600,9 @@ fn is_personal(heading: &str) -> bool {
         .flat_map(split_camel)
         .any(|word| {
             let word = word.to_lowercase();
-            PERSONAL.iter().any(|p| word == *p || (p.len() > 2 && word.starts_with(p)))
+            PERSONAL
+                .iter()
+                .any(|p| word == *p || (p.len() > 2 && word.starts_with(p)))
         })
 }
 
@@ -621,7 +634,9 @@ fn breakdown(df: &DataFrame, id_column: &str) -> Result<Vec<Breakdown>, Error> {
         if distinct > LOW_CARDINALITY || (distinct == df.height() && distinct >= 3) {
             continue;
         }
-        if c.str().is_ok_and(|values| values.iter().flatten().any(|v| v.contains('@'))) {
+        if c.str()
+            .is_ok_and(|values| values.iter().flatten().any(|v| v.contains('@')))
+        {
             continue;
         }
         // One column's frame, not the whole table's: a table of 10 000 columns is counted in
@@ -673,12 +688,31 @@ mod tests {
     #[test]
     fn personal_headings_are_never_counted() {
         for h in [
-            "Name", "User name", "First Name", "FirstName", "Preferred Email", "E-mail", "Email Address",
-            "Primary Identifier", "User ID", "Phone", "Date of Birth", "Barcode", "Notes", "Username",
+            "Name",
+            "User name",
+            "First Name",
+            "FirstName",
+            "Preferred Email",
+            "E-mail",
+            "Email Address",
+            "Primary Identifier",
+            "User ID",
+            "Phone",
+            "Date of Birth",
+            "Barcode",
+            "Notes",
+            "Username",
         ] {
             assert!(is_personal(h), "{h}");
         }
-        for h in ["User Group", "Status", "Account Type", "Expiry Date", "Program", "Identity Provider"] {
+        for h in [
+            "User Group",
+            "Status",
+            "Account Type",
+            "Expiry Date",
+            "Program",
+            "Identity Provider",
+        ] {
             assert!(!is_personal(h), "{h}");
         }
     }
