@@ -10,7 +10,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(
     name = "alma-cohort",
     version,
-    about = "Reset the passwords of a cohort of Alma users defined by an Analytics report"
+    about = "Reset the passwords of a cohort of Alma users defined by an Analytics report",
+    after_long_help = EXIT_CODES
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -19,7 +20,52 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The exit codes, as README.md's table gives them (`--help` and the man page).
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  done: the job completed, every user of the cohort in the set
+  1  the job failed, or completed with warnings (read the warning: lines and report.md)
+  2  usage, an invalid query, list or exclusion file, no --yes without a terminal, standard
+     output that cannot be written: nothing was written to Alma
+  3  Alma or the network failed: `alma-cohort resume RUN_ID` when a run was recorded, else
+     run the command again
+  4  refused by a guard or the journal (already done, another run going, the letter cannot
+     carry the password, …): the message says why and what to run";
+
+/// The options of the Alma client and the journal, which `sim`, `completions` and `man` do not
+/// use: accepted there (they are global), but not listed in those commands' help.
+const UNUSED_BY_TOOLS: [&str; 11] = [
+    "base_url",
+    "region",
+    "state_dir",
+    "profile",
+    "api_key_file",
+    "request_timeout",
+    "poll_interval",
+    "job_deadline",
+    "pace",
+    "max_retries",
+    "retry_delay",
+];
+
+/// The command line as parsed and as its help, completions and man page show it.
+pub fn command() -> clap::Command {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    // A subcommand's own argument of a global's name is not given the global one: a hidden copy
+    // accepts the option there and keeps it out of the help.
+    let hidden: Vec<clap::Arg> = cmd
+        .get_arguments()
+        .filter(|a| UNUSED_BY_TOOLS.contains(&a.get_id().as_str()))
+        .map(|a| a.clone().global(false).hide(true))
+        .collect();
+    for sub in ["sim", "completions", "man"] {
+        cmd = cmd.mut_subcommand(sub, |s| s.args(hidden.clone()));
+    }
+    cmd
+}
+
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Alma API base URL: scheme, host and port only (the client appends /almaws/v1/...)
     #[arg(
@@ -200,8 +246,8 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Print a shell completion script
     Completions(CompletionsArgs),
-    /// Print the man page (roff)
-    Man,
+    /// Print the man page (roff), or with --dir write it and one page per command
+    Man(ManArgs),
     /// Page a query's report to the end and write every row (CSV, Parquet, or CSV on stdout)
     Extract(ExtractArgs),
     /// Serve the local Alma simulator (analytics, sets, jobs, users) until interrupted
@@ -394,6 +440,14 @@ pub struct DoctorArgs {
     /// Fill a {NAME} placeholder in the query's filter or where: NAME=VALUE
     #[arg(long = "param", value_name = "NAME=VALUE")]
     pub params: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write alma-cohort.1 and a page for each command (alma-cohort-plan.1, …) into this folder,
+    /// e.g. ~/.local/share/man/man1, instead of printing alma-cohort.1
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

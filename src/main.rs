@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use std::io::IsTerminal;
 
-use clap::Parser;
+use clap::FromArgMatches;
 use tracing_subscriber::EnvFilter;
 
 use cli::{Cli, ColorChoice, LogFormat};
@@ -17,7 +17,10 @@ mod demo;
 mod out;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::from_arg_matches(&cli::command().get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     init_logging(
         cli.global.verbose,
         cli.global.quiet,

@@ -36,19 +36,31 @@ pub async fn run(cli: Cli) -> Result<Exit, Error> {
         Command::Demo(args) => crate::demo::run(args, quiet).await,
         Command::Doctor(args) => doctor::doctor(settings()?, args).await,
         Command::Completions(args) => {
-            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut cmd = crate::cli::command();
             let mut script = Vec::new();
             clap_complete::generate(args.shell, &mut cmd, "alma-cohort", &mut script);
             crate::out::write_all(&script)?;
             Ok(Exit::Done)
         }
-        Command::Man => {
-            let cmd = <Cli as clap::CommandFactory>::command();
-            let mut page = Vec::new();
-            clap_mangen::Man::new(cmd)
-                .render(&mut page)
-                .map_err(crate::out::error)?;
-            crate::out::write_all(&page)?;
+        Command::Man(args) => {
+            let cmd = crate::cli::command();
+            match args.dir {
+                // Every page the main one names (alma-cohort-plan(1), …), so none is missing.
+                Some(dir) => {
+                    clap_mangen::generate_to(cmd, &dir).map_err(|source| Error::Output {
+                        path: dir.clone(),
+                        source,
+                    })?;
+                    crate::out::outln!("wrote alma-cohort.1 and a page for each command to {}", dir.display())?;
+                }
+                None => {
+                    let mut page = Vec::new();
+                    clap_mangen::Man::new(cmd.disable_help_subcommand(true))
+                        .render(&mut page)
+                        .map_err(crate::out::error)?;
+                    crate::out::write_all(&page)?;
+                }
+            }
             Ok(Exit::Done)
         }
         Command::Extract(args) => extract::extract(settings()?, args, quiet).await,

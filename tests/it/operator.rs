@@ -213,6 +213,17 @@ async fn completions_man_and_help() {
         "{}",
         &man.stdout[..200.min(man.stdout.len())]
     );
+    // Every page the main page names is written beside it; the exit codes are in it.
+    let dir = crate::cli::temp_dir("man");
+    let written = alma_cohort(&["man", "--dir", dir.to_str().unwrap()], None).await;
+    assert_eq!(written.code, 0, "{}", written.stderr);
+    let main_page = std::fs::read_to_string(dir.join("alma-cohort.1")).unwrap();
+    assert!(main_page.contains("Exit codes:"));
+    for named in main_page.split("alma\\-cohort\\-").skip(1) {
+        let name = named.split('(').next().unwrap().replace("\\-", "-");
+        assert!(dir.join(format!("alma-cohort-{name}.1")).exists(), "{name}");
+    }
+    assert!(dir.join("alma-cohort-plan.1").exists());
     let top = alma_cohort(&["--help"], None).await;
     golden("cli/help.txt", &top.stdout);
     for cmd in COMMANDS {
