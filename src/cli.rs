@@ -48,6 +48,21 @@ const UNUSED_BY_TOOLS: [&str; 11] = [
     "retry_delay",
 ];
 
+/// The options given on the command line that a suggested command needs as well, as shell
+/// words: `--profile main --state-dir /srv/alma-cohort`. (From the environment, they are there
+/// for the suggested command too.)
+pub fn given_options(matches: &clap::ArgMatches) -> String {
+    let mut words = Vec::new();
+    for id in ["profile", "state_dir", "base_url", "region", "api_key_file"] {
+        let given = matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+        if let (true, Some(value)) = (given, matches.get_raw(id).and_then(|mut v| v.next())) {
+            words.push(format!("--{}", id.replace('_', "-")));
+            words.push(alma_cohort_core::text::shell_word(&value.to_string_lossy()));
+        }
+    }
+    words.join(" ")
+}
+
 /// The command line as parsed and as its help, completions and man page show it.
 pub fn command() -> clap::Command {
     let mut cmd = <Cli as clap::CommandFactory>::command();

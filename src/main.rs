@@ -17,10 +17,12 @@ mod demo;
 mod out;
 
 fn main() -> ExitCode {
-    let cli = match Cli::from_arg_matches(&cli::command().get_matches()) {
+    let matches = cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
+    out::set_invocation(cli::given_options(&matches));
     init_logging(
         cli.global.verbose,
         cli.global.quiet,
@@ -39,7 +41,7 @@ fn main() -> ExitCode {
         // Standard output closed by its reader (`| head`): the end, quietly, as ripgrep ends.
         Err(e) if out::is_closed_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", alma_cohort_core::error::chain(&e));
+            out::errln!("error: {}", alma_cohort_core::error::chain(&e));
             e.exit().into()
         }
     }

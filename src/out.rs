@@ -9,9 +9,36 @@ use alma_cohort_core::error::Error;
 
 pub use alma_cohort_core::output::STDOUT;
 
-/// Writes `args` and a newline to standard output, flushed.
+/// The options a command was given that a command it suggests needs as well (`--profile`,
+/// `--state-dir`, `--base-url`, `--region`, `--api-key-file`), as shell words; set once by main.
+static INVOCATION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+pub fn set_invocation(options: String) {
+    let _ = INVOCATION.set(options);
+}
+
+/// `text` with every suggested command (`` `alma-cohort resume R` ``) given the options this one
+/// was given, so that it can be pasted as it is.
+pub fn pasteable(text: &str) -> std::borrow::Cow<'_, str> {
+    match INVOCATION.get() {
+        Some(options) if !options.is_empty() && text.contains("`alma-cohort ") => text
+            .replace("`alma-cohort ", &format!("`alma-cohort {options} "))
+            .into(),
+        _ => text.into(),
+    }
+}
+
+/// A line for standard error, its suggested commands pasteable.
+macro_rules! errln {
+    ($($t:tt)*) => {
+        eprintln!("{}", $crate::out::pasteable(&format!($($t)*)))
+    };
+}
+pub(crate) use errln;
+
+/// Writes `args` and a newline to standard output, flushed; its suggested commands pasteable.
 pub fn line(args: std::fmt::Arguments) -> Result<(), Error> {
-    write_all(format!("{args}\n").as_bytes())
+    write_all(pasteable(&format!("{args}\n")).as_bytes())
 }
 
 /// Writes `bytes` to standard output, flushed.

@@ -59,7 +59,7 @@ impl Terminal {
                 if self.json {
                     outln!("{}", skip.object)?;
                 }
-                eprintln!("{}", skip.message);
+                crate::out::errln!("{}", skip.message);
                 Ok(Exit::Refused)
             }
             Err(stopped) => {
@@ -78,7 +78,7 @@ impl Terminal {
 impl Operator for Terminal {
     fn say(&mut self, text: &str) -> Result<(), Error> {
         if self.json {
-            eprintln!("{text}");
+            crate::out::errln!("{text}");
             Ok(())
         } else {
             outln!("{text}")
@@ -86,7 +86,7 @@ impl Operator for Terminal {
     }
 
     fn note(&mut self, text: &str) {
-        eprintln!("{text}");
+        crate::out::errln!("{text}");
     }
 
     fn reading(&mut self) {

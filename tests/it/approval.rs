@@ -137,10 +137,12 @@ async fn an_approved_plan_is_applied_exactly_as_planned() {
     let refused = execute_run(&sim, &state, q, &["--period", PERIOD]).await;
     assert_eq!(refused.code, 4, "{}", refused.stderr);
     assert!(
-        refused.stderr.contains("requires 1 approval required")
+        refused
+            .stderr
+            .contains("must be approved before a run (1 approval required, within 72 hours")
             && refused.stderr.contains("--save")
-            && refused.stderr.contains("alma-cohort approve PLAN_ID")
-            && refused.stderr.contains("alma-cohort apply PLAN_ID --execute"),
+            && suggests(&refused.stderr, "approve PLAN_ID")
+            && suggests(&refused.stderr, "apply PLAN_ID --execute"),
         "{}",
         refused.stderr
     );

@@ -374,3 +374,22 @@ fn json_ends_with_one_object_when_a_run_stops_early() {
         assert!(last["error"].as_str().unwrap().contains("--period"), "{stdout}");
     }
 }
+
+/// A suggested command carries the --profile/--state-dir this one was given, quoted for the
+/// shell, inside its backticks: pasted, it reads the same journal.
+#[test]
+fn hints_can_be_pasted_as_they_are() {
+    let dir = temp_dir("pasteable");
+    let state = dir.join("my state");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_alma-cohort"));
+    isolate_home(&mut cmd);
+    let out = cmd
+        .args(["show", "20260101T000000Z-0000", "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let wanted = format!("`alma-cohort --state-dir '{}' runs`", state.display());
+    assert!(stderr.contains(&wanted), "{wanted}: {stderr}");
+}

@@ -193,7 +193,7 @@ async fn daily_threshold_mid_run_resumes_the_next_day() {
     let first_err = String::from_utf8_lossy(&first.stderr).into_owned();
     assert_eq!(first.status.code(), Some(3), "{first_err}");
     assert!(
-        first_err.contains("DAILY_THRESHOLD") && first_err.contains("alma-cohort resume"),
+        first_err.contains("DAILY_THRESHOLD") && suggests(&first_err, "resume"),
         "{first_err}"
     );
     let runs: serde_json::Value = runs_json(&sim, &state).await;
@@ -256,7 +256,7 @@ async fn a_job_that_never_finishes_within_the_deadline() {
     .await;
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert!(
-        r.stderr.contains("has not ended") && r.stderr.contains("alma-cohort resume"),
+        r.stderr.contains("has not ended") && suggests(&r.stderr, "resume"),
         "{}",
         r.stderr
     );

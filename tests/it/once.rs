@@ -74,7 +74,7 @@ async fn an_interrupted_scheduled_run_is_not_started_again_with_or_without_a_per
         let again = execute_run(&sim, &state, q, &scheduled).await;
         assert_eq!(again.code, 4, "{period:?}: {}", again.stderr);
         assert!(
-            again.stderr.contains(&run_id) && again.stderr.contains(&format!("alma-cohort resume {run_id}")),
+            again.stderr.contains(&run_id) && suggests(&again.stderr, &format!("resume {run_id}")),
             "{}",
             again.stderr
         );
@@ -412,7 +412,7 @@ async fn a_period_whose_job_failed_is_not_run_again_without_force() {
     assert_eq!(again.code, 4, "{}", again.stderr);
     assert!(
         again.stderr.contains("may have mailed part of the cohort")
-            && again.stderr.contains(&format!("alma-cohort show {run_id}"))
+            && suggests(&again.stderr, &format!("show {run_id}"))
             && again.stderr.contains("--force"),
         "{}",
         again.stderr

@@ -374,3 +374,14 @@ pub fn stop_before_the_job(sim: &Sim) {
             .after(alma_sim::Target::SetOp),
     );
 }
+
+/// Whether `text` suggests, in backticks, the command `alma-cohort … ARGS` (with the options the
+/// command it came from was given, such as `--state-dir`, before `ARGS`).
+pub fn suggests(text: &str, args: &str) -> bool {
+    text.lines()
+        .flat_map(|line| line.split('`').skip(1).step_by(2))
+        .any(|cmd| {
+            cmd.starts_with("alma-cohort ")
+                && (cmd.ends_with(&format!(" {args}")) || cmd.contains(&format!(" {args} ")))
+        })
+}

@@ -215,7 +215,7 @@ pub async fn run(settings: &Settings, req: &RunRequest<'_>, ui: &mut dyn Operato
         return Err(Stopped::with(
             Error::Refused {
                 message: format!(
-                    "query {:?} requires {} before a run ([approval] required = {}); run --execute would reset a cohort nobody reviewed; nothing was done",
+                    "query {:?} must be approved before a run ({}; [approval] required = {}); run --execute would reset a cohort nobody reviewed; nothing was done",
                     spec.name,
                     spec.approval.describe(),
                     spec.approval.required
