@@ -274,7 +274,7 @@ pub enum Command {
     /// journal keeps their record
     Prune(PruneArgs),
     /// List the saved plans (plan --save) and where each is: saved, approved, applied, expired, superseded, withdrawn
-    Plans(ListArgs),
+    Plans(PlansArgs),
     /// Approve a saved plan (recorded with who and when)
     Approve(ApproveArgs),
     /// Execute a saved plan exactly: its frozen cohort, without reading the report again
@@ -302,6 +302,14 @@ pub struct ApproveArgs {
     /// Record this name instead of the OS account (only where the query's [approval] allow_as = true)
     #[arg(long = "as", value_name = "NAME")]
     pub as_name: Option<String>,
+    /// Sign the plan's canonical text with this SSH key (through ssh-keygen -Y sign, so an agent
+    /// or a passphrase works): a private key, or a .pub whose key is in ssh-agent
+    #[arg(long, value_name = "PATH", conflicts_with = "signature")]
+    pub ssh_key: Option<PathBuf>,
+    /// Record a signature made elsewhere (ssh-keygen -Y sign -n alma-cohort) over the text
+    /// `alma-cohort plans show PLAN_ID` prints
+    #[arg(long, value_name = "FILE")]
+    pub signature: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -430,6 +438,35 @@ pub struct AbandonArgs {
     /// job may have been submitted)
     #[arg(long)]
     pub i_checked_alma: bool,
+}
+
+/// `plans` (the list), or `plans show PLAN_ID`.
+#[derive(Debug, Args)]
+pub struct PlansArgs {
+    #[command(flatten)]
+    pub list: ListArgs,
+    #[command(subcommand)]
+    pub action: Option<PlansAction>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlansAction {
+    /// Print a saved plan's canonical text (what an approval approves and a signature signs):
+    /// the intent, the files' hashes, the letter's digest, who planned it, every ID; then its
+    /// digest, who approved it and with which key
+    Show(PlanShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PlanShowArgs {
+    /// The saved plan's id (see `alma-cohort plans`)
+    pub plan_id: String,
+    /// Print JSON on stdout (the text, its digest and the approvals)
+    #[arg(long)]
+    pub json: bool,
+    /// Print only the canonical text, exactly (to sign it elsewhere: `... | ssh-keygen -Y sign -n alma-cohort -f KEY`)
+    #[arg(long)]
+    pub text: bool,
 }
 
 #[derive(Debug, Args)]

@@ -18,10 +18,22 @@ pub fn approve(settings: Settings, args: ApproveArgs) -> Result<Exit, Error> {
         &args.plan_id,
         args.note.as_deref(),
         args.as_name.as_deref(),
+        match (&args.ssh_key, &args.signature) {
+            (Some(key), _) => approval::Signing::SshKey(key),
+            (None, Some(file)) => approval::Signing::File(file),
+            (None, None) => approval::Signing::None,
+        },
     )?;
     let spec = approval::plan_query(&plan)?;
     let state = approval::state(&plan, &spec.approval, chrono::Utc::now());
-    let last = plan.approvals.last().map(|a| a.approver.as_str()).unwrap_or_default();
+    let last = plan
+        .approvals
+        .last()
+        .map(|a| match &a.key {
+            Some(key) => format!("{} (signed with {key})", a.approver),
+            None => a.approver.clone(),
+        })
+        .unwrap_or_default();
     outln!(
         "plan {} approved by {last}; it is {} ({} of {} approvals that count){}",
         plan.plan_id,
@@ -29,7 +41,7 @@ pub fn approve(settings: Settings, args: ApproveArgs) -> Result<Exit, Error> {
         approval::counted(&plan, &spec.approval).len(),
         spec.approval.required,
         if state == approval::PlanState::Approved {
-            format!("; apply: alma-cohort apply {} --execute", plan.plan_id)
+            format!("; apply: `alma-cohort apply {} --execute`", plan.plan_id)
         } else {
             String::new()
         }

@@ -66,7 +66,10 @@ pub async fn run(cli: Cli) -> Result<Exit, Error> {
         Command::Extract(args) => extract::extract(settings()?, args, quiet).await,
         Command::Sim(args) => sim::sim(args).await,
         Command::Prune(args) => prune::prune(settings()?, args),
-        Command::Plans(args) => plans::plans(settings()?, args),
+        Command::Plans(args) => match args.action {
+            None => plans::plans(settings()?, args.list),
+            Some(crate::cli::PlansAction::Show(show)) => plans::show(settings()?, show),
+        },
         Command::Approve(args) => approve::approve(settings()?, args),
         Command::Apply(args) => run::apply(settings()?, args).await,
         Command::Withdraw(args) => approve::withdraw(settings()?, args),

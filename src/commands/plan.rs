@@ -43,14 +43,18 @@ pub async fn plan(settings: Settings, args: PlanArgs, quiet: bool) -> Result<Exi
                     _ => format!("; it supersedes plan {}", superseded.join(", ")),
                 }
             )?;
+            outln!("digest:  {}", planned.object["digest"].as_str().unwrap_or("-"))?;
+            outln!("approvals: {}", planned.approval.kind())?;
             outln!(
-                "review: {}",
+                "review:  {} and `alma-cohort plans show {id}` (the text an approval approves)",
                 settings.state_dir.join("runs").join(id).join("report.html").display()
             )?;
-            if planned.approval.required > 0 {
-                outln!("approve: alma-cohort approve {id}")?;
+            match (&planned.approval.allowed_signers, planned.approval.required) {
+                (_, 0) => {}
+                (Some(_), _) => outln!("approve: `alma-cohort approve {id} --ssh-key ~/.ssh/id_ed25519`")?,
+                (None, _) => outln!("approve: `alma-cohort approve {id}`")?,
             }
-            outln!("apply:   alma-cohort apply {id} --execute")?;
+            outln!("apply:   `alma-cohort apply {id} --execute`")?;
         }
     }
     if let Some(refusal) = plan.refusal_error(args.save) {

@@ -72,7 +72,7 @@ async fn setup(tag: &str, users: usize, n: usize, approval: &str) -> Setup {
 /// The binary as `user` behind sudo (the person the journal records).
 async fn as_user(sim: &Sim, state: &Path, user: &str, args: &[&str]) -> Run {
     let mut cmd = command(sim, state, args);
-    cmd.env("SUDO_USER", user);
+    cmd.envs(sudo_env(user));
     output(cmd).await
 }
 
@@ -148,13 +148,13 @@ async fn an_approved_plan_is_applied_exactly_as_planned() {
     );
     assert!(sim.handle.sets().is_empty());
 
-    let id = save_plan(&sim, &state, "analyst", q).await;
+    let id = save_plan(&sim, &state, "daemon", q).await;
     assert!(
         state.join("runs").join(&id).join("report.html").is_file(),
         "the reviewer's page"
     );
     assert!(state.join("runs").join(&id).join("cohort.csv").is_file());
-    let text = as_user(&sim, &state, "analyst", &["plans"]).await;
+    let text = as_user(&sim, &state, "daemon", &["plans"]).await;
     assert!(
         text.stdout.contains(&id) && text.stdout.contains(" saved "),
         "{}",
@@ -167,12 +167,12 @@ async fn an_approved_plan_is_applied_exactly_as_planned() {
         .load_csv_report(REPORT, &report_csv(&dir, "changed.csv", &changed))
         .unwrap();
 
-    let unapproved = as_user(&sim, &state, "head", &["apply", &id, "--execute", "--yes"]).await;
+    let unapproved = as_user(&sim, &state, "bin", &["apply", &id, "--execute", "--yes"]).await;
     ends(&unapproved, 4, "has 0 of the 1 approvals");
-    let approved = as_user(&sim, &state, "head", &["approve", &id, "--note", "checked the list"]).await;
-    ends(&approved, 0, "approved by head; it is approved");
+    let approved = as_user(&sim, &state, "bin", &["approve", &id, "--note", "checked the list"]).await;
+    ends(&approved, 0, "approved by bin; it is approved");
     assert_eq!(plans_json(&sim, &state).await[0]["state"], "approved");
-    let dry = as_user(&sim, &state, "head", &["apply", &id]).await;
+    let dry = as_user(&sim, &state, "bin", &["apply", &id]).await;
     assert_eq!(dry.code, 0, "{}", dry.stderr);
     assert!(dry.stdout.contains("nothing was done: add --execute"), "{}", dry.stdout);
     assert!(sim.handle.sets().is_empty());
@@ -185,7 +185,7 @@ async fn an_approved_plan_is_applied_exactly_as_planned() {
             .count()
     };
     let reads_before = report_reads(&sim);
-    let applied = as_user(&sim, &state, "ops", &["apply", &id, "--execute", "--yes", "--json"]).await;
+    let applied = as_user(&sim, &state, "mail", &["apply", &id, "--execute", "--yes", "--json"]).await;
     assert_eq!(applied.code, 0, "{}", applied.stderr);
     let v = last_json(&applied.stdout);
     assert_eq!(
@@ -202,18 +202,18 @@ async fn an_approved_plan_is_applied_exactly_as_planned() {
     let letters = letters_once_each(&sim);
     assert!(letters.is_subset(&expected) && !letters.is_empty());
     assert_eq!(report_reads(&sim), reads_before, "apply read no report");
-    assert_eq!(runs_json(&sim, &state).await[0]["run_by"], "ops");
+    assert_eq!(runs_json(&sim, &state).await[0]["run_by"], "mail");
 
     // Another installation plans the same period: Alma holds its set, so nothing is saved there.
     let other = dir.join("state-2");
-    let elsewhere = as_user(&sim, &other, "analyst", &["plan", q, "--period", PERIOD, "--save"]).await;
+    let elsewhere = as_user(&sim, &other, "daemon", &["plan", q, "--period", PERIOD, "--save"]).await;
     assert_eq!(elsewhere.code, 4, "{}", elsewhere.stderr);
     assert!(elsewhere.stderr.contains("Alma already holds"), "{}", elsewhere.stderr);
     assert_eq!(plans_json(&sim, &other).await.as_array().map(Vec::len), Some(0));
-    let again = as_user(&sim, &state, "ops", &["apply", &id, "--execute", "--yes"]).await;
+    let again = as_user(&sim, &state, "mail", &["apply", &id, "--execute", "--yes"]).await;
     assert_eq!(again.code, 4, "{}", again.stderr);
     assert!(again.stderr.contains("was applied already"), "{}", again.stderr);
-    let late = as_user(&sim, &state, "head", &["approve", &id]).await;
+    let late = as_user(&sim, &state, "bin", &["approve", &id]).await;
     assert_eq!(late.code, 4, "approve of an applied plan: {}", late.stderr);
     assert_eq!((sim.handle.sets().len(), sim.handle.job_instances().len()), (1, 1));
     assert_eq!(plans_json(&sim, &state).await[0]["state"], "applied");
@@ -231,11 +231,11 @@ async fn plans_that_may_not_be_applied_are_refused() {
         state,
     } = setup("approval-refusals", 40, 8, "required = 1\napprover_not_planner = true").await;
     let qs = q.to_str().unwrap();
-    let id = save_plan(&sim, &state, "alice", qs).await;
+    let id = save_plan(&sim, &state, "lp", qs).await;
 
-    let own = as_user(&sim, &state, "alice", &["approve", &id]).await;
+    let own = as_user(&sim, &state, "lp", &["approve", &id]).await;
     ends(&own, 4, "requires an approver other than the planner");
-    let named = as_user(&sim, &state, "alice", &["approve", &id, "--as", "bob"]).await;
+    let named = as_user(&sim, &state, "lp", &["approve", &id, "--as", "sys"]).await;
     assert_eq!(named.code, 2, "--as without allow_as: {}", named.stderr);
     assert!(
         named.stderr.contains("does not allow approving under another name"),
@@ -245,7 +245,7 @@ async fn plans_that_may_not_be_applied_are_refused() {
     let unknown = as_user(
         &sim,
         &state,
-        "bob",
+        "sys",
         &["apply", "20260101T000000Z-0000", "--execute", "--yes"],
     )
     .await;
@@ -258,14 +258,14 @@ async fn plans_that_may_not_be_applied_are_refused() {
     );
 
     // Approved by someone else, then the exclusion file changes: it may protect someone now.
-    let ok = as_user(&sim, &state, "bob", &["approve", &id]).await;
+    let ok = as_user(&sim, &state, "sys", &["approve", &id]).await;
     assert_eq!(ok.code, 0, "{}", ok.stderr);
-    let twice = as_user(&sim, &state, "bob", &["approve", &id]).await;
+    let twice = as_user(&sim, &state, "sys", &["approve", &id]).await;
     assert_eq!(twice.code, 4, "{}", twice.stderr);
     // Another key (a sandbox's, another institution's): not the Alma the plan was made against.
     let mut other = command(&sim, &state, &["apply", &id, "--execute", "--yes"]);
     other
-        .env("SUDO_USER", "bob")
+        .envs(sudo_env("sys"))
         .env("ALMA_API_KEY", "another-institutions-key");
     let elsewhere = output(other).await;
     ends(&elsewhere, 4, "another Alma or another API key");
@@ -274,7 +274,7 @@ async fn plans_that_may_not_be_applied_are_refused() {
         "the key is never shown"
     );
     std::fs::write(dir.join("protected.txt"), format!("STAFF-0001\n{}\n", ids[0])).unwrap();
-    let excl = as_user(&sim, &state, "bob", &["apply", &id, "--execute", "--yes"]).await;
+    let excl = as_user(&sim, &state, "sys", &["apply", &id, "--execute", "--yes"]).await;
     assert_eq!(excl.code, 4, "{}", excl.stderr);
     assert!(
         excl.stderr.contains("the exclusion file") && excl.stderr.contains("plan again"),
@@ -286,7 +286,7 @@ async fn plans_that_may_not_be_applied_are_refused() {
     // The query file changes (one guard raised): re-plan.
     let original = std::fs::read_to_string(&q).unwrap();
     std::fs::write(&q, original.replace("max_members = 100", "max_members = 200")).unwrap();
-    let changed = as_user(&sim, &state, "bob", &["apply", &id, "--execute", "--yes"]).await;
+    let changed = as_user(&sim, &state, "sys", &["apply", &id, "--execute", "--yes"]).await;
     assert_eq!(changed.code, 4, "{}", changed.stderr);
     assert!(
         changed.stderr.contains("the query file") && changed.stderr.contains("changed since the plan"),
@@ -301,7 +301,7 @@ async fn plans_that_may_not_be_applied_are_refused() {
     db.execute("UPDATE plans SET planned_at = ?2 WHERE plan_id = ?1", [&id, &later])
         .unwrap();
     drop(db);
-    let future = as_user(&sim, &state, "bob", &["apply", &id, "--execute", "--yes"]).await;
+    let future = as_user(&sim, &state, "sys", &["apply", &id, "--execute", "--yes"]).await;
     ends(&future, 4, "hours after this machine's clock");
     assert_eq!(plans_json(&sim, &state).await[0]["state"], "future-dated");
 
@@ -313,9 +313,9 @@ async fn plans_that_may_not_be_applied_are_refused() {
     )
     .unwrap();
     drop(db);
-    let expired = as_user(&sim, &state, "bob", &["apply", &id, "--execute", "--yes"]).await;
+    let expired = as_user(&sim, &state, "sys", &["apply", &id, "--execute", "--yes"]).await;
     ends(&expired, 4, "more than [approval] max_age_hours 72");
-    let approve_expired = as_user(&sim, &state, "carol", &["approve", &id]).await;
+    let approve_expired = as_user(&sim, &state, "games", &["approve", &id]).await;
     assert_eq!(approve_expired.code, 4, "{}", approve_expired.stderr);
     assert_eq!(plans_json(&sim, &state).await[0]["state"], "expired");
 
@@ -373,48 +373,48 @@ async fn the_timer_applies_the_one_approved_plan() {
     ];
 
     // Before any journal: the timer says it (a wrong state dir would never apply anything).
-    let nowhere = as_user(&sim, &state, "cron", &timer).await;
+    let nowhere = as_user(&sim, &state, "man", &timer).await;
     assert_eq!(nowhere.code, 2, "{}", nowhere.stderr);
     assert!(nowhere.stderr.contains("no journal in"), "{}", nowhere.stderr);
     assert_eq!(last_json(&nowhere.stdout)["status"], "refused");
     // A journal without an approved plan: skipped, quietly.
     assert_eq!(run(&sim, &state, &["plan", qs]).await.code, 0);
-    let none = as_user(&sim, &state, "cron", &timer).await;
+    let none = as_user(&sim, &state, "man", &timer).await;
     assert_eq!(none.code, 4, "{}", none.stderr);
     assert_eq!(last_json(&none.stdout)["skipped"], true);
 
-    let first = save_plan(&sim, &state, "analyst", qs).await;
-    assert_eq!(as_user(&sim, &state, "head", &["approve", &first]).await.code, 0);
+    let first = save_plan(&sim, &state, "daemon", qs).await;
+    assert_eq!(as_user(&sim, &state, "bin", &["approve", &first]).await.code, 0);
     // The analyst plans again (the list changed): the approved plan is superseded.
     sim.handle
         .load_csv_report(REPORT, &report_csv(&dir, "newer.csv", &ids[..8]))
         .unwrap();
-    let second = save_plan(&sim, &state, "analyst", qs).await;
+    let second = save_plan(&sim, &state, "daemon", qs).await;
     let plans = plans_json(&sim, &state).await;
     let state_of = |id: &str| plans.as_array().unwrap().iter().find(|p| p["plan_id"] == id).unwrap()["state"].clone();
     assert_eq!(
         (state_of(&first), state_of(&second)),
         ("superseded".into(), "saved".into())
     );
-    let waiting = as_user(&sim, &state, "cron", &timer).await;
+    let waiting = as_user(&sim, &state, "man", &timer).await;
     assert_eq!(waiting.code, 4, "{}", waiting.stderr);
     assert_eq!(
         last_json(&waiting.stdout)["skipped"],
         true,
         "the newest is not approved yet"
     );
-    let superseded = as_user(&sim, &state, "cron", &["apply", &first, "--execute", "--yes"]).await;
+    let superseded = as_user(&sim, &state, "man", &["apply", &first, "--execute", "--yes"]).await;
     assert_eq!(superseded.code, 4, "{}", superseded.stderr);
     assert!(
         superseded.stderr.contains(&format!("superseded by plan {second}")),
         "{}",
         superseded.stderr
     );
-    assert_eq!(as_user(&sim, &state, "head", &["approve", &second]).await.code, 0);
+    assert_eq!(as_user(&sim, &state, "bin", &["approve", &second]).await.code, 0);
 
     // The timer fires and is killed once Alma answered the set's creation; the operator resumes.
     assert!(crate::ledger::kill_once_answered(&sim, &state, &timer[..timer.len() - 1], Target::SetCreate).await);
-    let again = as_user(&sim, &state, "cron", &timer).await;
+    let again = as_user(&sim, &state, "man", &timer).await;
     assert_eq!(
         again.code, 4,
         "the plan is applied, its run unfinished: {}",
@@ -433,7 +433,7 @@ async fn the_timer_applies_the_one_approved_plan() {
     assert_eq!(members(&sim), expected);
     assert_eq!(sim.handle.job_instances().len(), 1);
     assert!(letters_once_each(&sim).is_subset(&expected));
-    let done = as_user(&sim, &state, "cron", &timer).await;
+    let done = as_user(&sim, &state, "man", &timer).await;
     assert_eq!(done.code, 4, "{}", done.stderr);
     assert_eq!(last_json(&done.stdout)["skipped"], true);
     assert_eq!((sim.handle.sets().len(), sim.handle.job_instances().len()), (1, 1));
@@ -447,30 +447,30 @@ async fn a_withdrawn_plan_is_never_applied() {
         sim, query: q, state, ..
     } = setup("approval-withdraw", 30, 5, "required = 1").await;
     let qs = q.to_str().unwrap();
-    let id = save_plan(&sim, &state, "analyst", qs).await;
-    assert_eq!(as_user(&sim, &state, "head", &["approve", &id]).await.code, 0);
+    let id = save_plan(&sim, &state, "daemon", qs).await;
+    assert_eq!(as_user(&sim, &state, "bin", &["approve", &id]).await.code, 0);
     let w = as_user(
         &sim,
         &state,
-        "analyst",
+        "daemon",
         &["withdraw", &id, "--reason", "the registrar sent a new list"],
     )
     .await;
     assert_eq!(w.code, 0, "{}", w.stderr);
-    assert!(w.stdout.contains("withdrawn by analyst"), "{}", w.stdout);
-    let apply = as_user(&sim, &state, "ops", &["apply", &id, "--execute", "--yes"]).await;
+    assert!(w.stdout.contains("withdrawn by daemon"), "{}", w.stdout);
+    let apply = as_user(&sim, &state, "mail", &["apply", &id, "--execute", "--yes"]).await;
     assert_eq!(apply.code, 4, "{}", apply.stderr);
     assert!(
         apply
             .stderr
-            .contains("was withdrawn (withdrawn by analyst: the registrar sent a new list)"),
+            .contains("was withdrawn (withdrawn by daemon: the registrar sent a new list)"),
         "{}",
         apply.stderr
     );
     let timer = as_user(
         &sim,
         &state,
-        "cron",
+        "man",
         &[
             "apply",
             "--query",
@@ -488,7 +488,7 @@ async fn a_withdrawn_plan_is_never_applied() {
         (4, Value::Bool(true))
     );
     assert_eq!(as_user(&sim, &state, "head2", &["approve", &id]).await.code, 4);
-    let again = as_user(&sim, &state, "analyst", &["withdraw", &id, "--reason", "twice"]).await;
+    let again = as_user(&sim, &state, "daemon", &["withdraw", &id, "--reason", "twice"]).await;
     assert_eq!(again.code, 4, "{}", again.stderr);
     assert_eq!(plans_json(&sim, &state).await[0]["state"], "withdrawn");
     assert!(sim.handle.sets().is_empty() && sim.handle.job_instances().is_empty());

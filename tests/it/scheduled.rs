@@ -116,7 +116,7 @@ async fn the_wrapper_speaks_only_when_a_person_is_needed() {
         .unwrap()
         .to_string();
     let mut approve = crate::execute::command(&sim, &state, &["approve", &id]);
-    approve.env("SUDO_USER", "head-of-systems");
+    approve.envs(crate::support::sudo_env("bin"));
     assert_eq!(output(approve).await.code, 0);
     let applied = scheduled_as(&sim, &state, &log, &reviewed, "apply").await;
     assert_eq!((applied.code, applied.stderr.as_str()), (0, ""), "applied: quiet");

@@ -385,3 +385,17 @@ pub fn suggests(text: &str, args: &str) -> bool {
                 && (cmd.ends_with(&format!(" {args}")) || cmd.contains(&format!(" {args} ")))
         })
 }
+
+/// The environment sudo gives a command run by `user` (an account this machine has, e.g.
+/// `daemon`, `bin`: the journal records such a person only when `SUDO_UID` is that account's).
+pub fn sudo_env(user: &str) -> [(&'static str, String); 2] {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let uid = passwd
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.first() == Some(&user)).then(|| f.get(2).unwrap_or(&"").to_string())
+        })
+        .unwrap_or_else(|| "4294967294".into());
+    [("SUDO_USER", user.to_string()), ("SUDO_UID", uid)]
+}

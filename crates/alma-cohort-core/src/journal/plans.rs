@@ -17,6 +17,16 @@ pub struct Approval {
     pub os_user: String,
     pub at: String,
     pub note: Option<String>,
+    /// The digest (`sha256:…`) of the plan's canonical text this approval approved; `None` for
+    /// approvals recorded before approvals were bound to one (they count for nothing).
+    pub digest: Option<String>,
+    /// An SSH signature (`-----BEGIN SSH SIGNATURE-----`) over the canonical text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+    /// The principal `allowed_signers` named for the signing key (the approver, when signed).
+    pub principal: Option<String>,
+    /// The signing key's fingerprint (`SHA256:…`).
+    pub key: Option<String>,
 }
 
 /// A saved plan as the journal holds it.
@@ -38,6 +48,13 @@ pub struct SavedPlan {
     pub approvals: Vec<Approval>,
     /// The run `apply` will journal (state planned).
     pub record: RunRecord,
+    /// The canonical text the plan was saved with (`plans show`): what an approval approves.
+    /// `None` for plans saved before it existed.
+    #[serde(skip)]
+    pub canonical: Option<String>,
+    /// The frozen cohort, in its order.
+    #[serde(skip)]
+    pub cohort: Vec<String>,
 }
 
 impl SavedPlan {
@@ -98,6 +115,7 @@ impl Journal {
         record: &RunRecord,
         cohort: &[String],
         alma: Option<&str>,
+        canonical: &str,
     ) -> Result<Vec<String>, Error> {
         let path = self.path.clone();
         let sql = |source| Error::Sqlite {
@@ -120,7 +138,7 @@ impl Journal {
         )
         .map_err(sql)?;
         tx.execute(
-            "INSERT INTO plans (plan_id, query, period, planned_by, planned_at, record, alma) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO plans (plan_id, query, period, planned_by, planned_at, record, alma, canonical) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 record.run_id,
                 record.query,
@@ -128,7 +146,8 @@ impl Journal {
                 record.run_by,
                 record.started_at,
                 json(record),
-                alma
+                alma,
+                canonical
             ],
         )
         .map_err(sql)?;
@@ -149,7 +168,7 @@ impl Journal {
         let row = self
             .conn
             .query_row(
-                "SELECT plan_id, query, period, planned_by, planned_at, state, applied_at, superseded_by, record, alma
+                "SELECT plan_id, query, period, planned_by, planned_at, state, applied_at, superseded_by, record, alma, canonical
                  FROM plans WHERE plan_id = ?1",
                 [plan_id],
                 |r| {
@@ -167,14 +186,18 @@ impl Journal {
                             r.get::<_, Option<String>>(7)?,
                         ),
                         r.get::<_, String>(8)?,
-                        r.get::<_, Option<String>>(9)?,
+                        (r.get::<_, Option<String>>(9)?, r.get::<_, Option<String>>(10)?),
                     ))
                 },
             )
             .optional()
             .map_err(self.sql())?;
-        let Some(((plan_id, query, period, planned_by), (planned_at, state, applied_at, superseded_by), record, alma)) =
-            row
+        let Some((
+            (plan_id, query, period, planned_by),
+            (planned_at, state, applied_at, superseded_by),
+            record,
+            (alma, canonical),
+        )) = row
         else {
             return Ok(None);
         };
@@ -184,7 +207,9 @@ impl Journal {
         })?;
         let mut stmt = self
             .conn
-            .prepare("SELECT approver, os_user, at, note FROM approvals WHERE plan_id = ?1 ORDER BY rowid")
+            .prepare(
+                "SELECT approver, os_user, at, note, digest, signature, principal, key FROM approvals WHERE plan_id = ?1 ORDER BY rowid",
+            )
             .map_err(self.sql())?;
         let approvals = stmt
             .query_map([&plan_id], |r| {
@@ -193,11 +218,16 @@ impl Journal {
                     os_user: r.get(1)?,
                     at: r.get(2)?,
                     note: r.get(3)?,
+                    digest: r.get(4)?,
+                    signature: r.get(5)?,
+                    principal: r.get(6)?,
+                    key: r.get(7)?,
                 })
             })
             .map_err(self.sql())?
             .collect::<Result<_, _>>()
             .map_err(self.sql())?;
+        let cohort = self.plan_cohort(&plan_id)?;
         Ok(Some(SavedPlan {
             plan_id,
             query,
@@ -208,8 +238,10 @@ impl Journal {
             applied_at,
             superseded_by,
             alma,
+            cohort,
             approvals,
             record,
+            canonical,
         }))
     }
 
@@ -245,8 +277,18 @@ impl Journal {
             return Err(not_saved(&tx, plan_id).map_err(sql)?);
         }
         tx.execute(
-            "INSERT INTO approvals (plan_id, approver, os_user, at, note) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![plan_id, approval.approver, approval.os_user, approval.at, approval.note],
+            "INSERT INTO approvals (plan_id, approver, os_user, at, note, digest, signature, principal, key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                plan_id,
+                approval.approver,
+                approval.os_user,
+                approval.at,
+                approval.note,
+                approval.digest,
+                approval.signature,
+                approval.principal,
+                approval.key
+            ],
         )
         .map_err(sql)?;
         tx.commit().map_err(sql)

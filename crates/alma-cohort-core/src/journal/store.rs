@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::run_state::RunState;
 
 /// The schema this build writes; older journals are migrated on open.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -210,16 +210,60 @@ pub struct Event {
     pub detail: String,
 }
 
-/// Who is running this process, for the journal.
-/// Who runs this: `$USER` (or `$LOGNAME`, `%USERNAME%`), else the OS account itself (cron and
-/// systemd may start the tool with a bare environment).
+/// Who is running this process, for the journal: [`person`]'s first name.
 pub fn operator() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .or_else(|_| std::env::var("USERNAME"))
-        .ok()
-        .filter(|u| plain_name(u))
-        .unwrap_or_else(whoami::username)
+    person().0
+}
+
+/// The one rule for who did it, for every command that records a person (plan, approve,
+/// withdraw, abandon, apply, run): the account sudo names (`SUDO_USER`) when the process runs as
+/// the account sudo switched to (its real user id is not `SUDO_UID`'s, and `SUDO_UID` is that
+/// account's), else the real user id's own account — never `$USER` or `$LOGNAME`, which anyone
+/// sets. Returns `(person, os account)`. Whoever can act as the service account can still set
+/// `SUDO_USER` and `SUDO_UID` by hand: this is a label, and a signed approval is the control
+/// (docs/operating.md).
+pub fn person() -> (String, String) {
+    #[cfg(unix)]
+    {
+        // SAFETY: getuid cannot fail and has no preconditions.
+        let uid = unsafe { libc::getuid() };
+        let account = account_name(uid).unwrap_or_else(|| uid.to_string());
+        let sudo = std::env::var("SUDO_USER").ok().map(|u| u.trim().to_string());
+        let sudo_uid = std::env::var("SUDO_UID")
+            .ok()
+            .and_then(|u| u.trim().parse::<u32>().ok());
+        if let (Some(name), Some(from)) = (sudo, sudo_uid)
+            && from != uid
+            && plain_name(&name)
+            && account_name(from).as_deref() == Some(name.as_str())
+        {
+            return (name, account);
+        }
+        (account.clone(), account)
+    }
+    #[cfg(not(unix))]
+    {
+        let account = whoami::username();
+        (account.clone(), account)
+    }
+}
+
+/// The name of the account with user id `uid` (`getpwuid_r`), if it has one.
+#[cfg(unix)]
+fn account_name(uid: u32) -> Option<String> {
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: passwd is plain data, zeroed is a valid value for it.
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is to live memory of the size given; getpwuid_r writes the entry's
+    // strings into buf and sets found to &pwd, or to null when there is no entry.
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut found) };
+    if rc != 0 || found.is_null() || pwd.pw_name.is_null() {
+        return None;
+    }
+    // SAFETY: pw_name points into buf, NUL-terminated by getpwuid_r.
+    let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+    Some(name.to_string_lossy().into_owned()).filter(|n| plain_name(n))
 }
 
 /// Whether a user name from the environment can be recorded and printed as it is: not empty, at
@@ -538,6 +582,18 @@ impl Journal {
             // v6: the IDs each add_members call sent and what Alma answered; the IDs staff took
             // out of a run's set in Alma.
             tx.execute_batch(SENDS_SCHEMA).map_err(sql)?;
+        }
+        if found < 7 {
+            // v7: a saved plan's canonical text (what an approval approves); each approval's
+            // digest of it, and an SSH signature over it with the principal and key that made it.
+            tx.execute_batch(
+                "ALTER TABLE plans ADD COLUMN canonical TEXT;
+                 ALTER TABLE approvals ADD COLUMN digest TEXT;
+                 ALTER TABLE approvals ADD COLUMN signature TEXT;
+                 ALTER TABLE approvals ADD COLUMN principal TEXT;
+                 ALTER TABLE approvals ADD COLUMN key TEXT;",
+            )
+            .map_err(sql)?;
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(sql)?;
         tx.commit().map_err(sql)

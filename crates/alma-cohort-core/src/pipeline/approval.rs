@@ -53,18 +53,9 @@ impl PlanState {
     }
 }
 
-/// Who plans or approves: the person behind `sudo` (`SUDO_USER`, when the shared service account
-/// is reached that way) or else the OS account itself (not `$USER`), and the OS account. The
-/// journal records both. Whoever controls the account's environment can act in others' names;
-/// the approval rule is an audit trail and a second pair of eyes, not a lock (docs/operating.md).
+/// Who plans or approves ([`crate::journal::person`]: the one rule for who did it).
 pub fn person() -> (String, String) {
-    let account = whoami::username();
-    let human = std::env::var("SUDO_USER")
-        .ok()
-        .map(|u| u.trim().to_string())
-        .filter(|u| crate::journal::plain_name(u) && u != "root")
-        .unwrap_or_else(|| account.clone());
-    (human, account)
+    crate::journal::person()
 }
 
 /// A person's name as compared: trimmed, case folded.
@@ -81,19 +72,87 @@ pub fn alma_binding(base_url: &str, key: &secrecy::SecretString, plan_id: &str) 
     format!("{} (key {})", base_url.trim_end_matches('/'), &fingerprint[..12])
 }
 
-/// The approvals that count: one per person, the planner's own left out when the query says so.
-pub fn counted(plan: &SavedPlan, spec: &ApprovalSpec) -> Vec<String> {
+/// The plan's canonical text as the journal holds it now ([`super::digest::canonical`]);
+/// `letter` stands for the plan's letter digest (Alma's now, at apply).
+pub fn plan_text(plan: &SavedPlan, letter: Option<&str>) -> String {
+    super::digest::canonical(&super::digest::Facts {
+        plan_id: &plan.plan_id,
+        query: &plan.query,
+        period: plan.period.as_deref(),
+        planned_by: &plan.planned_by,
+        planned_at: &plan.planned_at,
+        alma: plan.alma.as_deref(),
+        record: &plan.record,
+        cohort: &plan.cohort,
+        letter_digest: letter.or(plan.record.execution.letter.as_ref().map(|l| l.digest.as_str())),
+    })
+}
+
+/// Each approval, and why it does not count (`None`: it counts). An approval counts when it
+/// approved the digest of the plan's text as it is now, is signed by a key `allowed_signers`
+/// lists (when the query has that file) over that very text, is not the planner's own where the
+/// query says so, and is the first by its person (the principal, when signed).
+pub fn judged<'a>(plan: &'a SavedPlan, spec: &ApprovalSpec) -> Vec<(&'a Approval, String, Option<String>)> {
+    let text = plan_text(plan, None);
+    let digest = super::digest::digest(&text);
+    let signers = spec
+        .allowed_signers
+        .as_deref()
+        .map(|path| super::signers::read(path).map_err(|e| format!("its allowed_signers file cannot be used: {e}")));
     let mut people: Vec<String> = Vec::new();
+    let mut out = Vec::new();
     for a in &plan.approvals {
-        let by_planner = same_person(&a.approver, &plan.planned_by);
-        if spec.approver_not_planner && by_planner {
-            continue;
-        }
-        if !people.iter().any(|p| same_person(p, &a.approver)) {
-            people.push(a.approver.clone());
-        }
+        let mut who = a.approver.clone();
+        let why = (|| {
+            let Some(approved) = &a.digest else {
+                return Some("recorded before approvals were bound to the plan's digest; approve it again".to_string());
+            };
+            if *approved != digest {
+                return Some(format!(
+                    "it approved {}, and the plan's text is {} now",
+                    short(approved),
+                    short(&digest)
+                ));
+            }
+            if let Some(signers) = &signers {
+                let signers = match signers {
+                    Ok(s) => s,
+                    Err(e) => return Some(e.clone()),
+                };
+                let Some(signature) = &a.signature else {
+                    return Some("not signed, and the query's [approval] allowed_signers requires a signature".into());
+                };
+                match super::signers::verify(signature, text.as_bytes(), signers, Utc::now()) {
+                    Ok(v) => who = v.principal,
+                    Err(e) => return Some(e),
+                }
+            }
+            if spec.approver_not_planner && same_person(&who, &plan.planned_by) {
+                return Some(format!("{who} made the plan ([approval] approver_not_planner)"));
+            }
+            if people.iter().any(|p| same_person(p, &who)) {
+                return Some(format!("{who} approved it already"));
+            }
+            people.push(who.clone());
+            None
+        })();
+        out.push((a, who, why));
     }
-    people
+    out
+}
+
+/// A digest as shown in a message: `sha256:` and its first 12 hex digits.
+fn short(digest: &str) -> &str {
+    &digest[..digest.len().min("sha256:".len() + 12)]
+}
+
+/// The people whose approvals count ([`judged`]).
+pub fn counted(plan: &SavedPlan, spec: &ApprovalSpec) -> Vec<String> {
+    judged(plan, spec)
+        .into_iter()
+        .filter(|(_, _, why)| why.is_none())
+        .map(|(_, who, _)| who)
+        .collect()
 }
 
 /// How old a plan is, in hours, at `at`.
@@ -228,21 +287,45 @@ pub fn apply_refusal(plan: &SavedPlan, spec: &QuerySpec, at: DateTime<Utc>) -> O
         }
         PlanState::Saved => {
             let have = counted(plan, &spec.approval);
+            let not_counted: Vec<String> = judged(plan, &spec.approval)
+                .into_iter()
+                .filter_map(|(a, _, why)| why.map(|w| format!("{}'s approval does not count: {w}", a.approver)))
+                .collect();
             return refused(
                 format!(
-                    "plan {id} has {} of the {} approvals its query requires{}; nothing was done",
+                    "plan {id} has {} of the {} approvals its query requires{}{}; nothing was done",
                     have.len(),
                     spec.approval.required,
                     if spec.approval.approver_not_planner {
                         format!(" (by someone other than the planner, {})", plan.planned_by)
                     } else {
                         String::new()
+                    },
+                    if not_counted.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", not_counted.join("; "))
                     }
                 ),
-                format!("someone who reviewed runs/{id}/report.html: `alma-cohort approve {id}`"),
+                match &spec.approval.allowed_signers {
+                    Some(_) => format!(
+                        "someone who reviewed `alma-cohort plans show {id}` and runs/{id}/report.html: `alma-cohort approve {id} --ssh-key ~/.ssh/id_ed25519`"
+                    ),
+                    None => format!("someone who reviewed runs/{id}/report.html: `alma-cohort approve {id}`"),
+                },
             );
         }
         PlanState::Approved => {}
+    }
+    if let Some(what) = edited_since_saved(plan) {
+        return refused(
+            format!("plan {id} changed in the journal since it was saved: {what}; nothing was done"),
+            format!(
+                "plan again: `alma-cohort plan {} --save{}`, and have that plan approved",
+                plan.record.query_file,
+                period_flag(plan)
+            ),
+        );
     }
     changed_since(&plan.record, spec).and_then(|what| {
         refused(
@@ -254,6 +337,14 @@ pub fn apply_refusal(plan: &SavedPlan, spec: &QuerySpec, at: DateTime<Utc>) -> O
             ),
         )
     })
+}
+
+/// What differs between the plan's text as saved and as the journal holds it now, in words;
+/// `None` when nothing does. A plan saved before it had a text is not comparable: `None`.
+pub fn edited_since_saved(plan: &SavedPlan) -> Option<String> {
+    let saved = plan.canonical.as_deref()?;
+    let now = plan_text(plan, None);
+    (saved != now).then(|| super::digest::changes(saved, &now).join("; "))
 }
 
 fn period_words(plan: &SavedPlan) -> String {
@@ -340,16 +431,36 @@ pub fn timer_plan(journal: &Journal, query: &str, period: &str) -> Result<(Strin
     Ok((name, period, plan))
 }
 
-/// Records an approval by the OS account (or `as_name` where the query allows it).
+/// How an approval is signed.
+pub enum Signing<'a> {
+    /// Not signed: the person is the OS account (or the person behind sudo).
+    None,
+    /// Signed here through `ssh-keygen -Y sign -f KEY`.
+    SshKey(&'a Path),
+    /// Signed elsewhere over `plans show PLAN_ID`'s text: the signature file.
+    File(&'a Path),
+}
+
+/// Records an approval of the plan's text as the journal holds it now (its digest; with the
+/// query's `allowed_signers`, a verified SSH signature over it, the approver being the principal
+/// the file names). Nothing is recorded when the plan cannot be applied, changed since it was
+/// saved, or the signature does not verify.
 pub fn approve(
     journal: &mut Journal,
     plan_id: &str,
     note: Option<&str>,
     as_name: Option<&str>,
+    signing: Signing<'_>,
 ) -> Result<SavedPlan, Error> {
     let plan = journal.plan(plan_id)?;
     let spec = plan_query(&plan)?;
     let (human, os_user) = person();
+    if let (Some(_), Some(_)) = (as_name, &spec.approval.allowed_signers) {
+        return Err(Error::Usage(format!(
+            "--as: query {:?} takes signed approvals ([approval] allowed_signers): the approver is the principal its allowed_signers file names for the key; nothing was recorded",
+            plan.query
+        )));
+    }
     let approver = match as_name.map(str::trim) {
         None => human.clone(),
         Some("") => return Err(Error::Usage("--as: give the approver's name".into())),
@@ -395,6 +506,70 @@ pub fn approve(
             hint: "plan again from the files as they are, and approve that plan".into(),
         });
     }
+    if plan.canonical.is_none() {
+        return Err(Error::Refused {
+            message: format!(
+                "plan {plan_id} was saved by an earlier alma-cohort, before plans had a canonical text to approve; nothing was recorded"
+            ),
+            hint: format!(
+                "plan again: `alma-cohort plan {} --save{}`, and approve that plan",
+                plan.record.query_file,
+                period_flag(&plan)
+            ),
+        });
+    }
+    if let Some(what) = edited_since_saved(&plan) {
+        return Err(Error::Refused {
+            message: format!("plan {plan_id} changed in the journal since it was saved: {what}; nothing was recorded"),
+            hint: "plan again, and approve that plan".into(),
+        });
+    }
+    let text = plan_text(&plan, None);
+    let digest = super::digest::digest(&text);
+    // A signature: made here or elsewhere, and verified before anything is recorded.
+    let signed = match (&spec.approval.allowed_signers, signing) {
+        (None, Signing::None) => None,
+        (None, _) => {
+            return Err(Error::Usage(format!(
+                "query {:?} has no [approval] allowed_signers, so a signature could not be checked; approve without --ssh-key/--signature, or give the query an allowed_signers file; nothing was recorded",
+                plan.query
+            )));
+        }
+        (Some(_), Signing::None) => {
+            return Err(Error::Refused {
+                message: format!(
+                    "query {:?} takes signed approvals only ([approval] allowed_signers); nothing was recorded",
+                    plan.query
+                ),
+                hint: format!(
+                    "read `alma-cohort plans show {plan_id}`, then sign it: `alma-cohort approve {plan_id} --ssh-key ~/.ssh/id_ed25519` (or ssh-keygen -Y sign -n alma-cohort elsewhere, and --signature FILE)"
+                ),
+            });
+        }
+        (Some(file), how) => {
+            let signers = super::signers::read(file)?;
+            let signature = match how {
+                Signing::SshKey(key) => super::signers::sign_with_ssh_keygen(key, &text)?,
+                Signing::File(path) => {
+                    crate::text::read_text(path, crate::text::limit::KEY).map_err(|e| Error::Input {
+                        path: path.to_path_buf(),
+                        line: None,
+                        message: format!("the signature file cannot be read: {e}"),
+                    })?
+                }
+                Signing::None => unreachable!("matched above"),
+            };
+            let verified = super::signers::verify(&signature, text.as_bytes(), &signers, at).map_err(|why| Error::Refused {
+                message: format!("the signature does not approve plan {plan_id}: {why}; nothing was recorded"),
+                hint: format!(
+                    "sign the text `alma-cohort plans show {plan_id}` prints, in namespace alma-cohort, with a key {} lists",
+                    file.display()
+                ),
+            })?;
+            Some((signature, verified))
+        }
+    };
+    let approver = signed.as_ref().map_or(approver, |(_, v)| v.principal.clone());
     // The name that approves is the one compared: with allow_as, the policy trusts the name given.
     let is_planner = same_person(&approver, &plan.planned_by);
     if spec.approval.approver_not_planner && is_planner {
@@ -407,12 +582,19 @@ pub fn approve(
                 .replace("PLAN", plan_id),
         });
     }
-    if plan.approvals.iter().any(|a| same_person(&a.approver, &approver)) {
+    let already = judged(&plan, &spec.approval)
+        .into_iter()
+        .any(|(_, who, why)| why.is_none() && same_person(&who, &approver));
+    if already {
         return Err(Error::Refused {
             message: format!("{approver} approved plan {plan_id} already; nothing was recorded"),
             hint: "each person approves once; another approver is needed for a second approval".into(),
         });
     }
+    let (signature, principal, key) = match signed {
+        Some((sig, v)) => (Some(sig), Some(v.principal), Some(v.fingerprint)),
+        None => (None, None, None),
+    };
     journal.approve_plan(
         plan_id,
         &Approval {
@@ -420,6 +602,10 @@ pub fn approve(
             os_user,
             at: now(),
             note: note.map(|n| n.trim().to_string()).filter(|n| !n.is_empty()),
+            digest: Some(digest),
+            signature,
+            principal,
+            key,
         },
     )?;
     Ok(journal.plan(plan_id)?)

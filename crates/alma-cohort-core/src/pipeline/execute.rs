@@ -232,13 +232,24 @@ pub fn save_plan(
     params: &[(String, String)],
     period: Option<&str>,
     alma: Option<&str>,
-) -> Result<Vec<String>, Error> {
+) -> Result<(Vec<String>, String), Error> {
     let mut record = run_record(journal, plan, params, period, false)?;
     record.run_by = super::approval::person().0;
+    // What an approval approves: the plan's canonical text, beside the reviewer's page.
+    let text = super::digest::canonical(&super::digest::Facts::of_record(&record, &plan.cohort.ids, alma));
     // The reviewer's page first: a plan is never saved without it.
     run_files::write_run_files(state_dir, &record, &plan.cohort.ids)?;
-    Ok(journal.save_plan(&record, &plan.cohort.ids, alma)?)
+    let text_file = state_dir.join("runs").join(&record.run_id).join(PLAN_TEXT_FILE);
+    crate::files::write(&text_file, text.as_bytes()).map_err(|source| Error::Output {
+        path: text_file.clone(),
+        source,
+    })?;
+    let superseded = journal.save_plan(&record, &plan.cohort.ids, alma, &text)?;
+    Ok((superseded, super::digest::digest(&text)))
 }
+
+/// A saved plan's canonical text, beside its report.html (`plans show PLAN_ID` prints it too).
+pub const PLAN_TEXT_FILE: &str = "plan.txt";
 
 /// The run a plan starts, as the journal records it (state `planned`).
 fn run_record(

@@ -163,7 +163,7 @@ pub async fn plan(settings: &Settings, req: &PlanRequest<'_>, ui: &mut dyn Opera
                 (Some(_), Some(base), Ok(key)) => Some(approval::alma_binding(base, &key, &plan.run_id)),
                 _ => None,
             };
-            let superseded = execute::save_plan(
+            let (superseded, digest) = execute::save_plan(
                 journal,
                 &settings.state_dir,
                 &plan,
@@ -172,7 +172,9 @@ pub async fn plan(settings: &Settings, req: &PlanRequest<'_>, ui: &mut dyn Opera
                 alma.as_deref(),
             )?;
             object["plan_id"] = plan.run_id.clone().into();
+            object["digest"] = digest.into();
             object["approval"] = approval.describe().into();
+            object["approval_kind"] = approval.kind().into();
             object["superseded"] = superseded.clone().into();
             Some(superseded)
         }
@@ -377,6 +379,32 @@ async fn apply_plan(
     // May it write at all? The letter and the job as Alma holds them now (exit 4 before any
     // write); then who changed since the plan's lookups, when they are older than the rules allow.
     let preflight = super::eligibility::may_write(&client, &record.execution).await?;
+    // The approved text, built again with the letter as Alma holds it now: what was approved is
+    // what goes out, or nothing does.
+    if !plan.approvals.is_empty()
+        && let Some(saved) = &plan.canonical
+    {
+        let now = approval::plan_text(&plan, Some(&preflight.letter.digest));
+        if &now != saved {
+            return Err(Error::Refused {
+                message: format!(
+                    "plan {} is not what was approved: {} changed since (digest {} approved, {} now; the letter last changed by {} on {}); nothing was written",
+                    plan.plan_id,
+                    super::digest::changes(saved, &now).join("; "),
+                    super::digest::digest(saved),
+                    super::digest::digest(&now),
+                    preflight.letter.updated_by,
+                    preflight.letter.update_date
+                ),
+                hint: format!(
+                    "put it back as it was approved, or plan again (`alma-cohort plan {} --save{}`) and have the new plan approved",
+                    plan.record.query_file,
+                    plan.period.as_deref().map(|p| format!(" --period {p}")).unwrap_or_default()
+                ),
+            }
+            .into());
+        }
+    }
     if let Some(then) = &record.execution.letter
         && then.digest != preflight.letter.digest
         && !plan.approvals.is_empty()

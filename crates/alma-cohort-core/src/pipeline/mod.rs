@@ -2,6 +2,7 @@
 //! follow, with the load issue). `plan` is the part that makes no write call to Alma.
 
 pub mod approval;
+pub mod digest;
 pub mod eligibility;
 pub mod execute;
 pub mod flow;
@@ -11,6 +12,7 @@ mod members;
 mod payload;
 pub mod retention;
 pub mod run_files;
+pub mod signers;
 pub mod state;
 
 use std::collections::{BTreeMap, HashMap, HashSet};

@@ -278,6 +278,10 @@ pub struct ApprovalSpec {
     pub max_age_hours: f64,
     /// `approve --as NAME` may record a name other than the OS account.
     pub allow_as: bool,
+    /// An OpenSSH `allowed_signers` file: when set, an approval counts only with an SSH
+    /// signature (namespace `alma-cohort`) over the plan's canonical text by a key it lists, and
+    /// the approver is the principal it names.
+    pub allowed_signers: Option<std::path::PathBuf>,
 }
 
 impl ApprovalSpec {
@@ -295,6 +299,18 @@ impl ApprovalSpec {
                 },
                 self.max_age_hours
             ),
+        }
+    }
+
+    /// What kind of approval counts, for `plan`.
+    pub fn kind(&self) -> String {
+        match (&self.allowed_signers, self.required) {
+            (_, 0) => "none".into(),
+            (Some(file), _) => format!(
+                "signed: an SSH signature (namespace alma-cohort) by a key listed in {}",
+                file.display()
+            ),
+            (None, _) => "recorded: the OS account (or the person behind sudo) that runs approve; not signed".into(),
         }
     }
 }

@@ -69,6 +69,7 @@ struct ApprovalRaw {
     approver_not_planner: Option<bool>,
     max_age_hours: Option<f64>,
     allow_as: Option<bool>,
+    allowed_signers: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -650,6 +651,35 @@ impl QueryFile {
                 ));
             }
         };
+        // Read when an approval is made or counted, not here: a validate elsewhere needs no copy.
+        let allowed_signers = match &self.approval.allowed_signers {
+            None => None,
+            Some(p) if p.as_os_str().is_empty() => {
+                return Err(invalid(
+                    "approval.allowed_signers",
+                    "is empty".into(),
+                    "name an OpenSSH allowed_signers file (as git's gpg.ssh.allowedSignersFile), e.g. \"/etc/alma-cohort/allowed_signers\"",
+                ));
+            }
+            Some(p) => {
+                let full = resolve(p);
+                if !full.is_file() {
+                    return Err(invalid(
+                        "approval.allowed_signers",
+                        format!("names {}, which is not a file", full.display()),
+                        "give the allowed_signers file that lists each approver's SSH key (paths are relative to the query file's folder)",
+                    ));
+                }
+                Some(full)
+            }
+        };
+        if allowed_signers.is_some() && required == 0 {
+            return Err(invalid(
+                "approval.allowed_signers",
+                "is set, and approval.required is 0".into(),
+                "set approval.required to the number of signed approvals a plan needs, e.g. 1",
+            ));
+        }
         let max_age_hours = match self.approval.max_age_hours {
             None => DEFAULT_MAX_PLAN_AGE_HOURS,
             Some(h) if h.is_finite() && h > 0.0 && h <= 24.0 * 366.0 => h,
@@ -705,6 +735,7 @@ impl QueryFile {
                 approver_not_planner: self.approval.approver_not_planner.unwrap_or(false),
                 max_age_hours,
                 allow_as: self.approval.allow_as.unwrap_or(false),
+                allowed_signers,
             },
             eligibility,
             source,
