@@ -506,3 +506,369 @@ async fn a_sudo_user_with_a_newline_is_not_recorded() {
     assert!(!listed.stdout.contains("error:"), "{}", listed.stdout);
     assert!(!listed.stdout.contains("alice"), "{}", listed.stdout);
 }
+
+/// An approver's SSH key (Ed25519 from a fixed seed), written as OpenSSH writes it (0600, as
+/// ssh-keygen wants), and its `allowed_signers` line for `principal`.
+fn ssh_key(dir: &Path, seed: u8, principal: &str) -> (PathBuf, ssh_key::PrivateKey, String) {
+    let key = ssh_key::PrivateKey::from(ssh_key::private::Ed25519Keypair::from_seed(&[seed; 32]));
+    let path = dir.join(format!("id_{principal}"));
+    std::fs::write(&path, key.to_openssh(ssh_key::LineEnding::LF).unwrap().as_bytes()).unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::PermissionsExt::set_mode(&mut std::fs::metadata(&path).unwrap().permissions(), 0o600);
+    #[cfg(unix)]
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let line = format!(
+        "{principal} namespaces=\"alma-cohort\" {}\n",
+        key.public_key().to_openssh().unwrap()
+    );
+    (path, key, line)
+}
+
+/// A signature file by `key` over `text` in `namespace`.
+fn signature(dir: &Path, name: &str, key: &ssh_key::PrivateKey, namespace: &str, text: &str) -> PathBuf {
+    let sig = key
+        .sign(namespace, ssh_key::HashAlg::Sha512, text.as_bytes())
+        .unwrap()
+        .to_pem(ssh_key::LineEnding::LF)
+        .unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, sig).unwrap();
+    path
+}
+
+/// `plans show PLAN --text`: the canonical text a signer signs.
+async fn plan_text(sim: &Sim, state: &Path, id: &str) -> String {
+    let r = run(sim, state, &["plans", "show", id, "--text"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    r.stdout
+}
+
+/// `[approval] allowed_signers` names one key (the head of systems'). An approval without a
+/// signature, a signature by a key the file does not list, over another text or in another
+/// namespace: each refused (exit 4), nothing recorded, and apply finds no approval (exit 4,
+/// nothing in Alma). Signed with the listed key through ssh-keygen: one set of exactly the
+/// planned IDs, one letter each; the approver is the file's principal, not the OS account.
+#[tokio::test]
+async fn only_a_listed_key_approves() {
+    let s = setup(
+        "signed",
+        300,
+        12,
+        "required = 1\napprover_not_planner = true\nallowed_signers = \"allowed_signers\"",
+    )
+    .await;
+    let (sim, state, dir) = (&s.sim, &s.state, &s.dir);
+    let (head_key, head, head_line) = ssh_key(dir, 7, "head@example.edu");
+    let (_, mallory, _) = ssh_key(dir, 9, "mallory@example.edu");
+    std::fs::write(dir.join("allowed_signers"), format!("# who may approve\n{head_line}")).unwrap();
+    let q = s.query.to_str().unwrap();
+    let saved = as_user(sim, state, "daemon", &["plan", q, "--period", PERIOD, "--save"]).await;
+    assert_eq!(saved.code, 0, "{}", saved.stderr);
+    assert!(saved.stdout.contains("digest:  sha256:"), "{}", saved.stdout);
+    assert!(saved.stdout.contains("approvals: signed"), "{}", saved.stdout);
+    let id = plans_json(sim, state).await[0]["plan_id"].as_str().unwrap().to_string();
+    let text = plan_text(sim, state, &id).await;
+    assert!(
+        text.starts_with("alma-cohort plan, canonical text v1\nplan: "),
+        "{text}"
+    );
+    assert!(text.contains("\nletter: UserNotificationsLetter digest "), "{text}");
+    assert!(
+        text.contains(&format!("\ncohort: {} IDs\n", s.ids.len() - 1)) || text.contains("\ncohort: "),
+        "{text}"
+    );
+    for planned in s.ids.iter().filter(|i| *i != "STAFF-0001") {
+        assert!(text.lines().any(|l| l == planned), "{planned} in the text");
+    }
+
+    let refusals = [
+        (
+            as_user(sim, state, "bin", &["approve", &id]).await,
+            "takes signed approvals only",
+        ),
+        (
+            as_user(
+                sim,
+                state,
+                "bin",
+                &[
+                    "approve",
+                    &id,
+                    "--signature",
+                    signature(dir, "m.sig", &mallory, "alma-cohort", &text)
+                        .to_str()
+                        .unwrap(),
+                ],
+            )
+            .await,
+            "which allowed_signers does not list",
+        ),
+        (
+            as_user(
+                sim,
+                state,
+                "bin",
+                &[
+                    "approve",
+                    &id,
+                    "--signature",
+                    signature(dir, "o.sig", &head, "alma-cohort", "another text")
+                        .to_str()
+                        .unwrap(),
+                ],
+            )
+            .await,
+            "not over this plan's text",
+        ),
+        (
+            as_user(
+                sim,
+                state,
+                "bin",
+                &[
+                    "approve",
+                    &id,
+                    "--signature",
+                    signature(dir, "g.sig", &head, "git", &text).to_str().unwrap(),
+                ],
+            )
+            .await,
+            "namespace \"git\"",
+        ),
+    ];
+    for (r, says) in &refusals {
+        ends(r, 4, says);
+        assert_eq!(r.stderr.matches("error:").count(), 1, "{}", r.stderr);
+    }
+    assert_eq!(
+        plans_json(sim, state).await[0]["approvals"].as_array().map(Vec::len),
+        Some(0),
+        "nothing recorded"
+    );
+    let not_a_key = dir.join("not-a-key");
+    std::fs::write(&not_a_key, "hello\n").unwrap();
+    let bad_key = as_user(
+        sim,
+        state,
+        "bin",
+        &["approve", &id, "--ssh-key", not_a_key.to_str().unwrap()],
+    )
+    .await;
+    ends(&bad_key, 2, "is not an OpenSSH key");
+    let unapproved = as_user(sim, state, "mail", &["apply", &id, "--execute", "--yes"]).await;
+    ends(&unapproved, 4, "has 0 of the 1 approvals");
+    assert!(
+        sim.handle.sets().is_empty() && sim.handle.job_instances().is_empty(),
+        "nothing in Alma"
+    );
+
+    // An allowed_signers file that cannot be read: exit 2 naming its line, nothing recorded.
+    std::fs::write(dir.join("allowed_signers"), "head@example.edu ssh-ed25519 not-a-key\n").unwrap();
+    let good = signature(dir, "h.sig", &head, "alma-cohort", &text);
+    let unreadable = as_user(
+        sim,
+        state,
+        "bin",
+        &["approve", &id, "--signature", good.to_str().unwrap()],
+    )
+    .await;
+    ends(
+        &unreadable,
+        2,
+        "allowed_signers:1: the key (ssh-ed25519) cannot be read",
+    );
+    std::fs::write(dir.join("allowed_signers"), format!("# who may approve\n{head_line}")).unwrap();
+    assert_eq!(
+        plans_json(sim, state).await[0]["approvals"].as_array().map(Vec::len),
+        Some(0),
+        "nothing recorded"
+    );
+
+    // Signed with the listed key, through ssh-keygen (as git signs).
+    let signed = as_user(
+        sim,
+        state,
+        "bin",
+        &["approve", &id, "--ssh-key", head_key.to_str().unwrap()],
+    )
+    .await;
+    ends(&signed, 0, "approved by head@example.edu (signed with SHA256:");
+    let shown = run(sim, state, &["plans", "show", &id]).await;
+    assert!(
+        shown.stdout.contains("approved by: head@example.edu at "),
+        "{}",
+        shown.stdout
+    );
+    assert!(shown.stdout.contains("planned by: daemon"), "{}", shown.stdout);
+    let applied = as_user(sim, state, "mail", &["apply", &id, "--execute", "--yes"]).await;
+    assert_eq!(applied.code, 0, "{}", applied.stderr);
+    let planned: HashSet<String> = text
+        .split("\ncohort: ")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(str::to_string)
+        .collect();
+    assert_eq!(members(sim), planned, "exactly the planned IDs");
+    assert_eq!(sim.handle.job_instances().len(), 1);
+    assert_eq!(letters_once_each(sim), planned);
+    let shown = run(sim, state, &["plans", "show", &id, "--json"]).await;
+    let v = last_json(&shown.stdout);
+    assert_eq!(v["applied_by"], "mail");
+    assert_eq!(v["approvals"][0]["approver"], "head@example.edu");
+    assert_eq!(v["approvals"][0]["counts"], true);
+}
+
+/// A signed, approved plan; then the letter is edited in Alma: apply refuses (exit 4) naming the
+/// letter, nothing in Alma. Another signed plan whose cohort is edited in the journal after the
+/// approval: refused naming the cohort. Two principals where two are required.
+#[tokio::test]
+async fn what_was_approved_is_what_is_applied() {
+    let s = setup("bound", 300, 12, "required = 2\nallowed_signers = \"allowed_signers\"").await;
+    let (sim, state, dir) = (&s.sim, &s.state, &s.dir);
+    let (_, head, head_line) = ssh_key(dir, 7, "head@example.edu");
+    let (_, deputy, deputy_line) = ssh_key(dir, 8, "deputy@example.edu");
+    std::fs::write(dir.join("allowed_signers"), format!("{head_line}{deputy_line}")).unwrap();
+    let q = s.query.to_str().unwrap();
+    let id = save_plan(sim, state, "daemon", q).await;
+    let text = plan_text(sim, state, &id).await;
+    let sign = |who: &ssh_key::PrivateKey, name: &str| signature(dir, name, who, "alma-cohort", &text);
+    let one = as_user(
+        sim,
+        state,
+        "bin",
+        &["approve", &id, "--signature", sign(&head, "h.sig").to_str().unwrap()],
+    )
+    .await;
+    ends(&one, 0, "1 of 2 approvals that count");
+    // The same principal again does not make two.
+    let twice = as_user(
+        sim,
+        state,
+        "sys",
+        &["approve", &id, "--signature", sign(&head, "h2.sig").to_str().unwrap()],
+    )
+    .await;
+    ends(&twice, 4, "approved plan");
+    let two = as_user(
+        sim,
+        state,
+        "sys",
+        &["approve", &id, "--signature", sign(&deputy, "d.sig").to_str().unwrap()],
+    )
+    .await;
+    ends(&two, 0, "it is approved (2 of 2 approvals that count)");
+
+    // Staff reword the letter in Alma after the approval (it still carries the password).
+    sim.handle.set_letter(alma_sim::LetterState::Reworded);
+    let letter = as_user(sim, state, "mail", &["apply", &id, "--execute", "--yes"]).await;
+    ends(&letter, 4, "the letter (UserNotificationsLetter digest");
+    assert!(letter.stderr.contains("is not what was approved"), "{}", letter.stderr);
+    assert!(
+        sim.handle.sets().is_empty() && sim.handle.job_instances().is_empty(),
+        "nothing in Alma"
+    );
+
+    // A new plan (the letter as it is now), approved by both; then its cohort edited in the journal.
+    let id2 = save_plan(sim, state, "daemon", q).await;
+    let text2 = plan_text(sim, state, &id2).await;
+    for (who, name, key) in [("bin", "h3.sig", &head), ("sys", "d3.sig", &deputy)] {
+        let sig = signature(dir, name, key, "alma-cohort", &text2);
+        let r = as_user(
+            sim,
+            state,
+            who,
+            &["approve", &id2, "--signature", sig.to_str().unwrap()],
+        )
+        .await;
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    let db = rusqlite::Connection::open(state.join("journal.sqlite")).unwrap();
+    db.execute(
+        "UPDATE plan_cohort SET primary_id = 'SOMEONE-ELSE' WHERE plan_id = ?1 AND position = 0",
+        [&id2],
+    )
+    .unwrap();
+    drop(db);
+    let edited = as_user(sim, state, "mail", &["apply", &id2, "--execute", "--yes"]).await;
+    ends(&edited, 4, "the cohort (1 IDs added, 1 taken out)");
+    assert!(
+        sim.handle.sets().is_empty() && sim.handle.job_instances().is_empty(),
+        "nothing in Alma"
+    );
+}
+
+/// The person is the account sudo switched from, and only when the process runs as another
+/// account: `SUDO_USER` (with or without a made-up `SUDO_UID`) or `USER`/`LOGNAME` set by hand is
+/// not who did it; the OS account is — for approve and for abandon alike.
+#[tokio::test]
+async fn a_name_set_by_hand_is_not_the_person() {
+    let s = setup("by-hand", 300, 5, "required = 1\napprover_not_planner = true").await;
+    let q = s.query.to_str().unwrap();
+    let me = whoami_account();
+    assert_ne!(me, "bin", "the test runs as another account than the name it sets");
+    let by_hand = [
+        vec![("SUDO_USER", "bin")],
+        vec![("SUDO_USER", "bin"), ("SUDO_UID", "12345")],
+        vec![("USER", "bin"), ("LOGNAME", "bin")],
+    ];
+    for env in &by_hand {
+        let id = save_plan(&s.sim, &s.state, "daemon", q).await;
+        let mut cmd = command(&s.sim, &s.state, &["approve", &id]);
+        cmd.envs(env.clone());
+        let r = output(cmd).await;
+        assert_eq!(r.code, 0, "{env:?}: {}", r.stderr);
+        assert!(
+            r.stdout.contains(&format!("approved by {me};")),
+            "{env:?}: {}",
+            r.stdout
+        );
+        assert_eq!(
+            plans_json(&s.sim, &s.state).await[0]["approvals"][0]["approver"],
+            me.as_str()
+        );
+    }
+    // A run stopped before its job, abandoned with USER set by hand: the event names the account.
+    let state = s.dir.join("state-abandon");
+    let plain = s.dir.join("plain.toml");
+    std::fs::write(
+        &plain,
+        std::fs::read_to_string(&s.query)
+            .unwrap()
+            .replace("required = 1\napprover_not_planner = true", ""),
+    )
+    .unwrap();
+    stop_before_the_job(&s.sim);
+    let stopped = execute_run(&s.sim, &state, plain.to_str().unwrap(), &[]).await;
+    assert_eq!(stopped.code, 3, "{}", stopped.stderr);
+    s.sim.handle.clear_faults();
+    let run_id = runs_json(&s.sim, &state).await[0]["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut cmd = command(
+        &s.sim,
+        &state,
+        &["abandon", &run_id, "--reason", "a test", "--i-checked-alma"],
+    );
+    cmd.envs([("USER", "impostor"), ("LOGNAME", "impostor"), ("SUDO_USER", "impostor")]);
+    let abandoned = output(cmd).await;
+    assert_eq!(abandoned.code, 0, "{}", abandoned.stderr);
+    let db = rusqlite::Connection::open(state.join("journal.sqlite")).unwrap();
+    let by: Vec<String> = db
+        .prepare("SELECT by FROM events WHERE run_id = ?1")
+        .unwrap()
+        .query_map([&run_id], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(!by.iter().any(|b| b.contains("impostor")), "{by:?}");
+    assert!(by.iter().any(|b| b == &me), "{by:?}");
+}
+
+/// The OS account this process runs as (the real user id's name).
+fn whoami_account() -> String {
+    let out = std::process::Command::new("id").arg("-un").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}

@@ -93,7 +93,7 @@ pub struct SimArgs {
     /// The User Notifications Letter: standard (emails the temporary password), disabled, sms
     /// (not emailed), no-password (rewritten without the password, as some institutions have it),
     /// broken-xsl (saved half-edited: not XML)
-    #[arg(long, value_name = "STATE", default_value = "standard", value_parser = ["standard", "disabled", "sms", "no-password", "broken-xsl"])]
+    #[arg(long, value_name = "STATE", default_value = "standard", value_parser = ["standard", "disabled", "sms", "no-password", "broken-xsl", "reworded"])]
     pub letter: String,
     /// When staff last edited the letter (RFC 3339, e.g. 2026-11-20T09:00:00Z): its update_date,
     /// and updated_by another person

@@ -368,6 +368,9 @@ pub enum LetterState {
     /// is sent (the simulator's assumption).
     #[serde(rename = "broken-xsl")]
     BrokenXsl,
+    /// Reworded by staff (a new greeting) and saved: still emailed, still with the password —
+    /// but not the letter a reviewer saw.
+    Reworded,
 }
 
 impl LetterState {
@@ -379,6 +382,7 @@ impl LetterState {
             LetterState::Sms => "sms",
             LetterState::NoPasswordBranch => "no-password",
             LetterState::BrokenXsl => "broken-xsl",
+            LetterState::Reworded => "reworded",
         }
     }
 }
@@ -398,6 +402,7 @@ impl FromStr for LetterState {
             "sms" => LetterState::Sms,
             "no-password" => LetterState::NoPasswordBranch,
             "broken-xsl" => LetterState::BrokenXsl,
+            "reworded" => LetterState::Reworded,
             other => {
                 return Err(format!(
                     "unknown letter state {other:?}: expected standard, disabled, sms, no-password or broken-xsl"

@@ -59,7 +59,7 @@ impl LetterConf {
             LetterState::BrokenXsl => (false, false, Some("letter XSL not XML")),
             _ if !has_preferred_email => (false, false, Some("no preferred email")),
             LetterState::NoPasswordBranch => (true, false, Some("letter has no password branch")),
-            LetterState::Standard => (true, password_change, None),
+            LetterState::Standard | LetterState::Reworded => (true, password_change, None),
         }
     }
 }

@@ -119,12 +119,17 @@ impl State {
         if full {
             v["labels"] = json!({"link": req.link(&format!("conf/code-tables/{}", def.code))});
             let xsl = match state {
-                LetterState::NoPasswordBranch if is_user_notifications => OVERDUE_AS_USER_NOTIFICATIONS_XSL,
+                LetterState::NoPasswordBranch if is_user_notifications => OVERDUE_AS_USER_NOTIFICATIONS_XSL.to_string(),
                 // Cut off in the middle of an edit.
                 LetterState::BrokenXsl if is_user_notifications => {
-                    &USER_NOTIFICATIONS_XSL[..USER_NOTIFICATIONS_XSL.len() / 2]
+                    USER_NOTIFICATIONS_XSL[..USER_NOTIFICATIONS_XSL.len() / 2].to_string()
                 }
-                _ => def.xsl,
+                LetterState::Reworded if is_user_notifications => USER_NOTIFICATIONS_XSL.replacen(
+                    "<xsl:template",
+                    "<!-- Reworded by library staff: a new greeting. -->\n<xsl:template",
+                    1,
+                ),
+                _ => def.xsl.to_string(),
             };
             v["xsl"] = xsl.into();
         }

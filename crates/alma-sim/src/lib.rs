@@ -653,7 +653,7 @@ struct LetterParams {
     state: String,
 }
 
-/// `POST /_sim/letters?state=standard|disabled|sms|no-password|broken-xsl`: [`SimHandle::set_letter`].
+/// `POST /_sim/letters?state=standard|disabled|sms|no-password|broken-xsl|reworded`: [`SimHandle::set_letter`].
 async fn inspect_set_letter(State(shared): State<Shared>, Query(p): Query<LetterParams>) -> Response {
     match p.state.parse::<LetterState>() {
         Ok(state) => {

@@ -225,6 +225,20 @@ fn changed_since(record: &RunRecord, spec: &QuerySpec) -> Option<String> {
 pub fn apply_refusal(plan: &SavedPlan, spec: &QuerySpec, at: DateTime<Utc>) -> Option<Error> {
     let id = &plan.plan_id;
     let refused = |message: String, hint: String| Some(Error::Refused { message, hint });
+    // What was saved (and approved) against what the journal holds now, named, before the
+    // approvals that no longer match it are counted.
+    let edited = || {
+        edited_since_saved(plan).and_then(|what| {
+            refused(
+                format!("plan {id} changed in the journal since it was saved: {what}; nothing was done"),
+                format!(
+                    "plan again: `alma-cohort plan {} --save{}`, and have that plan approved",
+                    plan.record.query_file,
+                    period_flag(plan)
+                ),
+            )
+        })
+    };
     match state(plan, &spec.approval, at) {
         PlanState::Applied => {
             return refused(
@@ -286,6 +300,9 @@ pub fn apply_refusal(plan: &SavedPlan, spec: &QuerySpec, at: DateTime<Utc>) -> O
             );
         }
         PlanState::Saved => {
+            if let Some(refusal) = edited() {
+                return Some(refusal);
+            }
             let have = counted(plan, &spec.approval);
             let not_counted: Vec<String> = judged(plan, &spec.approval)
                 .into_iter()
@@ -315,17 +332,11 @@ pub fn apply_refusal(plan: &SavedPlan, spec: &QuerySpec, at: DateTime<Utc>) -> O
                 },
             );
         }
-        PlanState::Approved => {}
-    }
-    if let Some(what) = edited_since_saved(plan) {
-        return refused(
-            format!("plan {id} changed in the journal since it was saved: {what}; nothing was done"),
-            format!(
-                "plan again: `alma-cohort plan {} --save{}`, and have that plan approved",
-                plan.record.query_file,
-                period_flag(plan)
-            ),
-        );
+        PlanState::Approved => {
+            if let Some(refusal) = edited() {
+                return Some(refusal);
+            }
+        }
     }
     changed_since(&plan.record, spec).and_then(|what| {
         refused(
