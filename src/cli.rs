@@ -307,7 +307,7 @@ pub struct ApproveArgs {
     #[arg(long, value_name = "PATH", conflicts_with = "signature")]
     pub ssh_key: Option<PathBuf>,
     /// Record a signature made elsewhere (ssh-keygen -Y sign -n alma-cohort) over the text
-    /// `alma-cohort plans show PLAN_ID` prints
+    /// `alma-cohort plans show PLAN_ID` prints (`-`: standard input, e.g. `--signature - < plan.txt.sig` behind sudo)
     #[arg(long, value_name = "FILE")]
     pub signature: Option<PathBuf>,
 }

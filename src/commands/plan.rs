@@ -32,6 +32,13 @@ pub async fn plan(settings: Settings, args: PlanArgs, quiet: bool) -> Result<Exi
         outln!("{}", planned.object)?;
     } else {
         outln!("{}", plan.summary())?;
+        if planned.saved.is_none() && planned.approval.required > 0 {
+            outln!(
+                "Approval {}; approvals: {} (`plan --save`, then approve and apply)",
+                planned.approval.describe(),
+                planned.approval.kind()
+            )?;
+        }
         if let Some(superseded) = &planned.saved {
             let id = &plan.run_id;
             outln!(

@@ -872,3 +872,38 @@ fn whoami_account() -> String {
     let out = std::process::Command::new("id").arg("-un").output().unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
+
+/// `doctor QUERY` says whether the query's approvals are a control: unsigned approvals warn; a
+/// signed query whose allowed_signers this account can change warns (the tests run as its owner).
+#[tokio::test]
+async fn doctor_says_what_an_approval_is_worth() {
+    let s = setup("doctor-approval", 300, 5, "required = 1").await;
+    let q = s.query.to_str().unwrap();
+    let unsigned = run(&s.sim, &s.state, &["doctor", q]).await;
+    assert_eq!(unsigned.code, 1, "{}{}", unsigned.stdout, unsigned.stderr);
+    assert!(
+        unsigned
+            .stdout
+            .contains("warn approvals: 1 approval(s) required, recorded by OS account only"),
+        "{}",
+        unsigned.stdout
+    );
+    let (_, _, line) = ssh_key(&s.dir, 7, "head@example.edu");
+    std::fs::write(s.dir.join("allowed_signers"), line).unwrap();
+    let text = std::fs::read_to_string(&s.query).unwrap();
+    std::fs::write(&s.query, format!("{text}allowed_signers = \"allowed_signers\"\n")).unwrap();
+    let signed = run(&s.sim, &s.state, &["doctor", q]).await;
+    assert!(signed.stdout.contains("warn approvals: "), "{}", signed.stdout);
+    assert!(
+        signed.stdout.contains("can be changed by this account"),
+        "{}",
+        signed.stdout
+    );
+    let plan = run(&s.sim, &s.state, &["plan", q]).await;
+    assert!(
+        plan.stdout
+            .contains("approvals: signed: an SSH signature (namespace alma-cohort)"),
+        "{}",
+        plan.stdout
+    );
+}

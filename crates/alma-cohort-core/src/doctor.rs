@@ -209,6 +209,73 @@ pub async fn checks(settings: &Settings, query: Option<&std::path::Path>, params
     out
 }
 
+/// Whether the query's approvals are a control: signed, against an `allowed_signers` file that
+/// this account (the one applying plans) cannot change. `None` when the query needs no approval.
+fn approval_check(spec: &query::ApprovalSpec) -> Option<Check> {
+    if spec.required == 0 {
+        return None;
+    }
+    let Some(file) = &spec.allowed_signers else {
+        return Some(warn(
+            "approvals",
+            format!(
+                "{} approval(s) required, recorded by OS account only: anyone who can act as this account can approve in another's name",
+                spec.required
+            ),
+            "sign approvals: [approval] allowed_signers = \"/etc/alma-cohort/allowed_signers\" (owned by root, listing each approver's SSH key; docs/operating.md)",
+        ));
+    };
+    if let Err(e) = crate::pipeline::signers::read(file) {
+        return Some(fail(
+            "approvals",
+            crate::error::chain(&e),
+            "fix the allowed_signers file",
+        ));
+    }
+    if writable_by_me(file) {
+        return Some(warn(
+            "approvals",
+            format!(
+                "{} can be changed by this account: whoever runs as it could list their own key",
+                file.display()
+            ),
+            format!(
+                "give it to another owner: chown root:root {0} && chmod 644 {0}",
+                file.display()
+            ),
+        ));
+    }
+    Some(ok(
+        "approvals",
+        format!(
+            "{} signed approval(s) required; {} lists the keys and this account cannot change it",
+            spec.required,
+            file.display()
+        ),
+    ))
+}
+
+/// Whether this process could write `path` (or the folder it is in: a replaced file is a changed
+/// one).
+fn writable_by_me(path: &std::path::Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let can_write = |p: &std::path::Path| {
+            std::ffi::CString::new(p.as_os_str().as_bytes())
+                // SAFETY: a NUL-terminated path; access only reads it.
+                .map(|c| unsafe { libc::access(c.as_ptr(), libc::W_OK) } == 0)
+                .unwrap_or(false)
+        };
+        // (root may write anything: a service running as root can always change the file.)
+        can_write(path) || path.parent().is_some_and(can_write)
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::metadata(path).is_ok_and(|m| !m.permissions().readonly())
+    }
+}
+
 async fn query_checks(client: &AlmaClient, path: &std::path::Path, params: &[String]) -> Vec<Check> {
     let mut out = Vec::new();
     let spec = match query::parse_params(params)
@@ -226,6 +293,9 @@ async fn query_checks(client: &AlmaClient, path: &std::path::Path, params: &[Str
         }
     };
     out.push(ok("query file", format!("{} is valid", path.display())));
+    if let Some(check) = approval_check(&spec.approval) {
+        out.push(check);
+    }
     match &spec.origin {
         query::Origin::File(file) => out.push(ok(
             "report",

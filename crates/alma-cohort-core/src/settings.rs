@@ -82,7 +82,7 @@ pub enum Error {
     #[error("no profile {name:?} in {path}\nhint: the profiles there are: {known}")]
     NoProfile { name: String, path: PathBuf, known: String },
     #[error(
-        "--profile {name}: no config file (looked for {path})\nhint: create alma-cohort.toml with a [profiles.{name}] table, or set ALMA_COHORT_CONFIG"
+        "--profile {name}: no config file (looked for {path} and /etc/alma-cohort/alma-cohort.toml)\nhint: create /etc/alma-cohort/alma-cohort.toml (or alma-cohort.toml here) with a [profiles.{name}] table, or set ALMA_COHORT_CONFIG"
     )]
     NoConfig { name: String, path: PathBuf },
     #[error(
@@ -193,13 +193,28 @@ pub struct Profile {
     pub key_file: Option<PathBuf>,
     pub state_dir: Option<PathBuf>,
     pub pace: Option<u32>,
+    /// A folder a reviewer group may read (setgid, mode 2750): `plan --save` copies each plan's
+    /// `report.html` and canonical text (`plan.txt`) there, group-readable, and nothing else.
+    pub review_dir: Option<PathBuf>,
 }
 
-/// The config file: `ALMA_COHORT_CONFIG`, else `alma-cohort.toml` in the working folder.
+/// The service account's config, in a fixed place: found whatever the working folder, also
+/// behind `sudo -u`, which resets the environment.
+pub const SYSTEM_CONFIG: &str = "/etc/alma-cohort/alma-cohort.toml";
+
+/// The config file: `ALMA_COHORT_CONFIG`; else `alma-cohort.toml` in the working folder when
+/// there is one; else [`SYSTEM_CONFIG`] when there is one; else (for the message that none was
+/// found) `alma-cohort.toml`.
 pub fn config_path() -> PathBuf {
-    std::env::var_os("ALMA_COHORT_CONFIG")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("alma-cohort.toml"))
+    if let Some(path) = std::env::var_os("ALMA_COHORT_CONFIG") {
+        return PathBuf::from(path);
+    }
+    let here = PathBuf::from("alma-cohort.toml");
+    if here.is_file() || !Path::new(SYSTEM_CONFIG).is_file() {
+        here
+    } else {
+        PathBuf::from(SYSTEM_CONFIG)
+    }
 }
 
 /// The named profile, with relative paths resolved against the config file's folder.
@@ -225,6 +240,7 @@ pub fn load_profile(name: &str) -> Result<Profile, Error> {
     let resolve = |p: PathBuf| if p.is_absolute() { p } else { folder.join(p) };
     profile.key_file = profile.key_file.map(resolve);
     profile.state_dir = profile.state_dir.map(resolve);
+    profile.review_dir = profile.review_dir.map(resolve);
     Ok(profile)
 }
 
@@ -241,6 +257,8 @@ pub struct Settings {
     pub profile: Option<(String, Option<String>)>,
     /// The state dir is the platform default (no --state-dir, ALMA_COHORT_STATE or profile's).
     pub state_dir_is_default: bool,
+    /// The profile's `review_dir`: where a reviewer group reads saved plans.
+    pub review_dir: Option<PathBuf>,
     key_file: Option<PathBuf>,
     profile_key_file: Option<PathBuf>,
 }
@@ -317,6 +335,7 @@ impl Settings {
             retry,
             profile: profile.map(|(name, p)| (name, p.display_name)),
             state_dir_is_default,
+            review_dir: from_profile.review_dir.clone(),
             key_file: g.api_key_file.clone(),
             profile_key_file: from_profile.key_file,
         })

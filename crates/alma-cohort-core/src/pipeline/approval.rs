@@ -561,13 +561,7 @@ pub fn approve(
             let signers = super::signers::read(file)?;
             let signature = match how {
                 Signing::SshKey(key) => super::signers::sign_with_ssh_keygen(key, &text)?,
-                Signing::File(path) => {
-                    crate::text::read_text(path, crate::text::limit::KEY).map_err(|e| Error::Input {
-                        path: path.to_path_buf(),
-                        line: None,
-                        message: format!("the signature file cannot be read: {e}"),
-                    })?
-                }
+                Signing::File(path) => read_signature(path)?,
                 Signing::None => unreachable!("matched above"),
             };
             let verified = super::signers::verify(&signature, text.as_bytes(), &signers, at).map_err(|why| Error::Refused {
@@ -620,6 +614,38 @@ pub fn approve(
         },
     )?;
     Ok(journal.plan(plan_id)?)
+}
+
+/// A signature file, or standard input for `-` (behind `sudo -u`, the service account cannot
+/// read the approver's home: `--signature - < ~/plan.txt.sig`). At most 64 KiB either way.
+fn read_signature(path: &Path) -> Result<String, Error> {
+    let unreadable = |e: std::io::Error| Error::Input {
+        path: path.to_path_buf(),
+        line: None,
+        message: format!("the signature cannot be read: {e}"),
+    };
+    if path != Path::new("-") {
+        return crate::text::read_text(path, crate::text::limit::KEY).map_err(unreadable);
+    }
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .lock()
+        .take(crate::text::limit::KEY + 1)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    if bytes.len() as u64 > crate::text::limit::KEY {
+        return Err(unreadable(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "standard input holds more than 64 KiB; an SSH signature is under 1 KiB",
+        )));
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        unreadable(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "standard input is not text; give the .sig file ssh-keygen -Y sign wrote",
+        ))
+    })
 }
 
 /// The run a saved plan becomes when it is applied: the frozen record, started now by whoever

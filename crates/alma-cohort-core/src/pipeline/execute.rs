@@ -232,6 +232,7 @@ pub fn save_plan(
     params: &[(String, String)],
     period: Option<&str>,
     alma: Option<&str>,
+    review_dir: Option<&Path>,
 ) -> Result<(Vec<String>, String), Error> {
     let mut record = run_record(journal, plan, params, period, false)?;
     record.run_by = super::approval::person().0;
@@ -244,12 +245,46 @@ pub fn save_plan(
         path: text_file.clone(),
         source,
     })?;
+    if let Some(review) = review_dir {
+        copy_for_reviewers(review, text_file.parent().unwrap_or(state_dir), &record.run_id)?;
+    }
     let superseded = journal.save_plan(&record, &plan.cohort.ids, alma, &text)?;
     Ok((superseded, super::digest::digest(&text)))
 }
 
 /// A saved plan's canonical text, beside its report.html (`plans show PLAN_ID` prints it too).
 pub const PLAN_TEXT_FILE: &str = "plan.txt";
+
+/// Copies a saved plan's `report.html` and canonical text into `review/PLAN_ID/`, readable by
+/// the review folder's group (folder 0750, files 0640; the group comes from the review folder,
+/// setgid as docs/scheduling.md makes it) — and nothing else of the run.
+fn copy_for_reviewers(review: &Path, run_folder: &Path, plan_id: &str) -> Result<(), Error> {
+    let out = review.join(plan_id);
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Output { path, source }
+    };
+    if !review.is_dir() {
+        return Err(Error::Output {
+            path: review.to_path_buf(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "the profile's review_dir is not a folder (make it: install -d -m 2750 -g REVIEWERS DIR)",
+            ),
+        });
+    }
+    std::fs::create_dir_all(&out).map_err(io(&out))?;
+    #[cfg(unix)]
+    std::fs::set_permissions(&out, std::os::unix::fs::PermissionsExt::from_mode(0o750)).map_err(io(&out))?;
+    for name in [run_files::REPORT_HTML_FILE, PLAN_TEXT_FILE] {
+        let (from, to) = (run_folder.join(name), out.join(name));
+        let bytes = std::fs::read(&from).map_err(io(&from))?;
+        std::fs::write(&to, bytes).map_err(io(&to))?;
+        #[cfg(unix)]
+        std::fs::set_permissions(&to, std::os::unix::fs::PermissionsExt::from_mode(0o640)).map_err(io(&to))?;
+    }
+    Ok(())
+}
 
 /// The run a plan starts, as the journal records it (state `planned`).
 fn run_record(

@@ -170,6 +170,7 @@ pub async fn plan(settings: &Settings, req: &PlanRequest<'_>, ui: &mut dyn Opera
                 &params,
                 period.as_deref(),
                 alma.as_deref(),
+                settings.review_dir.as_deref(),
             )?;
             object["plan_id"] = plan.run_id.clone().into();
             object["digest"] = digest.into();

@@ -57,6 +57,9 @@ pub fn not_mailed(r: &RunRecord) -> std::collections::HashSet<String> {
         .collect()
 }
 
+/// The reviewer's page of a run or saved plan.
+pub const REPORT_HTML_FILE: &str = "report.html";
+
 /// Writes `summary.json`, `report.md` and `report.html`; returns the report's path. A run whose
 /// files were pruned (retention) gets none again: `None`.
 pub fn write_run_files(state_dir: &Path, record: &RunRecord, cohort: &[String]) -> Result<Option<PathBuf>, Error> {
@@ -74,7 +77,7 @@ pub fn write_run_files(state_dir: &Path, record: &RunRecord, cohort: &[String]) 
     crate::files::write(&summary, json).map_err(io(&summary))?;
     let report = folder.join("report.md");
     crate::files::write(&report, markdown(record, cohort)).map_err(io(&report))?;
-    let html = folder.join("report.html");
+    let html = folder.join(REPORT_HTML_FILE);
     crate::files::write(&html, html_report(record, cohort)?).map_err(io(&html))?;
     if !record.invalid_ids.is_empty() {
         write_refused(&folder.join(REFUSED_FILE), record)?;
