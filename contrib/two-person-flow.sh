@@ -72,9 +72,9 @@ install -d -m 755 /etc/alma-cohort /etc/alma-cohort/queries
 install -d -m 700 -o alma-cohort -g alma-cohort /var/lib/alma-cohort
 install -d -m 2750 -o alma-cohort -g alma-reviewers /srv/alma-cohort-review
 printf 'sim-rw\n' >/etc/alma-cohort/alma-api.key
-chown root:alma-cohort /etc/alma-cohort/alma-api.key
-chmod 640 /etc/alma-cohort/alma-api.key
-sed -e "s|^region = \"eu\"|base_url = \"$base\"\npace = 1000|" "$here/alma-cohort.toml" >/etc/alma-cohort/alma-cohort.toml
+chown alma-cohort:alma-cohort /etc/alma-cohort/alma-api.key
+chmod 600 /etc/alma-cohort/alma-api.key
+sed -e "s|^region = \"eu\"|base_url = \"$base\"|" "$here/alma-cohort.toml" >/etc/alma-cohort/alma-cohort.toml
 runuser -u ac-head -- ssh-keygen -q -t ed25519 -N '' -C head -f /home/ac-head/.ssh/id_ed25519
 printf 'head@example.edu namespaces="alma-cohort" %s\n' "$(cut -d' ' -f1,2 /home/ac-head/.ssh/id_ed25519.pub)" >/etc/alma-cohort/allowed_signers
 chmod 644 /etc/alma-cohort/allowed_signers /etc/alma-cohort/alma-cohort.toml
@@ -83,22 +83,22 @@ printf '[approval]\nrequired = 1\napprover_not_planner = true\nallowed_signers =
 chmod 644 /etc/alma-cohort/queries/*
 q=/etc/alma-cohort/queries/staff-reset.toml
 # Each account starts in its home, with no ALMA_* in its environment.
-as() { local who="$1"; shift; (cd "$(getent passwd "$who" | cut -d: -f6)" && env -i PATH=/usr/bin:/bin HOME="$(getent passwd "$who" | cut -d: -f6)" runuser -u "$who" -- "$@"); }
+as() { local who="$1"; shift; (cd "$(getent passwd "$who" | cut -d: -f6)" && env -i PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin HOME="$(getent passwd "$who" | cut -d: -f6)" runuser -u "$who" -- "$@"); }
 
 step "the analyst plans (Monday)"
 out="$(as ac-analyst sudo -u alma-cohort "$ac" --profile main plan "$q" --period 2026-09 --save)" || fail "plan: $out"
-P="$(sed -n 's/^saved plan \([0-9TZ-]*\):.*/\1/p' <<<"$out")"
+P="$(sed -n 's/^saved plan \([0-9A-Za-z-]*\):.*/\1/p' <<<"$out")"
 [ -n "$P" ] || fail "no plan id in: $out"
 grep -q '^digest:  sha256:' <<<"$out" || fail "no digest in: $out"
 grep -q '^approvals: signed' <<<"$out" || fail "not signed approvals: $out"
 echo "saved plan $P"
 
 step "the head of systems reads the review folder, signs as themselves, records it through sudo"
-as ac-head test -r "/srv/alma-cohort-review/$P/report.html" || fail "the reviewer cannot read report.html"
-as ac-head test -r "/srv/alma-cohort-review/$P/plan.txt" || fail "the reviewer cannot read plan.txt"
-! as ac-analyst test -r "/srv/alma-cohort-review/$P/plan.txt" || fail "someone outside the reviewers' group reads plan.txt"
+as ac-head test -r "/srv/alma-cohort-review/$P-report.html" || fail "the reviewer cannot read report.html"
+as ac-head test -r "/srv/alma-cohort-review/$P-plan.txt" || fail "the reviewer cannot read plan.txt"
+! as ac-analyst test -r "/srv/alma-cohort-review/$P-plan.txt" || fail "someone outside the reviewers' group reads plan.txt"
 ! as ac-head test -r /var/lib/alma-cohort/journal.sqlite || fail "the reviewer reads the journal"
-as ac-head bash -c "cp /srv/alma-cohort-review/$P/plan.txt ~/$P.txt && ssh-keygen -q -Y sign -n alma-cohort -f ~/.ssh/id_ed25519 ~/$P.txt"
+as ac-head bash -c "cp /srv/alma-cohort-review/$P-plan.txt ~/$P.txt && ssh-keygen -q -Y sign -n alma-cohort -f ~/.ssh/id_ed25519 ~/$P.txt"
 out="$(as ac-head bash -c "sudo -u alma-cohort $ac --profile main approve $P --signature - < ~/$P.txt.sig")" || fail "approve: $out"
 grep -q "approved by head@example.edu (signed with SHA256:" <<<"$out" || fail "approve said: $out"
 # The analyst's own approval (SUDO_USER by hand, or unsigned) does not count.
@@ -115,7 +115,7 @@ json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 sets="$(curl -s "$base/_sim/state" | json 'len(d["sets"])')"
 jobs="$(curl -s "$base/_sim/state" | json 'len(d["job_instances"])')"
 [ "$sets" = 1 ] && [ "$jobs" = 1 ] || fail "Alma holds $sets sets and $jobs job runs"
-cohort="$(sed -n 's/^cohort: \([0-9]*\) IDs$/\1/p' "/srv/alma-cohort-review/$P/plan.txt")"
+cohort="$(sed -n 's/^cohort: \([0-9]*\) IDs$/\1/p' "/srv/alma-cohort-review/$P-plan.txt")"
 letters="$(curl -s "$base/_sim/resets" | json 'd["letters"]')"
 locked="$(curl -s "$base/_sim/resets" | json 'd["locked_out"]')"
 once="$(curl -s "$base/_sim/outbox" | json 'len(d["letters"]) == len({l["user_primary_id"] for l in d["letters"]})')"

@@ -4,6 +4,7 @@
 # the scripts shipped beside them, so a unit naming a script we do not ship fails.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
+bash -n "$here"/two-person-flow.sh
 for script in "$here"/alma-cohort-scheduled "$here"/alma-cohort-notify; do
     sh -n "$script"
     [ -x "$script" ] || { echo "$script is not executable" >&2; exit 1; }

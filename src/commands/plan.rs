@@ -52,9 +52,17 @@ pub async fn plan(settings: Settings, args: PlanArgs, quiet: bool) -> Result<Exi
             )?;
             outln!("digest:  {}", planned.object["digest"].as_str().unwrap_or("-"))?;
             outln!("approvals: {}", planned.approval.kind())?;
+            let [page, text] = match &settings.review_dir {
+                Some(review) => alma_cohort_core::pipeline::execute::review_files(review, id),
+                None => {
+                    let folder = settings.state_dir.join("runs").join(id);
+                    [folder.join("report.html"), folder.join("plan.txt")]
+                }
+            };
             outln!(
-                "review:  {} and `alma-cohort plans show {id}` (the text an approval approves)",
-                settings.state_dir.join("runs").join(id).join("report.html").display()
+                "review:  {} and {} (the text an approval approves; `alma-cohort plans show {id}`)",
+                page.display(),
+                text.display()
             )?;
             match (&planned.approval.allowed_signers, planned.approval.required) {
                 (_, 0) => {}

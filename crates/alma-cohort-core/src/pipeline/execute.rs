@@ -255,11 +255,12 @@ pub fn save_plan(
 /// A saved plan's canonical text, beside its report.html (`plans show PLAN_ID` prints it too).
 pub const PLAN_TEXT_FILE: &str = "plan.txt";
 
-/// Copies a saved plan's `report.html` and canonical text into `review/PLAN_ID/`, readable by
-/// the review folder's group (folder 0750, files 0640; the group comes from the review folder,
-/// setgid as docs/scheduling.md makes it) — and nothing else of the run.
+/// Copies a saved plan's `report.html` and canonical text into the review folder as
+/// `PLAN_ID-report.html` and `PLAN_ID-plan.txt` (see [`review_files`]), readable by the review
+/// folder's group (0640) — and nothing else of the run. The group comes from the folder, setgid as
+/// docs/scheduling.md makes it; the files lie in it directly, since a folder made inside loses its
+/// setgid bit when the service account (not in that group) sets its mode.
 fn copy_for_reviewers(review: &Path, run_folder: &Path, plan_id: &str) -> Result<(), Error> {
-    let out = review.join(plan_id);
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| Error::Output { path, source }
@@ -269,21 +270,29 @@ fn copy_for_reviewers(review: &Path, run_folder: &Path, plan_id: &str) -> Result
             path: review.to_path_buf(),
             source: std::io::Error::new(
                 std::io::ErrorKind::NotFound,
-                "the profile's review_dir is not a folder (make it: install -d -m 2750 -g REVIEWERS DIR)",
+                "the profile's review_dir is not a folder (make it: install -d -m 2750 -o SERVICE -g REVIEWERS DIR)",
             ),
         });
     }
-    std::fs::create_dir_all(&out).map_err(io(&out))?;
-    #[cfg(unix)]
-    std::fs::set_permissions(&out, std::os::unix::fs::PermissionsExt::from_mode(0o750)).map_err(io(&out))?;
-    for name in [run_files::REPORT_HTML_FILE, PLAN_TEXT_FILE] {
-        let (from, to) = (run_folder.join(name), out.join(name));
+    for (name, to) in [run_files::REPORT_HTML_FILE, PLAN_TEXT_FILE]
+        .into_iter()
+        .zip(review_files(review, plan_id))
+    {
+        let from = run_folder.join(name);
         let bytes = std::fs::read(&from).map_err(io(&from))?;
         std::fs::write(&to, bytes).map_err(io(&to))?;
         #[cfg(unix)]
         std::fs::set_permissions(&to, std::os::unix::fs::PermissionsExt::from_mode(0o640)).map_err(io(&to))?;
     }
     Ok(())
+}
+
+/// A saved plan's two files in the review folder: its page and its canonical text.
+pub fn review_files(review: &Path, plan_id: &str) -> [std::path::PathBuf; 2] {
+    [
+        review.join(format!("{plan_id}-{}", run_files::REPORT_HTML_FILE)),
+        review.join(format!("{plan_id}-{PLAN_TEXT_FILE}")),
+    ]
 }
 
 /// The run a plan starts, as the journal records it (state `planned`).
