@@ -361,9 +361,8 @@ async fn bad_list_files_are_refused_with_one_line_and_no_call() {
     let at = big.windows(4).rposition(|w| w == [0x50, 0x4b, 0x01, 0x02]).unwrap();
     big[at + 24..at + 28].copy_from_slice(&(3u32 << 30).to_le_bytes());
     std::fs::write(dir.join("declared.xlsx"), big).unwrap();
-    std::fs::write(dir.join("repeated.ods"), ods(&format!(
-        "<table:table table:name=\"IDs\"><table:table-row><table:table-cell office:value-type=\"string\"><text:p>User name</text:p></table:table-cell></table:table-row><table:table-row table:number-rows-repeated=\"1000000\"><table:table-cell table:number-columns-repeated=\"100\" office:value-type=\"string\"><text:p>0012345</text:p></table:table-cell></table:table-row></table:table>"
-    ))).unwrap();
+    std::fs::write(dir.join("repeated.ods"), ods(
+        "<table:table table:name=\"IDs\"><table:table-row><table:table-cell office:value-type=\"string\"><text:p>User name</text:p></table:table-cell></table:table-row><table:table-row table:number-rows-repeated=\"1000000\"><table:table-cell table:number-columns-repeated=\"100\" office:value-type=\"string\"><text:p>0012345</text:p></table:table-cell></table:table-row></table:table>")).unwrap();
 
     let report = format!("[report]\npath = \"{ALL_USERS}\"\n");
     let cases: Vec<(String, &str)> = vec![

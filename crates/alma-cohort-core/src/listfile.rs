@@ -556,7 +556,7 @@ fn spreadsheet(
         .map_err(|e| input(path, None, format!("sheet {sheet:?} cannot be read: {e}")))?;
     // A formula in the ID column (a total, a lookup) is not an ID someone typed.
     // (An .xlsx's were read with its extent: the sheet is not parsed a third time.)
-    let formulas: std::collections::HashMap<(u32, u32), String> = match xlsx_formulas {
+    let formulas: bounds::Formulas = match xlsx_formulas {
         Some(formulas) => formulas,
         None => book
             .worksheet_formula(&sheet)

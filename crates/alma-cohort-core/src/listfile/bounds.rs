@@ -102,12 +102,12 @@ impl Extent {
     }
 }
 
+/// A sheet's formulas by 0-based `(row, column)`.
+pub type Formulas = std::collections::HashMap<(u32, u32), String>;
+
 /// The used cells of an `.xlsx`/`.xlsm` sheet, streamed one at a time, and its formulas by
 /// 0-based position (a list has few, if any).
-pub fn xlsx_extent<RS: Read + Seek>(
-    book: &mut calamine::Xlsx<RS>,
-    sheet: &str,
-) -> Result<(Extent, std::collections::HashMap<(u32, u32), String>), String> {
+pub fn xlsx_extent<RS: Read + Seek>(book: &mut calamine::Xlsx<RS>, sheet: &str) -> Result<(Extent, Formulas), String> {
     let mut reader = book
         .worksheet_cells_reader(sheet)
         .map_err(|e| format!("sheet {sheet:?} cannot be read: {e}"))?;
