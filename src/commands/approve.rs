@@ -13,6 +13,12 @@ pub fn approve(settings: Settings, args: ApproveArgs) -> Result<Exit, Error> {
     settings.refuse_legacy_journal()?;
     let mut journal =
         Journal::open_existing(&settings.state_dir)?.ok_or_else(|| journal::Error::NoSuchPlan(args.plan_id.clone()))?;
+    let saved = journal.plan(&args.plan_id)?;
+    settings.service_allows(
+        None,
+        std::path::Path::new(&saved.record.query_file),
+        approval::plan_query(&saved).ok().map(|s| s.approval).as_ref(),
+    )?;
     let plan = approval::approve(
         &mut journal,
         &args.plan_id,

@@ -907,3 +907,171 @@ async fn doctor_says_what_an_approval_is_worth() {
         plan.stdout
     );
 }
+
+/// The binary under a config with `[service]`: its profile `main` gives the address, the key
+/// and the state dir; nothing else does.
+fn as_service(sim: &Sim, config: &Path, user: &str, args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_alma-cohort"));
+    cmd.arg("--profile")
+        .arg("main")
+        .args(args)
+        .env("ALMA_COHORT_CONFIG", config)
+        .env("ALMA_COHORT_RETRY_DELAY", "0")
+        .env("ALMA_COHORT_POLL_INTERVAL", "0.05")
+        .env_remove("ALMA_BASE_URL")
+        .env_remove("ALMA_API_KEY")
+        .env_remove("ALMA_COHORT_STATE")
+        .envs(sudo_env(user))
+        .stdin(std::process::Stdio::null());
+    let _ = sim;
+    cmd
+}
+
+async fn out_of(cmd: std::process::Command) -> Run {
+    output(cmd).await
+}
+
+/// `[service]` in the installation's config: whoever reaches the service account runs no query
+/// of their own (`run --execute`, a query outside `queries_dir`, an unsigned one) and cannot
+/// point the service's key elsewhere (`--base-url`); a planner who is also a listed signer cannot
+/// approve their own plan; a signed plan changed in the journal is refused by the timer (exit 4),
+/// not skipped; garbage as a signature is bad input (exit 2). Nothing reaches Alma's sets.
+#[tokio::test]
+async fn the_service_runs_only_signed_plans_of_its_queries() {
+    let s = setup(
+        "service",
+        300,
+        8,
+        "required = 1\napprover_not_planner = true\nallowed_signers = \"allowed_signers\"",
+    )
+    .await;
+    let (sim, dir) = (&s.sim, &s.dir);
+    let queries = dir.join("queries");
+    std::fs::create_dir_all(&queries).unwrap();
+    for f in ["reviewed.toml", "protected.txt"] {
+        std::fs::copy(dir.join(f), queries.join(f)).unwrap();
+    }
+    let (_, daemon_key, daemon_line) = ssh_key(dir, 5, "daemon@example.edu");
+    let (_, head, head_line) = ssh_key(dir, 7, "head@example.edu");
+    std::fs::write(queries.join("allowed_signers"), format!("{daemon_line}{head_line}")).unwrap();
+    std::fs::copy(queries.join("allowed_signers"), dir.join("allowed_signers")).unwrap();
+    std::fs::write(dir.join("alma.key"), format!("{KEY}\n")).unwrap();
+    std::fs::set_permissions(
+        dir.join("alma.key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let config = dir.join("alma-cohort.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[service]\nqueries_dir = \"queries\"\n[profiles.main]\nbase_url = \"{}\"\nkey_file = \"alma.key\"\nstate_dir = \"service-state\"\npace = 1000\n",
+            sim.handle.base_url()
+        ),
+    )
+    .unwrap();
+    let q = queries.join("reviewed.toml");
+    let q = q.to_str().unwrap();
+    let outside = s.query.to_str().unwrap();
+    let unsigned = queries.join("unsigned.toml");
+    std::fs::write(
+        &unsigned,
+        std::fs::read_to_string(q)
+            .unwrap()
+            .replace("allowed_signers = \"allowed_signers\"", ""),
+    )
+    .unwrap();
+    for (args, says) in [
+        (
+            vec!["run", q, "--execute", "--yes"],
+            "run --execute: this installation's config",
+        ),
+        (
+            vec!["plan", outside, "--period", PERIOD, "--save"],
+            "takes only the queries in",
+        ),
+        (
+            vec!["plan", unsigned.to_str().unwrap(), "--period", PERIOD, "--save"],
+            "needs signed approvals",
+        ),
+        (
+            vec!["--base-url", "https://elsewhere.example", "plan", q, "--save"],
+            "--base-url (ALMA_BASE_URL): this installation's config",
+        ),
+    ] {
+        let r = out_of(as_service(sim, &config, "daemon", &args)).await;
+        ends(&r, 4, says);
+        assert_eq!(r.stderr.matches("error:").count(), 1, "{}", r.stderr);
+    }
+    let saved = out_of(as_service(
+        sim,
+        &config,
+        "daemon",
+        &["plan", q, "--period", PERIOD, "--save", "--json"],
+    ))
+    .await;
+    assert_eq!(saved.code, 0, "{}", saved.stderr);
+    let id = last_json(&saved.stdout)["plan_id"].as_str().unwrap().to_string();
+    let text = out_of(as_service(sim, &config, "daemon", &["plans", "show", &id, "--text"]))
+        .await
+        .stdout;
+    // The planner signs with their own listed key: they are still the planner.
+    let own = signature(dir, "own.sig", &daemon_key, "alma-cohort", &text);
+    let r = out_of(as_service(
+        sim,
+        &config,
+        "daemon",
+        &["approve", &id, "--signature", own.to_str().unwrap()],
+    ))
+    .await;
+    ends(&r, 4, "made plan");
+    let garbage = dir.join("garbage.sig");
+    std::fs::write(&garbage, "not a signature\n").unwrap();
+    let r = out_of(as_service(
+        sim,
+        &config,
+        "bin",
+        &["approve", &id, "--signature", garbage.to_str().unwrap()],
+    ))
+    .await;
+    ends(&r, 2, "is not an SSH signature");
+    let good = signature(dir, "head.sig", &head, "alma-cohort", &text);
+    let r = out_of(as_service(
+        sim,
+        &config,
+        "bin",
+        &["approve", &id, "--signature", good.to_str().unwrap()],
+    ))
+    .await;
+    ends(&r, 0, "approved by head@example.edu");
+    // Someone with the journal changes the approved plan's cohort: the timer refuses, loudly.
+    let db = rusqlite::Connection::open(dir.join("service-state").join("journal.sqlite")).unwrap();
+    db.execute(
+        "UPDATE plan_cohort SET primary_id = 'SOMEONE-ELSE' WHERE plan_id = ?1 AND position = 0",
+        [&id],
+    )
+    .unwrap();
+    drop(db);
+    let timer = out_of(as_service(
+        sim,
+        &config,
+        "man",
+        &[
+            "apply",
+            "--query",
+            q,
+            "--period",
+            PERIOD,
+            "--execute",
+            "--yes",
+            "--json",
+        ],
+    ))
+    .await;
+    ends(&timer, 4, "changed in the journal since it was saved: the cohort");
+    assert!(!timer.stdout.contains("\"skipped\":true"), "{}", timer.stdout);
+    assert!(
+        sim.handle.sets().is_empty() && sim.handle.job_instances().is_empty(),
+        "nothing in Alma"
+    );
+}

@@ -123,6 +123,7 @@ pub enum Error {
 impl Error {
     pub fn exit(&self) -> Exit {
         match self {
+            Error::Settings(crate::settings::Error::Service { .. }) => Exit::Refused,
             Error::Settings(_) | Error::Query(_) | Error::SimStart(_) | Error::Usage(_) | Error::Output { .. } => {
                 Exit::Usage
             }

@@ -79,6 +79,10 @@ pub enum Error {
     BadPace,
     #[error("cannot read the config file {path}: {message}")]
     Config { path: PathBuf, message: String },
+    #[error(
+        "{message}; nothing was done\nhint: ask whoever runs this installation (docs/scheduling.md, \"Two people\")"
+    )]
+    Service { message: String },
     #[error("no profile {name:?} in {path}\nhint: the profiles there are: {known}")]
     NoProfile { name: String, path: PathBuf, known: String },
     #[error(
@@ -137,6 +141,20 @@ pub struct ConfigFile {
     #[serde(default)]
     pub profiles: std::collections::BTreeMap<String, Profile>,
     pub retention: Option<Retention>,
+    pub service: Option<Service>,
+}
+
+/// `[service]`: this installation resets passwords only through signed, approved plans of the
+/// queries in one folder. Whoever reaches the service account (through `sudo -u`, say) can then
+/// neither run a query of their own nor point the service's key at another address: `run
+/// --execute` is refused, `plan --save`, `approve` and `apply` take only queries in `queries_dir`
+/// whose `[approval]` names an `allowed_signers` file, and `--base-url`, `--region`,
+/// `--api-key-file` and `--state-dir` (and their environment variables) are refused — the profile
+/// says them.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    pub queries_dir: PathBuf,
 }
 
 /// `[retention]`: a run's files (cohort, reports) are deleted this many days after it ended.
@@ -210,11 +228,32 @@ pub fn config_path() -> PathBuf {
         return PathBuf::from(path);
     }
     let here = PathBuf::from("alma-cohort.toml");
-    if here.is_file() || !Path::new(SYSTEM_CONFIG).is_file() {
+    // Behind sudo the working folder is the caller's: a config there is not the service's.
+    let system = Path::new(SYSTEM_CONFIG).is_file();
+    if (here.is_file() && !(system && crate::journal::switched_by_sudo())) || !system {
         here
     } else {
         PathBuf::from(SYSTEM_CONFIG)
     }
+}
+
+/// The config file's `[service]`, when the config file is there and has one.
+pub fn service_policy() -> Result<Option<(PathBuf, Service)>, Error> {
+    let path = config_path();
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let file = read_config(&path)?;
+    Ok(file.service.map(|mut service| {
+        if service.queries_dir.is_relative() {
+            let folder = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            service.queries_dir = folder.join(&service.queries_dir);
+        }
+        (path, service)
+    }))
 }
 
 /// The named profile, with relative paths resolved against the config file's folder.
@@ -259,12 +298,31 @@ pub struct Settings {
     pub state_dir_is_default: bool,
     /// The profile's `review_dir`: where a reviewer group reads saved plans.
     pub review_dir: Option<PathBuf>,
+    /// The config's `[service]`: the config file and its `queries_dir`.
+    pub service: Option<(PathBuf, PathBuf)>,
     key_file: Option<PathBuf>,
     profile_key_file: Option<PathBuf>,
 }
 
 impl Settings {
     pub fn from_options(g: &Options) -> Result<Self, Error> {
+        let service = service_policy()?;
+        if let Some((config, _)) = &service {
+            let given = [
+                ("--base-url (ALMA_BASE_URL)", g.base_url.is_some()),
+                ("--region", g.region.is_some()),
+                ("--api-key-file", g.api_key_file.is_some()),
+                ("--state-dir (ALMA_COHORT_STATE)", g.state_dir.is_some()),
+            ];
+            if let Some((flag, _)) = given.iter().find(|(_, set)| *set) {
+                return Err(Error::Service {
+                    message: format!(
+                        "{flag}: this installation's config {} has [service]: the Alma address, key and journal are its profile's, never a command's",
+                        config.display()
+                    ),
+                });
+            }
+        }
         let seconds = |flag, value: f64| {
             // At most a year: a larger value (1e30) is a typo, and would not fit a Duration.
             if value.is_finite() && value > 0.0 && value <= MAX_SECONDS {
@@ -336,9 +394,57 @@ impl Settings {
             profile: profile.map(|(name, p)| (name, p.display_name)),
             state_dir_is_default,
             review_dir: from_profile.review_dir.clone(),
+            service: service.map(|(config, service)| (config, service.queries_dir)),
             key_file: g.api_key_file.clone(),
             profile_key_file: from_profile.key_file,
         })
+    }
+
+    /// Under `[service]`: refuses `what` (`run --execute`) outright, or a query that is not in
+    /// `queries_dir` or whose approvals are not signed. `None` for `what` checks a query only.
+    pub fn service_allows(
+        &self,
+        what: Option<&str>,
+        query: &Path,
+        spec: Option<&crate::query::ApprovalSpec>,
+    ) -> Result<(), Error> {
+        let Some((config, dir)) = &self.service else {
+            return Ok(());
+        };
+        if let Some(what) = what {
+            return Err(Error::Service {
+                message: format!(
+                    "{what}: this installation's config {} has [service]: passwords are reset only through signed, approved plans (plan --save, approve, apply)",
+                    config.display()
+                ),
+            });
+        }
+        let inside = match (query.canonicalize(), dir.canonicalize()) {
+            (Ok(q), Ok(d)) => q.starts_with(&d),
+            _ => false,
+        };
+        if !inside {
+            return Err(Error::Service {
+                message: format!(
+                    "{}: this installation takes only the queries in {} ([service] queries_dir in {})",
+                    query.display(),
+                    dir.display(),
+                    config.display()
+                ),
+            });
+        }
+        if let Some(spec) = spec
+            && (spec.required == 0 || spec.allowed_signers.is_none())
+        {
+            return Err(Error::Service {
+                message: format!(
+                    "{}: under [service] ({}), a query needs signed approvals ([approval] required and allowed_signers)",
+                    query.display(),
+                    config.display()
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// The key: from `--api-key-file` when given, else `ALMA_API_KEY`, else the profile's key file.

@@ -221,7 +221,8 @@ pub fn operator() -> String {
 /// account's), else the real user id's own account — never `$USER` or `$LOGNAME`, which anyone
 /// sets. Returns `(person, os account)`. Whoever can act as the service account can still set
 /// `SUDO_USER` and `SUDO_UID` by hand: this is a label, and a signed approval is the control
-/// (docs/operating.md).
+/// (docs/operating.md). Where the kernel knows who logged in (`/proc/self/loginuid`), `SUDO_UID`
+/// must be that account too.
 pub fn person() -> (String, String) {
     #[cfg(unix)]
     {
@@ -232,8 +233,15 @@ pub fn person() -> (String, String) {
         let sudo_uid = std::env::var("SUDO_UID")
             .ok()
             .and_then(|u| u.trim().parse::<u32>().ok());
+        // The kernel's login uid (set at login, kept across sudo, not settable by the user): where
+        // it is known, the person sudo names must be the one who logged in.
+        let login_uid = std::fs::read_to_string("/proc/self/loginuid")
+            .ok()
+            .and_then(|u| u.trim().parse::<u32>().ok())
+            .filter(|&u| u != u32::MAX);
         if let (Some(name), Some(from)) = (sudo, sudo_uid)
             && from != uid
+            && login_uid.is_none_or(|login| login == from)
             && plain_name(&name)
             && account_name(from).as_deref() == Some(name.as_str())
         {
@@ -245,6 +253,24 @@ pub fn person() -> (String, String) {
     {
         let account = whoami::username();
         (account.clone(), account)
+    }
+}
+
+/// Whether this process runs as an account sudo switched to from another (`SUDO_UID` set and not
+/// the real user id).
+pub fn switched_by_sudo() -> bool {
+    #[cfg(unix)]
+    {
+        // SAFETY: getuid cannot fail and has no preconditions.
+        let uid = unsafe { libc::getuid() };
+        std::env::var("SUDO_UID")
+            .ok()
+            .and_then(|u| u.trim().parse::<u32>().ok())
+            .is_some_and(|from| from != uid)
+    }
+    #[cfg(not(unix))]
+    {
+        false
     }
 }
 

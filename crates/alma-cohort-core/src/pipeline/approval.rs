@@ -123,7 +123,15 @@ pub fn judged<'a>(plan: &'a SavedPlan, spec: &ApprovalSpec) -> Vec<(&'a Approval
                     return Some("not signed, and the query's [approval] allowed_signers requires a signature".into());
                 };
                 match super::signers::verify(signature, text.as_bytes(), signers, Utc::now()) {
-                    Ok(v) => who = v.principal,
+                    Ok(v) => {
+                        if spec.approver_not_planner && v.is(&plan.planned_by) {
+                            return Some(format!(
+                                "{} is the planner, {} ([approval] approver_not_planner)",
+                                v.principal, plan.planned_by
+                            ));
+                        }
+                        who = v.principal;
+                    }
                     Err(e) => return Some(e),
                 }
             }
@@ -142,8 +150,8 @@ pub fn judged<'a>(plan: &'a SavedPlan, spec: &ApprovalSpec) -> Vec<(&'a Approval
 }
 
 /// A digest as shown in a message: `sha256:` and its first 12 hex digits.
-fn short(digest: &str) -> &str {
-    &digest[..digest.len().min("sha256:".len() + 12)]
+fn short(digest: &str) -> String {
+    digest.chars().take("sha256:".len() + 12).collect()
 }
 
 /// The people whose approvals count ([`judged`]).
@@ -354,6 +362,14 @@ pub fn apply_refusal(plan: &SavedPlan, spec: &QuerySpec, at: DateTime<Utc>) -> O
 /// `None` when nothing does. A plan saved before it had a text is not comparable: `None`.
 pub fn edited_since_saved(plan: &SavedPlan) -> Option<String> {
     let saved = plan.canonical.as_deref()?;
+    // The run apply journals is the record's: its identity must be the plan's.
+    let r = &plan.record;
+    if r.run_id != plan.plan_id || r.query != plan.query || r.period != plan.period {
+        return Some(format!(
+            "its record says run {} of query {:?} for period {:?}, the plan is {} of {:?} for {:?}",
+            r.run_id, r.query, r.period, plan.plan_id, plan.query, plan.period
+        ));
+    }
     let now = plan_text(plan, None);
     (saved != now).then(|| super::digest::changes(saved, &now).join("; "))
 }
@@ -564,6 +580,11 @@ pub fn approve(
                 Signing::File(path) => read_signature(path)?,
                 Signing::None => unreachable!("matched above"),
             };
+            if ssh_key::SshSig::from_pem(signature.trim()).is_err() {
+                return Err(Error::Usage(
+                    "the signature is not an SSH signature (-----BEGIN SSH SIGNATURE-----, as ssh-keygen -Y sign writes it); nothing was recorded".into(),
+                ));
+            }
             let verified = super::signers::verify(&signature, text.as_bytes(), &signers, at).map_err(|why| Error::Refused {
                 message: format!("the signature does not approve plan {plan_id}: {why}; nothing was recorded"),
                 hint: format!(
@@ -575,8 +596,12 @@ pub fn approve(
         }
     };
     let approver = signed.as_ref().map_or(approver, |(_, v)| v.principal.clone());
-    // The name that approves is the one compared: with allow_as, the policy trusts the name given.
-    let is_planner = same_person(&approver, &plan.planned_by);
+    // The name that approves is the one compared: with allow_as, the policy trusts the name given;
+    // a signer is the planner when any principal of the key's line is the planner's account.
+    let is_planner = match &signed {
+        Some((_, v)) => v.is(&plan.planned_by),
+        None => same_person(&approver, &plan.planned_by),
+    };
     if spec.approval.approver_not_planner && is_planner {
         return Err(Error::Refused {
             message: format!(
@@ -627,7 +652,13 @@ fn read_signature(path: &Path) -> Result<String, Error> {
     if path != Path::new("-") {
         return crate::text::read_text(path, crate::text::limit::KEY).map_err(unreadable);
     }
-    use std::io::Read;
+    use std::io::{IsTerminal, Read};
+    if std::io::stdin().is_terminal() {
+        return Err(Error::Usage(
+            "--signature -: standard input is a terminal; give the signature file on it (--signature - < plan.txt.sig)"
+                .into(),
+        ));
+    }
     let mut bytes = Vec::new();
     std::io::stdin()
         .lock()
@@ -692,8 +723,16 @@ pub fn candidate(journal: &Journal, query: &str, period: &str) -> Result<Option<
         }
         // A plan whose query cannot be read now is a person's problem, not "none approved".
         let spec = plan_query(&plan)?;
-        if state(&plan, &spec.approval, at) == PlanState::Approved {
-            found.push(plan);
+        match state(&plan, &spec.approval, at) {
+            PlanState::Approved => found.push(plan),
+            // Approved once, and no longer counting (changed in the journal, a key removed from
+            // allowed_signers, a file changed): a person must hear of it, not a quiet skip.
+            PlanState::Saved if !plan.approvals.is_empty() => {
+                if let Some(refusal) = apply_refusal(&plan, &spec, at) {
+                    return Err(refusal);
+                }
+            }
+            _ => {}
         }
     }
     match found.len() {

@@ -48,7 +48,9 @@ fn one_line(value: &str) -> String {
     value
         .chars()
         .flat_map(|c| {
-            if c.is_control() || crate::text::is_invisible(c) {
+            if c == '\\' {
+                vec!['\\', '\\']
+            } else if c.is_control() || crate::text::is_invisible(c) {
                 c.escape_unicode().collect::<Vec<_>>()
             } else {
                 vec![c]
@@ -74,15 +76,7 @@ pub fn canonical(f: &Facts<'_>) -> String {
     line("planned at", f.planned_at);
     line("alma", f.alma.unwrap_or("-"));
     line("query file", &format!("{} sha256:{}", r.query_file, r.query_hash));
-    let params: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    line(
-        "params",
-        &if params.is_empty() {
-            "none".into()
-        } else {
-            params.join(", ")
-        },
-    );
+    line("params", &json(&r.params));
     match (&r.input_file, &r.input_hash) {
         (Some(file), Some(hash)) => line("list file", &format!("{file} sha256:{hash}")),
         _ => line("list file", "none"),
@@ -97,6 +91,7 @@ pub fn canonical(f: &Facts<'_>) -> String {
         );
     }
     line("set", &e.set_name);
+    line("set description", &e.set_description);
     line("set private", &e.set_private.to_string());
     line(
         "job",
@@ -106,9 +101,7 @@ pub fn canonical(f: &Facts<'_>) -> String {
             e.job_id.as_deref().unwrap_or("looked up by name")
         ),
     );
-    for (k, v) in &e.job_parameters {
-        line("job parameter", &format!("{k}={v}"));
-    }
+    line("job parameters", &json(&e.job_parameters));
     line(
         "letter",
         &format!(
@@ -123,11 +116,18 @@ pub fn canonical(f: &Facts<'_>) -> String {
         &e.max_refused_ratio.map_or("none".into(), |x| x.to_string()),
     );
     line("forced", &e.forced.to_string());
+    line("id normalization", &json(&e.normalize));
+    line("eligibility rules", &json(&e.eligibility.as_ref().map(|c| &c.rules)));
     line("cohort", &format!("{} IDs", f.cohort.len()));
     for id in f.cohort {
         let _ = writeln!(s, "{}", one_line(id));
     }
     format!("{HEADER}\n{s}")
+}
+
+/// A value as one JSON line: `[["a","1"],["b","2"]]` and `[["a","1, b=2"]]` read differently.
+fn json<T: serde::Serialize + ?Sized>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|e| format!("(not writable: {e})"))
 }
 
 /// `sha256:` and the text's SHA-256 in hex.

@@ -1152,7 +1152,7 @@ fn note_letter(journal: &Journal, record: &RunRecord, letter: &super::eligibilit
             "letter {} {} since the plan (digest {}; last changed by {} on {}); it still carries the password",
             letter.code,
             if then.is_some() { "changed" } else { "read" },
-            &letter.digest[..letter.digest.len().min(12)],
+            &letter.digest.chars().take(12).collect::<String>(),
             letter.updated_by,
             letter.update_date
         ),
@@ -1511,7 +1511,7 @@ async fn submit_job(
                 preflight.letter.code,
                 run_id,
                 &approved[..approved.len().min(12)],
-                &preflight.letter.digest[..preflight.letter.digest.len().min(12)],
+                &preflight.letter.digest.chars().take(12).collect::<String>(),
                 preflight.letter.updated_by,
                 preflight.letter.update_date
             ),

@@ -115,6 +115,9 @@ pub struct Planned {
 
 pub async fn plan(settings: &Settings, req: &PlanRequest<'_>, ui: &mut dyn Operator) -> Result<Planned, Error> {
     let spec = load_query(req.query, req.params)?;
+    if req.save {
+        settings.service_allows(None, req.query, Some(&spec.approval))?;
+    }
     super::check_offline(&spec)?;
     let period = super::run_period(req.period)?;
     // A saved plan is one intent: refused where a run of it would be (an unfinished run, a done
@@ -140,10 +143,10 @@ pub async fn plan(settings: &Settings, req: &PlanRequest<'_>, ui: &mut dyn Opera
     };
     // A list file needs no Alma: no address, no key, no call — unless a plan is saved and Alma is
     // given, when the period's sets and other installations' cooldown are asked as a run would.
-    let client = match (
-        spec.report(),
-        req.save && settings.base_url.is_some() && settings.api_key().is_ok(),
-    ) {
+    // A saved plan is checked against Alma as it is now (the lookups, the letter, the period's
+    // sets): without an address and a key it is not saved at all — an approver would approve an
+    // unchecked plan. (The key's problem is the error: a key file others can read, say.)
+    let client = match (spec.report(), req.save) {
         (Some(_), _) | (None, true) => Some(AlmaClient::new(settings.client_config()?)?),
         (None, false) => None,
     };
@@ -203,6 +206,7 @@ pub struct RunRequest<'a> {
 /// `run --execute`: the query's lock, admission, the plan, the operator's confirmation, the run
 /// journaled, then set → members → job → follow.
 pub async fn run(settings: &Settings, req: &RunRequest<'_>, ui: &mut dyn Operator) -> Result<Ended, Stopped> {
+    settings.service_allows(Some("run --execute"), req.query, None)?;
     let spec = load_query(req.query, req.params)?;
     super::check_offline(&spec)?;
     // Everything that can be refused without Alma or the journal is, before either is touched.
@@ -352,7 +356,13 @@ async fn apply_plan(
         },
         _ => return Err(Error::Usage("give a PLAN_ID, or --query and --period".into()).into()),
     };
-    let query = journal.plan(&plan_id)?.query;
+    let saved = journal.plan(&plan_id)?;
+    settings.service_allows(
+        None,
+        Path::new(&saved.record.query_file),
+        approval::plan_query(&saved).ok().map(|s| s.approval).as_ref(),
+    )?;
+    let query = saved.query;
     let _lock = journal::lock_query(&settings.state_dir, &query)?;
     let alma_now = match (&settings.base_url, settings.api_key()) {
         (Some(base), Ok(key)) => Some(approval::alma_binding(base, &key, &plan_id)),
@@ -416,8 +426,8 @@ async fn apply_plan(
                 "letter {} changed since plan {} was approved (digest {} then, {} now; last changed by {} on {}); nothing was written",
                 preflight.letter.code,
                 plan.plan_id,
-                &then.digest[..then.digest.len().min(12)],
-                &preflight.letter.digest[..preflight.letter.digest.len().min(12)],
+                &then.digest.chars().take(12).collect::<String>(),
+                &preflight.letter.digest.chars().take(12).collect::<String>(),
                 preflight.letter.updated_by,
                 preflight.letter.update_date
             ),
@@ -431,8 +441,8 @@ async fn apply_plan(
         ui.note(&format!(
             "note: letter {} changed since the plan (digest {} then, {} now; last changed by {} on {})",
             preflight.letter.code,
-            &then.digest[..then.digest.len().min(12)],
-            &preflight.letter.digest[..preflight.letter.digest.len().min(12)],
+            &then.digest.chars().take(12).collect::<String>(),
+            &preflight.letter.digest.chars().take(12).collect::<String>(),
             preflight.letter.updated_by,
             preflight.letter.update_date
         ));

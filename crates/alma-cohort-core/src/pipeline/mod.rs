@@ -375,7 +375,7 @@ pub async fn plan(
                 format!(
                     "run {} (digest {}, changed by {} on {})",
                     run.run_id,
-                    &then.digest[..then.digest.len().min(12)],
+                    &then.digest.chars().take(12).collect::<String>(),
                     p.letter.updated_by,
                     p.letter.update_date
                 )

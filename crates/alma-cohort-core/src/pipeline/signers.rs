@@ -30,7 +30,21 @@ pub struct Signer {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verified {
     pub principal: String,
+    /// Every principal the key's line names (the first is [`Verified::principal`]).
+    pub principals: Vec<String>,
     pub fingerprint: String,
+}
+
+impl Verified {
+    /// Whether the signer is `account`: a principal equal to it, or whose part before `@` is
+    /// (`alice@example.edu` is the OS account `alice`), case aside.
+    pub fn is(&self, account: &str) -> bool {
+        let account = account.trim().to_lowercase();
+        self.principals.iter().any(|p| {
+            let p = p.to_lowercase();
+            p == account || p.split('@').next() == Some(account.as_str())
+        })
+    }
 }
 
 fn bad_file(path: &Path, line: usize, message: String) -> Error {
@@ -211,30 +225,44 @@ pub fn verify(signature: &str, message: &[u8], signers: &[Signer], at: DateTime<
     }
     let key = PublicKey::from(sig.public_key().clone());
     let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
-    let Some(signer) = signers.iter().find(|s| s.key.key_data() == sig.public_key()) else {
+    // Every line that lists the key, as ssh-keygen reads them: the first that allows this
+    // namespace now is the signer's.
+    let lines: Vec<&Signer> = signers
+        .iter()
+        .filter(|s| s.key.key_data() == sig.public_key())
+        .collect();
+    if lines.is_empty() {
         return Err(format!(
             "the signature is by key {fingerprint}, which allowed_signers does not list"
         ));
+    }
+    let allows = |signer: &Signer| -> Result<(), String> {
+        if let Some(spaces) = &signer.namespaces
+            && !spaces.iter().any(|s| s == NAMESPACE || s == "*")
+        {
+            return Err(format!(
+                "allowed_signers line {} lists key {fingerprint} for namespaces {spaces:?}, not {NAMESPACE:?}",
+                signer.line
+            ));
+        }
+        if signer.valid_after.is_some_and(|t| at < t) || signer.valid_before.is_some_and(|t| at >= t) {
+            return Err(format!(
+                "allowed_signers line {} does not let key {fingerprint} sign now (valid-after/valid-before)",
+                signer.line
+            ));
+        }
+        Ok(())
     };
-    if let Some(spaces) = &signer.namespaces
-        && !spaces.iter().any(|s| s == NAMESPACE || s == "*")
-    {
-        return Err(format!(
-            "allowed_signers line {} lists key {fingerprint} for namespaces {spaces:?}, not {NAMESPACE:?}",
-            signer.line
-        ));
-    }
-    if signer.valid_after.is_some_and(|t| at < t) || signer.valid_before.is_some_and(|t| at >= t) {
-        return Err(format!(
-            "allowed_signers line {} does not let key {fingerprint} sign now (valid-after/valid-before)",
-            signer.line
-        ));
-    }
+    let signer = match lines.iter().find(|s| allows(s).is_ok()) {
+        Some(s) => *s,
+        None => return Err(allows(lines[0]).err().unwrap_or_default()),
+    };
     signer.key.verify(NAMESPACE, message, &sig).map_err(|_| {
         format!("the signature by {fingerprint} is not over this plan's text (it was made over another text, or the plan changed since)")
     })?;
     Ok(Verified {
         principal: signer.principals[0].clone(),
+        principals: signer.principals.clone(),
         fingerprint,
     })
 }
