@@ -93,6 +93,18 @@ grep -q '^digest:  sha256:' <<<"$out" || fail "no digest in: $out"
 grep -q '^approvals: signed' <<<"$out" || fail "not signed approvals: $out"
 echo "saved plan $P"
 
+step "the analyst cannot walk around the approval"
+own="$work/own-query.toml"
+printf 'name = "own"\n[report]\npath = "/shared/Example University/Reports/Password Resets/Active internal users"\n[cohort]\nid_column = "Primary Identifier"\n[guard]\nmax_members = 3000\n' >"$own"
+chmod 644 "$own"
+for attempt in "run $own --execute --yes" "plan $own --save" "--base-url https://elsewhere.example.invalid plan $q --save"; do
+    set +e
+    out="$(as ac-analyst sudo -u alma-cohort "$ac" --profile main $attempt 2>&1)"
+    code=$?
+    set -e
+    [ "$code" = 4 ] || fail "'$attempt' ended $code: $out"
+done
+
 step "the head of systems reads the review folder, signs as themselves, records it through sudo"
 as ac-head test -r "/srv/alma-cohort-review/$P-report.html" || fail "the reviewer cannot read report.html"
 as ac-head test -r "/srv/alma-cohort-review/$P-plan.txt" || fail "the reviewer cannot read plan.txt"

@@ -17,7 +17,27 @@ mod demo;
 mod out;
 
 fn main() -> ExitCode {
-    let matches = cli::command().get_matches();
+    let matches = match cli::command().try_get_matches() {
+        Ok(matches) => matches,
+        // --help and --version go to standard output as every other output does: a closed pipe
+        // ends quietly, a full disk is one error line (clap's own print ignores both).
+        Err(e) if !e.use_stderr() => {
+            let text = if std::io::stdout().is_terminal() {
+                e.render().ansi().to_string()
+            } else {
+                e.render().to_string()
+            };
+            return match out::write_all(text.as_bytes()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) if out::is_closed_pipe(&err) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("error: {}", alma_cohort_core::error::chain(&err));
+                    err.exit().into()
+                }
+            };
+        }
+        Err(e) => e.exit(),
+    };
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),

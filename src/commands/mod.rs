@@ -47,6 +47,10 @@ pub async fn run(cli: Cli) -> Result<Exit, Error> {
             match args.dir {
                 // Every page the main one names (alma-cohort-plan(1), …), so none is missing.
                 Some(dir) => {
+                    std::fs::create_dir_all(&dir).map_err(|source| Error::Output {
+                        path: dir.clone(),
+                        source,
+                    })?;
                     clap_mangen::generate_to(cmd, &dir).map_err(|source| Error::Output {
                         path: dir.clone(),
                         source,

@@ -34,8 +34,8 @@ pub async fn validate(settings: Settings, args: ValidateArgs) -> Result<Exit, Er
     // After the ok line: the name a `run --period` gives its set.
     let note = || {
         outln!(
-            "note: run --period P names its set \"{}\" (the same on every server; [set] name goes to its description)",
-            pipeline::ledger::period_set_name(&spec.name, "P")
+            "note: run --period 2027-spring names its set \"{}\" (the period as given, lower case; the same on every server; [set] name goes to its description)",
+            pipeline::ledger::period_set_name(&spec.name, "2027-spring")
         )
     };
     let report = match &spec.origin {

@@ -278,6 +278,9 @@ fn stdout_full_or_closed_is_never_a_panic() {
     )
     .unwrap();
     let commands: Vec<Vec<String>> = vec![
+        vec!["--help".into()],
+        vec!["plan".into(), "--help".into()],
+        vec!["--version".into()],
         vec!["extract".into(), list.display().to_string(), "--out".into(), "-".into()],
         vec!["completions".into(), "bash".into()],
         vec!["man".into()],

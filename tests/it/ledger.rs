@@ -399,7 +399,7 @@ async fn a_period_runs_set_is_named_after_its_intent_whatever_the_template() {
         assert_eq!(v.code, 0, "{}", v.stderr);
         assert!(
             v.stdout
-                .contains("note: run --period P names its set \"User Password Reset everyone p (alma-cohort)\""),
+                .contains("note: run --period 2027-spring names its set \"User Password Reset everyone 2027-spring (alma-cohort)\""),
             "validate says so: {}",
             v.stdout
         );

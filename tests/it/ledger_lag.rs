@@ -112,8 +112,9 @@ async fn edited_copies_of_a_query_at_once_make_one_set() {
         .await;
         assert_eq!(v.code, 0, "{}", v.stderr);
         assert!(
-            v.stdout
-                .contains("run --period P names its set \"User Password Reset everyone p (alma-cohort)\""),
+            v.stdout.contains(
+                "run --period 2027-spring names its set \"User Password Reset everyone 2027-spring (alma-cohort)\""
+            ),
             "{}",
             v.stdout
         );

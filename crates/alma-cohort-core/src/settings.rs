@@ -94,11 +94,12 @@ pub enum Error {
     )]
     NoStateDir,
     #[error(
-        "a journal of an earlier alma-cohort is in {legacy} (its default state dir was relative to the working folder), and the state dir {default} holds none; nothing was done\nhint: to go on with that journal, pass --state-dir {legacy_dir} (or set ALMA_COHORT_STATE, or state_dir in the profile); to make it the default, move it there: mv {legacy_dir} {default_dir} (if {default_dir} exists, it holds no run: remove it first, rm -r {default_dir}) — one institution should have one journal (docs/operating.md, \"Where the journal lives\")",
+        "a journal of an earlier alma-cohort is in {legacy} (its default state dir was relative to the working folder), and the state dir {default} holds none; nothing was done\nhint: to go on with that journal, pass --state-dir {legacy_dir} (or set ALMA_COHORT_STATE, or state_dir in the profile); to make it the default, move it there: `mkdir -p {parent} && mv {legacy_dir} {default_dir}` (if {default_dir} exists, it holds no run: remove it first, rm -r {default_dir}) — one institution should have one journal (docs/operating.md, \"Where the journal lives\")",
         legacy = legacy_dir.join("journal.sqlite").display(),
         default = default_dir.display(),
         legacy_dir = legacy_dir.display(),
-        default_dir = default_dir.display()
+        default_dir = default_dir.display(),
+        parent = default_dir.parent().map(|p| p.display().to_string()).unwrap_or_default()
     )]
     LegacyJournal { legacy_dir: PathBuf, default_dir: PathBuf },
 }

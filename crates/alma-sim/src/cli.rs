@@ -51,7 +51,11 @@ pub struct SimArgs {
     /// Say IsFinished=true after this many pages even with rows left
     #[arg(long)]
     pub premature_finish_after: Option<u32>,
-    /// Inject a fault: KIND@TARGET[,skip=N][,count=N][,ms=N]; KIND is 5xx, 429, drop, drop-after, slow or 420033
+    /// Inject a fault: KIND@TARGET[,skip=N][,count=N][,ms=N][,after=TARGET]; KIND is 5xx, 429,
+    /// daily, drop, drop-after, slow or 420033; TARGET is analytics, analytics-first,
+    /// analytics-next, set-list, set-create, set-get, add-members (or set-op), set-delete,
+    /// set-members, job-list, job-get, job-run, job-instances, job-poll, user-get, letter-list,
+    /// letter-get or any
     #[arg(long = "fault", value_name = "SPEC")]
     pub faults: Vec<String>,
     /// How Update/Notify Users runs end

@@ -75,7 +75,7 @@ impl FromStr for Target {
             other => {
                 return Err(format!(
                     "unknown fault target {other:?}: expected analytics, analytics-first, analytics-next, set-list, \
-                     set-create, set-get, add-members, set-delete, set-members, job-list, job-get, job-run, \
+                     set-create, set-get, add-members (or set-op), set-delete, set-members, job-list, job-get, job-run, \
                      job-instances, job-poll, user-get, letter-list, letter-get or any"
                 ));
             }

@@ -454,7 +454,7 @@ fn already_in_alma(s: &IntentSet, known: Option<&RunRecord>, journal: &Journal, 
             set.name, set.id
         ),
         hint: format!(
-            "in Alma, open Admin > Manage Sets and search for {:?} ({} members); {instances}: if it ran, this period is done and nothing is needed. If this installation should know that run, use the state dir that holds its journal (--state-dir). To run the period again anyway (every member gets a second letter): --force. docs/operating.md, \"Alma already holds a set for this period\"",
+            "in Alma, open Admin > Manage Sets and search for {:?} ({} members); {instances}: if it ran, this period is done and nothing is needed. If this installation should know that run, use the state dir that holds its journal (--state-dir). To run the period again anyway (every member gets a second letter): --force. docs/operating.md, \"Alma already holds the set … for query … period …\"",
             set.name, set.members
         ),
     }

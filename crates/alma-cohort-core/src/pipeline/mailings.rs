@@ -168,12 +168,12 @@ pub fn mailed_from_a_gone_set(instance: &InstanceStatus, what: &str, set: &str, 
         ),
         hint: if cooldown_days == 0 {
             format!(
-                "in Alma, open Admin > Monitor Jobs and look at instance {} (its report lists whom it mailed): if it did what this run is for, nothing is needed; if its users must be mailed again anyway, run with --force (docs/operating.md, \"A job mailed from a set that is gone\")",
+                "in Alma, open Admin > Monitor Jobs and look at instance {} (its report lists whom it mailed): if it did what this run is for, nothing is needed; if its users must be mailed again anyway, run with --force (docs/operating.md, \"… mailed users from …, which Alma no longer shows\")",
                 instance.id
             )
         } else {
             format!(
-                "in Alma, open Admin > Monitor Jobs and look at instance {} (its report lists whom it mailed). If those users must not get a second letter, wait until {until} (the cooldown after it), or leave them out with an exclusion file; if they may, run with --force (docs/operating.md, \"A job mailed from a set that is gone\")",
+                "in Alma, open Admin > Monitor Jobs and look at instance {} (its report lists whom it mailed). If those users must not get a second letter, wait until {until} (the cooldown after it), or leave them out with an exclusion file; if they may, run with --force (docs/operating.md, \"… mailed users from …, which Alma no longer shows\")",
                 instance.id
             )
         },

@@ -69,7 +69,7 @@ pub fn admit(journal: &Journal, query: &str, period: Option<&str>, force: bool) 
                     .unwrap_or_default()
             ),
             hint: format!(
-                "continue it with `alma-cohort resume {0}` (next: {1}); if it must not go on, end it with `alma-cohort abandon {0} --reason \"…\"`{2}",
+                "continue it with `alma-cohort resume {0}` (next: {1}); if it must not go on, end it with `alma-cohort abandon {0} --reason \"…\"{2}`",
                 open.run_id,
                 open.state.next_step(),
                 if job_may_have_run(&open) {
