@@ -231,7 +231,7 @@ pub fn config_path() -> PathBuf {
     let here = PathBuf::from("alma-cohort.toml");
     // Behind sudo the working folder is the caller's: a config there is not the service's.
     let system = Path::new(SYSTEM_CONFIG).is_file();
-    if (here.is_file() && !(system && crate::journal::switched_by_sudo())) || !system {
+    if !system || (here.is_file() && !crate::journal::switched_by_sudo()) {
         here
     } else {
         PathBuf::from(SYSTEM_CONFIG)
