@@ -58,6 +58,27 @@ pub fn show(settings: Settings, args: ShowArgs) -> Result<Exit, Error> {
         print_json(&record)?;
     } else {
         outln!("{}", run_files::markdown(&record, &journal.cohort(&record.run_id)?))?;
+        // A run that was a saved plan: who planned, approved (principal and key) and applied it.
+        if let Some(plan) = journal.find_plan(&record.run_id)? {
+            outln!(
+                "Plan {}: planned by {} at {}",
+                plan.plan_id,
+                plan.planned_by,
+                plan.planned_at
+            )?;
+            for a in &plan.approvals {
+                outln!(
+                    "  approved by {} at {}{}",
+                    a.approver,
+                    a.at,
+                    a.key
+                        .as_deref()
+                        .map(|k| format!(", signed with {k}"))
+                        .unwrap_or_default()
+                )?;
+            }
+            outln!("  applied by {} at {}", record.run_by, record.started_at)?;
+        }
     }
     Ok(Exit::Done)
 }

@@ -716,6 +716,15 @@ async fn only_a_listed_key_approves() {
     let shown = run(sim, state, &["plans", "show", &id, "--json"]).await;
     let v = last_json(&shown.stdout);
     assert_eq!(v["applied_by"], "mail");
+    let run_shown = run(sim, state, &["show", &id]).await;
+    for line in [
+        "planned by daemon at ",
+        "approved by head@example.edu at ",
+        ", signed with SHA256:",
+        "applied by mail at ",
+    ] {
+        assert!(run_shown.stdout.contains(line), "{line}: {}", run_shown.stdout);
+    }
     assert_eq!(v["approvals"][0]["approver"], "head@example.edu");
     assert_eq!(v["approvals"][0]["counts"], true);
 }
