@@ -367,3 +367,97 @@ async fn a_protection_in_lookalike_letters_still_protects() {
     );
     assert_eq!(r.stderr.matches("error:").count(), 1, "{}", r.stderr);
 }
+
+/// The second sweep's look-alikes: small capitals for letters, a Greek capital omicron for the
+/// digit zero, a comment typed without its space (`ID#boss`) — each protects the ID it looks like
+/// (nobody is mailed who is protected); an accent after a digit, or letters that look like no
+/// plain letter, refuse the file naming its line.
+#[tokio::test]
+async fn protections_in_small_capitals_greek_zeros_and_glued_comments_protect() {
+    let sim = sim(sim_config().users(300)).await;
+    let small_caps = |c: char| match c {
+        'A' => 'ᴀ',
+        'B' => 'ʙ',
+        'C' => 'ᴄ',
+        'D' => 'ᴅ',
+        'E' => 'ᴇ',
+        'G' => 'ɢ',
+        'H' => 'ʜ',
+        'J' => 'ᴊ',
+        'K' => 'ᴋ',
+        'L' => 'ʟ',
+        'M' => 'ᴍ',
+        'N' => 'ɴ',
+        'O' => 'ᴏ',
+        'P' => 'ᴘ',
+        'R' => 'ʀ',
+        'T' => 'ᴛ',
+        'U' => 'ᴜ',
+        'V' => 'ᴠ',
+        'W' => 'ᴡ',
+        'Y' => 'ʏ',
+        'Z' => 'ᴢ',
+        c => c,
+    };
+    let ids: Vec<String> = sim
+        .handle
+        .users()
+        .into_iter()
+        .filter(|u| eligible(&sim, u))
+        .map(|u| u.primary_id)
+        .collect();
+    let lettered = ids
+        .iter()
+        .find(|id| {
+            id.chars().any(|c| c.is_ascii_uppercase()) && id.chars().map(small_caps).all(|c| !c.is_ascii_uppercase())
+        })
+        .expect("an ID whose letters have small capitals")
+        .clone();
+    let zeroed = ids
+        .iter()
+        .find(|id| id.contains('0') && **id != lettered)
+        .expect("an ID with a 0")
+        .clone();
+    let glued = ids
+        .iter()
+        .find(|id| **id != lettered && **id != zeroed)
+        .unwrap()
+        .clone();
+    let written = [
+        lettered.chars().map(small_caps).collect::<String>(),
+        zeroed.replace('0', "\u{39f}"),
+        format!("{glued}#boss"),
+    ];
+    let dir = temp_dir("lookalike-2");
+    std::fs::write(dir.join("protected.txt"), format!("# staff\n{}\n", written.join("\n"))).unwrap();
+    let q = query(&dir, ALL_USERS, "exclude_files = [\"protected.txt\"]", "");
+    let r = execute_run(&sim, &dir.join("state"), q.to_str().unwrap(), &[]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let set = the_set(&sim);
+    for (id, as_written) in [&lettered, &zeroed, &glued].iter().zip(&written) {
+        assert!(
+            !set.contains(&id.to_lowercase()),
+            "{id} is protected (as {as_written:?}) but in the set"
+        );
+        assert!(
+            !sim.handle.outbox().iter().any(|l| &l.user_primary_id == *id),
+            "{id}: no letter"
+        );
+    }
+    // Refused, naming the line: an accent after a digit, a letter like no plain letter.
+    for (line, says) in [
+        ("1235281\u{301}", "combining mark U+0301"),
+        ("\u{5d0}12345", "look like no plain letter"),
+    ] {
+        let dir = temp_dir("lookalike-refused");
+        std::fs::write(dir.join("protected.txt"), format!("# staff\n{line}\n")).unwrap();
+        let q = query(&dir, ALL_USERS, "exclude_files = [\"protected.txt\"]", "");
+        let r = run(&sim, &dir.join("state"), &["plan", q.to_str().unwrap()]).await;
+        assert_eq!(r.code, 2, "{line:?}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("protected.txt:2") && r.stderr.contains(says),
+            "{line:?}: {}",
+            r.stderr
+        );
+    }
+}

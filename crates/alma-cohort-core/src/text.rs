@@ -205,7 +205,7 @@ pub fn shown(name: &str, max: usize) -> String {
 
 /// Zero-width, direction and other format characters (Unicode category Cf) that no editor shows.
 pub fn is_invisible(c: char) -> bool {
-    matches!(c, '\u{00ad}' | '\u{034f}' | '\u{061c}' | '\u{115f}' | '\u{1160}' | '\u{17b4}' | '\u{17b5}' | '\u{180b}'..='\u{180f}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206f}' | '\u{3164}' | '\u{fe00}'..='\u{fe0f}' | '\u{feff}' | '\u{ffa0}' | '\u{fff9}'..='\u{fffb}' | '\u{1d173}'..='\u{1d17a}' | '\u{e0000}'..='\u{e007f}')
+    matches!(c, '\u{00ad}' | '\u{034f}' | '\u{061c}' | '\u{115f}' | '\u{1160}' | '\u{17b4}' | '\u{17b5}' | '\u{180b}'..='\u{180f}' | '\u{200b}'..='\u{200f}' | '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206f}' | '\u{3164}' | '\u{fe00}'..='\u{fe0f}' | '\u{feff}' | '\u{ffa0}' | '\u{fff9}'..='\u{fffb}' | '\u{1d173}'..='\u{1d17a}' | '\u{e0000}'..='\u{e007f}')
 }
 
 /// Why `id` (trimmed, from a list or an exclusion file) is not one ID as a person meant it, or
@@ -252,6 +252,14 @@ pub fn id_problem(id: &str) -> Option<String> {
     if folded != id {
         return Some(format!(
             "is written with look-alike characters (full-width, mathematical or a separate accent); it reads as {folded:?}: write that"
+        ));
+    }
+    // A mark that composes with nothing (an accent after a digit, an enclosing circle): what
+    // it marks is another ID than the one Alma holds.
+    if let Some(c) = id.chars().find(|&c| unicode_normalization::char::is_combining_mark(c)) {
+        return Some(format!(
+            "holds the combining mark U+{:04X} (an accent or enclosing mark typed on its own); write the ID without it",
+            c as u32
         ));
     }
     if let Some(c) = id.chars().find(|c| c.is_whitespace() || matches!(c, ',' | ';')) {
@@ -348,6 +356,47 @@ pub fn ascii_twin(id: &str) -> Option<String> {
         twin.push_str(&prototype);
     }
     (twin != id).then_some(twin)
+}
+
+/// The key look-alike IDs share: NFKC, upper case, the UTS #39 skeleton, lower case. `ІМ78646`
+/// (Cyrillic), `IM78646`, `тн26895` and `TH26895`, `Ο555972` (Greek) and `0555972` each share
+/// theirs. Only for comparing an exclusion written outside ASCII with the cohort's IDs.
+pub fn lookalike_key(id: &str) -> String {
+    // Latin small capitals (ᴍ, ʀ, …) have no upper case and no skeleton of their own letter.
+    const SMALL_CAPS: [(char, char); 25] = [
+        ('ᴀ', 'A'),
+        ('ʙ', 'B'),
+        ('ᴄ', 'C'),
+        ('ᴅ', 'D'),
+        ('ᴇ', 'E'),
+        ('ꜰ', 'F'),
+        ('ɢ', 'G'),
+        ('ʜ', 'H'),
+        ('ɪ', 'I'),
+        ('ᴊ', 'J'),
+        ('ᴋ', 'K'),
+        ('ʟ', 'L'),
+        ('ᴍ', 'M'),
+        ('ɴ', 'N'),
+        ('ᴏ', 'O'),
+        ('ᴘ', 'P'),
+        ('ʀ', 'R'),
+        ('ꜱ', 'S'),
+        ('ᴛ', 'T'),
+        ('ᴜ', 'U'),
+        ('ᴠ', 'V'),
+        ('ᴡ', 'W'),
+        ('ʏ', 'Y'),
+        ('ᴢ', 'Z'),
+        ('ꞯ', 'Q'),
+    ];
+    let upper: String = id
+        .trim()
+        .nfkc()
+        .map(|c| SMALL_CAPS.iter().find(|(s, _)| *s == c).map_or(c, |(_, l)| *l))
+        .collect::<String>()
+        .to_uppercase();
+    unicode_security::skeleton(&upper).collect::<String>().to_lowercase()
 }
 
 fn invisible_name(c: char) -> &'static str {
@@ -552,6 +601,21 @@ mod tests {
         ] {
             assert_eq!(spreadsheet_safe(cell), safe, "{cell}");
         }
+    }
+
+    #[test]
+    fn lookalikes_share_a_key_with_what_they_look_like() {
+        for (a, b) in [
+            ("\u{406}\u{41c}78646", "IM78646"),
+            ("\u{4c0}\u{41c}78646", "IM78646"),
+            ("\u{442}\u{43d}26895", "TH26895"),
+            ("\u{1d0f}\u{1d0d}87596", "OM87596"),
+            ("\u{39f}555972", "0555972"),
+            ("\u{41c}\u{422}60554", "MT60554"),
+        ] {
+            assert_eq!(lookalike_key(a), lookalike_key(b), "{a:?} and {b}");
+        }
+        assert_ne!(lookalike_key("MT60554"), lookalike_key("MT60555"));
     }
 
     #[test]

@@ -193,7 +193,21 @@ pub fn read_exclusions(files: &[PathBuf]) -> Result<Exclusions, Error> {
             if let Some(problem) = crate::text::id_problem(id) {
                 return Err(not_text(format!("{id:?} {problem}; it would protect nobody")));
             }
+            // Outside ASCII, it protects what it looks like ([`crate::text::lookalike_key`]);
+            // letters that look like no plain letter would protect nobody: refused.
+            if !id.is_ascii() && !crate::text::lookalike_key(id).is_ascii() {
+                return Err(not_text(format!(
+                    "{id:?} holds letters outside plain ASCII that look like no plain letter; type the ID as Alma holds it (a protection that matches nobody protects nobody)"
+                )));
+            }
             read.ids.push(id.to_string());
+            // `1235281#boss`: the ID before the `#` is protected too (safe side: a comment typed
+            // without its space).
+            if let Some((before, _)) = id.split_once('#')
+                && !before.trim().is_empty()
+            {
+                read.ids.push(before.trim().to_string());
+            }
             // Typed in another script's look-alike letters (`МТ60554`): it protects the ID it
             // looks like too.
             if let Some(twin) = crate::text::ascii_twin(id) {

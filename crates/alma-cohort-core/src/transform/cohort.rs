@@ -220,10 +220,7 @@ pub fn build_cohort(report: Report, rules: &CohortRules<'_>) -> Result<Cohort, E
     if !rules.exclusions.is_empty() {
         let excluded = normalized_exclusions(rules)?;
         let ids = df.column(id).map_err(Error::Frame)?.str().map_err(Error::Frame)?;
-        let kept: BooleanChunked = ids
-            .iter()
-            .map(|v| v.is_none_or(|i| !excluded.contains(exclusion_key(i).as_ref())))
-            .collect();
+        let kept: BooleanChunked = ids.iter().map(|v| v.is_none_or(|i| !excluded.protects(i))).collect();
         dropped.push((DropReason::Excluded, keep_rows(&mut df, &kept)?));
     }
     // 5. No email address, no letter: Notify Password Change would reset a password nobody learns.
@@ -416,17 +413,30 @@ pub fn protected_among(cohort: &[String], exclusions: &[String], normalize: &Nor
         email_column: None,
     };
     let keys = normalized_exclusions(&rules)?;
-    Ok(cohort
-        .iter()
-        .filter(|id| keys.contains(exclusion_key(id).as_ref()))
-        .cloned()
-        .collect())
+    Ok(cohort.iter().filter(|id| keys.protects(id)).cloned().collect())
+}
+
+/// What a query's exclusion files protect: IDs as the cohort's comparison key
+/// ([`exclusion_key`]), and, for an exclusion written with any character outside ASCII, the key
+/// its look-alikes share ([`crate::text::lookalike_key`]): `ІМ78646` (Cyrillic І and М), `тн26895`,
+/// small capitals `ᴏᴍ87596` or a Greek `Ο` for the digit zero each protect the ID they look like.
+/// Protecting one ID too many is the safe side; protecting nobody silently is not.
+pub struct Protected {
+    keys: HashSet<String>,
+    lookalikes: HashSet<String>,
+}
+
+impl Protected {
+    pub fn protects(&self, id: &str) -> bool {
+        self.keys.contains(exclusion_key(id).as_ref())
+            || (!self.lookalikes.is_empty() && self.lookalikes.contains(&crate::text::lookalike_key(id)))
+    }
 }
 
 /// The exclusion IDs through the cohort's normalization ([`normalized_id`]) and then the
 /// comparison key ([`exclusion_key`]): a protected `500006` matches the cohort's padded
 /// `00500006`, `'0012345` matches `0012345`, also where the query pads or trims nothing.
-fn normalized_exclusions(rules: &CohortRules<'_>) -> Result<HashSet<String>, Error> {
+fn normalized_exclusions(rules: &CohortRules<'_>) -> Result<Protected, Error> {
     let id = rules.id_column;
     let raw =
         DataFrame::new(rules.exclusions.len(), vec![Column::new(id.into(), rules.exclusions)]).map_err(Error::Frame)?;
@@ -435,7 +445,7 @@ fn normalized_exclusions(rules: &CohortRules<'_>) -> Result<HashSet<String>, Err
         .select([normalized_id(id, rules.normalize)])
         .collect()
         .map_err(Error::Frame)?;
-    Ok(out
+    let keys = out
         .column(id)
         .map_err(Error::Frame)?
         .str()
@@ -443,7 +453,14 @@ fn normalized_exclusions(rules: &CohortRules<'_>) -> Result<HashSet<String>, Err
         .iter()
         .flatten()
         .map(|i| exclusion_key(i).into_owned())
-        .collect())
+        .collect();
+    let lookalikes = rules
+        .exclusions
+        .iter()
+        .filter(|e| !e.is_ascii())
+        .map(|e| crate::text::lookalike_key(e))
+        .collect();
+    Ok(Protected { keys, lookalikes })
 }
 
 /// Keeps the rows for which `keep` is true (null counts as false); the rows dropped.
