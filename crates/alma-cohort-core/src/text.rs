@@ -254,6 +254,10 @@ pub fn id_problem(id: &str) -> Option<String> {
             "is written with look-alike characters (full-width, mathematical or a separate accent); it reads as {folded:?}: write that"
         ));
     }
+    // `.` and `..` are no one: as a URL path segment they are the folder itself or its parent.
+    if id.chars().all(|c| c == '.') {
+        return Some("is only dots, which names no user (in a URL it is a folder); write the ID".into());
+    }
     // A mark that composes with nothing (an accent after a digit, an enclosing circle): what
     // it marks is another ID than the one Alma holds.
     if let Some(c) = id.chars().find(|&c| unicode_normalization::char::is_combining_mark(c)) {

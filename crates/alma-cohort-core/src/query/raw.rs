@@ -379,6 +379,20 @@ impl QueryFile {
                 "write the condition the cohort's rows meet, or leave the key out to take every row of the report",
             ));
         }
+        // The SQL parser recurses once per AND/OR and per parenthesis: a condition of hundreds
+        // overflows its stack (an abort, no error line). A list of values is `IN (…)`.
+        if let Some((ops, depth)) = self.cohort.where_sql.as_deref().map(where_shape)
+            && (ops > MAX_WHERE_OPS || depth > MAX_WHERE_DEPTH)
+        {
+            return Err(invalid(
+                "cohort.where",
+                format!("joins {} conditions with AND/OR, {depth} parentheses deep", ops + 1),
+                &format!(
+                    "at most {} conditions and {MAX_WHERE_DEPTH} parentheses deep; for a list of values write \"Column\" IN ('a', 'b', …)",
+                    MAX_WHERE_OPS + 1
+                ),
+            ));
+        }
         let where_sql = match &self.cohort.where_sql {
             Some(w) if !w.trim().is_empty() => {
                 used.borrow_mut()
@@ -651,6 +665,19 @@ impl QueryFile {
                 ));
             }
         };
+        // An id goes into the URL's path (`conf/jobs/{id}`): letters and digits only, as Alma's
+        // are (`M15506`, `6156418970000121`) — never `../sets?op=delete`.
+        let job_id = match self.job.id.as_deref().map(str::trim).filter(|i| !i.is_empty()) {
+            None => None,
+            Some(i) if i.len() <= 40 && i.bytes().all(|b| b.is_ascii_alphanumeric()) => Some(i.to_string()),
+            Some(i) => {
+                return Err(invalid(
+                    "job.id",
+                    format!("is {:?}", crate::text::shown(i, 60)),
+                    "an Alma job id is letters and digits, e.g. M15506 (Admin > Monitor Jobs); or leave it out and name the job in [job] name",
+                ));
+            }
+        };
         // Read when an approval is made or counted, not here: a validate elsewhere needs no copy.
         let allowed_signers = match &self.approval.allowed_signers {
             None => None,
@@ -714,7 +741,7 @@ impl QueryFile {
             },
             job: JobSpec {
                 name: self.job.name.unwrap_or_else(|| DEFAULT_JOB_NAME.to_string()),
-                id: self.job.id.filter(|i| !i.trim().is_empty()),
+                id: job_id,
                 notification,
                 letter,
                 parameters,
@@ -741,6 +768,43 @@ impl QueryFile {
             source,
         })
     }
+}
+
+/// The most AND/OR a `where` may join, and how deep its parentheses may nest.
+const MAX_WHERE_OPS: usize = 100;
+const MAX_WHERE_DEPTH: usize = 32;
+
+/// A `where`'s AND/OR count and deepest parenthesis, outside quotes (`'…'`, `"…"`).
+fn where_shape(sql: &str) -> (usize, usize) {
+    let (mut ops, mut depth, mut deepest) = (0, 0usize, 0);
+    let mut quote: Option<char> = None;
+    let mut word = String::new();
+    for c in sql.chars().chain(std::iter::once(' ')) {
+        if let Some(q) = quote {
+            if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        if c.is_alphanumeric() || c == '_' {
+            word.push(c);
+            continue;
+        }
+        if word.eq_ignore_ascii_case("and") || word.eq_ignore_ascii_case("or") {
+            ops += 1;
+        }
+        word.clear();
+        match c {
+            '\'' | '"' => quote = Some(c),
+            '(' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            ')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    (ops, deepest)
 }
 
 /// A notification type code: capital letters, digits and `_` (Alma's code tables).
