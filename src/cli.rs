@@ -63,6 +63,20 @@ pub fn given_options(matches: &clap::ArgMatches) -> String {
     words.join(" ")
 }
 
+impl Command {
+    /// Whether the command writes to Alma or the journal: a standard output closed by its reader
+    /// does not end it quietly as if it were done (exit 0), since it may stop before its work.
+    pub fn writes(&self) -> bool {
+        match self {
+            Command::Run(a) => a.execute,
+            Command::Apply(a) => a.execute,
+            Command::Plan(a) => a.save,
+            Command::Resume(_) | Command::Abandon(_) | Command::Approve(_) | Command::Withdraw(_) => true,
+            _ => false,
+        }
+    }
+}
+
 /// The command line as parsed and as its help, completions and man page show it.
 pub fn command() -> clap::Command {
     let mut cmd = <Cli as clap::CommandFactory>::command();

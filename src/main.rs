@@ -56,10 +56,18 @@ fn main() -> ExitCode {
             return ExitCode::from(3);
         }
     };
+    let writes = cli.command.writes();
     match runtime.block_on(commands::run(cli)) {
         Ok(exit) => exit.into(),
-        // Standard output closed by its reader (`| head`): the end, quietly, as ripgrep ends.
-        Err(e) if out::is_closed_pipe(&e) => ExitCode::SUCCESS,
+        // Standard output closed by its reader (`| head`): the end, quietly, as ripgrep ends —
+        // for a command that only reads. One that writes stopped before its work was done.
+        Err(e) if out::is_closed_pipe(&e) && !writes => ExitCode::SUCCESS,
+        Err(e) if out::is_closed_pipe(&e) => {
+            out::errln!(
+                "error: standard output was closed by its reader before the command ended; it stopped there (`alma-cohort runs` and `alma-cohort plans` say where things are)"
+            );
+            ExitCode::from(2)
+        }
         Err(e) => {
             out::errln!("error: {}", alma_cohort_core::error::chain(&e));
             e.exit().into()

@@ -147,6 +147,30 @@ impl Operator for Terminal {
 /// Prints a run's result: its summary (first line: the outcome; then warnings, alerts and
 /// counters) or one JSON object; the exit code it means.
 pub fn print_result(result: &RunResult, json: bool) -> Result<Exit, Error> {
+    let exit = if result.job_failed() {
+        Exit::JobFailed
+    } else {
+        Exit::Done
+    };
+    // The run has ended: its exit code is its outcome's, whether or not its summary can be
+    // written (a full disk must not say "nothing was written to Alma" after the letters went).
+    match print_summary(result, json) {
+        Ok(()) => Ok(exit),
+        Err(e @ Error::Output { .. }) => {
+            crate::out::errln!(
+                "warning: run {} {}, and its summary could not be written to standard output ({}); `alma-cohort show {}` prints it",
+                result.run_id,
+                result.outcome(),
+                alma_cohort_core::error::chain(&e),
+                result.run_id
+            );
+            Ok(exit)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn print_summary(result: &RunResult, json: bool) -> Result<(), Error> {
     if json {
         outln!(
             "{}",
@@ -193,11 +217,7 @@ pub fn print_result(result: &RunResult, json: bool) -> Result<Exit, Error> {
             outln!("report: {r}")?;
         }
     }
-    Ok(if result.job_failed() {
-        Exit::JobFailed
-    } else {
-        Exit::Done
-    })
+    Ok(())
 }
 
 /// Says which journal a read-only command reads (on stderr: stdout carries data), and a journal

@@ -672,3 +672,40 @@ async fn polls_are_bounded_and_see_the_end_promptly() {
         "{e}"
     );
 }
+
+/// A run whose standard output cannot be written: to a full disk, the run still ends as its job
+/// did (exit 0, one warning naming `show`); closed by its reader before anything was done, it
+/// stops with one error line and exit 2 — never exit 0 as if done — and nothing is in Alma.
+#[tokio::test]
+async fn a_run_with_no_room_on_stdout_says_how_it_ended() {
+    let sim = sim(sim_config().users(300)).await;
+    let dir = crate::cli::temp_dir("run-stdout");
+    let q = all_users_query(&dir, 5000);
+    let q = q.to_str().unwrap();
+    let mut closed = command(&sim, &dir.join("state-closed"), &["run", q, "--execute", "--yes"]);
+    closed.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = closed.spawn().unwrap();
+    drop(child.stdout.take());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.matches("error:").count(), 1, "{stderr}");
+    assert!(sim.handle.sets().is_empty(), "nothing in Alma");
+    let mut full = command(
+        &sim,
+        &dir.join("state-full"),
+        &["run", q, "--execute", "--yes", "--json"],
+    );
+    full.stdout(std::fs::File::create("/dev/full").unwrap());
+    let r = output(full).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("warning: run ") && r.stderr.contains("alma-cohort"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("error:"), "{}", r.stderr);
+    assert_done_once(&sim);
+}
