@@ -364,8 +364,21 @@ async fn bad_list_files_are_refused_with_one_line_and_no_call() {
     std::fs::write(dir.join("repeated.ods"), ods(
         "<table:table table:name=\"IDs\"><table:table-row><table:table-cell office:value-type=\"string\"><text:p>User name</text:p></table:table-cell></table:table-row><table:table-row table:number-rows-repeated=\"1000000\"><table:table-cell table:number-columns-repeated=\"100\" office:value-type=\"string\"><text:p>0012345</text:p></table:table-cell></table:table-row></table:table>")).unwrap();
 
+    let long = "9".repeat(3000);
+    std::fs::write(
+        dir.join("long-repeated.ods"),
+        ods(&format!(
+            "<table:table table:name=\"IDs\"><table:table-row><table:table-cell office:value-type=\"string\"><text:p>User name</text:p></table:table-cell></table:table-row><table:table-row table:number-rows-repeated=\"9900000\"><table:table-cell office:value-type=\"string\"><text:p>{long}</text:p></table:table-cell></table:table-row></table:table>"
+        )),
+    )
+    .unwrap();
+
     let report = format!("[report]\npath = \"{ALL_USERS}\"\n");
     let cases: Vec<(String, &str)> = vec![
+        (
+            "[file]\npath = \"long-repeated.ods\"".into(),
+            "its cells hold more than 256 MiB of text once read",
+        ),
         ("[file]\npath = \"missing.txt\"".into(), "missing.txt"),
         ("[file]\npath = \"ids.docx\"".into(), "ids.docx"),
         (

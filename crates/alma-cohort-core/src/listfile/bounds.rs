@@ -54,6 +54,17 @@ pub fn check_unpacked(bytes: &[u8], max: u64) -> Result<(), String> {
     Ok(())
 }
 
+/// The most text a sheet's cells may hold once read (a shared string or a repeated cell counted
+/// for each cell it fills): a million rows of IDs, names and emails are under 100 MiB.
+pub const TEXT_MAX: u64 = 256 << 20;
+
+fn too_much_text() -> String {
+    format!(
+        "its cells hold more than {} of text once read (a long value repeated over many rows or cells); a list of IDs is far smaller — is this the right file?",
+        crate::text::size(TEXT_MAX)
+    )
+}
+
 /// The rectangle of used cells, 0-based and inclusive: rows then columns.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Extent {
@@ -111,7 +122,7 @@ pub fn xlsx_extent<RS: Read + Seek>(book: &mut calamine::Xlsx<RS>, sheet: &str) 
     let mut reader = book
         .worksheet_cells_reader(sheet)
         .map_err(|e| format!("sheet {sheet:?} cannot be read: {e}"))?;
-    let (mut extent, mut formulas) = (Extent::default(), std::collections::HashMap::new());
+    let (mut extent, mut formulas, mut text) = (Extent::default(), std::collections::HashMap::new(), 0u64);
     while let Some(cell) = reader
         .next_cell_with_formula()
         .map_err(|e| format!("sheet {sheet:?} cannot be read: {e}"))?
@@ -120,6 +131,15 @@ pub fn xlsx_extent<RS: Read + Seek>(book: &mut calamine::Xlsx<RS>, sheet: &str) 
             continue;
         }
         extent.add(u64::from(cell.pos.0), u64::from(cell.pos.1), 1, 1);
+        // A shared string is held once in the file, and once per cell that uses it when read.
+        text = text.saturating_add(match &cell.value {
+            calamine::DataRef::SharedString(t) => t.len() as u64,
+            calamine::DataRef::String(t) => t.len() as u64,
+            _ => 0,
+        });
+        if text > TEXT_MAX {
+            return Err(too_much_text());
+        }
         if let Some(formula) = cell.formula.filter(|f| !f.trim().is_empty()) {
             formulas.insert(cell.pos, formula);
         }
@@ -157,6 +177,9 @@ pub fn check_ods(bytes: &[u8]) -> Result<(), String> {
     // The sheet being read: its name, its extent, and how deep inside it the reader is.
     let mut sheet: Option<(String, Extent, usize)> = None;
     let (mut row, mut rows, mut col) = (0u64, 1u64, 0u64);
+    // The text the sheet's cells hold once repeats are expanded, and how many copies the cell
+    // being read makes of its text.
+    let (mut text, mut copies) = (0u64, 0u64);
     let mut buf = Vec::new();
     loop {
         let event = reader
@@ -184,6 +207,11 @@ pub fn check_ods(bytes: &[u8]) -> Result<(), String> {
                             let cols = repeat(&e, "table:number-columns-repeated");
                             if !empty || attr(&e, "office:value-type").is_some() {
                                 extent.add(row, col, rows, cols);
+                                // Its text (an attribute's value or the text inside) counts
+                                // once for each cell it is repeated into.
+                                copies = rows.saturating_mul(cols);
+                                let value = attr(&e, "office:string-value").map_or(0, |v| v.len() as u64);
+                                text = text.saturating_add(value.saturating_mul(copies));
                             }
                             col = col.saturating_add(cols);
                         }
@@ -195,7 +223,23 @@ pub fn check_ods(bytes: &[u8]) -> Result<(), String> {
                     *depth += 1;
                 }
             }
+            Event::Text(t) if sheet.is_some() => {
+                text = text.saturating_add((t.len() as u64).saturating_mul(copies));
+                if let Some((name, extent, _)) = &sheet {
+                    // The sheet's reach is the better reason when both are passed.
+                    extent.check(&crate::text::shown(name, 80))?;
+                }
+                if text > TEXT_MAX {
+                    return Err(too_much_text());
+                }
+            }
             Event::End(e) => {
+                if e.name().as_ref() == "table:table-cell" || e.name().as_ref() == "table:covered-table-cell" {
+                    copies = 0;
+                }
+                if text > TEXT_MAX {
+                    return Err(too_much_text());
+                }
                 if let Some((name, extent, depth)) = &mut sheet {
                     *depth = depth.saturating_sub(1);
                     if e.name().as_ref() == "table:table-row" {
