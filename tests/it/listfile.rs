@@ -373,8 +373,18 @@ async fn bad_list_files_are_refused_with_one_line_and_no_call() {
     )
     .unwrap();
 
+    std::fs::write(
+        dir.join("below.ods"),
+        ods("<table:table table:name=\"IDs\"><table:table-row><table:table-cell office:value-type=\"string\"><text:p>User name</text:p></table:table-cell></table:table-row><table:table-row table:number-rows-repeated=\"1100000\"><table:table-cell/></table:table-row><table:table-row><table:table-cell office:value-type=\"string\"><text:p>0012345</text:p></table:table-cell></table:table-row></table:table>"),
+    )
+    .unwrap();
+
     let report = format!("[report]\npath = \"{ALL_USERS}\"\n");
     let cases: Vec<(String, &str)> = vec![
+        (
+            "[file]\npath = \"below.ods\"".into(),
+            "sheet \"IDs\" has values below row 1 048 576",
+        ),
         (
             "[file]\npath = \"long-repeated.ods\"".into(),
             "its cells hold more than 256 MiB of text once read",

@@ -247,6 +247,14 @@ pub fn check_ods(bytes: &[u8]) -> Result<(), String> {
                     }
                     if *depth == 0 {
                         extent.check(&crate::text::shown(name, 80))?;
+                        // calamine (as Excel) reads 1 048 576 rows: what lies below is dropped
+                        // without a word.
+                        if extent.first.is_some() && extent.last.0 >= 1_048_576 {
+                            return Err(format!(
+                                "sheet {:?} has values below row 1 048 576, the last row a spreadsheet has (and the last one read): split the list, or save it as CSV",
+                                crate::text::shown(name, 80)
+                            ));
+                        }
                         sheet = None;
                     }
                 }
