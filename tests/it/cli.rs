@@ -396,3 +396,33 @@ fn hints_can_be_pasted_as_they_are() {
     let wanted = format!("`alma-cohort --state-dir '{}' runs`", state.display());
     assert!(stderr.contains(&wanted), "{wanted}: {stderr}");
 }
+
+/// A state dir that is the working folder by accident (a profile's `state_dir = ""`) or named
+/// with a newline (`ALMA_COHORT_STATE` from a script) is refused: one error line, exit 2.
+#[test]
+fn a_state_dir_named_by_mistake_is_refused() {
+    let dir = temp_dir("state-mistake");
+    let config = dir.join("alma-cohort.toml");
+    std::fs::write(&config, "[profiles.main]\nstate_dir = \"\"\n").unwrap();
+    for (env, args, says) in [
+        (
+            ("ALMA_COHORT_CONFIG", config.display().to_string()),
+            vec!["--profile", "main", "runs"],
+            "state_dir is empty",
+        ),
+        (
+            ("ALMA_COHORT_STATE", "\n".to_string()),
+            vec!["runs"],
+            "control character U+000A",
+        ),
+    ] {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_alma-cohort"));
+        isolate_home(&mut cmd);
+        let out = cmd.current_dir(&dir).env(env.0, &env.1).args(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert_eq!(error_lines(&stderr).len(), 1, "{stderr}");
+    }
+    assert!(!dir.join("journal.sqlite").exists(), "nothing in the working folder");
+}

@@ -83,6 +83,8 @@ pub enum Error {
         "{message}; nothing was done\nhint: ask whoever runs this installation (docs/scheduling.md, \"Two people\")"
     )]
     Service { message: String },
+    #[error("{0}")]
+    BadStateDir(String),
     #[error("no profile {name:?} in {path}\nhint: the profiles there are: {known}")]
     NoProfile { name: String, path: PathBuf, known: String },
     #[error(
@@ -277,6 +279,18 @@ pub fn load_profile(name: &str) -> Result<Profile, Error> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."))
         .to_path_buf();
+    for (key, value) in [
+        ("state_dir", &profile.state_dir),
+        ("key_file", &profile.key_file),
+        ("review_dir", &profile.review_dir),
+    ] {
+        if value.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+            return Err(Error::Config {
+                path: path.clone(),
+                message: format!("[profiles.{name}] {key} is empty; name a folder or file, or leave the key out"),
+            });
+        }
+    }
     let resolve = |p: PathBuf| if p.is_absolute() { p } else { folder.join(p) };
     profile.key_file = profile.key_file.map(resolve);
     profile.state_dir = profile.state_dir.map(resolve);
@@ -378,6 +392,15 @@ impl Settings {
             .clone()
             .filter(|d| !d.as_os_str().is_empty())
             .or(from_profile.state_dir.clone());
+        // A state dir named with a control character (a newline from a script) is a mistake.
+        if let Some(d) = &chosen
+            && let Some(c) = d.to_string_lossy().chars().find(|c| c.is_control())
+        {
+            return Err(Error::BadStateDir(format!(
+                "the state dir's name holds the control character U+{:04X}; check --state-dir, ALMA_COHORT_STATE or the profile's state_dir",
+                c as u32
+            )));
+        }
         let state_dir_is_default = chosen.is_none();
         let state_dir = match chosen {
             Some(d) => d,
