@@ -327,6 +327,11 @@ fn unseen(code: &str, notification: &str, problem: String) -> LetterSeen {
 
 /// An answer from Alma that says no (4xx other than the pace's 429), or one that cannot be read.
 fn refused(e: &alma::Error) -> bool {
+    // A key Alma does not take (or that lacks Configuration) is the key's problem, not the
+    // letter's: Alma's error (exit 3), never "the letter cannot carry the password".
+    if e.alma_code().is_some_and(|(_, code)| code == "UNAUTHORIZED") {
+        return false;
+    }
     match e {
         alma::Error::Api { status, .. } => (400..500).contains(status) && *status != 429,
         alma::Error::Unexpected { status, .. } => *status < 500,
