@@ -60,7 +60,7 @@ pub async fn plan(settings: Settings, args: PlanArgs, quiet: bool) -> Result<Exi
                 }
             };
             outln!(
-                "review:  {} and {} (the text an approval approves; `alma-cohort plans show {id}`)",
+                "review:  {} and {} (the text an approval approves and a signature signs: `alma-cohort plans show {id} --text`)",
                 page.display(),
                 text.display()
             )?;

@@ -465,7 +465,7 @@ impl AlmaClient {
                 return Err(Error::Report {
                     path: format!("conf/jobs/{job}/instances/{instance}"),
                     message: format!(
-                        "the job has not ended after {:.0} s of waiting (--job-deadline {:.0}); it may still be running in Alma — follow it with `alma-cohort resume`",
+                        "the job has not ended after {:.0} s of waiting (--job-deadline {:.0}); it may still be running in Alma, and `resume` with the run's id follows it",
                         elapsed.as_secs_f64(),
                         policy.deadline.as_secs_f64()
                     ),

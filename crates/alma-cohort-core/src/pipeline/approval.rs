@@ -588,7 +588,7 @@ pub fn approve(
             let verified = super::signers::verify(&signature, text.as_bytes(), &signers, at).map_err(|why| Error::Refused {
                 message: format!("the signature does not approve plan {plan_id}: {why}; nothing was recorded"),
                 hint: format!(
-                    "sign the text `alma-cohort plans show {plan_id}` prints, in namespace alma-cohort, with a key {} lists",
+                    "sign the text `alma-cohort plans show {plan_id} --text` prints, in namespace alma-cohort, with a key {} lists",
                     file.display()
                 ),
             })?;
@@ -608,8 +608,14 @@ pub fn approve(
                 "{approver} made plan {plan_id}, and query {:?} requires an approver other than the planner ([approval] approver_not_planner); nothing was recorded",
                 plan.query
             ),
-            hint: "ask a colleague to review runs/PLAN/report.html and run `alma-cohort approve PLAN`"
-                .replace("PLAN", plan_id),
+            hint: match &spec.approval.allowed_signers {
+                Some(_) => format!(
+                    "ask a colleague whose key allowed_signers lists to review runs/{plan_id}/report.html and run `alma-cohort approve {plan_id} --ssh-key ~/.ssh/id_ed25519`"
+                ),
+                None => format!(
+                    "ask a colleague to review runs/{plan_id}/report.html and run `alma-cohort approve {plan_id}`"
+                ),
+            },
         });
     }
     let already = judged(&plan, &spec.approval)

@@ -228,7 +228,12 @@ pub async fn run(settings: &Settings, req: &RunRequest<'_>, ui: &mut dyn Operato
                     spec.approval.required
                 ),
                 hint: format!(
-                    "`alma-cohort plan {q}{p} --save`, then someone approves it (`alma-cohort approve PLAN_ID`), then `alma-cohort apply PLAN_ID --execute`"
+                    "`alma-cohort plan {q}{p} --save`, then someone approves it (`alma-cohort approve PLAN_ID{}`), then `alma-cohort apply PLAN_ID --execute`",
+                    if spec.approval.allowed_signers.is_some() {
+                        " --ssh-key ~/.ssh/id_ed25519"
+                    } else {
+                        ""
+                    }
                 ),
             },
             json!({"query": spec.name, "period": period, "status": "refused", "skipped": false, "refused": "the query requires an approved saved plan"}),

@@ -847,7 +847,7 @@ fn guards(
                     at_ceiling.join(", ")
                 ),
                 format!(
-                    "split the report into [[report.partitions]] in {file} so that each stays well under {ROW_CEILING} rows (queries/README.md, \"Partitions\")"
+                    "split the report into [[report.partitions]] in {file} so that each stays well under {ROW_CEILING} rows (queries/README.md, \"`[[report.partitions]]` — reading a large report in slices at once\")"
                 ),
             )
         });

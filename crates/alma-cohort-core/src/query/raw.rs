@@ -215,7 +215,9 @@ impl QueryFile {
             },
         };
 
+        // It names lock files and sets: at most 64 characters.
         if self.name.is_empty()
+            || self.name.len() > 64
             || !self
                 .name
                 .chars()
@@ -223,8 +225,8 @@ impl QueryFile {
         {
             return Err(invalid(
                 "name",
-                format!("is {:?}", self.name),
-                "use lowercase letters, digits and '-', e.g. \"term-start-students\"",
+                format!("is {:?}", crate::text::shown(&self.name, 80)),
+                "use 1 to 64 lowercase letters, digits and '-', e.g. \"term-start-students\"",
             ));
         }
         let origin = match (&self.report, &self.file) {
