@@ -536,6 +536,17 @@ fn signature(dir: &Path, name: &str, key: &ssh_key::PrivateKey, namespace: &str,
     path
 }
 
+/// `approve PLAN --signature FILE` as `user` behind sudo.
+async fn approve_signed(sim: &Sim, state: &Path, user: &str, id: &str, signature: &Path) -> Run {
+    as_user(
+        sim,
+        state,
+        user,
+        &["approve", id, "--signature", signature.to_str().unwrap()],
+    )
+    .await
+}
+
 /// `plans show PLAN --text`: the canonical text a signer signs.
 async fn plan_text(sim: &Sim, state: &Path, id: &str) -> String {
     let r = run(sim, state, &["plans", "show", id, "--text"]).await;
@@ -587,52 +598,29 @@ async fn only_a_listed_key_approves() {
             "takes signed approvals only",
         ),
         (
-            as_user(
+            approve_signed(
                 sim,
                 state,
                 "bin",
-                &[
-                    "approve",
-                    &id,
-                    "--signature",
-                    signature(dir, "m.sig", &mallory, "alma-cohort", &text)
-                        .to_str()
-                        .unwrap(),
-                ],
+                &id,
+                &signature(dir, "m.sig", &mallory, "alma-cohort", &text),
             )
             .await,
             "which allowed_signers does not list",
         ),
         (
-            as_user(
+            approve_signed(
                 sim,
                 state,
                 "bin",
-                &[
-                    "approve",
-                    &id,
-                    "--signature",
-                    signature(dir, "o.sig", &head, "alma-cohort", "another text")
-                        .to_str()
-                        .unwrap(),
-                ],
+                &id,
+                &signature(dir, "o.sig", &head, "alma-cohort", "another text"),
             )
             .await,
             "not over this plan's text",
         ),
         (
-            as_user(
-                sim,
-                state,
-                "bin",
-                &[
-                    "approve",
-                    &id,
-                    "--signature",
-                    signature(dir, "g.sig", &head, "git", &text).to_str().unwrap(),
-                ],
-            )
-            .await,
+            approve_signed(sim, state, "bin", &id, &signature(dir, "g.sig", &head, "git", &text)).await,
             "namespace \"git\"",
         ),
     ];
@@ -665,13 +653,7 @@ async fn only_a_listed_key_approves() {
     // An allowed_signers file that cannot be read: exit 2 naming its line, nothing recorded.
     std::fs::write(dir.join("allowed_signers"), "head@example.edu ssh-ed25519 not-a-key\n").unwrap();
     let good = signature(dir, "h.sig", &head, "alma-cohort", &text);
-    let unreadable = as_user(
-        sim,
-        state,
-        "bin",
-        &["approve", &id, "--signature", good.to_str().unwrap()],
-    )
-    .await;
+    let unreadable = approve_signed(sim, state, "bin", &id, &good).await;
     ends(
         &unreadable,
         2,
@@ -743,30 +725,12 @@ async fn what_was_approved_is_what_is_applied() {
     let id = save_plan(sim, state, "daemon", q).await;
     let text = plan_text(sim, state, &id).await;
     let sign = |who: &ssh_key::PrivateKey, name: &str| signature(dir, name, who, "alma-cohort", &text);
-    let one = as_user(
-        sim,
-        state,
-        "bin",
-        &["approve", &id, "--signature", sign(&head, "h.sig").to_str().unwrap()],
-    )
-    .await;
+    let one = approve_signed(sim, state, "bin", &id, &sign(&head, "h.sig")).await;
     ends(&one, 0, "1 of 2 approvals that count");
     // The same principal again does not make two.
-    let twice = as_user(
-        sim,
-        state,
-        "sys",
-        &["approve", &id, "--signature", sign(&head, "h2.sig").to_str().unwrap()],
-    )
-    .await;
+    let twice = approve_signed(sim, state, "sys", &id, &sign(&head, "h2.sig")).await;
     ends(&twice, 4, "approved plan");
-    let two = as_user(
-        sim,
-        state,
-        "sys",
-        &["approve", &id, "--signature", sign(&deputy, "d.sig").to_str().unwrap()],
-    )
-    .await;
+    let two = approve_signed(sim, state, "sys", &id, &sign(&deputy, "d.sig")).await;
     ends(&two, 0, "it is approved (2 of 2 approvals that count)");
 
     // Staff reword the letter in Alma after the approval (it still carries the password).

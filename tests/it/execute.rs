@@ -693,9 +693,10 @@ async fn a_run_with_no_room_on_stdout_says_how_it_ended() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert_eq!(stderr.matches("error:").count(), 1, "{stderr}");
     assert!(sim.handle.sets().is_empty(), "nothing in Alma");
+    // The operator runs the same command again, from the same state dir, into a full disk.
     let mut full = command(
         &sim,
-        &dir.join("state-full"),
+        &dir.join("state-closed"),
         &["run", q, "--execute", "--yes", "--json"],
     );
     full.stdout(std::fs::File::create("/dev/full").unwrap());

@@ -337,31 +337,6 @@ pub fn spreadsheet_safe(cell: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// The ASCII ID an ID written in another script's look-alike letters stands for (`МТ60554` in
-/// Cyrillic for `MT60554`): each character that is not ASCII replaced by its UTS #39 prototype
-/// when that is ASCII. `None` for an ASCII ID, or one whose letters have no ASCII look-alike. An
-/// exclusion protects this twin too, so that a protection typed with look-alikes never protects
-/// nobody.
-pub fn ascii_twin(id: &str) -> Option<String> {
-    if id.is_ascii() {
-        return None;
-    }
-    let folded: String = id.nfkc().collect();
-    let mut twin = String::with_capacity(folded.len());
-    for c in folded.chars() {
-        if c.is_ascii() {
-            twin.push(c);
-            continue;
-        }
-        let prototype: String = unicode_security::skeleton(&c.to_string()).collect();
-        if !prototype.is_ascii() || prototype.is_empty() {
-            return None;
-        }
-        twin.push_str(&prototype);
-    }
-    (twin != id).then_some(twin)
-}
-
 /// The key look-alike IDs share: NFKC, upper case, the UTS #39 skeleton, lower case. `ІМ78646`
 /// (Cyrillic), `IM78646`, `тн26895` and `TH26895`, `Ο555972` (Greek) and `0555972` each share
 /// theirs. Only for comparing an exclusion written outside ASCII with the cohort's IDs.
@@ -620,14 +595,5 @@ mod tests {
             assert_eq!(lookalike_key(a), lookalike_key(b), "{a:?} and {b}");
         }
         assert_ne!(lookalike_key("MT60554"), lookalike_key("MT60555"));
-    }
-
-    #[test]
-    fn lookalike_ids_have_their_ascii_twin() {
-        // All Cyrillic: one script, so not refused as mixed; protected as its Latin twin.
-        assert_eq!(ascii_twin("\u{41c}\u{422}60554").as_deref(), Some("MT60554"));
-        assert_eq!(ascii_twin("MT60554"), None);
-        // Letters with no ASCII look-alike stay themselves.
-        assert_eq!(ascii_twin("Иванов"), None);
     }
 }

@@ -156,7 +156,8 @@ pub fn read_exclusions(files: &[PathBuf]) -> Result<Exclusions, Error> {
     let mut read = Exclusions::default();
     for file in files {
         let before = read.ids.len();
-        let mut twins = 0;
+        // IDs added beside the ones the file lists (the ID before a glued `#`).
+        let mut extras = 0;
         let at = |line: Option<usize>, message: String| Error::Input {
             path: file.clone(),
             line,
@@ -207,12 +208,7 @@ pub fn read_exclusions(files: &[PathBuf]) -> Result<Exclusions, Error> {
                 && !before.trim().is_empty()
             {
                 read.ids.push(before.trim().to_string());
-            }
-            // Typed in another script's look-alike letters (`МТ60554`): it protects the ID it
-            // looks like too.
-            if let Some(twin) = crate::text::ascii_twin(id) {
-                read.ids.push(twin);
-                twins += 1;
+                extras += 1;
             }
         }
         if read.ids.len() == before {
@@ -235,7 +231,7 @@ pub fn read_exclusions(files: &[PathBuf]) -> Result<Exclusions, Error> {
                 .display()
                 .to_string(),
             sha256: crate::files::sha256_hex(&bytes),
-            ids: read.ids.len() - before - twins,
+            ids: read.ids.len() - before - extras,
         });
     }
     Ok(read)
