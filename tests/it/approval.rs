@@ -116,6 +116,8 @@ fn letters_once_each(sim: &Sim) -> HashSet<String> {
     let letters: Vec<String> = sim.handle.outbox().into_iter().map(|l| l.user_primary_id).collect();
     let unique: HashSet<String> = letters.iter().cloned().collect();
     assert_eq!(unique.len(), letters.len(), "a user got two letters");
+    assert_eq!(sim.handle.resets().len(), letters.len(), "one reset per letter");
+    assert!(sim.handle.locked_out().is_empty(), "nobody reset without the letter");
     unique
 }
 
@@ -770,6 +772,34 @@ async fn what_was_approved_is_what_is_applied() {
         sim.handle.sets().is_empty() && sim.handle.job_instances().is_empty(),
         "nothing in Alma"
     );
+
+    // What the operator does next: plan again, both sign the new text, the timer applies it.
+    let id3 = save_plan(sim, state, "daemon", q).await;
+    let text3 = plan_text(sim, state, &id3).await;
+    for (who, name, key) in [("bin", "h4.sig", &head), ("sys", "d4.sig", &deputy)] {
+        let sig = signature(dir, name, key, "alma-cohort", &text3);
+        let r = approve_signed(sim, state, who, &id3, &sig).await;
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    let applied = as_user(
+        sim,
+        state,
+        "man",
+        &["apply", "--query", q, "--period", PERIOD, "--execute", "--yes"],
+    )
+    .await;
+    assert_eq!(applied.code, 0, "{}", applied.stderr);
+    let planned: HashSet<String> = text3
+        .split("\ncohort: ")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(str::to_string)
+        .collect();
+    assert_eq!(members(sim), planned, "exactly the plan signed last");
+    assert_eq!(sim.handle.job_instances().len(), 1);
+    assert_eq!(letters_once_each(sim), planned);
 }
 
 /// The person is the account sudo switched from, and only when the process runs as another
